@@ -1,0 +1,3 @@
+from edvr_lib.cli import main
+
+raise SystemExit(main())

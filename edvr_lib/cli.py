@@ -1,0 +1,46 @@
+"""The ``edvr`` command line (also ``python -m edvr_lib``).
+
+Each subcommand lives in the module that does the work; that module exposes
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when
+their subcommand runs, so ``edvr --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help). Explicit, no folder scanning.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "env": ("edvr_lib.env", "report versions, devices, a DCNv2 check and what this machine can do"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edvr", description="EDVR video super-resolution, hands-on.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from edvr_lib.utils.errors import EDVRError
+
+    argv = sys.argv[1:] if argv is None else argv
+    # Build only the subparser that is needed when a command is given (lazy imports).
+    if argv and argv[0] in COMMANDS:
+        name = argv[0]
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = argparse.ArgumentParser(prog=f"edvr {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[1:])
+        try:
+            return int(module.run(args) or 0)
+        except EDVRError as err:
+            print(f"edvr {name}: error: {err}", file=sys.stderr)
+            return 2
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    parser.print_help()
+    return 0 if args.command is None else 2

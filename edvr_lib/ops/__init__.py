@@ -1,0 +1,4 @@
+"""Low-level operators: modulated deformable convolution (DCNv2) backends."""
+from edvr_lib.ops.deform_conv import available_backends, modulated_deform_conv2d
+
+__all__ = ["available_backends", "modulated_deform_conv2d"]
