@@ -1,0 +1,145 @@
+"""Notebook conventions, stripping, and execution for ``make tutorial``.
+
+Conventions (see CONTRIBUTING.md): notebooks are ``notebooks/NN_name.ipynb``; the first
+cell is Markdown with *What you will learn*, *Prerequisites* and *Runtime*; one code
+cell is tagged ``parameters``; committed notebooks carry no outputs (``make tutorial``
+writes executed copies under ``outputs/``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
+REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Runtime")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def list_notebooks(folder: str | os.PathLike = REPO_ROOT / "notebooks") -> list[Path]:
+    """Every numbered notebook in ``folder``, in order."""
+    return sorted(p for p in Path(folder).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name))
+
+
+def convention_problems(path: str | os.PathLike) -> list[str]:
+    """What is wrong with a committed notebook (empty list when it follows the conventions)."""
+    import nbformat
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        problems.append(f"invalid notebook JSON: {err.message}")
+    if not NOTEBOOK_NAME.match(path.name):
+        problems.append("name must look like NN_lower_snake.ipynb")
+    cells = nb.cells
+    if not cells or cells[0].cell_type != "markdown":
+        problems.append("first cell must be Markdown")
+    else:
+        for heading in REQUIRED_HEADINGS:
+            if heading.lower() not in cells[0].source.lower():
+                problems.append(f"first cell lacks '{heading}'")
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1 or tagged[0].cell_type != "code":
+        problems.append(f"need exactly one code cell tagged 'parameters' (found {len(tagged)})")
+    for i, c in enumerate(cells):
+        if c.cell_type == "code" and (c.get("outputs") or c.get("execution_count") is not None):
+            problems.append(f"cell {i} has outputs or an execution count (strip with `make strip`)")
+        if c.cell_type == "code" and "import edvr_lib" not in c.source and re.search(r"^\s*(class|def) ", c.source, re.M):
+            problems.append(f"cell {i} defines a function/class: logic belongs in edvr_lib/")
+    if "widgets" in nb.metadata:
+        problems.append("metadata.widgets present (strip it)")
+    return problems
+
+
+def strip(path: str | os.PathLike) -> bool:
+    """Remove outputs, execution counts and widget state in place. Returns True if changed."""
+    import nbformat
+
+    from edvr_lib.utils.io import atomic_write_text
+
+    path = Path(path)
+    before = path.read_text()
+    nb = nbformat.reads(before, as_version=4)
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs = []
+            c.execution_count = None
+        c.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    after = nbformat.writes(nb) + "\n"
+    if after != before:
+        atomic_write_text(path, after)
+        return True
+    return False
+
+
+def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: int = 3600) -> dict:
+    """Execute one notebook from a fresh kernel; write ``out_dir/<name>.ipynb`` (and ``.html``).
+
+    Returns a summary dict with the wall time in seconds.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    from edvr_lib.utils.io import atomic_write_text
+
+    nb = nbformat.read(path, as_version=4)
+    env_before = os.environ.get("EDVR_SMOKE")
+    os.environ["EDVR_SMOKE"] = "1" if smoke else "0"
+    start = time.perf_counter()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        if env_before is None:
+            os.environ.pop("EDVR_SMOKE", None)
+        else:
+            os.environ["EDVR_SMOKE"] = env_before
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None)  # widget state is per-session; GitHub rejects stale state
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / path.name, nbformat.writes(nb))
+    if html:
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nb)
+        atomic_write_text(out_dir / (path.stem + ".html"), body)
+    return {"notebook": path.name, "seconds": round(seconds, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Execute, check or strip the tutorial notebooks.")
+    parser.add_argument("action", choices=["run", "check", "strip"])
+    parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "notebooks"))
+    parser.add_argument("--smoke", action="store_true", help="run with EDVR_SMOKE=1")
+    parser.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
+    args = parser.parse_args(argv)
+    paths = [Path(p) for p in args.notebooks] or list_notebooks()
+    if args.action == "strip":
+        for p in paths:
+            if strip(p):
+                print(f"stripped {p}")
+        return 0
+    if args.action == "check":
+        bad = {p: convention_problems(p) for p in paths}
+        for p, probs in bad.items():
+            for prob in probs:
+                print(f"{p}: {prob}")
+        return 1 if any(bad.values()) else 0
+    out = Path(args.out)
+    for p in paths:
+        print(f"executing {p.name} ({'smoke' if args.smoke else 'full'}) ...", flush=True)
+        summary = execute(p, out, smoke=args.smoke)
+        print(f"  done in {summary['seconds']} s -> {out / p.name} and {out / (p.stem + '.html')}", flush=True)
+    print(f"Executed notebooks and HTML are in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
