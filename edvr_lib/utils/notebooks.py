@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "notebooks"))
     parser.add_argument("--smoke", action="store_true", help="run with EDVR_SMOKE=1")
     parser.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     paths = [Path(p) for p in args.notebooks] or list_notebooks()
     if args.action == "strip":
         for p in paths:

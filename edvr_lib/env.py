@@ -1,0 +1,350 @@
+"""Environment check: what this machine has, and what it can do with EDVR (``edvr env``, notebook 00).
+
+Everything in the verdict table is measured on the spot: a real DCNv2 forward + backward
+(``torchvision.ops.deform_conv2d`` with a mask) and a gradient check on each device, the dense
+3x3 convolution throughput that bounds EDVR's speed, memory, and free disk.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REDS_DISK_GB = 100  # train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies (datasets.md)
+# A training step costs about 3x the forward (forward + backward w.r.t. activations and weights).
+TRAIN_STEP_FACTOR = 3.0
+RECIPE_BATCH, RECIPE_ITERS = 32, 600_000  # training_and_evaluation.md §3.1
+
+
+@dataclasses.dataclass
+class DeviceInfo:
+    name: str  # "cpu" or "cuda:N"
+    description: str
+    memory_gb: float
+    dense_conv_gflops: float | None = None  # measured 64->64 3x3 conv throughput
+    dcn_ok: bool | None = None
+    dcn_detail: str = ""
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    """Python, torch, torchvision, CUDA and cuDNN versions (None when absent)."""
+    import torch
+
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "cuda (torch build)": torch.version.cuda,
+        "cuda available": str(torch.cuda.is_available()),
+        "cudnn": str(cudnn) if cudnn else None,
+        "numpy": _version("numpy"),
+        "opencv-python-headless": _version("opencv-python-headless"),
+        "ipywidgets": _version("ipywidgets"),
+        "jupyterlab": _version("jupyterlab"),
+        "edvr_lib": _version("edvr_lib"),
+    }
+
+
+def _cpu_memory_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return float("nan")
+
+
+def available_memory_gb() -> float:
+    """Memory available to new processes (Linux ``MemAvailable``; total RAM elsewhere)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    return _cpu_memory_gb()
+
+
+def list_devices() -> list[DeviceInfo]:
+    """The CPU and every CUDA device, with memory in GiB."""
+    import torch
+
+    devices = [DeviceInfo("cpu", f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, "
+                                 f"{torch.get_num_threads()} torch threads", round(_cpu_memory_gb(), 1))]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            devices.append(DeviceInfo(f"cuda:{i}", f"{p.name} (sm_{p.major}{p.minor})",
+                                      round(p.total_memory / 2**30, 1)))
+    return devices
+
+
+def _sync(device) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
+    """A real DCNv2 forward + backward on ``device``, with a gradient check.
+
+    Runs ``torchvision.ops.deform_conv2d`` with a mask on an EDVR-shaped problem
+    (64 channels, 8 deformable groups), then checks analytic gradients against central
+    finite differences on a small float64 problem (on CUDA: gradients compared with the CPU's).
+
+    Returns:
+        (ok, human-readable detail).
+    """
+    import torch
+    from torchvision.ops import deform_conv2d
+
+    gen = torch.Generator().manual_seed(seed)
+
+    def problem(b, c, h, w, g, dtype):
+        x = torch.randn(b, c, h, w, generator=gen, dtype=dtype)
+        # offsets up to a few pixels, away from integer positions
+        offset = (torch.rand(b, 2 * g * 9, h, w, generator=gen, dtype=dtype) - 0.5) * 6 + 0.25
+        mask = torch.rand(b, g * 9, h, w, generator=gen, dtype=dtype)
+        weight = torch.randn(c, c, 3, 3, generator=gen, dtype=dtype) * 0.05
+        bias = torch.randn(c, generator=gen, dtype=dtype)
+        return [t.to(device).requires_grad_() for t in (x, offset, mask, weight, bias)]
+
+    try:
+        x, offset, mask, weight, bias = problem(1, 64, 32, 32, 8, torch.float32)
+        _sync(device)
+        t0 = time.perf_counter()
+        y = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
+        _sync(device)
+        t1 = time.perf_counter()
+        y.square().mean().backward()
+        _sync(device)
+        t2 = time.perf_counter()
+        if not all(t.grad is not None and torch.isfinite(t.grad).all() for t in (x, offset, mask, weight, bias)):
+            return False, "backward produced missing or non-finite gradients"
+        # gradient check on a tiny double problem
+        small = problem(1, 4, 5, 5, 2, torch.float64)
+
+        def f(*args):
+            return deform_conv2d(args[0], args[1], args[3], args[4], padding=1, mask=args[2])
+
+        if torch.device(device).type == "cpu":
+            ok = torch.autograd.gradcheck(f, tuple(small), eps=1e-6, atol=1e-5, raise_exception=False)
+            how = "finite-difference gradcheck (float64)"
+        else:
+            grads_dev = torch.autograd.grad(f(*small).sum(), small)
+            cpu = [t.detach().cpu().requires_grad_() for t in small]
+            grads_cpu = torch.autograd.grad(f(*cpu).sum(), cpu)
+            ok = all(torch.allclose(a.cpu(), b, atol=1e-8) for a, b in zip(grads_dev, grads_cpu))
+            how = "gradients equal to the CPU's (float64)"
+        detail = (f"forward {1e3 * (t1 - t0):.1f} ms, backward {1e3 * (t2 - t1):.1f} ms at 1x64x32x32 "
+                  f"(8 groups); {how}: {'passed' if ok else 'FAILED'}")
+        return bool(ok), detail
+    except Exception as err:  # report, do not crash the whole check
+        return False, f"{type(err).__name__}: {err}"
+
+
+def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3) -> float:
+    """Measured throughput of a 64->64 3x3 convolution on ``(5, 64, size, size)`` (the bulk of EDVR's FLOPs)."""
+    import torch
+
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
+    x = torch.randn(5, 64, size, size, device=device)
+    flop = 2 * 64 * 64 * 9 * 5 * size * size
+    with torch.no_grad():
+        conv(x)  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            conv(x)
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return flop / best / 1e9
+
+
+def widget_frontend() -> tuple[bool, str]:
+    """Whether JupyterLab's widget front end matches the installed ipywidgets.
+
+    ipywidgets 8 talks to the ``@jupyter-widgets/jupyterlab-manager`` 5.x lab extension, shipped by
+    ``jupyterlab_widgets`` 3.x; ipywidgets 7 needs jupyterlab_widgets 1.x.
+    """
+    ipyw, jlw = _version("ipywidgets"), _version("jupyterlab_widgets")
+    if ipyw is None:
+        return False, "ipywidgets is not installed: `pip install 'ipywidgets>=8.1,<9'`"
+    if jlw is None:
+        return False, (f"ipywidgets {ipyw} is installed but jupyterlab_widgets (the JupyterLab front end) is not: "
+                       "`pip install 'jupyterlab_widgets>=3,<4'`")
+    want = {"8": "3", "7": "1"}.get(ipyw.split(".")[0])
+    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    ext_version = json.loads(ext.read_text())["version"] if ext.exists() else None
+    if want != jlw.split(".")[0]:
+        return False, (f"ipywidgets {ipyw} needs jupyterlab_widgets {want}.x, found {jlw}: "
+                       f"`pip install 'jupyterlab_widgets=={want}.*'`")
+    if ext_version is None:
+        return False, f"lab extension not found at {ext}: reinstall jupyterlab_widgets in this environment"
+    return True, f"ipywidgets {ipyw} + jupyterlab_widgets {jlw} (lab extension jupyterlab-manager {ext_version})"
+
+
+def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
+    """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``)."""
+    path = Path(path or os.environ.get("EDVR_DATA_DIR") or Path(__file__).resolve().parents[1] / "data")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    return path, shutil.disk_usage(probe).free / 2**30
+
+
+def _hours(gflop: float, gflops: float) -> float:
+    return gflop / gflops / 3600
+
+
+def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float) -> list[dict]:
+    """What this machine can do, judged from the measurements.
+
+    Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense
+    convolutions are ~95% of EDVR's FLOPs), so they are upper bounds on speed.
+    """
+    from edvr_lib.utils.flops import edvr_gflop
+
+    m_gflop = edvr_gflop(num_feat=64, num_reconstruct_block=10)  # EDVR-M, 5 frames, LR 64x64
+    l_gflop = edvr_gflop(num_feat=128, num_reconstruct_block=40)
+    cpu = devices[0]
+    rows = []
+    cpu_ok = bool(cpu.dcn_ok)
+    rows.append({
+        "task": "smoke run on CPU (make test)",
+        "verdict": "yes" if cpu_ok and mem_available_gb >= 2 else "no",
+        "why": (f"DCNv2 check {'passed' if cpu_ok else 'failed'} on CPU; {mem_available_gb:.1f} GiB RAM available "
+                "(needs 2)"),
+    })
+    step_s = m_gflop * TRAIN_STEP_FACTOR * 4 / cpu.dense_conv_gflops if cpu.dense_conv_gflops else None
+    tut_ok = cpu_ok and mem_available_gb >= 6 and cpu.dense_conv_gflops is not None and cpu.dense_conv_gflops >= 30
+    rows.append({
+        "task": "full tutorial on CPU (make tutorial)",
+        "verdict": "yes" if tut_ok else "no",
+        "why": (f"dense conv {cpu.dense_conv_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM "
+                f"available (needs 6); an EDVR-M training step (batch 4, LR 64x64) costs >= {step_s or float('nan'):.1f} s"
+                " here"),
+    })
+    gpus = [d for d in devices if d.name.startswith("cuda")]
+    for label, gflop, need_gb in (("EDVR-M", m_gflop, 8), ("EDVR-L", l_gflop, 24)):
+        task = f"{label} training on GPU (REDS recipe, batch {RECIPE_BATCH}, {RECIPE_ITERS // 1000}k iters)"
+        best = max(gpus, key=lambda d: d.dense_conv_gflops or 0, default=None)
+        if best is None:
+            rows.append({"task": task, "verdict": "no", "why": "no CUDA device"})
+            continue
+        total = gflop * TRAIN_STEP_FACTOR * RECIPE_BATCH * RECIPE_ITERS
+        hours = _hours(total, best.dense_conv_gflops or 1e-9)
+        ok = bool(best.dcn_ok) and best.memory_gb >= need_gb and disk_gb >= REDS_DISK_GB
+        rows.append({
+            "task": task,
+            "verdict": "yes" if ok else "no",
+            "why": (f"{best.name}: {best.memory_gb:.0f} GiB (needs {need_gb} for batch 4/GPU with gradient "
+                    f"accumulation), DCNv2 {'ok' if best.dcn_ok else 'FAILED'}, {disk_gb:.0f} GB disk free "
+                    f"(REDS needs ~{REDS_DISK_GB}); >= {hours:.0f} GPU-hours at the measured "
+                    f"{best.dense_conv_gflops:.0f} GFLOP/s fp32"),
+        })
+    return rows
+
+
+def collect(measure: bool = True) -> dict:
+    """Run every check and return the report as a JSON-serialisable dict."""
+    devices = list_devices()
+    if measure:
+        for d in devices:
+            d.dcn_ok, d.dcn_detail = dcn_check(d.name)
+            d.dense_conv_gflops = round(dense_conv_gflops(d.name, size=64 if d.name == "cpu" else 256), 1)
+    widgets_ok, widgets_detail = widget_frontend()
+    data_dir, free = disk_free_gb()
+    mem_avail = available_memory_gb()
+    return {
+        "versions": versions(),
+        "devices": [dataclasses.asdict(d) for d in devices],
+        "widgets": {"ok": widgets_ok, "detail": widgets_detail},
+        "disk": {"path": str(data_dir), "free_gb": round(free, 1), "reds_needs_gb": REDS_DISK_GB,
+                 "enough_for_reds": free >= REDS_DISK_GB},
+        "memory_available_gb": round(mem_avail, 1),
+        "verdicts": verdicts(devices, mem_avail, free) if measure else [],
+    }
+
+
+def format_report(report: dict) -> str:
+    """Plain-text rendering of :func:`collect`'s report (what ``edvr env`` prints)."""
+    lines = ["Versions"]
+    lines += [f"  {k:<24} {v}" for k, v in report["versions"].items()]
+    lines.append("Devices")
+    for d in report["devices"]:
+        lines.append(f"  {d['name']:<8} {d['description']}, {d['memory_gb']} GiB")
+        if d["dcn_ok"] is not None:
+            lines.append(f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})")
+            lines.append(f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s")
+    w = report["widgets"]
+    lines.append(f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}")
+    disk = report["disk"]
+    lines.append(f"Disk        {disk['free_gb']} GB free at {disk['path']} (REDS needs ~{disk['reds_needs_gb']} GB: "
+                 f"{'enough' if disk['enough_for_reds'] else 'not enough'})")
+    lines.append(f"Memory      {report['memory_available_gb']} GiB available")
+    if report["verdicts"]:
+        lines.append("What this machine can do")
+        width = max(len(v["task"]) for v in report["verdicts"])
+        for v in report["verdicts"]:
+            lines.append(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-measure", action="store_true", help="versions and devices only (no DCN check, no timing)")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = collect(measure=not args.no_measure)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    dcn_failed = any(d["dcn_ok"] is False for d in report["devices"])
+    return 1 if dcn_failed else 0
+
+
+def verdict_markdown(report: dict) -> str:
+    """The verdict table of :func:`collect`'s report as Markdown (for notebooks)."""
+    rows = ["| task | verdict | measured |", "|---|---|---|"]
+    rows += [f"| {v['task']} | **{v['verdict']}** | {v['why']} |" for v in report["verdicts"]]
+    return "\n".join(rows)
+
+
+def plot_throughput(report: dict, sizes: tuple[int, ...] = (64, 128, 180, 256, 320)):
+    """Two panels: measured dense-conv throughput per device, and the EDVR-M forward time it implies.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from edvr_lib.utils.flops import edvr_gflop
+
+    devices = [d for d in report["devices"] if d["dense_conv_gflops"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.bar([d["name"] for d in devices], [d["dense_conv_gflops"] for d in devices], color="tab:blue")
+    ax1.set(title="Measured 64->64 3x3 convolution throughput", xlabel="device", ylabel="throughput (GFLOP/s)")
+    for d in devices:
+        ms = [1e3 * edvr_gflop(h=s, w=s) / d["dense_conv_gflops"] for s in sizes]
+        ax2.plot(sizes, ms, marker="o", label=d["name"])
+    ax2.set(title="EDVR-M forward time implied (lower bound)", xlabel="LR frame side (pixels, 5 frames in)",
+            ylabel="time per output frame (ms)", yscale="log")
+    ax2.legend(title="device")
+    fig.tight_layout()
+    return fig
