@@ -33,7 +33,7 @@ lab: $(STAMP)
 
 ## Re-pin requirements-lock.txt from the current .venv.
 lock: $(STAMP)
-	$(PY) -m pip freeze --exclude-editable | grep -v '^edvr' > requirements-lock.tmp
+	$(PY) -m pip freeze --all --exclude-editable | grep -v -e '^edvr' -e '^pip==' | sort -f > requirements-lock.tmp
 	(echo "# Exact versions that \`make\` and CI install (Python 3.11, linux x86_64). Regenerate with \`make lock\`."; cat requirements-lock.tmp) > requirements-lock.txt
 	rm requirements-lock.tmp
 
