@@ -1,0 +1,161 @@
+"""Reading and writing frames safely.
+
+Every frame the datasets use goes through :func:`read_image`, which returns RGB float32 in
+[0, 1] with shape ``(h, w, 3)`` and applies one documented rule per unusual PNG:
+
+==============================  ===========================================================
+input                           rule
+==============================  ===========================================================
+8-bit RGB / BGR on disk         ``value / 255``
+16-bit (any channel count)      ``value / 65535`` (no precision is thrown away)
+grayscale (1 channel)           copied into R, G and B
+gray + alpha, RGBA              alpha dropped **only if fully opaque**; any transparent pixel
+                                is refused (video SR has no meaning for transparency)
+missing / empty / corrupt file  refused with an :class:`~edvr_lib.utils.EDVRError` naming the
+                                file and the fix
+==============================  ===========================================================
+
+Frames are written with :func:`write_png` through a temporary file and a rename, so a crash
+never leaves a half-written PNG behind.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edvr_lib.utils import EDVRError, atomic_path
+
+__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png"]
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FIX_CORRUPT = ("re-extract or re-download this frame (or regenerate it); "
+                "`edvr prepare-reds --root PATH --check-only` lists every unreadable frame")
+
+
+def png_header(path: str | os.PathLike) -> dict:
+    """Width, height, bit depth and channel count of a PNG, from its header only (no decoding).
+
+    Raises:
+        EDVRError: the file is missing or does not start with a valid PNG header.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except FileNotFoundError:
+        raise EDVRError(f"frame not found: {path}. Check the dataset folder (every clip needs all its frames).") from None
+    if len(head) < 33 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise EDVRError(f"not a valid PNG (bad header): {path}. Fix: {_FIX_CORRUPT}.")
+    width, height, depth, color_type = struct.unpack(">IIBB", head[16:26])
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(color_type, 0)
+    return {"width": width, "height": height, "bit_depth": depth, "channels": channels}
+
+
+def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (PNG, ...) to RGB float32 ``(h, w, 3)`` in [0, 1].
+
+    Args:
+        data: the file's bytes.
+        name: shown in error messages (a path or an LMDB key).
+    """
+    if not data:
+        raise EDVRError(f"empty image file: {name}. Fix: {_FIX_CORRUPT}.")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise EDVRError(f"cannot decode image (corrupt or truncated): {name}. Fix: {_FIX_CORRUPT}.")
+    if data[:8] == PNG_SIGNATURE and not _png_complete(data):
+        # libpng may return a partially decoded image for a truncated file: refuse it
+        raise EDVRError(f"truncated PNG (no IEND chunk): {name}. Fix: {_FIX_CORRUPT}.")
+    return _to_rgb_float(img, name)
+
+
+def _png_complete(data: bytes) -> bool:
+    return b"IEND" in data[-32:]
+
+
+def _to_rgb_float(img: np.ndarray, name: str) -> np.ndarray:
+    if img.dtype == np.uint8:
+        peak = 255.0
+    elif img.dtype == np.uint16:
+        peak = 65535.0
+    else:
+        raise EDVRError(f"unsupported pixel type {img.dtype} in {name}: save frames as 8-bit or 16-bit PNG.")
+    if img.ndim == 2:
+        img = img[:, :, None]
+    c = img.shape[2]
+    if c in (2, 4):
+        alpha = img[:, :, -1]
+        if alpha.min() < (255 if peak == 255.0 else 65535):
+            raise EDVRError(
+                f"{name} has transparent pixels (alpha channel): video super-resolution needs opaque frames. "
+                "Fix: flatten the frames onto a background and save them as RGB PNGs "
+                "(e.g. `convert in.png -background black -flatten -alpha off out.png`).")
+        img = img[:, :, :-1]
+        c -= 1
+    if c == 1:
+        img = np.repeat(img, 3, axis=2)
+    elif c == 3:
+        img = img[:, :, ::-1]  # OpenCV decodes BGR
+    else:
+        raise EDVRError(f"{name} has {c} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA).")
+    return np.ascontiguousarray(img, dtype=np.float32) / np.float32(peak)
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a frame as RGB float32 ``(h, w, 3)`` in [0, 1] (rules in the module docstring).
+
+    Raises:
+        EDVRError: missing, empty, corrupt, transparent or otherwise unusable file; the
+            message names the file and the fix.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise EDVRError(f"frame not found: {path}. Check the dataset folder (every clip needs all its frames).") from None
+    except IsADirectoryError:
+        raise EDVRError(f"expected an image file but found a folder: {path}.") from None
+    return decode_image(data, str(path))
+
+
+def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
+    """Like :func:`read_image` but returns RGB uint8 ``(h, w, 3)`` (16-bit input is rounded)."""
+    return np.floor(read_image(path) * 255.0 + 0.5).astype(np.uint8)
+
+
+def encode_png(img_rgb: np.ndarray, compression: int = 3) -> bytes:
+    """Encode an RGB ``(h, w, 3)`` uint8 image (or float in [0, 1]) as PNG bytes."""
+    img = _as_uint8(img_rgb)
+    ok, buf = cv2.imencode(".png", img[:, :, ::-1] if img.ndim == 3 else img,
+                           [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
+    if not ok:  # pragma: no cover - cv2 only fails on invalid arrays, caught above
+        raise EDVRError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, img_rgb: np.ndarray, compression: int = 3) -> Path:
+    """Write an RGB image atomically (temporary file, then rename).
+
+    Args:
+        path: destination ``.png``; parent folders are created.
+        img_rgb: ``(h, w, 3)`` uint8, or float in [0, 1] (rounded to uint8).
+        compression: zlib level 0-9 (3 is a good size/speed balance for video frames).
+    """
+    path = Path(path)
+    data = encode_png(img_rgb, compression)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+def _as_uint8(img: np.ndarray) -> np.ndarray:
+    if img.dtype == np.uint8:
+        return img
+    if np.issubdtype(img.dtype, np.floating):
+        return np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
+    raise EDVRError(f"cannot write an image of dtype {img.dtype}; use uint8 or float in [0, 1]")
