@@ -1,0 +1,155 @@
+"""Building blocks shared by the EDVR modules: residual blocks and the DCNv2 pack.
+
+Names and state-dict keys follow BasicSR (``ResidualBlockNoBN``, ``DCNv2Pack``) so that
+checkpoints trained there load here unchanged.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.ops import modulated_deform_conv2d
+
+__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "make_layer", "set_offset_monitor", "offset_stats"]
+
+
+def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
+    """Stack ``num_blocks`` instances of ``block(**kwargs)`` in an ``nn.Sequential``."""
+    return nn.Sequential(*[block(**kwargs) for _ in range(num_blocks)])
+
+
+class ResidualBlockNoBN(nn.Module):
+    """Residual block without batch norm: ``x + conv2(relu(conv1(x)))``.
+
+    Args:
+        num_feat: channels ``c`` of input and output.
+        res_scale: scale of the residual branch (1 in EDVR).
+
+    Shapes:
+        ``(n, c, h, w) -> (n, c, h, w)``.
+    """
+
+    def __init__(self, num_feat: int = 64, res_scale: float = 1.0):
+        super().__init__()
+        self.res_scale = res_scale
+        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
+        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1, bias=True)
+        self.relu = nn.ReLU(inplace=True)
+        # Kaiming-normal scaled by 0.1 keeps the residual branch small at init (EDSR / BasicSR habit).
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight)
+            conv.weight.data.mul_(0.1)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+
+
+class DCNv2Pack(nn.Module):
+    """Modulated deformable convolution whose offsets and masks come from a separate feature.
+
+    ``conv_offset(feat)`` gives ``3 * g * kh * kw`` channels; they are split in three equal chunks
+    ``o1, o2, m``: ``offset = cat(o1, o2)`` (torchvision layout: channel ``g*2*K + 2k`` is dy,
+    ``+1`` is dx, in pixels of ``x``) and ``mask = sigmoid(m)``. Then
+    ``y(p) = b + sum_k w_k * x(p + p_k + offset_k) * mask_k`` (Zhu et al. 2019, EDVR Eq. 1).
+
+    ``conv_offset`` is zero-initialised, so a fresh pack is a plain convolution scaled by 0.5.
+
+    Args:
+        in_channels: channels of ``x`` and of ``feat``.
+        out_channels: output channels.
+        kernel_size: square kernel size (3 in EDVR).
+        stride, padding, dilation: as in ``nn.Conv2d`` (ints).
+        deformable_groups: ``g``, groups of input channels sharing one offset field (8 in EDVR).
+        dcn_backend: backend name for :func:`edvr_lib.ops.modulated_deform_conv2d` (None: default).
+
+    Shapes:
+        ``x: (n, c_in, h, w)``, ``feat: (n, c_in, h, w)`` -> ``(n, c_out, h, w)``.
+
+    Offset monitor:
+        With ``monitor_offsets = True`` (see :func:`set_offset_monitor`) each call stores
+        ``mean(|offset|)`` as a detached device tensor in ``last_offset_absmean``; nothing is synced
+        or branched on. Read the values with :func:`offset_stats`. Off by default.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
+                 padding: int = 1, dilation: int = 1, deformable_groups: int = 8, dcn_backend: str | None = None):
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.deformable_groups = deformable_groups
+        self.dcn_backend = dcn_backend
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.empty(out_channels))
+        self.conv_offset = nn.Conv2d(in_channels, deformable_groups * 3 * kernel_size * kernel_size,
+                                     kernel_size, stride, padding, dilation, bias=True)
+        self.monitor_offsets = False
+        self.last_offset_absmean: torch.Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Main weight uniform(+-1/sqrt(c_in*k*k)), bias 0, ``conv_offset`` all zeros."""
+        stdv = 1.0 / math.sqrt(self.in_channels * self.kernel_size * self.kernel_size)
+        nn.init.uniform_(self.weight, -stdv, stdv)
+        nn.init.zeros_(self.bias)
+        nn.init.zeros_(self.conv_offset.weight)
+        nn.init.zeros_(self.conv_offset.bias)
+
+    def offsets_and_mask(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``."""
+        o1, o2, mask = torch.chunk(self.conv_offset(feat), 3, dim=1)
+        return torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
+
+    def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        offset, mask = self.offsets_and_mask(feat)
+        if self.monitor_offsets:
+            # Detached device tensor: no host sync here; the trainer reads it when it logs.
+            self.last_offset_absmean = offset.detach().abs().mean()
+        return modulated_deform_conv2d(x, offset, mask, self.weight, self.bias, padding=self.padding,
+                                       stride=self.stride, dilation=self.dilation, backend=self.dcn_backend)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
+                f"deformable_groups={self.deformable_groups}, dcn_backend={self.dcn_backend!r}")
+
+
+def set_offset_monitor(model: nn.Module, enabled: bool = True) -> None:
+    """Turn the offset monitor of every :class:`DCNv2Pack` in ``model`` on or off.
+
+    BasicSR warns when ``mean(|offset|) > 50`` with a Python ``if`` on a tensor, which syncs the device on
+    every call and breaks tracing. Here the statistic is only stored; read it with :func:`offset_stats`.
+    """
+    for module in model.modules():
+        if isinstance(module, DCNv2Pack):
+            module.monitor_offsets = enabled
+            if not enabled:
+                module.last_offset_absmean = None
+
+
+def offset_stats(model: nn.Module) -> dict[str, float]:
+    """``{module name: mean |offset| of its last forward}`` for monitored DCN packs (syncs once).
+
+    Empty when the monitor is off (see :func:`set_offset_monitor`). Values above ~50 px (BasicSR's warning
+    threshold) usually mean the DCN training has diverged.
+    """
+    names, values = [], []
+    for name, module in model.named_modules():
+        if isinstance(module, DCNv2Pack) and module.last_offset_absmean is not None:
+            names.append(name)
+            values.append(module.last_offset_absmean.float())
+    if not values:
+        return {}
+    stacked = torch.stack([v.to(values[0].device) for v in values]).cpu().tolist()
+    return dict(zip(names, stacked))
+
+
+def lrelu(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU with slope 0.1, in place (as everywhere in EDVR)."""
+    return F.leaky_relu(x, 0.1, inplace=True)

@@ -1,0 +1,335 @@
+"""Load EDVR checkpoints from BasicSR, the original xinntao/EDVR code and MMagic, strict and safely.
+
+Where to get the official weights (they cannot be downloaded by this project; put them anywhere and pass the
+path):
+
+* **BasicSR** (recommended; key names equal ours): run ``python scripts/download_pretrained_models.py EDVR`` in a
+  BasicSR checkout, or fetch the files by name from the Google Drive folder linked in BasicSR's
+  ``docs/ModelZoo.md``. They land in ``experiments/pretrained_models/EDVR/``:
+  ``EDVR_M_x4_SR_REDS_official-32075921.pth`` (preset ``M``), ``EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth``
+  (``M-woTSA``), ``EDVR_L_x4_SR_REDS_official-9f5f5039.pth`` (``L``), ``EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth``
+  (``L-Vimeo``, 7 frames, also for Vid4), ``EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth`` (``L-SRblur``),
+  ``EDVR_L_deblur_REDS_official-ca46bd8c.pth`` and ``EDVR_L_deblurcomp_REDS_official-0e988e5c.pth``
+  (``L-deblur``). The 8 hex digits are the start of the file's SHA-256.
+* **Original xinntao/EDVR** (``old_version`` branch, Google Drive links in its README): ``EDVR_REDS_SR_M.pth``,
+  ``EDVR_REDS_SR_L.pth``, ``EDVR_Vimeo90K_SR_L.pth``, ``EDVR_REDS_{SRblur,deblur,deblurcomp}_L.pth``, bare state
+  dicts with the old key names (mapped here, including the swapped ``tAtt_1``/``tAtt_2``).
+* **MMagic** (``configs/edvr/README.md``): e.g. ``edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth``;
+  ``{'meta', 'state_dict'}`` with ``generator.`` keys and mmcv ``ConvModule`` names (mapped here).
+
+Formats accepted by :func:`load_pretrained`: ``{'params': sd}`` / ``{'params_ema': sd}`` (BasicSR and this project's
+trainer, optionally with a ``'config'`` dict of :class:`~edvr_lib.archs.EDVRConfig` fields), ``{'state_dict': sd}``
+(MMagic / Lightning), a bare state dict, any of them with ``module.`` (DataParallel) prefixes. Files are read with
+``torch.load(..., weights_only=True)``: a file that needs arbitrary Python objects to unpickle is refused.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import re
+from pathlib import Path
+
+import torch
+
+from edvr_lib.archs.presets import PRESETS, EDVRConfig
+from edvr_lib.utils.errors import EDVRError
+
+__all__ = ["load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
+           "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
+
+# Original xinntao/EDVR (old_version) names -> ours/BasicSR's. Order matters (first match wins).
+ORIGINAL_TO_BASICSR: list[tuple[str, str]] = [
+    (r"^fea_L([23])_conv([12])\.", r"conv_l\1_\2."),
+    (r"^pcd_align\.L([123])_offset_conv([123])\.", r"pcd_align.offset_conv\2.l\1."),
+    (r"^pcd_align\.L([123])_dcnpack\.conv_offset_mask\.", r"pcd_align.dcn_pack.l\1.conv_offset."),
+    (r"^pcd_align\.L([123])_dcnpack\.", r"pcd_align.dcn_pack.l\1."),
+    (r"^pcd_align\.L([123])_fea_conv\.", r"pcd_align.feat_conv.l\1."),
+    (r"^pcd_align\.cas_dcnpack\.conv_offset_mask\.", r"pcd_align.cas_dcnpack.conv_offset."),
+    # Swapped numbering: the original tAtt_2 embeds the reference frame, tAtt_1 all frames.
+    (r"^tsa_fusion\.tAtt_2\.", r"fusion.temporal_attn1."),
+    (r"^tsa_fusion\.tAtt_1\.", r"fusion.temporal_attn2."),
+    (r"^tsa_fusion\.fea_fusion\.", r"fusion.feat_fusion."),
+    (r"^tsa_fusion\.sAtt_([1-5])\.", r"fusion.spatial_attn\1."),
+    (r"^tsa_fusion\.sAtt_L([123])\.", r"fusion.spatial_attn_l\1."),
+    (r"^tsa_fusion\.sAtt_add_([12])\.", r"fusion.spatial_attn_add\1."),
+    (r"^tsa_fusion\.(weight|bias)$", r"fusion.\1"),
+    (r"^recon_trunk\.", r"reconstruction."),
+    (r"^HRconv\.", r"conv_hr."),
+    # Pre-deblur: conv_first_1 (hr_in) and conv_first (SRblur) both map to conv_first.
+    (r"^pre_deblur\.conv_first(_1)?\.", r"predeblur.conv_first."),
+    (r"^pre_deblur\.conv_first_2\.", r"predeblur.stride_conv_hr1."),
+    (r"^pre_deblur\.conv_first_3\.", r"predeblur.stride_conv_hr2."),
+    (r"^pre_deblur\.deblur_L([23])_conv\.", r"predeblur.stride_conv_l\1."),
+    (r"^pre_deblur\.RB_L3_1\.", r"predeblur.resblock_l3."),
+    (r"^pre_deblur\.RB_L2_([12])\.", r"predeblur.resblock_l2_\1."),
+    (r"^pre_deblur\.RB_L1_([1-5])\.", lambda m: f"predeblur.resblock_l1.{int(m.group(1)) - 1}."),
+    # HR input without pre-deblur (original only): conv_first_1/2/3 -> conv_first, stride_conv_hr1/2.
+    (r"^conv_first_1\.", r"conv_first."),
+    (r"^conv_first_2\.", r"stride_conv_hr1."),
+    (r"^conv_first_3\.", r"stride_conv_hr2."),
+]
+
+# MMagic EDVRNet names (after removing 'generator.') -> ours/BasicSR's.
+MMAGIC_TO_BASICSR: list[tuple[str, str]] = [
+    (r"^feat_l([23])_conv([12])\.conv\.", r"conv_l\1_\2."),
+    (r"^pcd_alignment\.", r"pcd_align."),
+    (r"^upsample([12])\.upsample_conv\.", r"upconv\1."),
+]
+
+_ORIGINAL_MARKERS = ("tsa_fusion.", "recon_trunk.", "HRconv.", "fea_L2_conv1.", "pre_deblur.", "pcd_align.L1_")
+_MMAGIC_MARKERS = ("pcd_alignment.", "feat_l2_conv1.", "upsample1.upsample_conv.")
+_HINT = ("Expected an EDVR checkpoint: {'params': state_dict} / {'params_ema': ...} (BasicSR), {'state_dict': ...} "
+         "(MMagic), or a bare state dict; see `edvr inspect-checkpoint FILE`.")
+
+
+def _torch_load(path: Path):
+    if not path.is_file():
+        raise EDVRError(f"checkpoint {path} does not exist (official weights must be downloaded by hand; "
+                        f"see the edvr_lib.archs.checkpoint docstring for names and sources)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        objects = [ln for ln in lines if "GLOBAL" in ln]
+        if objects:
+            raise EDVRError(
+                f"refused to load {path}: it contains pickled Python objects besides tensors, and unpickling those "
+                f"could run arbitrary code (torch.load(weights_only=True): {objects[0][:200]}). If you trust the "
+                f"file, re-save only its weights: python -c \"import torch; sd = torch.load('{path}', "
+                f"weights_only=False); torch.save({{'params': sd.get('params', sd.get('state_dict', sd))}}, "
+                f"'clean.pth')\"") from None
+        detail = next((ln for ln in lines if "Unsupported" in ln or "invalid" in ln.lower()), lines[0] if lines else "")
+        raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({detail[:200]}). {_HINT}") from None
+    except Exception as err:  # zip errors, truncated files, text files...
+        raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0][:200] if str(err) else ''}). {_HINT}") from None
+
+
+def _is_state_dict(obj) -> bool:
+    return isinstance(obj, dict) and len(obj) > 0 and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, dict):
+        keys = list(obj)[:8]
+        kinds = {k: type(obj[k]).__name__ for k in keys}
+        return f"a dict with {len(obj)} entries, e.g. {kinds}"
+    return f"a {type(obj).__name__}"
+
+
+def _unwrap(obj, path: Path, param_key: str | None) -> tuple[dict[str, torch.Tensor], str, dict | None]:
+    """Find the state dict inside a loaded checkpoint; returns (state_dict, container name, saved config)."""
+    if not isinstance(obj, dict):
+        raise EDVRError(f"{path} holds {_describe(obj)}, not a state dict. {_HINT}")
+    config = obj.get("config") if isinstance(obj.get("config"), dict) else None
+    keys = [param_key] if param_key else ["params_ema", "params", "state_dict", "model", "net", "generator"]
+    for key in keys:
+        if key in obj and isinstance(obj[key], dict):
+            inner = obj[key]
+            if _is_state_dict(inner):
+                return dict(inner), key, config
+    if param_key:
+        raise EDVRError(f"{path} has no state dict under {param_key!r}; top-level keys: {list(obj)[:20]}")
+    if _is_state_dict(obj):
+        return dict(obj), "bare", config
+    raise EDVRError(f"{path} holds {_describe(obj)}; found no state dict of tensors in it. {_HINT}")
+
+
+def _apply_rules(key: str, rules) -> str:
+    for pattern, repl in rules:
+        new, n = re.subn(pattern, repl, key)
+        if n:
+            return new
+    return key
+
+
+def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], str]:
+    """Rename keys to ours (= BasicSR's): strip ``module.``, map original / MMagic names.
+
+    Returns:
+        The renamed dict (same tensors, same order) and the detected naming scheme:
+        ``'basicsr'``, ``'original'`` (xinntao/EDVR) or ``'mmagic'``.
+    """
+    sd = {}
+    for key, value in state_dict.items():
+        while key.startswith("module."):
+            key = key[len("module."):]
+        sd[key] = value
+    if any(k.startswith("generator.") for k in sd):
+        prefix = "generator_ema." if any(k.startswith("generator_ema.") for k in sd) else "generator."
+        sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    if any(k.startswith(_ORIGINAL_MARKERS) for k in sd):
+        return {_apply_rules(k, ORIGINAL_TO_BASICSR): v for k, v in sd.items()}, "original"
+    if any(k.startswith(_MMAGIC_MARKERS) for k in sd):
+        out = {}
+        for k, v in sd.items():
+            k = _apply_rules(k, MMAGIC_TO_BASICSR)
+            k = re.sub(r"\.conv\.(weight|bias)$", r".\1", k)  # mmcv ConvModule wrapper
+            out[k] = v
+        return out, "mmagic"
+    return sd, "basicsr"
+
+
+def infer_config(state_dict: dict[str, torch.Tensor]) -> EDVRConfig:
+    """Read the architecture (width, frames, blocks, TSA, pre-deblur, hr_in) off BasicSR-named keys and shapes.
+
+    ``center_frame_idx`` cannot be seen in the weights and defaults to ``num_frame // 2``.
+
+    Raises:
+        EDVRError: when a key the inference needs is absent.
+    """
+    def need(key: str) -> torch.Tensor:
+        if key not in state_dict:
+            sample = list(state_dict)[:6]
+            raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {sample}). {_HINT}")
+        return state_dict[key]
+
+    with_predeblur = any(k.startswith("predeblur.") for k in state_dict)
+    first = need("predeblur.conv_first.weight" if with_predeblur else "conv_first.weight")
+    num_feat = need("conv_l2_1.weight").shape[0]
+    with_tsa = "fusion.feat_fusion.weight" in state_dict
+    fusion_in = need("fusion.feat_fusion.weight" if with_tsa else "fusion.weight").shape[1]
+
+    def count(prefix: str) -> int:
+        return len({k[len(prefix):].split(".")[0] for k in state_dict if k.startswith(prefix)})
+
+    return EDVRConfig(
+        num_in_ch=first.shape[1], num_out_ch=need("conv_last.weight").shape[0], num_feat=num_feat,
+        num_frame=fusion_in // num_feat,
+        deformable_groups=need("pcd_align.dcn_pack.l1.conv_offset.weight").shape[0] // (3 * 9),
+        num_extract_block=count("feature_extraction."), num_reconstruct_block=count("reconstruction."),
+        hr_in=("predeblur.stride_conv_hr1.weight" in state_dict) or ("stride_conv_hr1.weight" in state_dict),
+        with_predeblur=with_predeblur, with_tsa=with_tsa)
+
+
+def _match_preset(config: EDVRConfig) -> str | None:
+    plain = config.replace(dcn_backend=None, center_frame_idx=None
+                           if config.center_frame_idx in (None, config.num_frame // 2) else config.center_frame_idx)
+    return next((name for name, preset in PRESETS.items() if preset == plain), None)
+
+
+def read_state_dict(path: str | os.PathLike, param_key: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load a checkpoint safely and return ``(state_dict with our key names, info)``.
+
+    ``info`` has ``container`` (``'params'``, ``'params_ema'``, ``'state_dict'``, ``'bare'``, ...), ``naming``
+    (``'basicsr'``, ``'original'``, ``'mmagic'``), ``top_level_keys`` and ``saved_config`` (or None).
+    """
+    path = Path(path)
+    obj = _torch_load(path)
+    raw, container, saved_config = _unwrap(obj, path, param_key)
+    sd, naming = convert_state_dict(raw)
+    info = {"container": container, "naming": naming, "saved_config": saved_config,
+            "top_level_keys": list(obj)[:20] if isinstance(obj, dict) else []}
+    return sd, info
+
+
+def _check_keys(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, config: EDVRConfig) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+             if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if missing or unexpected or wrong:
+        def show(items):
+            return f"{len(items)} ({', '.join(items[:8])}{', ...' if len(items) > 8 else ''})"
+        raise EDVRError(
+            f"{path} does not match EDVR({', '.join(f'{k}={v}' for k, v in config.to_dict().items())}): "
+            f"missing keys {show(missing)}; unexpected keys {show(unexpected)}; wrong shapes {show(wrong)}. "
+            "Check the overrides you passed, or run `edvr inspect-checkpoint FILE` to see what the file holds.")
+
+
+def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_location: str | torch.device = "cpu",
+                    **overrides):
+    """Build the matching :class:`~edvr_lib.archs.EDVR` and load a checkpoint into it, strict.
+
+    Args:
+        path: ``.pth`` file in any supported format (module docstring).
+        param_key: which entry of the container to use; default ``'params_ema'`` if present, else ``'params'``,
+            else ``'state_dict'``, else the whole dict.
+        map_location: device for the returned model.
+        **overrides: :class:`~edvr_lib.archs.EDVRConfig` fields that win over what is inferred from the file
+            (e.g. ``center_frame_idx=0`` or ``dcn_backend='torchvision'``).
+
+    Returns:
+        The model in ``eval()`` mode.
+
+    Raises:
+        EDVRError: unreadable or unsafe file, not EDVR, or keys / shapes that do not match (listed).
+    """
+    from edvr_lib.archs.edvr_arch import EDVR
+
+    path = Path(path)
+    sd, info = read_state_dict(path, param_key)
+    config = infer_config(sd)
+    if info["saved_config"]:
+        fields = set(EDVRConfig.__dataclass_fields__) - {"dcn_backend"}
+        config = config.replace(**{k: v for k, v in info["saved_config"].items() if k in fields})
+    config = config.replace(**overrides) if overrides else config
+    model = EDVR(**config.to_dict())
+    _check_keys(model, sd, path, config)
+    model.load_state_dict(sd, strict=True)
+    return model.to(map_location).eval()
+
+
+def save_pretrained(model, path: str | os.PathLike, ema: bool = False) -> Path:
+    """Save ``{'params' (or 'params_ema'): state_dict, 'config': constructor args}`` atomically (BasicSR format)."""
+    from edvr_lib.utils.io import atomic_path
+
+    path = Path(path)
+    payload = {"params_ema" if ema else "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               "config": dict(getattr(model, "arch_config", {}))}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def inspect_checkpoint(path: str | os.PathLike) -> dict:
+    """Describe a checkpoint without building a model first.
+
+    Returns:
+        ``{'path', 'size_bytes', 'container', 'naming', 'top_level_keys', 'num_tensors', 'num_params',
+        'config' (inferred EDVRConfig fields or None), 'preset' (matching preset name or None), 'loadable',
+        'problem' (None or the error message)}``.
+    """
+    path = Path(path)
+    report = {"path": str(path), "size_bytes": path.stat().st_size if path.is_file() else None}
+    sd, info = read_state_dict(path)
+    report.update(container=info["container"], naming=info["naming"], top_level_keys=info["top_level_keys"],
+                  num_tensors=len(sd), num_params=int(sum(v.numel() for v in sd.values())),
+                  config=None, preset=None, loadable=False, problem=None)
+    try:
+        config = infer_config(sd)
+        report["config"] = config.to_dict()
+        report["preset"] = _match_preset(config)
+        load_pretrained(path)
+        report["loadable"] = True
+    except EDVRError as err:
+        report["problem"] = str(err)
+    return report
+
+
+# ---- CLI: edvr inspect-checkpoint FILE ----
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="checkpoint (.pth) to describe")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = inspect_checkpoint(args.file)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if report["loadable"] else 1
+    print(f"file:        {report['path']} ({report['size_bytes']:,} bytes)")
+    print(f"container:   {report['container']}   naming: {report['naming']}   top-level keys: {report['top_level_keys']}")
+    print(f"tensors:     {report['num_tensors']}   parameters: {report['num_params']:,}")
+    if report["config"]:
+        print(f"preset:      {report['preset'] or '(custom)'}")
+        print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items() if k != "dcn_backend"))
+    if report["loadable"]:
+        print("loads strict with edvr_lib.load_pretrained: yes")
+        return 0
+    print(f"loads strict with edvr_lib.load_pretrained: NO\n  {report['problem']}")
+    return 1

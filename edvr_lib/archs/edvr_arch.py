@@ -1,0 +1,204 @@
+"""EDVR: Video Restoration with Enhanced Deformable Convolutional Networks (Wang et al., CVPR-W 2019).
+
+State-dict names, order and shapes equal BasicSR 1.4.2's ``EDVR`` for every official configuration, so
+BasicSR checkpoints load strict (see :mod:`edvr_lib.archs.checkpoint`).
+
+One addition: ``hr_in=True`` without ``with_predeblur`` works here (it crashes in BasicSR). Like the original
+code's ``conv_first_1/2/3``, the input passes ``conv_first`` (stride 1) and then two stride-2 convs, registered
+as ``stride_conv_hr1`` and ``stride_conv_hr2`` (the names BasicSR uses for the same convs inside the
+pre-deblur module); the checkpoint loader maps the original ``conv_first_1/2/3`` keys onto
+``conv_first`` / ``stride_conv_hr1`` / ``stride_conv_hr2``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.archs.pcd_arch import PCDAlignment
+from edvr_lib.archs.predeblur_arch import PredeblurModule
+from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.utils.errors import EDVRError
+
+__all__ = ["EDVR", "EDVRSizeError"]
+
+
+class EDVRSizeError(EDVRError, ValueError):
+    """The input's height or width is not a multiple the network needs (4, or 16 with ``hr_in``)."""
+
+
+class EDVR(nn.Module):
+    """EDVR video super-resolution / restoration network.
+
+    Pipeline: per-frame features (``conv_first`` or the pre-deblur module) -> residual blocks -> a 3-level
+    pyramid -> PCD alignment of every frame to the centre frame -> TSA fusion (or a 1x1 conv) ->
+    reconstruction residual blocks -> two pixel-shuffle x2 upsamplings -> + bilinear x4 of the centre frame.
+
+    Args:
+        num_in_ch: input channels (3, RGB).
+        num_out_ch: output channels (must equal ``num_in_ch``: the output is a residual on the input frame).
+        num_feat: channels ``c`` of the trunk (64 for EDVR-M, 128 for EDVR-L).
+        num_frame: number of input frames ``t`` (5, or 7 for the Vimeo-90K model).
+        deformable_groups: DCN deformable groups (8).
+        num_extract_block: residual blocks before the pyramid (5).
+        num_reconstruct_block: residual blocks after fusion (10 for M, 40 for L).
+        center_frame_idx: index of the frame to restore (default ``t // 2``).
+        hr_in: input is already high resolution (deblurring): features are computed at 1/4 size and the
+            output has the input size.
+        with_predeblur: use the pre-deblur module instead of ``conv_first``.
+        with_tsa: TSA fusion; otherwise a single 1x1 conv over the ``t * c`` stacked channels.
+        dcn_backend: backend of :func:`edvr_lib.ops.modulated_deform_conv2d` (None: default / env var).
+
+    Shapes:
+        ``x: (b, t, 3, h, w)`` float RGB in [0, 1], ``h, w`` divisible by 4 (16 with ``hr_in``; use
+        :func:`edvr_lib.archs.forward_padded` for other sizes) -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
+        ``hr_in``).
+    """
+
+    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_frame: int = 5,
+                 deformable_groups: int = 8, num_extract_block: int = 5, num_reconstruct_block: int = 10,
+                 center_frame_idx: int | None = None, hr_in: bool = False, with_predeblur: bool = False,
+                 with_tsa: bool = True, dcn_backend: str | None = None):
+        super().__init__()
+        if num_out_ch != num_in_ch:
+            raise EDVRError(f"EDVR adds its output to the input centre frame, so num_out_ch ({num_out_ch}) must "
+                            f"equal num_in_ch ({num_in_ch})")
+        center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
+        if not 0 <= center_frame_idx < num_frame:
+            raise EDVRError(f"center_frame_idx={center_frame_idx} is outside 0..{num_frame - 1} (num_frame={num_frame})")
+        # Constructor arguments, saved with checkpoints (see edvr_lib.archs.checkpoint.save_pretrained).
+        self.arch_config = dict(num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_frame=num_frame,
+                                deformable_groups=deformable_groups, num_extract_block=num_extract_block,
+                                num_reconstruct_block=num_reconstruct_block, center_frame_idx=center_frame_idx,
+                                hr_in=hr_in, with_predeblur=with_predeblur, with_tsa=with_tsa)
+        self.num_in_ch = num_in_ch
+        self.num_feat = num_feat
+        self.num_frame = num_frame
+        self.center_frame_idx = center_frame_idx
+        self.hr_in = hr_in
+        self.with_predeblur = with_predeblur
+        self.with_tsa = with_tsa
+
+        # Per-frame features (L1).
+        if with_predeblur:
+            self.predeblur = PredeblurModule(num_in_ch=num_in_ch, num_feat=num_feat, hr_in=hr_in)
+            self.conv_1x1 = nn.Conv2d(num_feat, num_feat, 1, 1)
+        else:
+            self.conv_first = nn.Conv2d(num_in_ch, num_feat, 3, 1, 1)
+            if hr_in:  # not in BasicSR (crashes there); the original code's conv_first_2/3
+                self.stride_conv_hr1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
+                self.stride_conv_hr2 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
+        self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
+
+        # Pyramid: L2 and L3 by stride-2 convs.
+        self.conv_l2_1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
+        self.conv_l2_2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+        self.conv_l3_1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
+        self.conv_l3_2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
+
+        self.pcd_align = PCDAlignment(num_feat=num_feat, deformable_groups=deformable_groups, dcn_backend=dcn_backend)
+        if with_tsa:
+            self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=center_frame_idx)
+        else:
+            self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
+
+        self.reconstruction = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
+        # Upsampling head; the 64 channels after the second shuffle are hard-coded (as in the reference).
+        self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
+        self.upconv2 = nn.Conv2d(num_feat, 64 * 4, 3, 1, 1)
+        self.pixel_shuffle = nn.PixelShuffle(2)
+        self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
+        self.conv_last = nn.Conv2d(64, num_out_ch, 3, 1, 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W of the input must be multiples of this (4, or 16 with ``hr_in``)."""
+        return 16 if self.hr_in else 4
+
+    def set_dcn_backend(self, backend: str | None) -> None:
+        """Use DCN backend ``backend`` (see :func:`edvr_lib.ops.available_backends`) in every DCN pack."""
+        from edvr_lib.archs.arch_util import DCNv2Pack
+
+        for module in self.modules():
+            if isinstance(module, DCNv2Pack):
+                module.dcn_backend = backend
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 5:
+            raise EDVRSizeError(f"EDVR expects frames shaped (b, t, c, h, w); got shape {tuple(x.shape)}")
+        _, t, c, h, w = x.shape
+        if t != self.num_frame or c != self.num_in_ch:
+            raise EDVRSizeError(f"EDVR was built for {self.num_frame} frames of {self.num_in_ch} channels; got input "
+                                f"(b, t, c, h, w) = {tuple(x.shape)}")
+        m = self.size_multiple
+        if h % m or w % m:
+            raise EDVRSizeError(
+                f"EDVR needs height and width divisible by {m}{' (hr_in=True)' if self.hr_in else ''}; got "
+                f"{h}x{w}. Pad the input, e.g. with edvr_lib.archs.forward_padded(model, x), which reflect-pads "
+                f"to a multiple of {m} and crops the output back.")
+
+    def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Per-frame feature pyramid.
+
+        Args:
+            x: ``(b, t, 3, H, W)``.
+
+        Returns:
+            ``[L1, L2, L3]`` shaped ``(b, t, c, h, w)``, ``(b, t, c, h/2, w/2)``, ``(b, t, c, h/4, w/4)`` where
+            ``h, w = H, W`` (or ``H/4, W/4`` with ``hr_in``).
+        """
+        b, t, c, h, w = x.size()
+        frames = x.reshape(-1, c, h, w)
+        if self.with_predeblur:
+            feat_l1 = self.conv_1x1(self.predeblur(frames))
+        else:
+            feat_l1 = lrelu(self.conv_first(frames))
+            if self.hr_in:
+                feat_l1 = lrelu(self.stride_conv_hr1(feat_l1))
+                feat_l1 = lrelu(self.stride_conv_hr2(feat_l1))
+        feat_l1 = self.feature_extraction(feat_l1)
+        feat_l2 = lrelu(self.conv_l2_2(lrelu(self.conv_l2_1(feat_l1))))
+        feat_l3 = lrelu(self.conv_l3_2(lrelu(self.conv_l3_1(feat_l2))))
+        return [f.view(b, t, *f.shape[1:]) for f in (feat_l1, feat_l2, feat_l3)]
+
+    def align(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """PCD-align every frame (the centre frame too) to the centre frame.
+
+        Args:
+            feats: ``[L1, L2, L3]`` from :meth:`extract_features`.
+
+        Returns:
+            ``(b, t, c, h, w)`` aligned L1 features.
+        """
+        b, t, c, h, w = feats[0].shape
+        ctr = self.center_frame_idx
+        # All b*t (neighbour, reference) pairs in one batch (frames within a sample are contiguous).
+        nbr = [f.reshape(b * t, *f.shape[2:]) for f in feats]
+        ref = [f[:, ctr:ctr + 1].expand_as(f).reshape(b * t, *f.shape[2:]) for f in feats]
+        return self.pcd_align(nbr, ref).view(b, t, c, h, w)
+
+    def fuse(self, aligned: torch.Tensor) -> torch.Tensor:
+        """``(b, t, c, h, w)`` aligned features -> ``(b, c, h, w)`` fused feature."""
+        if self.with_tsa:
+            return self.fusion(aligned)
+        b, t, c, h, w = aligned.shape
+        return self.fusion(aligned.reshape(b, t * c, h, w))  # no activation (as in the reference)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Restore the centre frame; see the class docstring for shapes."""
+        self._check_input(x)
+        x_center = x[:, self.center_frame_idx].contiguous()
+        aligned = self.align(self.extract_features(x))
+        feat = self.fuse(aligned)
+
+        out = self.reconstruction(feat)
+        out = lrelu(self.pixel_shuffle(self.upconv1(out)))
+        out = lrelu(self.pixel_shuffle(self.upconv2(out)))
+        out = lrelu(self.conv_hr(out))
+        out = self.conv_last(out)
+        if self.hr_in:
+            base = x_center
+        else:
+            base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
+        return out + base

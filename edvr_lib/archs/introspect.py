@@ -1,0 +1,164 @@
+"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps.
+
+Example::
+
+    with record_internals(model) as rec:
+        out = model(x)
+    rec.pcd_offsets["l1"]   # (b, t, g, 9, 2, h, w), [..., 0, :, :] = dy, [..., 1, :, :] = dx, in L1 pixels
+    rec.temporal_attn       # (b, t, h, w)
+
+Recording uses forward hooks that exist only inside the ``with`` block, so a model that is not being recorded
+runs exactly the code it always runs (no flag, no cost), and the recorded forward gives the same outputs.
+Everything recorded is a detached CPU tensor.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from edvr_lib.archs.arch_util import DCNv2Pack
+from edvr_lib.archs.pcd_arch import PCDAlignment
+from edvr_lib.archs.tsa_arch import TSAFusion
+
+__all__ = ["Internals", "record_internals", "offsets_to_flow"]
+
+PCD_KEYS = ("l3", "l2", "l1", "cascade")
+
+
+@dataclass
+class Internals:
+    """What :func:`record_internals` captured during the last forward inside its block.
+
+    Attributes:
+        pcd_offsets: ``{'l3','l2','l1','cascade': (b, t, g, 9, 2, h_l, w_l)}``; axis -3 is ``(dy, dx)`` in pixels of
+            that pyramid level; the 9 taps are the 3x3 kernel positions in row-major order. Tap ``k`` of group ``g``
+            at pixel ``p`` samples the neighbour feature at ``p + p_k + offset``.
+        pcd_masks: same keys, ``(b, t, g, 9, h_l, w_l)``, modulation after the sigmoid (0..1).
+        aligned: ``(b, t, c, h, w)`` PCD output (input of the fusion).
+        temporal_attn: ``(b, t, h, w)`` sigmoid of the correlation with the centre embedding (None without TSA).
+        spatial_attn: ``(b, c, h, w)`` sigmoid spatial attention (None without TSA).
+        spatial_attn_add: ``(b, c, h, w)`` additive spatial attention (None without TSA).
+
+    When recording a bare :class:`PCDAlignment`, ``b`` is its batch ``n`` and ``t`` is 1.
+    """
+
+    pcd_offsets: dict[str, torch.Tensor] = field(default_factory=dict)
+    pcd_masks: dict[str, torch.Tensor] = field(default_factory=dict)
+    aligned: torch.Tensor | None = None
+    temporal_attn: torch.Tensor | None = None
+    spatial_attn: torch.Tensor | None = None
+    spatial_attn_add: torch.Tensor | None = None
+
+
+def _cpu(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().to("cpu", copy=True)
+
+
+def _untangle(chunks: list[torch.Tensor], b: int, t: int) -> torch.Tensor:
+    """Join per-call tensors into ``(b, t, ...)``: one call per frame (each batch b) or one batched call (b*t)."""
+    if len(chunks) == t and t > 1 and chunks[0].shape[0] == b:
+        return torch.stack(chunks, dim=1)
+    joined = torch.cat(chunks, dim=0)
+    return joined.reshape(b, t, *joined.shape[1:])
+
+
+@contextlib.contextmanager
+def record_internals(model: nn.Module) -> Iterator[Internals]:
+    """Record the internals of the forward passes run inside the block (the last one wins).
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` or a bare :class:`~edvr_lib.archs.PCDAlignment`.
+
+    Yields:
+        An :class:`Internals`, filled when the forward finishes.
+    """
+    rec = Internals()
+    handles = []
+    state: dict = {"dcn": {k: [] for k in PCD_KEYS}, "emb": [], "emb_ref": None, "attn": None, "add": None,
+                   "fusion_in": None}
+    if isinstance(model, PCDAlignment):
+        pcd, fusion, num_frame = model, None, 1
+    else:
+        pcd, fusion, num_frame = model.pcd_align, model.fusion, model.num_frame
+    packs = {"l3": pcd.dcn_pack["l3"], "l2": pcd.dcn_pack["l2"], "l1": pcd.dcn_pack["l1"], "cascade": pcd.cas_dcnpack}
+
+    def start(_module, args):
+        for chunks in state["dcn"].values():
+            chunks.clear()
+        state["emb"].clear()
+        state["batch"] = args[0].shape[0] if not isinstance(model, PCDAlignment) else args[0][0].shape[0]
+
+    def dcn_hook(key: str, pack: DCNv2Pack):
+        def hook(_module, _args, out):
+            state["dcn"][key].append(_cpu(out))
+        return hook
+
+    def finish(_module, _args, _out):
+        b, t = state["batch"], num_frame
+        for key, pack in packs.items():
+            raw = _untangle(state["dcn"][key], b, t).float()  # (b, t, 3*g*K, h, w)
+            g, kk = pack.deformable_groups, pack.kernel_size ** 2
+            h, w = raw.shape[-2:]
+            o1, o2, m = torch.chunk(raw, 3, dim=2)
+            rec.pcd_offsets[key] = torch.cat([o1, o2], dim=2).view(b, t, g, kk, 2, h, w)
+            rec.pcd_masks[key] = torch.sigmoid(m).view(b, t, g, kk, h, w)
+        if fusion is None:
+            return
+        aligned = state["fusion_in"]
+        rec.aligned = aligned.view(b, t, -1, *aligned.shape[-2:])
+        if isinstance(fusion, TSAFusion):
+            emb = _untangle(state["emb"], b, t) if len(state["emb"]) > 1 else state["emb"][0].view(b, t, *state["emb"][0].shape[1:])
+            corr = (emb * state["emb_ref"].unsqueeze(1)).sum(dim=2)
+            rec.temporal_attn = torch.sigmoid(corr)
+            rec.spatial_attn = torch.sigmoid(state["attn"])
+            rec.spatial_attn_add = state["add"]
+
+    def keep(name):
+        def hook(_module, _args, out):
+            state[name] = _cpu(out)
+        return hook
+
+    def fusion_pre(_module, args):
+        state["fusion_in"] = _cpu(args[0])
+
+    try:
+        handles.append(model.register_forward_pre_hook(start))
+        for key, pack in packs.items():
+            handles.append(pack.conv_offset.register_forward_hook(dcn_hook(key, pack)))
+        if fusion is not None:
+            handles.append(fusion.register_forward_pre_hook(fusion_pre))
+            if isinstance(fusion, TSAFusion):
+                handles.append(fusion.temporal_attn1.register_forward_hook(keep("emb_ref")))
+                handles.append(fusion.temporal_attn2.register_forward_hook(
+                    lambda _m, _a, out: state["emb"].append(_cpu(out))))
+                handles.append(fusion.spatial_attn5.register_forward_hook(keep("attn")))
+                handles.append(fusion.spatial_attn_add2.register_forward_hook(keep("add")))
+        handles.append(model.register_forward_hook(finish))
+        yield rec
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+    """Summarise DCN offsets as one displacement per pixel: the (mask-weighted) mean over groups and taps.
+
+    For a neighbour that is the centre frame shifted by ``d`` pixels, a well-aligned DCN learns ``offset ~ d``
+    at every tap, so this is comparable with an optical flow ``(dy, dx)`` in the convention "centre pixel ``p``
+    is found in the neighbour at ``p + flow``".
+
+    Args:
+        offsets: ``(..., g, 9, 2, h, w)`` as in :attr:`Internals.pcd_offsets`.
+        masks: optional ``(..., g, 9, h, w)``; when given, taps are weighted by their mask.
+
+    Returns:
+        ``(..., 2, h, w)`` with channel 0 = dy, 1 = dx.
+    """
+    if masks is None:
+        return offsets.mean(dim=(-5, -4))
+    wts = masks.unsqueeze(-3)
+    return (offsets * wts).sum(dim=(-5, -4)) / wts.sum(dim=(-5, -4)).clamp_min(1e-8)

@@ -1,0 +1,83 @@
+"""Temporal and Spatial Attention (TSA) fusion (EDVR, Wang et al. 2019, Sec. 3.3)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.archs.arch_util import lrelu
+
+__all__ = ["TSAFusion"]
+
+
+def _up2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+class TSAFusion(nn.Module):
+    """Fuse aligned frames with temporal attention, then modulate with a spatial attention pyramid.
+
+    Temporal attention (Eq. 4-5): each frame's embedding ``temporal_attn2(F_t)`` is correlated (dot product over
+    channels, per pixel) with the centre frame's embedding ``temporal_attn1(F_ctr)``; the sigmoid of that
+    correlation weights the frame. The weighted frames are fused by a 1x1 conv. Spatial attention: a
+    three-level pyramid (max+avg pooling) on the same weighted frames gives a map ``a`` (pre-sigmoid) and an
+    additive map ``add``; the output is ``fused * sigmoid(a) * 2 + add``.
+
+    Args:
+        num_feat: channels ``c`` per frame.
+        num_frame: number of frames ``t``.
+        center_frame_idx: index of the reference frame (default ``t // 2``).
+
+    Shapes:
+        ``aligned_feat: (b, t, c, h, w)`` with ``h, w`` divisible by 4 -> ``(b, c, h, w)``.
+    """
+
+    def __init__(self, num_feat: int = 64, num_frame: int = 5, center_frame_idx: int | None = None):
+        super().__init__()
+        c = num_feat
+        self.num_frame = num_frame
+        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
+        # Temporal attention: 1 = reference embedding, 2 = all-frame embedding (BasicSR names).
+        self.temporal_attn1 = nn.Conv2d(c, c, 3, 1, 1)
+        self.temporal_attn2 = nn.Conv2d(c, c, 3, 1, 1)
+        self.feat_fusion = nn.Conv2d(num_frame * c, c, 1, 1)
+        # Spatial attention.
+        self.max_pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.avg_pool = nn.AvgPool2d(3, stride=2, padding=1)
+        self.spatial_attn1 = nn.Conv2d(num_frame * c, c, 1)
+        self.spatial_attn2 = nn.Conv2d(c * 2, c, 1)
+        self.spatial_attn3 = nn.Conv2d(c, c, 3, 1, 1)
+        self.spatial_attn4 = nn.Conv2d(c, c, 1)
+        self.spatial_attn5 = nn.Conv2d(c, c, 3, 1, 1)
+        self.spatial_attn_l1 = nn.Conv2d(c, c, 1)
+        self.spatial_attn_l2 = nn.Conv2d(c * 2, c, 3, 1, 1)
+        self.spatial_attn_l3 = nn.Conv2d(c, c, 3, 1, 1)
+        self.spatial_attn_add1 = nn.Conv2d(c, c, 1)
+        self.spatial_attn_add2 = nn.Conv2d(c, c, 1)
+
+    def forward(self, aligned_feat: torch.Tensor) -> torch.Tensor:
+        b, t, c, h, w = aligned_feat.size()
+        # Temporal attention: per-pixel correlation with the centre embedding, squashed by a sigmoid.
+        embedding_ref = self.temporal_attn1(aligned_feat[:, self.center_frame_idx].clone())
+        embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, c, h, w)
+        corr = (embedding * embedding_ref.unsqueeze(1)).sum(dim=2)  # (b, t, h, w)
+        corr_prob = torch.sigmoid(corr).unsqueeze(2)  # (b, t, 1, h, w)
+        aligned_feat = (aligned_feat * corr_prob).view(b, t * c, h, w)
+
+        # Fusion of the temporally weighted frames (frame-major channel packing).
+        feat = lrelu(self.feat_fusion(aligned_feat))
+
+        # Spatial attention pyramid: h -> h/2 -> h/4 and back.
+        attn = lrelu(self.spatial_attn1(aligned_feat))
+        attn = lrelu(self.spatial_attn2(torch.cat([self.max_pool(attn), self.avg_pool(attn)], dim=1)))
+        attn_level = lrelu(self.spatial_attn_l1(attn))
+        attn_level = lrelu(self.spatial_attn_l2(
+            torch.cat([self.max_pool(attn_level), self.avg_pool(attn_level)], dim=1)))
+        attn_level = _up2(lrelu(self.spatial_attn_l3(attn_level)))
+        attn = lrelu(self.spatial_attn3(attn)) + attn_level
+        attn = lrelu(self.spatial_attn4(attn))
+        attn = self.spatial_attn5(_up2(attn))  # pre-sigmoid map
+        attn_add = self.spatial_attn_add2(lrelu(self.spatial_attn_add1(attn)))
+        attn = torch.sigmoid(attn)
+        # x2 so that sigmoid ~ 0.5 at init leaves the fused feature roughly unchanged.
+        return feat * attn * 2 + attn_add

@@ -1,0 +1,108 @@
+"""record_internals: shapes, values consistent with the modules, outputs unchanged, nothing left behind."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edvr_lib.archs import PCDAlignment, build_edvr, offsets_to_flow, record_internals
+
+TINY = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=1)
+
+
+def _model(preset="M", **kw):
+    torch.manual_seed(0)
+    model = build_edvr(preset, **{**TINY, **kw}).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "conv_offset" in name:
+                p.normal_(0, 0.05)
+    return model
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_shapes_and_outputs_unchanged(batch):
+    model = _model()
+    g = 8
+    x = torch.rand(batch, 5, 3, 16, 12)
+    with torch.no_grad():
+        plain = model(x)
+        with record_internals(model) as rec:
+            recorded = model(x)
+        after = model(x)
+    assert torch.equal(plain, recorded) and torch.equal(plain, after)
+    sizes = {"l1": (16, 12), "l2": (8, 6), "l3": (4, 3), "cascade": (16, 12)}
+    assert set(rec.pcd_offsets) == set(sizes) == set(rec.pcd_masks)
+    for key, (h, w) in sizes.items():
+        assert rec.pcd_offsets[key].shape == (batch, 5, g, 9, 2, h, w)
+        assert rec.pcd_masks[key].shape == (batch, 5, g, 9, h, w)
+        m = rec.pcd_masks[key]
+        assert (m > 0).all() and (m < 1).all()
+    assert rec.aligned.shape == (batch, 5, 16, 16, 12)
+    assert rec.temporal_attn.shape == (batch, 5, 16, 12)
+    assert rec.spatial_attn.shape == (batch, 16, 16, 12) and rec.spatial_attn_add.shape == (batch, 16, 16, 12)
+    for t in [rec.aligned, rec.temporal_attn, rec.spatial_attn, *rec.pcd_offsets.values()]:
+        assert t.device.type == "cpu" and not t.requires_grad
+    # No hooks remain after the block.
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+
+
+def test_values_match_direct_computation():
+    model = _model()
+    x = torch.rand(2, 5, 3, 8, 8)
+    with torch.no_grad(), record_internals(model) as rec:
+        model(x)
+        feats = model.extract_features(x)
+        aligned = model.align(feats)
+        fusion = model.fusion
+        emb_ref = fusion.temporal_attn1(aligned[:, 2])
+        emb = fusion.temporal_attn2(aligned.flatten(0, 1)).view(2, 5, 16, 8, 8)
+        attn = torch.sigmoid((emb * emb_ref[:, None]).sum(2))
+        # Offsets of frame 3 of sample 1 at L3, straight from the DCN pack.
+        l3 = feats[2]
+        pcd = model.pcd_align
+        off_feat = torch.nn.functional.leaky_relu(pcd.offset_conv1["l3"](torch.cat([l3[1, 3:4], l3[1, 2:3]], 1)), 0.1)
+        off_feat = torch.nn.functional.leaky_relu(pcd.offset_conv2["l3"](off_feat), 0.1)
+        offset, mask = pcd.dcn_pack["l3"].offsets_and_mask(off_feat)
+    assert torch.allclose(rec.aligned, aligned, atol=1e-6)
+    assert torch.allclose(rec.temporal_attn, attn, atol=1e-6)
+    # offset channel g*18 + 2k is dy, +1 dx; recorded as [..., g, k, (dy, dx), h, w].
+    assert torch.allclose(rec.pcd_offsets["l3"][1, 3, 5, 4, 0], offset[0, 5 * 18 + 2 * 4], atol=1e-6)
+    assert torch.allclose(rec.pcd_offsets["l3"][1, 3, 5, 4, 1], offset[0, 5 * 18 + 2 * 4 + 1], atol=1e-6)
+    assert torch.allclose(rec.pcd_masks["l3"][1, 3, 5, 4], mask[0, 5 * 9 + 4], atol=1e-6)
+
+
+def test_wotsa_has_no_attention():
+    model = _model("M-woTSA")
+    with torch.no_grad(), record_internals(model) as rec:
+        model(torch.rand(1, 5, 3, 8, 8))
+    assert rec.temporal_attn is None and rec.spatial_attn is None and rec.aligned.shape == (1, 5, 16, 8, 8)
+
+
+def test_bare_pcd_and_offsets_to_flow():
+    torch.manual_seed(0)
+    pcd = PCDAlignment(num_feat=8, deformable_groups=2)
+    with torch.no_grad():
+        for key in ("l1", "l2", "l3"):
+            pcd.dcn_pack[key].conv_offset.bias.zero_()
+        pcd.dcn_pack["l1"].conv_offset.bias[0:36:2] = 1.5   # dy of every tap and group
+        pcd.dcn_pack["l1"].conv_offset.bias[1:36:2] = -0.5  # dx
+    feats = [torch.rand(3, 8, 8, 8), torch.rand(3, 8, 4, 4), torch.rand(3, 8, 2, 2)]
+    with torch.no_grad(), record_internals(pcd) as rec:
+        pcd(feats, feats)
+    assert rec.pcd_offsets["l1"].shape == (3, 1, 2, 9, 2, 8, 8)
+    flow = offsets_to_flow(rec.pcd_offsets["l1"], rec.pcd_masks["l1"])
+    assert flow.shape == (3, 1, 2, 8, 8)
+    assert torch.allclose(flow[:, :, 0], torch.full_like(flow[:, :, 0], 1.5), atol=1e-5)
+    assert torch.allclose(flow[:, :, 1], torch.full_like(flow[:, :, 1], -0.5), atol=1e-5)
+    assert rec.aligned is None
+
+
+def test_gradients_unaffected_by_recording():
+    model = _model()
+    x = torch.rand(1, 5, 3, 8, 8)
+    model(x).sum().backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    with record_internals(model):
+        model(x).sum().backward()
+    assert all(torch.equal(ref[n], p.grad) for n, p in model.named_parameters())
