@@ -1,4 +1,4 @@
 """Low-level operators: modulated deformable convolution (DCNv2) backends."""
-from edvr_lib.ops.deform_conv import available_backends, modulated_deform_conv2d
+from edvr_lib.ops.deform_conv import available_backends, modulated_deform_conv2d, resolve_backend
 
-__all__ = ["available_backends", "modulated_deform_conv2d"]
+__all__ = ["available_backends", "modulated_deform_conv2d", "resolve_backend"]

@@ -6,10 +6,19 @@ Semantics are those of ``torchvision.ops.deform_conv2d`` with a mask: offsets of
 already passed through a sigmoid, and zero padding outside the image.
 
 Backends:
-    ``torchvision``: ``torchvision.ops.deform_conv2d`` (the reference backend).
+    ``torchvision``: ``torchvision.ops.deform_conv2d`` (the reference backend). Its CPU kernels run
+    on one thread and its backward costs ~6x its forward.
+    ``fast``: :mod:`edvr_lib.ops.dcn_fast`, one sampling grid, one ``grid_sample`` and one GEMM per
+    tile with a hand-written backward; multi-threaded, same results to float32 rounding, 3-7x faster
+    than ``torchvision`` on one CPU thread at EDVR shapes (more with several threads).
 
 Choose with the ``backend`` argument, the ``EDVR_DCN_BACKEND`` environment variable,
-or leave it to ``"auto"``.
+or leave it to ``"auto"``: ``fast`` on CPU (measured fastest, see ``docs/performance.md``);
+``torchvision`` on CUDA and other devices, whose native kernel runs the whole op in one launch
+(compare with ``python -m benchmarks.edvr_speed --dcn-backend fast`` on your GPU).
+
+Under autocast (AMP) the DCN always runs in float32: offsets are sub-pixel positions and lose
+their precision in half types; the output is float32 and the next convolution casts it again.
 """
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ import os
 import torch
 from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
+from edvr_lib.ops.dcn_fast import fast_modulated_deform_conv2d
 from edvr_lib.utils.errors import EDVRError
 
 
@@ -26,7 +36,13 @@ def _torchvision_backend(x, offset, mask, weight, bias, padding, stride, dilatio
                              dilation=dilation, mask=mask)
 
 
-_BACKENDS = {"torchvision": _torchvision_backend}
+def _fast_backend(x, offset, mask, weight, bias, padding, stride, dilation):
+    return fast_modulated_deform_conv2d(x, offset, mask, weight, bias, padding, stride, dilation)
+
+
+_BACKENDS = {"torchvision": _torchvision_backend, "fast": _fast_backend}
+# per-device default for "auto" (device.type -> backend); anything not listed uses torchvision
+AUTO_BACKEND = {"cpu": "fast"}
 
 
 def available_backends() -> list[str]:
@@ -38,7 +54,7 @@ def resolve_backend(backend: str | None, device: torch.device) -> str:
     """Pick the backend name: explicit argument, then ``EDVR_DCN_BACKEND``, then per-device default."""
     name = backend or os.environ.get("EDVR_DCN_BACKEND") or "auto"
     if name == "auto":
-        return "torchvision"
+        return AUTO_BACKEND.get(torch.device(device).type, "torchvision")
     if name not in _BACKENDS:
         raise EDVRError(f"unknown DCN backend {name!r}; choose one of {available_backends()} or 'auto' "
                         "(set via backend=... or the EDVR_DCN_BACKEND environment variable)")
@@ -63,4 +79,11 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
         ``(b, c_out, h_out, w_out)``.
     """
     name = resolve_backend(backend, x.device)
-    return _BACKENDS[name](x, offset, mask, weight, bias, padding, stride, dilation)
+    fn = _BACKENDS[name]
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev) or x.dtype != weight.dtype:
+        # AMP: the DCN runs in float32 (sub-pixel offsets need the precision)
+        with torch.autocast(dev, enabled=False):
+            f32 = [None if t is None else t.float() for t in (x, offset, mask, weight, bias)]
+            return fn(*f32, padding, stride, dilation)
+    return fn(x, offset, mask, weight, bias, padding, stride, dilation)

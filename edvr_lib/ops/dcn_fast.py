@@ -1,0 +1,209 @@
+"""A fast, multi-threaded DCNv2 built from dense PyTorch kernels (the ``"fast"`` backend).
+
+Why: ``torchvision.ops.deform_conv2d`` runs its CPU kernels on one thread and its backward costs
+about 6x its forward. Here the same operation is split into three kernels that PyTorch already
+parallelises and vectorises:
+
+1. **one sampling grid** for every kernel tap ``k`` and deformable group ``g``: the sample position
+   ``p = p_0 + p_k + dp_k`` in pixels, normalised for ``grid_sample`` as ``(2p + 1) / S - 1``
+   (``align_corners=False``), which reproduces torchvision's bilinear interpolation with zeros
+   outside the image;
+2. **one** ``grid_sample`` call on the input viewed as ``(b*g, c/g, h, w)``; its output
+   ``(b*g, c/g, K*h_out, w_out)`` is, in memory, already the im2col matrix ``(b, c*K, L)`` in the
+   order of ``weight.view(c_out, c*K)``, so no copy is needed;
+3. the mask multiply (in place) and **one GEMM** per batch element with the weight.
+
+The backward is hand-written (``torch.autograd.Function``): it keeps only the *unmasked* samples
+(one large buffer instead of two), gets the gradient of the sampled columns with one GEMM, the mask
+gradient with a channel reduction, and the input and offset gradients from one
+``grid_sampler_2d_backward`` call that reuses the same grid.
+
+Matches torchvision to float32 rounding (~1e-6 relative) in outputs and gradients, except exactly at
+integer sample positions, where bilinear interpolation has a kink and the offset gradient may take the
+other one-sided derivative.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
+
+
+# Bytes of sampled columns per tile (a tile is a few batch elements, or a band of output rows of one).
+# Tiles keep the im2col buffer below the allocator's mmap threshold (a fresh 30+ MB buffer per call
+# costs more in page faults than the sampling) and bound the memory of the op; large tiles keep the
+# number of kernel launches (and thread synchronisations, costly on a busy CPU) small.
+TILE_BYTES_FORWARD = 16 << 20
+TILE_BYTES_BACKWARD = 16 << 20
+
+
+def _tiles(b: int, c: int, k: int, h_out: int, w_out: int, budget: int, device: torch.device):
+    """``(n0, n1, r0, r1)`` tiles: several whole batch elements, or row bands of a single one."""
+    per_row = c * k * w_out * 4
+    if device.type != "cpu" or per_row * h_out * b <= budget:
+        return [(0, b, 0, h_out)]  # on accelerators one large launch beats many small ones
+    if per_row * h_out <= budget:
+        nb = budget // (per_row * h_out)
+        return [(n, min(b, n + nb), 0, h_out) for n in range(0, b, nb)]
+    rows = max(1, budget // per_row)
+    return [(n, n + 1, r, min(h_out, r + rows)) for n in range(b) for r in range(0, h_out, rows)]
+
+
+def _base_positions(h_out: int, w_out: int, kh: int, kw: int, padding: int, stride: int, dilation: int,
+                    dtype: torch.dtype, device: torch.device):
+    """Sample positions without offsets, in pixels: ``(K, h_out, 1)`` rows and ``(K, 1, w_out)`` columns."""
+    ys = torch.arange(h_out, device=device, dtype=dtype) * stride - padding
+    xs = torch.arange(w_out, device=device, dtype=dtype) * stride - padding
+    ky = torch.arange(kh, device=device, dtype=dtype).repeat_interleave(kw) * dilation  # row-major taps
+    kx = torch.arange(kw, device=device, dtype=dtype).repeat(kh) * dilation
+    return ky.view(-1, 1, 1) + ys.view(1, -1, 1), kx.view(-1, 1, 1) + xs.view(1, 1, -1)
+
+
+def _grid(off: torch.Tensor, base_y: torch.Tensor, base_x: torch.Tensor, h: int, w: int, y0: int = 0):
+    """Normalised ``grid_sample`` grid ``(n, g, K, rows, w_out, 2)`` (x first).
+
+    Args:
+        off: offsets viewed ``(n, g, K, 2, rows, w_out)`` (dy, dx).
+        base_y, base_x: positions without offsets from :func:`_base_positions`, rows already sliced.
+        h, w: size of the sampled image, whose first row is row ``y0`` of the full image.
+    """
+    n, g, k, _, rows, w_out = off.shape
+    grid = off.new_empty(n, g, k, rows, w_out, 2)
+    # normalised coordinate (2p + 1) / S - 1 with p = base + delta (align_corners=False)
+    torch.add(base_x * (2.0 / w) + (1.0 / w - 1.0), off[:, :, :, 1], alpha=2.0 / w, out=grid[..., 0])
+    torch.add((base_y - y0) * (2.0 / h) + (1.0 / h - 1.0), off[:, :, :, 0], alpha=2.0 / h, out=grid[..., 1])
+    return grid
+
+
+def _gemm(w2d, cols, bias, dst):
+    """``dst (n, c_out, L) = w2d @ cols (n, c*K, L) (+ bias)`` without temporaries."""
+    if dst.shape[0] == 1:
+        if bias is not None:
+            torch.addmm(bias.view(-1, 1), w2d, cols[0], out=dst[0])
+        else:
+            torch.mm(w2d, cols[0], out=dst[0])
+    elif bias is not None:
+        torch.baddbmm(bias.view(1, -1, 1), w2d.expand(dst.shape[0], -1, -1), cols, out=dst)
+    else:
+        torch.matmul(w2d, cols, out=dst)
+
+
+class _FastModulatedDeformConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, offset, mask, weight, bias, padding, stride, dilation):
+        b, c, h, w = x.shape
+        c_out, _, kh, kw = weight.shape
+        k = kh * kw
+        h_out, w_out = offset.shape[-2:]
+        g = offset.shape[1] // (2 * k)
+        x, offset, mask, weight = x.contiguous(), offset.contiguous(), mask.contiguous(), weight.contiguous()
+        x_g = x.view(b * g, c // g, h, w)
+        off = offset.view(b, g, k, 2, h_out, w_out)
+        msk = mask.view(b, g, 1, k, h_out, w_out)
+        w2d = weight.view(c_out, c * k)
+        base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
+        out = x.new_empty(b, c_out, h_out * w_out)
+        for n0, n1, r0, r1 in _tiles(b, c, k, h_out, w_out, TILE_BYTES_FORWARD, x.device):
+            nb, nr = n1 - n0, r1 - r0
+            grid = _grid(off[n0:n1, :, :, :, r0:r1], base_y[:, r0:r1], base_x, h, w)
+            # (nb*g, c/g, K*rows, w_out) is, in memory, the im2col matrix (nb, c*K, rows*w_out) in weight order
+            cols = F.grid_sample(x_g[n0 * g:n1 * g], grid.view(nb * g, k * nr, w_out, 2), mode="bilinear",
+                                 padding_mode="zeros", align_corners=False)
+            cols.view(nb, g, c // g, k, nr, w_out).mul_(msk[n0:n1, :, :, :, r0:r1])
+            _gemm(w2d, cols.view(nb, c * k, nr * w_out), bias, out[n0:n1, :, r0 * w_out:r1 * w_out])
+        if any(ctx.needs_input_grad[:5]):
+            ctx.save_for_backward(x, offset, mask, weight)
+            ctx.conf = (padding, stride, dilation, g, bias is not None)
+        return out.view(b, c_out, h_out, w_out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, offset, mask, weight = ctx.saved_tensors
+        padding, stride, dilation, g, has_bias = ctx.conf
+        b, c, h, w = x.shape
+        c_out, _, kh, kw = weight.shape
+        k = kh * kw
+        h_out, w_out = offset.shape[-2:]
+        need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
+        go = grad_out.contiguous().view(b, c_out, h_out * w_out)
+        x_g = x.view(b, g, c // g, h, w)
+        off = offset.view(b, g, k, 2, h_out, w_out)
+        msk = mask.view(b, g, 1, k, h_out, w_out)
+        w2d = weight.view(c_out, c * k)
+        base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
+        tiles = _tiles(b, c, k, h_out, w_out, TILE_BYTES_BACKWARD, x.device)
+        row_tiles = tiles[0][3] - tiles[0][2] < h_out
+        grad_x = (torch.zeros_like(x) if row_tiles else torch.empty_like(x)) if need_x else None
+        grad_off = torch.empty_like(offset) if need_off else None
+        grad_mask = torch.empty_like(mask) if need_mask else None
+        grad_w = torch.zeros_like(w2d) if need_w else None
+        gx_g = grad_x.view(b, g, c // g, h, w) if need_x else None
+        goff = grad_off.view(b, g, k, 2, h_out, w_out) if need_off else None
+        gmsk = grad_mask.view(b, g, k, h_out, w_out) if need_mask else None
+        need_sampling_grad = need_x or need_off
+        for n0, n1, r0, r1 in tiles:
+            nb, nr = n1 - n0, r1 - r0
+            off_t = off[n0:n1, :, :, :, r0:r1]
+            y0, y1 = 0, h
+            if row_tiles and need_x:
+                # a band of output rows only reaches some input rows: sample (and get gradients for) a crop
+                lo, hi = torch.aminmax(off_t[:, :, :, 0])
+                y0 = min(max(0, int(torch.floor(lo + base_y[:, r0:r1].min()))), h - 1)
+                y1 = max(min(h, int(torch.floor(hi + base_y[:, r0:r1].max())) + 2), y0 + 1)
+            x_t = x_g[n0:n1, :, :, y0:y1].reshape(nb * g, c // g, y1 - y0, w) if y1 - y0 < h else \
+                x_g[n0:n1].view(nb * g, c // g, h, w)
+            grid = _grid(off_t, base_y[:, r0:r1], base_x, y1 - y0, w, y0).view(nb * g, k * nr, w_out, 2)
+            sampled = F.grid_sample(x_t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            s6 = sampled.view(nb, g, c // g, k, nr, w_out)
+            m = msk[n0:n1, :, :, :, r0:r1]
+            go_t = go[n0:n1, :, r0 * w_out:r1 * w_out]
+            grad_cols = None
+            if need_mask or need_sampling_grad:
+                grad_cols = torch.matmul(w2d.t(), go_t)  # (nb, c*K, rows*w_out)
+            if need_mask:
+                gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out)
+                torch.sum(gc6 * s6, dim=2, out=gmsk[n0:n1, :, :, r0:r1])
+            if need_w:
+                s6.mul_(m)
+                cols = sampled.view(nb, c * k, nr * w_out)
+                if nb == 1:
+                    grad_w.addmm_(go_t[0], cols[0].t())
+                else:
+                    grad_w.add_(torch.bmm(go_t, cols.transpose(1, 2)).sum(0))
+            del sampled, s6
+            if need_sampling_grad:
+                grad_cols.view(nb, g, c // g, k, nr, w_out).mul_(m)
+                gxs, gg = torch.ops.aten.grid_sampler_2d_backward(
+                    grad_cols.view(nb * g, c // g, k * nr, w_out), x_t, grid, 0, 0, False, [need_x, need_off])
+                if need_x:
+                    if row_tiles:
+                        gx_g[n0:n1, :, :, y0:y1].add_(gxs.view(nb, g, c // g, y1 - y0, w))
+                    else:
+                        gx_g[n0:n1] = gxs.view(nb, g, c // g, h, w)
+                if need_off:
+                    gg = gg.view(nb, g, k, nr, w_out, 2)
+                    torch.mul(gg[..., 1], 2.0 / (y1 - y0), out=goff[n0:n1, :, :, 0, r0:r1])
+                    torch.mul(gg[..., 0], 2.0 / w, out=goff[n0:n1, :, :, 1, r0:r1])
+        grad_b = go.sum((0, 2)) if (need_b and has_bias) else None
+        grad_w = grad_w.view_as(weight) if need_w else None
+        return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
+
+
+def fast_modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
+                                 bias: torch.Tensor | None, padding: int = 1, stride: int = 1,
+                                 dilation: int = 1) -> torch.Tensor:
+    """DCNv2 with torchvision semantics via one ``grid_sample`` and one GEMM (see module docstring).
+
+    Args:
+        x: ``(b, c_in, h, w)``.
+        offset: ``(b, 2*g*kh*kw, h_out, w_out)``, torchvision layout (dy, dx interleaved per tap).
+        mask: ``(b, g*kh*kw, h_out, w_out)``, after sigmoid.
+        weight: ``(c_out, c_in, kh, kw)``.
+        bias: ``(c_out,)`` or None.
+        padding, stride, dilation: ints as in ``nn.Conv2d``.
+
+    Returns:
+        ``(b, c_out, h_out, w_out)``.
+    """
+    return _FastModulatedDeformConv.apply(x, offset, mask, weight, bias, padding, stride, dilation)
