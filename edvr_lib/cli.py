@@ -13,6 +13,11 @@ import sys
 # subcommand -> (module, one-line help). Explicit, no folder scanning.
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("edvr_lib.env", "report versions, devices, a DCNv2 check and what this machine can do"),
+    "prepare-embedded": ("edvr_lib.data.embedded", "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
+    "prepare-reds": ("edvr_lib.data.prepare_reds", "check a REDS download; regroup val, regenerate LR, write meta info"),
+    "inspect-checkpoint": ("edvr_lib.archs.checkpoint", "describe a .pth file: format, key naming, inferred preset, loads strict?"),
+    "test": ("edvr_lib.evaluate", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
+    "infer": ("edvr_lib.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
 }
 
 

@@ -1,0 +1,383 @@
+"""``edvr test``: PSNR / SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded test clips.
+
+Protocol (as the EDVR test configs): every frame of every clip is restored as the centre
+of a ``num_frame`` window (``reflection_circle`` at the ends), the output is rounded to uint8,
+PSNR / SSIM are computed with ``crop_border 0`` on RGB (REDS4, embedded) or on the BT.601 Y
+channel (Vid4, Vimeo-90K-T, as those tables are reported), averaged over the frames of each
+clip, then over clips. The table prints the published numbers beside ours, labelled.
+
+Examples::
+
+    edvr test --config configs/test_EDVR_M_x4_SR_REDS4.yaml
+    edvr test --dataset REDS4 --root datasets/REDS --weights EDVR_M_x4_SR_REDS_official-32075921.pth
+    edvr test --dataset embedded --model bicubic
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from edvr_lib.utils import EDVRError, atomic_write_text
+
+__all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "self_ensemble_forward", "evaluate", "format_table",
+           "write_csv", "load_test_config", "random_weights_model", "tutorial_model", "add_arguments", "run"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REDS4_CLIPS = ["000", "011", "015", "020"]
+
+#: Where each benchmark's folders sit under ``--root`` and how it is conventionally reported.
+BENCHMARKS: dict[str, dict] = {
+    "embedded": dict(gt=None, lq=None, num_frame=5, test_y_channel=False,
+                     note="the project's own offline clips (test split); no published numbers exist"),
+    "REDS4": dict(gt="train_sharp", lq="train_sharp_bicubic", clips=REDS4_CLIPS, num_frame=5, test_y_channel=False,
+                  note="REDS clips 000, 011, 015, 020 (100 frames each), RGB"),
+    "Vid4": dict(gt="GT", lq="BIx4", num_frame=7, test_y_channel=True, note="calendar, city, foliage, walk; Y channel"),
+    "Vimeo90K-T": dict(gt="vimeo_septuplet/sequences", lq="vimeo_septuplet_matlabLRx4/sequences", num_frame=7,
+                       test_y_channel=True, note="7,824 septuplets, centre frame im4; Y channel"),
+}
+
+#: Published PSNR / SSIM (BI x4), see the project notes ``published_results.md``. Never ours.
+PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
+    "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),
+              ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo, EDVR paper"),
+              ("EDVR-L", 31.09, 0.8800, "BasicSR Model Zoo, EDVR paper")],
+    "Vid4": [("Bicubic", 23.78, 0.6347, "EDVR paper / BasicVSR table"),
+             ("EDVR-M", 27.10, 0.8186, "EDVR paper / BasicVSR table"),
+             ("EDVR-L (Vimeo-90K model)", 27.35, 0.8264, "BasicSR Model Zoo")],
+    "Vimeo90K-T": [("Bicubic", 31.32, 0.8684, "EDVR paper / BasicVSR table"),
+                   ("EDVR-M", 37.09, 0.9446, "EDVR paper / BasicVSR table"),
+                   ("EDVR-L", 37.61, 0.9489, "EDVR paper / BasicVSR table")],
+    "embedded": [],
+}
+
+
+# ----------------------------------------------------------------------------------------- datasets
+class _VimeoAsClips(torch.utils.data.Dataset):
+    """Vimeo-90K-T items with ``clip`` / ``frame_idx`` keys (one 'clip' per septuplet)."""
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.clip_names = list(ds.keys)
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        item = self.ds[i]
+        return {**item, "clip": item["key"], "frame_idx": 3}
+
+
+def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: int | None = None,
+                  dataroot_gt=None, dataroot_lq=None, meta_info_file=None, clips: list[str] | None = None,
+                  padding: str = "reflection_circle"):
+    """The test dataset of benchmark ``name`` (items ``{'lq', 'gt', 'clip', 'frame_idx', 'key'}``).
+
+    Args:
+        name: one of :data:`BENCHMARKS`.
+        root: the benchmark's folder (``datasets/REDS``, ``datasets/Vid4``, ``datasets/vimeo90k``);
+            for ``embedded`` the built set (default: :func:`edvr_lib.data.prepare_embedded`).
+        num_frame: window length (default: the benchmark's).
+        dataroot_gt, dataroot_lq, meta_info_file: explicit folders (override ``root``).
+        clips: subset of clips.
+        padding: window padding at clip ends.
+    """
+    if name not in BENCHMARKS:
+        raise EDVRError(f"unknown dataset {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    spec = BENCHMARKS[name]
+    num_frame = num_frame or spec["num_frame"]
+    if name == "embedded":
+        from edvr_lib.data import embedded_paths, prepare_embedded
+        from edvr_lib.data.video_test_dataset import VideoTestDataset
+
+        paths = embedded_paths(root if root is not None else prepare_embedded(progress=False))
+        return VideoTestDataset(dataroot_gt or paths["gt"], dataroot_lq or paths["lq"],
+                                meta_info_file=meta_info_file or paths["meta_test"], num_frame=num_frame,
+                                padding=padding, clips=clips)
+    if root is None and (dataroot_gt is None or dataroot_lq is None):
+        raise EDVRError(f"--dataset {name} needs --root (the folder holding {spec['gt']} and {spec['lq']}), "
+                        "or dataroot_gt / dataroot_lq in the config. These sets are not downloaded by this project; "
+                        "see the README's 'Datasets' section.")
+    gt = Path(dataroot_gt) if dataroot_gt else Path(root) / spec["gt"]
+    lq = Path(dataroot_lq) if dataroot_lq else Path(root) / spec["lq"]
+    for what, p in (("GT", gt), ("LQ", lq)):
+        if not p.is_dir():
+            raise EDVRError(f"{name} {what} folder not found: {p}. Fix: pass --root pointing at the folder that "
+                            f"contains {spec['gt'] if what == 'GT' else spec['lq']}.")
+    if name == "Vimeo90K-T":
+        from edvr_lib.data.vimeo_dataset import Vimeo90KDataset
+
+        testlist = Path(root) / "vimeo_septuplet" / "sep_testlist.txt" if root else None
+        ds = Vimeo90KDataset(gt, lq, meta_info_file=meta_info_file, num_frame=num_frame, gt_size=None,
+                             use_hflip=False, use_rot=False)
+        if meta_info_file is None:
+            if testlist is None or not testlist.is_file():
+                raise EDVRError(f"Vimeo-90K-T needs its test list: {testlist} (from the dataset) or a BasicSR meta "
+                                "file meta_info_Vimeo90K_test_GT.txt via meta_info_file / --meta")
+            ds.keys = [ln.strip() for ln in testlist.read_text().splitlines() if ln.strip()]
+        return _VimeoAsClips(ds)
+    from edvr_lib.data.video_test_dataset import VideoTestDataset
+
+    return VideoTestDataset(gt, lq, meta_info_file=meta_info_file, num_frame=num_frame, padding=padding,
+                            clips=clips if clips is not None else spec.get("clips"))
+
+
+# ----------------------------------------------------------------------------------------- models
+def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
+    """A small EDVR with random weights (for demos without a checkpoint; label its results so)."""
+    from edvr_lib.archs import build_edvr
+
+    torch.manual_seed(seed)
+    config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
+    config.update(overrides)
+    model = build_edvr("M", **config).eval()
+    model.label = "EDVR (random weights, untrained)"
+    return model
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def _dihedral_inv(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 4:
+        x = x.transpose(-1, -2)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    return x
+
+
+def self_ensemble_forward(run_model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Average of the 8 flip / transpose variants (each output transformed back). ``(b, t, c, h, w) -> (b, c, H, W)``."""
+    out = sum(_dihedral_inv(run_model(_dihedral(x, k)), k) for k in range(8))
+    return out / 8
+
+
+# ----------------------------------------------------------------------------------------- evaluation
+def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop_border: int = 0,
+             self_ensemble: bool = False, device: str = "cpu", keep_clips: list[str] | None = None,
+             max_frames: int | None = None, progress: bool = False, ssim: bool = True) -> dict:
+    """Per-frame PSNR / SSIM of ``model`` on ``dataset``, then per-clip and overall means.
+
+    Args:
+        model: EDVR (any size via padding) or :func:`edvr_lib.infer.bicubic_model`.
+        dataset: items with ``lq (t, 3, h, w)``, ``gt (3, 4h, 4w)``, ``clip``, ``frame_idx``.
+        test_y_channel: measure on the BT.601 Y channel.
+        crop_border: pixels ignored at each border (0 for EDVR).
+        self_ensemble: average the 8 flip / transpose variants (x8 slower).
+        device: torch device of ``model``.
+        keep_clips: clips whose restored frames are returned (for figures).
+        max_frames: evaluate only the first ``max_frames`` items (quick looks; not a benchmark number).
+        progress: tqdm progress bar.
+        ssim: also compute SSIM.
+
+    Returns:
+        ``{'rows': [{'clip', 'frame_idx', 'key', 'psnr', 'ssim'}], 'per_clip', 'overall',
+        'outputs': {clip: [uint8 (4h, 4w, 3), ...]}, 'seconds'}``.
+    """
+    from edvr_lib.archs.padding import forward_padded
+    from edvr_lib.metrics import calculate_psnr, calculate_ssim, summarize, tensor2img
+
+    run_model = (lambda x: forward_padded(model, x)) if hasattr(model, "size_multiple") else model
+    rows, outputs = [], {}
+    n = len(dataset) if max_frames is None else min(max_frames, len(dataset))
+    items = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc="edvr test", unit="frame")
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in items:
+            item = dataset[i]
+            x = item["lq"].unsqueeze(0).to(device)
+            out = self_ensemble_forward(run_model, x) if self_ensemble else run_model(x)
+            sr = tensor2img(out[0].float())
+            gt = tensor2img(item["gt"])
+            row = {"clip": item["clip"], "frame_idx": int(item["frame_idx"]), "key": item["key"],
+                   "psnr": calculate_psnr(sr, gt, crop_border, test_y_channel=test_y_channel)}
+            if ssim:
+                row["ssim"] = calculate_ssim(sr, gt, crop_border, test_y_channel=test_y_channel)
+            rows.append(row)
+            if keep_clips and item["clip"] in keep_clips:
+                outputs.setdefault(item["clip"], []).append(sr)
+    metrics = ("psnr", "ssim") if ssim else ("psnr",)
+    per_clip, overall = summarize(rows, metrics)
+    return {"rows": rows, "per_clip": per_clip, "overall": overall, "outputs": outputs,
+            "seconds": time.perf_counter() - start}
+
+
+def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:
+    """Write per-frame rows to ``dest`` atomically (columns clip, frame_idx, key, psnr, ssim)."""
+    buf = io.StringIO()
+    fields = [k for k in ("clip", "frame_idx", "key", "psnr", "ssim") if not rows or k in rows[0]]
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
+    atomic_write_text(dest, buf.getvalue())
+    return Path(dest)
+
+
+def format_table(dataset_name: str, results: dict[str, dict], test_y_channel: bool) -> str:
+    """A Markdown table: our rows (``results``: label -> evaluate() result) then the published ones."""
+    channel = "Y" if test_y_channel else "RGB"
+    lines = [f"| method | source | {dataset_name} PSNR (dB, {channel}) | SSIM |", "|---|---|---|---|"]
+    for label, res in results.items():
+        o = res["overall"]
+        ssim = f"{o['ssim']:.4f}" if "ssim" in o else "–"
+        frames = len(res["rows"])
+        lines.append(f"| {label} | ours ({frames} frames, {len(res['per_clip'])} clips) | {o['psnr']:.2f} | {ssim} |")
+    for method, psnr, ssim, source in PUBLISHED.get(dataset_name, []):
+        lines.append(f"| {method} | published ({source}) | {psnr:.2f} | {ssim:.4f} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- config + CLI
+_CONFIG_KEYS = {"name", "model", "num_frame", "self_ensemble", "path", "datasets", "val", "device", "random_weights"}
+
+
+def load_test_config(path: str | os.PathLike) -> dict:
+    """Read a BasicSR-like test YAML (``configs/test_*.yaml``) into flat options.
+
+    Keys: ``name``, ``model`` (edvr / bicubic), ``num_frame``, ``self_ensemble``,
+    ``path.pretrain_network_g``, ``datasets.test.{name, dataroot_gt, dataroot_lq, meta_info_file, padding, clips}``
+    (``name`` is the benchmark: embedded, REDS4, Vid4, Vimeo90K-T; ``root`` is also accepted),
+    ``val.metrics.psnr.{crop_border, test_y_channel}``. Relative paths are relative to the repository root.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise EDVRError(f"config not found: {path} (see configs/test_*.yaml)")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise EDVRError(f"cannot parse {path}: {err}") from None
+    unknown = sorted(set(cfg) - _CONFIG_KEYS)
+    if unknown:
+        raise EDVRError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(_CONFIG_KEYS)}")
+    test = (cfg.get("datasets") or {}).get("test") or {}
+    psnr_opt = ((cfg.get("val") or {}).get("metrics") or {}).get("psnr") or {}
+
+    def rel(p):
+        return None if p is None else str(p if Path(p).is_absolute() else REPO_ROOT / p)
+
+    return {"name": cfg.get("name", path.stem), "model": cfg.get("model", "edvr"), "num_frame": cfg.get("num_frame"),
+            "self_ensemble": bool(cfg.get("self_ensemble", False)),
+            "weights": rel((cfg.get("path") or {}).get("pretrain_network_g")),
+            "dataset": test.get("name", "embedded"), "root": rel(test.get("root")),
+            "dataroot_gt": rel(test.get("dataroot_gt")), "dataroot_lq": rel(test.get("dataroot_lq")),
+            "meta_info_file": rel(test.get("meta_info_file")), "padding": test.get("padding", "reflection_circle"),
+            "clips": test.get("clips"), "crop_border": int(psnr_opt.get("crop_border", 0)),
+            "test_y_channel": psnr_opt.get("test_y_channel"), "random_weights": bool(cfg.get("random_weights", False)),
+            "device": cfg.get("device")}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="test YAML (configs/test_*.yaml); flags given here win")
+    parser.add_argument("--dataset", choices=list(BENCHMARKS), help="benchmark (default: embedded)")
+    parser.add_argument("--root", help="benchmark folder (datasets/REDS, datasets/Vid4, datasets/vimeo90k)")
+    parser.add_argument("--meta", help="meta info file listing the clips / sequences")
+    parser.add_argument("--weights", help="checkpoint (default: the project's shipped one)")
+    parser.add_argument("--model", choices=["edvr", "bicubic"], help="'bicubic' is the baseline (no weights)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="a small untrained EDVR (results are labelled as random weights)")
+    parser.add_argument("--num-frame", type=int, help="window length (default: the model's / benchmark's)")
+    parser.add_argument("--self-ensemble", action="store_true", help="average 8 flip/transpose variants")
+    parser.add_argument("--y-channel", choices=["auto", "yes", "no"], default=None,
+                        help="measure on Y (default auto: Vid4 / Vimeo-90K-T on Y, others RGB)")
+    parser.add_argument("--max-frames", type=int, help="only the first N frames (a quick look, not a benchmark)")
+    parser.add_argument("--out", help="folder for the CSV (default outputs/test/<name>)")
+    parser.add_argument("--device", help="cpu / cuda (default: cuda if available)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from edvr_lib.infer import load_model
+
+    opts = load_test_config(args.config) if args.config else {"name": None, "model": "edvr", "dataset": "embedded",
+                                                               "padding": "reflection_circle", "crop_border": 0}
+    for key, flag in (("dataset", args.dataset), ("root", args.root), ("weights", args.weights), ("model", args.model),
+                      ("num_frame", args.num_frame), ("meta_info_file", args.meta), ("device", args.device)):
+        if flag is not None:
+            opts[key] = flag
+    if args.self_ensemble:
+        opts["self_ensemble"] = True
+    if args.random_weights:
+        opts["random_weights"] = True
+    dataset_name = opts.get("dataset") or "embedded"
+    if dataset_name not in BENCHMARKS:
+        raise EDVRError(f"unknown dataset {dataset_name!r} in {args.config or '--dataset'}; "
+                        f"choose one of {', '.join(BENCHMARKS)}")
+    device = opts.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    y = opts.get("test_y_channel")
+    if args.y_channel in ("yes", "no"):
+        y = args.y_channel == "yes"
+    if y is None:
+        y = BENCHMARKS[dataset_name]["test_y_channel"]
+
+    num_frame = opts.get("num_frame") or BENCHMARKS[dataset_name]["num_frame"]
+    if opts.get("random_weights"):
+        model, label = random_weights_model(num_frame=num_frame).to(device), "EDVR (random weights, untrained)"
+    elif opts.get("model", "edvr") == "bicubic":
+        model, label = load_model(None, "bicubic", num_frame=num_frame, device=device), "Bicubic"
+    else:
+        model = load_model(opts.get("weights"), "edvr", device=device)
+        label = f"EDVR ({Path(opts.get('weights') or 'shipped checkpoint').name})"
+        if opts.get("num_frame") and opts["num_frame"] != model.num_frame:
+            raise EDVRError(f"--num-frame {opts['num_frame']} does not match the checkpoint's num_frame "
+                            f"{model.num_frame}; leave --num-frame out")
+        num_frame = model.num_frame
+    if opts.get("self_ensemble"):
+        label += " + self-ensemble x8"
+    dataset = build_dataset(dataset_name, opts.get("root"), num_frame, opts.get("dataroot_gt"), opts.get("dataroot_lq"),
+                            opts.get("meta_info_file"), opts.get("clips"), opts.get("padding", "reflection_circle"))
+    res = evaluate(model, dataset, test_y_channel=y, crop_border=opts.get("crop_border", 0),
+                   self_ensemble=bool(opts.get("self_ensemble")), device=device, max_frames=args.max_frames,
+                   progress=not args.no_progress)
+    name = opts.get("name") or f"{dataset_name}_{label.split(' ')[0].lower()}"
+    out_dir = Path(args.out) if args.out else REPO_ROOT / "outputs" / "test" / name
+    csv_path = write_csv(res["rows"], out_dir / "metrics.csv")
+    channel = "Y" if y else "RGB"
+    print(f"{dataset_name}: {len(res['rows'])} frames in {len(res['per_clip'])} clips, {channel}, "
+          f"crop_border {opts.get('crop_border', 0)}, {res['seconds']:.1f} s")
+    for clip, m in res["per_clip"].items():
+        print(f"  {clip:<28} {m['num_frames']:>4} frames  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
+    if args.max_frames:
+        print(f"  (only the first {args.max_frames} frames: not comparable with published numbers)")
+    print()
+    print(format_table(dataset_name, {label: res}, y))
+    print(f"\nper-frame metrics: {csv_path}")
+    return 0
+
+
+def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5, device: str = "cpu"):
+    """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
+
+    Returns:
+        ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
+        so no figure or table can pass an untrained network off as EDVR.
+    """
+    from edvr_lib.infer import DEFAULT_CHECKPOINT, load_model
+
+    if weights is not None or DEFAULT_CHECKPOINT.exists():
+        model = load_model(weights, "edvr", device=device)
+        return model, f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
+    model = random_weights_model(num_frame=num_frame).to(device)
+    return model, "EDVR (random weights, untrained)"

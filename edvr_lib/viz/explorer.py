@@ -1,0 +1,274 @@
+"""Look at what EDVR aligns and attends to: an ipywidgets explorer and a static grid.
+
+Both read one forward pass recorded with :func:`edvr_lib.archs.record_internals`:
+
+* **PCD offset magnitude** ``|(dy, dx)|`` (pixels of that pyramid level), averaged over the 9 taps
+  of one deformable group;
+* **PCD offset direction** in optical-flow colours (hue = direction, brightness = magnitude);
+* **DCN mask** (modulation, 0..1) averaged over the 9 taps;
+* **TSA temporal attention** of one neighbour frame (sigmoid of its correlation with the centre);
+* **TSA spatial attention** (sigmoid, mean over channels).
+
+The maps are computed once; each rendered image is cached, so moving a slider only
+redraws. The image is an ``ipywidgets.Image`` holding PNG bytes, which JupyterLab renders
+from the kernel side (no browser-side plotting needed).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edvr_lib.utils.errors import EDVRError
+
+__all__ = ["MAP_TYPES", "AttentionExplorer", "compute_internals", "offset_magnitude", "offset_direction_rgb",
+           "map_image", "attention_grid_figure"]
+
+MAP_TYPES = ("offset magnitude", "offset direction", "DCN mask", "temporal attention", "spatial attention")
+LEVELS = ("l3", "l2", "l1", "cascade")
+
+
+def compute_internals(model, lq):
+    """Run ``model`` once on ``lq`` and return the recorded internals and the output.
+
+    Args:
+        model: an EDVR in eval mode.
+        lq: ``(t, 3, h, w)`` or ``(1, t, 3, h, w)`` frames in [0, 1]; h, w multiples of 4.
+
+    Returns:
+        ``(internals, output (1, 3, 4h, 4w))``.
+    """
+    import torch
+
+    from edvr_lib.archs import record_internals
+
+    x = lq if lq.dim() == 5 else lq.unsqueeze(0)
+    with torch.no_grad(), record_internals(model) as rec:
+        out = model(x)
+    return rec, out
+
+
+def offset_magnitude(offsets) -> np.ndarray:
+    """``(9, 2, h, w)`` offsets of one group -> ``(h, w)`` magnitude of the tap-mean (dy, dx)."""
+    mean = np.asarray(offsets, dtype=np.float64).mean(axis=0)
+    return np.sqrt(mean[0] ** 2 + mean[1] ** 2)
+
+
+def offset_direction_rgb(offsets, max_mag: float | None = None) -> np.ndarray:
+    """``(9, 2, h, w)`` -> ``(h, w, 3)`` uint8 flow colours: hue = direction of (dx, dy), value = magnitude."""
+    from matplotlib.colors import hsv_to_rgb
+
+    mean = np.asarray(offsets, dtype=np.float64).mean(axis=0)
+    dy, dx = mean
+    mag = np.sqrt(dx ** 2 + dy ** 2)
+    max_mag = max_mag or max(float(mag.max()), 1e-6)
+    hue = (np.arctan2(-dy, -dx) / (2 * np.pi) + 0.5) % 1.0
+    val = np.clip(mag / max_mag, 0, 1)
+    rgb = hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], axis=-1))
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def _colormap(values: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis") -> np.ndarray:
+    from matplotlib import colormaps
+
+    norm = np.clip((values - vmin) / max(vmax - vmin, 1e-12), 0, 1)
+    return (colormaps[cmap](norm)[..., :3] * 255).round().astype(np.uint8)
+
+
+def map_image(rec, map_type: str, frame: int = 0, level: str = "l1", group: int = 0) -> tuple[np.ndarray, str]:
+    """The selected map as an image plus a one-line description.
+
+    Returns:
+        ``(img, text)``: ``img`` is ``(h_l, w_l, 3)`` uint8 (colour maps use viridis with the
+        range in ``text``).
+    """
+    if map_type not in MAP_TYPES:
+        raise EDVRError(f"unknown map type {map_type!r}; choose one of {MAP_TYPES}")
+    if map_type in ("offset magnitude", "offset direction", "DCN mask"):
+        if level not in rec.pcd_offsets:
+            raise EDVRError(f"unknown pyramid level {level!r}; choose one of {LEVELS}")
+        offs = rec.pcd_offsets[level][0, frame, group].numpy()  # (9, 2, h, w)
+        where = f"level {level}, group {group}, frame {frame}"
+        if map_type == "offset magnitude":
+            mag = offset_magnitude(offs)
+            return _colormap(mag, 0, max(float(mag.max()), 1e-6)), \
+                f"PCD offset magnitude ({where}): 0 .. {mag.max():.3f} px of level {level}"
+        if map_type == "offset direction":
+            mag = offset_magnitude(offs)
+            return offset_direction_rgb(offs), \
+                f"PCD offset direction ({where}): hue = direction, brightness = magnitude up to {mag.max():.3f} px"
+        mask = rec.pcd_masks[level][0, frame, group].numpy().mean(axis=0)
+        return _colormap(mask, 0, 1), f"DCN mask, mean of 9 taps ({where}): {mask.min():.3f} .. {mask.max():.3f} (scale 0..1)"
+    if rec.temporal_attn is None:
+        raise EDVRError("this model has no TSA fusion (with_tsa=False): no attention maps to show")
+    if map_type == "temporal attention":
+        att = rec.temporal_attn[0, frame].numpy()
+        return _colormap(att, 0, 1), f"TSA temporal attention of frame {frame}: {att.min():.3f} .. {att.max():.3f} (scale 0..1)"
+    att = rec.spatial_attn[0].numpy().mean(axis=0)
+    return _colormap(att, 0, 1), f"TSA spatial attention, mean over channels: {att.min():.3f} .. {att.max():.3f} (scale 0..1)"
+
+
+def _png(img: np.ndarray) -> bytes:
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img[..., ::-1]))
+    if not ok:  # pragma: no cover
+        raise EDVRError("could not encode the explorer image as PNG")
+    return buf.tobytes()
+
+
+class AttentionExplorer:
+    """Sliders over PCD offsets / DCN masks / TSA attention of one recorded forward pass.
+
+    Args:
+        model: an EDVR in eval mode (run once here), or None with ``internals`` given.
+        lq: ``(t, 3, h, w)`` (or ``(1, t, 3, h, w)``) LR frames in [0, 1].
+        internals: a recorded :class:`~edvr_lib.archs.Internals` (skips the forward pass).
+        display_height: the shown maps are scaled (nearest) to about this many pixels tall.
+        title: shown above the controls (say here if the weights are random).
+
+    Attributes:
+        widgets: ``{'frame', 'level', 'group', 'map_type', 'image', 'info', 'title'}`` ipywidgets.
+        ui: the ``VBox`` to display (``display(explorer)`` works too).
+        forward_passes: number of model runs (1).
+        redraws: number of slider-triggered redraws; ``render_cache`` holds every image drawn.
+    """
+
+    def __init__(self, model=None, lq=None, internals=None, display_height: int = 256, title: str = "EDVR attention explorer"):
+        import ipywidgets as W
+
+        if lq is None:
+            raise EDVRError("AttentionExplorer needs the LR frames `lq` ((t, 3, h, w), values in [0, 1])")
+        self.lq = lq[0] if lq.dim() == 5 else lq
+        self.forward_passes = 0
+        if internals is None:
+            if model is None:
+                raise EDVRError("AttentionExplorer needs a model or recorded internals")
+            internals, _ = compute_internals(model, self.lq)
+            self.forward_passes = 1
+        self.rec = internals
+        self.num_frame = self.rec.pcd_offsets["l1"].shape[1]
+        self.num_groups = self.rec.pcd_offsets["l1"].shape[2]
+        self.center_frame_idx = getattr(model, "center_frame_idx", self.num_frame // 2)
+        self.display_height = display_height
+        self.render_cache: dict[tuple, tuple[np.ndarray, str]] = {}
+        self.redraws = 0
+        map_types = MAP_TYPES if self.rec.temporal_attn is not None else MAP_TYPES[:3]
+        style = {"description_width": "110px"}
+        self.widgets: dict[str, Any] = {
+            "title": W.HTML(f"<b>{title}</b>"),
+            "map_type": W.Dropdown(options=map_types, value=map_types[0], description="map", style=style),
+            "frame": W.IntSlider(value=0, min=0, max=self.num_frame - 1, description="frame (t)",
+                                 continuous_update=True, style=style),
+            "level": W.Dropdown(options=LEVELS, value="l1", description="pyramid level", style=style),
+            "group": W.IntSlider(value=0, min=0, max=self.num_groups - 1, description="deform. group", style=style),
+            "image": W.Image(format="png"),
+            "info": W.HTML(),
+        }
+        for name in ("map_type", "frame", "level", "group"):
+            self.widgets[name].observe(self._on_change, names="value")
+        controls = W.VBox([self.widgets[k] for k in ("map_type", "frame", "level", "group")])
+        self.ui = W.VBox([self.widgets["title"], controls, self.widgets["image"], self.widgets["info"]])
+        self._shown: np.ndarray | None = None
+        self._draw()
+
+    # state ---------------------------------------------------------------------------------
+    @property
+    def state(self) -> dict:
+        """Current control values."""
+        return {k: self.widgets[k].value for k in ("map_type", "frame", "level", "group")}
+
+    def current_image(self) -> np.ndarray:
+        """The RGB ``(H, W, 3)`` uint8 image shown now (LR frame | map, side by side)."""
+        return self._shown
+
+    def set(self, **values) -> None:
+        """Set controls by name (``explorer.set(frame=2, map_type='DCN mask')``), like moving them."""
+        for k, v in values.items():
+            if k not in ("map_type", "frame", "level", "group"):
+                raise EDVRError(f"unknown control {k!r}; use map_type, frame, level or group")
+            self.widgets[k].value = v
+
+    # drawing -------------------------------------------------------------------------------
+    def _on_change(self, _change) -> None:
+        self.redraws += 1
+        self._draw()
+
+    def _render(self, key: tuple) -> tuple[np.ndarray, str]:
+        if key not in self.render_cache:
+            map_type, frame, level, group = key
+            img, text = map_image(self.rec, map_type, frame, level, group)
+            lr = self.lq[frame].permute(1, 2, 0).numpy() if map_type != "spatial attention" \
+                else self.lq[self.center_frame_idx].permute(1, 2, 0).numpy()
+            lr = (np.clip(lr, 0, 1) * 255).round().astype(np.uint8)
+            h = self.display_height
+            lr_w = max(1, round(lr.shape[1] * h / lr.shape[0]))
+            map_w = max(1, round(img.shape[1] * h / img.shape[0]))
+            from edvr_lib.viz.figures import _upscale_nearest
+
+            gap = np.full((h, 6, 3), 255, np.uint8)
+            shown = np.concatenate([_upscale_nearest(lr, (h, lr_w)), gap, _upscale_nearest(img, (h, map_w))], axis=1)
+            self.render_cache[key] = (shown, text)
+        return self.render_cache[key]
+
+    def _draw(self) -> None:
+        s = self.state
+        is_pcd = s["map_type"] in MAP_TYPES[:3]
+        self.widgets["level"].disabled = not is_pcd
+        self.widgets["group"].disabled = not is_pcd
+        self.widgets["frame"].disabled = s["map_type"] == "spatial attention"
+        # level and group do not apply to TSA maps: one cache entry per TSA map and frame
+        key = (s["map_type"], s["frame"], s["level"], s["group"]) if is_pcd else (s["map_type"], s["frame"], "l1", 0)
+        shown, text = self._render(key)
+        self._shown = shown
+        self.widgets["image"].value = _png(shown)
+        centre = " (centre frame)" if s["frame"] == self.center_frame_idx else ""
+        self.widgets["info"].value = f"left: LR input frame {s['frame']}{centre}; right: {text}"
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        display(self.ui)
+
+
+def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str = "EDVR alignment and attention maps"):
+    """Static grid for readers without a live kernel: one row per frame.
+
+    Columns: LR frame, PCD offset magnitude, offset direction, DCN mask (``level``, ``group``) and,
+    with TSA, the temporal attention; the last row shows the spatial attention.
+
+    Args:
+        rec: recorded internals (:func:`compute_internals`).
+        lq: ``(t, 3, h, w)`` LR frames.
+    """
+    import matplotlib.pyplot as plt
+
+    lq = lq[0] if lq.dim() == 5 else lq
+    t = rec.pcd_offsets[level].shape[1]
+    cols = ["offset magnitude", "offset direction", "DCN mask"] + (["temporal attention"] if rec.temporal_attn is not None else [])
+    rows = t + (1 if rec.spatial_attn is not None else 0)
+    fig, axes = plt.subplots(rows, len(cols) + 1, figsize=(2.3 * (len(cols) + 1), 2.0 * rows + 0.6), squeeze=False)
+    for f in range(t):
+        lr = np.clip(lq[f].permute(1, 2, 0).numpy(), 0, 1)
+        axes[f, 0].imshow(lr)
+        axes[f, 0].set_ylabel(f"frame {f}\ny (LR px)")
+        for c, map_type in enumerate(cols, start=1):
+            img, _ = map_image(rec, map_type, f, level, group)
+            axes[f, c].imshow(img, interpolation="nearest")
+        if f == 0:
+            axes[0, 0].set_title("LR input")
+            for c, map_type in enumerate(cols, start=1):
+                lv = f" ({level}, g{group})" if map_type in MAP_TYPES[:3] else ""
+                axes[0, c].set_title(map_type + lv, fontsize=9)
+    if rec.spatial_attn is not None:
+        img, text = map_image(rec, "spatial attention")
+        axes[-1, 0].imshow(img, interpolation="nearest")
+        axes[-1, 0].set_title("TSA spatial attention", fontsize=9)
+        axes[-1, 0].set_ylabel("y (LR px)")
+        for ax in axes[-1, 1:]:
+            ax.axis("off")
+    for ax in axes[-1 if rec.spatial_attn is None else -2]:
+        ax.set_xlabel("x (px)")
+    fig.suptitle(f"{title}\n(colour maps: viridis, dark = low; offsets in pixels of level {level})", fontsize=10)
+    fig.tight_layout()
+    return fig

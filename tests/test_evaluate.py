@@ -1,0 +1,112 @@
+"""`edvr test` on a tiny REDS-/Vid4-shaped folder: CSV, averaging, published rows, configs, errors."""
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from edvr_lib.cli import main as cli_main
+from edvr_lib.data.imresize import imresize
+from edvr_lib.data.io import write_png
+from edvr_lib.evaluate import PUBLISHED, build_dataset, evaluate, load_test_config, self_ensemble_forward
+from edvr_lib.infer import bicubic_model
+from edvr_lib.utils import EDVRError
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _make_set(root, gt_dir, lq_dir, clips, n=5, size=(32, 48), seed=0):
+    rng = np.random.default_rng(seed)
+    for clip in clips:
+        base = rng.integers(0, 256, (size[0] // 4, size[1] // 4, 3)).astype(np.uint8)
+        for i in range(n):
+            gt = imresize(np.roll(base, i, axis=1).astype(np.float32) / 255, 4)
+            gt = np.clip(np.round(gt * 255), 0, 255).astype(np.uint8)
+            write_png(root / gt_dir / clip / f"{i:08d}.png", gt)
+            write_png(root / lq_dir / clip / f"{i:08d}.png", imresize(gt, 0.25))
+    return root
+
+
+@pytest.fixture(scope="module")
+def reds(tmp_path_factory):
+    return _make_set(tmp_path_factory.mktemp("REDS"), "train_sharp", "train_sharp_bicubic/X4",
+                     ["000", "011", "015", "020", "001"])
+
+
+def test_cli_bicubic_reds4_csv_and_table(reds, tmp_path, capsys):
+    rc = cli_main(["test", "--dataset", "REDS4", "--root", str(reds), "--model", "bicubic", "--out", str(tmp_path),
+                   "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert len(rows) == 20 and {r["clip"] for r in rows} == {"000", "011", "015", "020"}  # clip 001 is not REDS4
+    per_clip = {c: np.mean([float(r["psnr"]) for r in rows if r["clip"] == c]) for c in ("000", "011", "015", "020")}
+    assert f"| Bicubic | ours (20 frames, 4 clips) | {np.mean(list(per_clip.values())):.2f} |" in out
+    assert "| EDVR-M | published (BasicSR Model Zoo, EDVR paper) | 30.53 | 0.8699 |" in out
+    assert "PSNR (dB, RGB)" in out
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # atomic write left no temp file
+
+
+def test_vid4_defaults_to_y_channel(tmp_path, capsys):
+    root = _make_set(tmp_path / "Vid4", "GT", "BIx4", ["calendar"], n=7)
+    rc = cli_main(["test", "--dataset", "Vid4", "--root", str(root), "--model", "bicubic", "--out", str(tmp_path / "o"),
+                   "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "PSNR (dB, Y)" in out and "27.35" in out and "published" in out
+
+
+def test_checkpoint_and_config(reds, tmp_path, capsys):
+    from edvr_lib.archs import build_edvr
+
+    torch.manual_seed(0)
+    net = build_edvr("M", num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
+    torch.save({"params": net.state_dict()}, tmp_path / "tiny.pth")
+    cfg = tmp_path / "test_tiny.yaml"
+    cfg.write_text(f"""name: tiny
+model: edvr
+path: {{pretrain_network_g: {tmp_path / 'tiny.pth'}}}
+datasets:
+  test: {{name: REDS4, dataroot_gt: {reds / 'train_sharp'}, dataroot_lq: {reds / 'train_sharp_bicubic'}, clips: ['011']}}
+val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
+""")
+    assert load_test_config(cfg)["dataset"] == "REDS4"
+    rc = cli_main(["test", "--config", str(cfg), "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "EDVR (tiny.pth)" in out and "5 frames in 1 clips" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nnetwork_g: {}\n")
+    assert cli_main(["test", "--config", str(bad)]) == 2
+    assert "unknown key(s) ['network_g']" in capsys.readouterr().err
+
+
+def test_errors_are_clean(tmp_path, capsys):
+    assert cli_main(["test", "--dataset", "REDS4", "--model", "bicubic"]) == 2
+    assert "--root" in capsys.readouterr().err
+    assert cli_main(["test", "--dataset", "Vid4", "--root", str(tmp_path), "--model", "bicubic"]) == 2
+    assert "GT folder not found" in capsys.readouterr().err
+    (tmp_path / "w.pth").write_bytes(b"\x00garbage")
+    assert cli_main(["test", "--dataset", "embedded", "--weights", str(tmp_path / "w.pth")]) == 2
+    assert "w.pth" in capsys.readouterr().err
+
+
+def test_self_ensemble_inverts_every_variant():
+    # an identity-like model that is not flip-equivariant: output must still come back aligned
+    x = torch.rand(1, 3, 3, 6, 8)
+    model = lambda z: torch.nn.functional.interpolate(z[:, 1], scale_factor=4, mode="nearest")  # noqa: E731
+    assert torch.allclose(self_ensemble_forward(model, x), model(x))
+    with pytest.raises(EDVRError):
+        build_dataset("REDS5")
+
+
+def test_evaluate_keeps_outputs_and_published_table_has_no_embedded_numbers(reds):
+    ds = build_dataset("REDS4", reds, num_frame=5, clips=["015"])
+    res = evaluate(bicubic_model(5), ds, keep_clips=["015"])
+    assert len(res["outputs"]["015"]) == 5 and res["outputs"]["015"][0].shape == (32, 48, 3)
+    assert res["overall"]["psnr"] == pytest.approx(res["per_clip"]["015"]["psnr"])
+    assert PUBLISHED["embedded"] == []
