@@ -63,6 +63,23 @@ def make_store(root: str | os.PathLike, backend: str, role: str):
     raise EDVRError(f"io_backend must be 'disk' or 'lmdb', got {backend!r}")
 
 
+def open_clip_stores(dataroot_gt, dataroot_lq, io_backend: str, scale: int, meta_info_file=None):
+    """Open the GT and LQ stores and list clip names (from the meta info file, or the GT folder).
+
+    Returns:
+        ``(gt_store, lq_store, names, expected)`` where ``expected`` maps clip -> frame count from the
+        meta file, or is ``None`` when the GT folder was scanned.
+    """
+    from edvr_lib.data.embedded import read_meta_info
+
+    lq_root = resolve_lq_root(dataroot_lq, scale) if io_backend == "disk" else Path(dataroot_lq)
+    gt_store, lq_store = make_store(dataroot_gt, io_backend, "GT"), make_store(lq_root, io_backend, "LQ")
+    if meta_info_file is None:
+        return gt_store, lq_store, gt_store.list_clips(), None
+    meta = read_meta_info(meta_info_file)
+    return gt_store, lq_store, [m[0] for m in meta], {m[0]: m[1] for m in meta}
+
+
 def resolve_lq_root(dataroot_lq: str | os.PathLike, scale: int = 4) -> Path:
     """Accept REDS' ``train_sharp_bicubic`` with or without its ``X4`` level.
 

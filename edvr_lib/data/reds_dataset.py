@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.embedded import read_meta_info
-from edvr_lib.data.frame_store import (check_loaded_pair, check_pair_sizes, make_store, resolve_lq_root,
+from edvr_lib.data.frame_store import (check_loaded_pair, check_pair_sizes, open_clip_stores,
                                         scan_clips)
 from edvr_lib.data.transforms import augment, frames_to_tensor, image_to_tensor, paired_random_crop
 from edvr_lib.utils import EDVRError
@@ -73,16 +71,10 @@ class REDSDataset(Dataset):
         self.num_frame, self.gt_size, self.scale = num_frame, gt_size, scale
         self.interval_list = [int(i) for i in interval_list]
         self.random_reverse, self.use_hflip, self.use_rot = random_reverse, use_hflip, use_rot
-        lq_root = resolve_lq_root(dataroot_lq, scale) if io_backend == "disk" else Path(dataroot_lq)
-        self.gt_store = make_store(dataroot_gt, io_backend, "GT")
-        self.lq_store = make_store(lq_root, io_backend, "LQ")
-        if meta_info_file is not None:
-            meta = read_meta_info(meta_info_file)
-            names, expected = [m[0] for m in meta], {m[0]: m[1] for m in meta}
-        else:
-            names, expected = self.gt_store.list_clips(), None
-            if not names:
-                raise EDVRError(f"no clip folders in {dataroot_gt}. Fix: point dataroot_gt at a folder of clip "
+        self.gt_store, self.lq_store, names, expected = open_clip_stores(dataroot_gt, dataroot_lq, io_backend,
+                                                                         scale, meta_info_file)
+        if not names:
+            raise EDVRError(f"no clip folders in {dataroot_gt}. Fix: point dataroot_gt at a folder of clip "
                                 "folders (REDS layout GT/<clip>/<frame>.png).")
         held_out = set(val_partition_clips(val_partition))
         names = [n for n in names if n not in held_out]

@@ -10,8 +10,7 @@ import os
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.embedded import read_meta_info
-from edvr_lib.data.frame_store import check_loaded_pair, check_pair_sizes, make_store, resolve_lq_root, scan_clips
+from edvr_lib.data.frame_store import check_loaded_pair, check_pair_sizes, open_clip_stores, scan_clips
 from edvr_lib.data.transforms import PADDINGS, frames_to_tensor, generate_frame_indices, image_to_tensor
 from edvr_lib.utils import EDVRError
 
@@ -45,14 +44,8 @@ class VideoTestDataset(Dataset):
         if padding not in PADDINGS:
             raise EDVRError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
         self.num_frame, self.padding, self.scale = num_frame, padding, scale
-        lq_root = resolve_lq_root(dataroot_lq, scale) if io_backend == "disk" else dataroot_lq
-        self.gt_store = make_store(dataroot_gt, io_backend, "GT")
-        self.lq_store = make_store(lq_root, io_backend, "LQ")
-        if meta_info_file is not None:
-            meta = read_meta_info(meta_info_file)
-            names, expected = [m[0] for m in meta], {m[0]: m[1] for m in meta}
-        else:
-            names, expected = self.gt_store.list_clips(), None
+        self.gt_store, self.lq_store, names, expected = open_clip_stores(dataroot_gt, dataroot_lq, io_backend,
+                                                                         scale, meta_info_file)
         if clips is not None:
             unknown = [c for c in clips if c not in names]
             if unknown:
