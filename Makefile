@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edvr-installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 
-.PHONY: install test test-fast tutorial lab lock strip check-notebooks bench clean
+.PHONY: install test test-fast tutorial lab lock strip check-notebooks bench clean browser-deps docs
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(PY) || (echo "creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV))
@@ -15,13 +15,35 @@ $(STAMP): requirements-lock.txt pyproject.toml
 
 install: $(STAMP)
 
-## Unit tests + every notebook under nbval in smoke mode (what CI runs).
-test: $(STAMP)
+## Unit tests + every notebook under nbval in smoke mode (what CI runs), the real-browser test included.
+test: $(STAMP) browser-deps
 	EDVR_SMOKE=1 $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider -ra
 
 ## Unit tests only, skipping slow ones (for quick iterations).
 test-fast: $(STAMP)
 	EDVR_SMOKE=1 $(PY) -m pytest tests -m "not slow and not browser" -q -p no:cacheprovider
+
+## Debian chromium for tests/test_browser.py (JupyterLab driven by Playwright); never `playwright install`.
+## A failed apt does not stop `make test`: the browser test is then skipped, with its reason in the summary.
+CHROMIUM := /usr/bin/chromium
+browser-deps:
+	@if [ -x $(CHROMIUM) ]; then echo "browser-deps: $(CHROMIUM) is there (used by tests/test_browser.py)"; else \
+	  echo "browser-deps: $(CHROMIUM) is missing; tests/test_browser.py needs it to drive JupyterLab in a real browser."; \
+	  sudo=""; if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then sudo="sudo -n"; fi; \
+	  echo "browser-deps: installing Debian's chromium: $$sudo apt-get update && $$sudo apt-get install -y chromium"; \
+	  if $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q chromium \
+	     && [ -x $(CHROMIUM) ]; then echo "browser-deps: installed $(CHROMIUM)"; else \
+	    echo ""; \
+	    echo "!!! browser-deps: COULD NOT INSTALL chromium (apt-get failed: no root/sudo, no network or no package)."; \
+	    echo "!!! The real-browser test tests/test_browser.py will be SKIPPED; the rest of 'make test' still runs."; \
+	    echo "!!! Fix: 'sudo apt-get install chromium' (Debian/Ubuntu), then 'make test' again."; \
+	    echo ""; \
+	  fi; \
+	fi
+
+## README results: docs/ (figures + metrics table) and README's results block, by code; EDVR_WEIGHTS=FILE for a checkpoint.
+docs: $(STAMP)
+	$(PY) -m edvr_lib.viz.make_docs --out docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
 
 ## Every notebook, in order, in full mode; executed copies + HTML under outputs/notebooks.
 tutorial: $(STAMP)
@@ -42,6 +64,11 @@ strip: $(STAMP)
 	$(PY) -m edvr_lib.utils.notebooks strip
 check-notebooks: $(STAMP)
 	$(PY) -m edvr_lib.utils.notebooks check
+
+## Speed of EDVR-M against the reference (BasicSR 1.4.2, installed on demand into .reference_venv/);
+## writes docs/performance.md / .json. ~15 min on 2 CPU cores; run it on an otherwise idle machine.
+bench: $(STAMP)
+	$(PY) -m benchmarks.edvr_speed --install-reference
 
 clean:
 	rm -rf outputs .pytest_cache

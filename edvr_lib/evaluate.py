@@ -131,13 +131,21 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
 
 # ----------------------------------------------------------------------------------------- models
 def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
-    """A small EDVR with random weights (for demos without a checkpoint; label its results so)."""
+    """A small EDVR with random weights (for demos without a checkpoint; label its results so).
+
+    The deformable packs' ``conv_offset`` layers are zero-initialised for training (every offset 0,
+    every mask 0.5), which would leave the offset and mask maps blank; here they get PyTorch's
+    default random conv init too, so the explorer has something (meaningless) to show.
+    """
     from edvr_lib.archs import build_edvr
 
     torch.manual_seed(seed)
     config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
     config.update(overrides)
     model = build_edvr("M", **config).eval()
+    for name, module in model.named_modules():
+        if name.endswith("conv_offset"):
+            module.reset_parameters()
     model.label = "EDVR (random weights, untrained)"
     return model
 
@@ -363,6 +371,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  (only the first {args.max_frames} frames: not comparable with published numbers)")
     print()
     print(format_table(dataset_name, {label: res}, y))
+    if not PUBLISHED.get(dataset_name):
+        print(f"({dataset_name}: {BENCHMARKS[dataset_name]['note']})")
     print(f"\nper-frame metrics: {csv_path}")
     return 0
 

@@ -291,8 +291,10 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
 
     try:
         net = edvr_lib.load_pretrained(str(weights))
-    except EDVRError:
-        raise
+    except EDVRError as err:
+        if str(weights) in str(err):
+            raise
+        raise EDVRError(f"cannot load checkpoint {weights}: {err}") from None
     except Exception as err:  # torch.load / state-dict errors: name the file
         raise EDVRError(f"cannot load checkpoint {weights}: {type(err).__name__}: {err}. "
                         "Pass an EDVR checkpoint (.pth) that load_pretrained accepts.") from None

@@ -6,7 +6,9 @@ the keyboard and checks that the picture the browser shows changed. A screenshot
 ``outputs/browser/notebook05.png``. Needs ``/usr/bin/chromium`` (``make browser-deps``); never
 runs ``playwright install``.
 """
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +36,13 @@ _IMG_PIXELS = """img => { const c = document.createElement('canvas'); c.width = 
   c.height = img.naturalHeight; c.getContext('2d').drawImage(img, 0, 0); return c.toDataURL('image/png'); }"""
 
 
+_LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
+                                                                         "checkForUpdates": False},
+}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,12 +52,19 @@ def _free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server over a temp copy of notebook 05 (EDVR_SMOKE=1 for its kernels)."""
-    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    served = tmp_path / "served"  # only the notebook in the file browser; logs and settings stay outside
+    served.mkdir()
+    shutil.copy(NOTEBOOK, served / NOTEBOOK.name)
+    # every cell attached and rendered (JupyterLab 4 otherwise skips off-screen cells), no news pop-up
+    for ext, setting in _LAB_SETTINGS.items():
+        dest = tmp_path / ".lab_settings" / ext
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(json.dumps(setting))
     port, token = _free_port(), "edvr-browser-test"
     env = dict(os.environ, EDVR_SMOKE="1", JUPYTER_CONFIG_DIR=str(tmp_path / ".jupyter_config"),
                JUPYTERLAB_SETTINGS_DIR=str(tmp_path / ".lab_settings"), JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / ".ws"))
     cmd = [str(Path(sys.executable).parent / "jupyter"), "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-           f"--ServerApp.token={token}", f"--ServerApp.root_dir={tmp_path}",
+           f"--ServerApp.token={token}", f"--ServerApp.root_dir={served}",
            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
@@ -84,14 +100,18 @@ def test_notebook05_explorer_in_real_browser(lab):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"{lab['url']}/lab/tree/{NOTEBOOK.name}?token={lab['token']}")
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=90_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                                   ".jp-Toolbar-kernelStatus", timeout=90_000)
+            # the status bar reads "No Kernel | Initializing" (with an 'idle' indicator!) until the kernel is up
+            page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"ipykernel\) \| Idle")).first.wait_for(
+                timeout=90_000)
             # Run > Run All Cells, through the menu like a user
             page.locator(".lm-MenuBar-item", has_text="Run").first.click()
             page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+            # the first code cell gets an execution count: the cells really run
+            page.locator(".jp-CodeCell .jp-InputPrompt", has_text=re.compile(r"\[\d+\]")).first.wait_for(
+                state="attached", timeout=60_000)
             # the explorer appears, then the last cell prints the REDS4 config
             img = page.locator(".widget-image").first
-            img.wait_for(state="visible", timeout=240_000)
+            img.wait_for(state="attached", timeout=240_000)
             page.get_by_text("name: EDVR_M_x4_SR_REDS4").first.wait_for(timeout=240_000)
             errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
             stderr_text = " ".join(errors.all_inner_texts())

@@ -110,3 +110,30 @@ def test_evaluate_keeps_outputs_and_published_table_has_no_embedded_numbers(reds
     assert len(res["outputs"]["015"]) == 5 and res["outputs"]["015"][0].shape == (32, 48, 3)
     assert res["overall"]["psnr"] == pytest.approx(res["per_clip"]["015"]["psnr"])
     assert PUBLISHED["embedded"] == []
+
+
+def test_vimeo90k_t_layout_on_y_channel(tmp_path, capsys):
+    from edvr_lib.metrics import calculate_psnr
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "vimeo90k"
+    seqs = ["00001/0001", "00002/0007"]
+    for seq in seqs:
+        for i in range(1, 8):
+            gt = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+            write_png(root / "vimeo_septuplet/sequences" / seq / f"im{i}.png", gt)
+            write_png(root / "vimeo_septuplet_matlabLRx4/sequences" / seq / f"im{i}.png", imresize(gt, 0.25))
+    (root / "vimeo_septuplet/sep_testlist.txt").write_text("\n".join(seqs) + "\n")
+    rc = cli_main(["test", "--dataset", "Vimeo90K-T", "--root", str(root), "--model", "bicubic", "--out",
+                   str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "2 frames in 2 clips, Y" in out and "| EDVR-L | published" in out
+    rows = list(csv.DictReader(open(tmp_path / "o" / "metrics.csv")))
+    assert [r["clip"] for r in rows] == seqs
+    # bicubic of im4 (the centre of 7) against GT im4, on Y, computed here from the files
+    from edvr_lib.data.io import read_image
+
+    seq = root / "vimeo_septuplet_matlabLRx4/sequences" / seqs[0]
+    sr = np.round(np.clip(imresize(read_image(seq / "im4.png"), 4), 0, 1) * 255)
+    gt = np.round(read_image(root / "vimeo_septuplet/sequences" / seqs[0] / "im4.png") * 255)
+    assert float(rows[0]["psnr"]) == pytest.approx(calculate_psnr(sr, gt, test_y_channel=True), abs=1e-5)

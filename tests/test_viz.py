@@ -26,6 +26,9 @@ def explorer_setup():
     torch.manual_seed(0)
     model = build_edvr("M", num_feat=8, num_frame=3, deformable_groups=2, num_extract_block=1,
                        num_reconstruct_block=1).eval()
+    for name, module in model.named_modules():  # zero-initialised for training: give the maps some content
+        if name.endswith("conv_offset"):
+            module.reset_parameters()
     lq = torch.rand(3, 3, 16, 20)
     return model, lq
 
@@ -87,7 +90,13 @@ def test_attention_grid_and_comparison_figures(explorer_setup):
     assert out.shape == (1, 3, 64, 80)
     fig = attention_grid_figure(rec, lq)
     assert fig._suptitle.get_text().startswith("EDVR alignment")
-    assert len(fig.axes) == 4 * 5  # 3 frames + spatial row, LR + 4 map columns
+    assert len(fig.axes) == 4 * 5 + 4  # (3 frames + spatial row) x (LR + 4 map columns), + 4 colour bars
+    # the DCN-mask column shares one colour scale: the range of the masks over all frames
+    masks = rec.pcd_masks["l1"][0, :, 0].numpy().mean(axis=1)  # (t, h, w), mean of the 9 taps
+    assert masks.max() - masks.min() > 1e-3  # random offset convs: masks are not all 0.5
+    for f in range(3):
+        assert np.allclose(fig.axes[5 * f + 3].images[0].get_clim(), (masks.min(), masks.max()), atol=1e-6)
+    assert "mask (0..1)" in [ax.get_xlabel() for ax in fig.axes[20:]]
     plt.close(fig)
 
     rng = np.random.default_rng(0)

@@ -22,7 +22,7 @@ import numpy as np
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["MAP_TYPES", "AttentionExplorer", "compute_internals", "offset_magnitude", "offset_direction_rgb",
-           "map_image", "attention_grid_figure"]
+           "map_image", "map_values", "attention_grid_figure"]
 
 MAP_TYPES = ("offset magnitude", "offset direction", "DCN mask", "temporal attention", "spatial attention")
 LEVELS = ("l3", "l2", "l1", "cascade")
@@ -231,11 +231,38 @@ class AttentionExplorer:
         display(self.ui)
 
 
+def map_values(rec, map_type: str, frame: int = 0, level: str = "l1", group: int = 0) -> np.ndarray:
+    """The raw ``(h_l, w_l)`` values behind a scalar map (offset magnitude in px, mask / attention in 0..1)."""
+    if map_type == "offset magnitude":
+        return offset_magnitude(rec.pcd_offsets[level][0, frame, group].numpy())
+    if map_type == "DCN mask":
+        return rec.pcd_masks[level][0, frame, group].numpy().mean(axis=0)
+    if map_type == "temporal attention":
+        return rec.temporal_attn[0, frame].numpy()
+    if map_type == "spatial attention":
+        return rec.spatial_attn[0].numpy().mean(axis=0)
+    raise EDVRError(f"{map_type!r} has no scalar values; choose offset magnitude, DCN mask, temporal or "
+                    "spatial attention")
+
+
+_UNITS = {"offset magnitude": "|offset| (px of level {level})", "DCN mask": "mask (0..1)",
+          "temporal attention": "attention (0..1)", "spatial attention": "attention (0..1)"}
+
+
+def _few_ticks(cbar) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    cbar.locator = MaxNLocator(3)
+    cbar.update_ticks()
+    cbar.ax.tick_params(labelsize=7)
+
+
 def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str = "EDVR alignment and attention maps"):
-    """Static grid for readers without a live kernel: one row per frame.
+    """Static grid for readers without a live kernel: one row per frame of the window.
 
     Columns: LR frame, PCD offset magnitude, offset direction, DCN mask (``level``, ``group``) and,
-    with TSA, the temporal attention; the last row shows the spatial attention.
+    with TSA, the temporal attention; the last row shows the spatial attention. Each scalar
+    column shares one colour scale over all frames (the range of its values), with a colour bar.
 
     Args:
         rec: recorded internals (:func:`compute_internals`).
@@ -245,30 +272,50 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
 
     lq = lq[0] if lq.dim() == 5 else lq
     t = rec.pcd_offsets[level].shape[1]
-    cols = ["offset magnitude", "offset direction", "DCN mask"] + (["temporal attention"] if rec.temporal_attn is not None else [])
+    cols = ["offset magnitude", "offset direction", "DCN mask"]
+    if rec.temporal_attn is not None:
+        cols.append("temporal attention")
     rows = t + (1 if rec.spatial_attn is not None else 0)
-    fig, axes = plt.subplots(rows, len(cols) + 1, figsize=(2.3 * (len(cols) + 1), 2.0 * rows + 0.6), squeeze=False)
+    h, w = lq.shape[-2:]
+    panel_w = 2.4
+    figsize = (panel_w * (len(cols) + 1), (panel_w * h / w + 0.5) * rows + 1.6)
+    fig, axes = plt.subplots(rows, len(cols) + 1, figsize=figsize, squeeze=False, layout="constrained")
+    values = {c: [map_values(rec, c, f, level, group) for f in range(t)] for c in cols if c != "offset direction"}
+    ranges = {c: (min(float(v.min()) for v in vs), max(float(v.max()) for v in vs)) for c, vs in values.items()}
+    max_mag = max(ranges["offset magnitude"][1], 1e-6)
     for f in range(t):
-        lr = np.clip(lq[f].permute(1, 2, 0).numpy(), 0, 1)
-        axes[f, 0].imshow(lr)
+        axes[f, 0].imshow(np.clip(lq[f].permute(1, 2, 0).numpy(), 0, 1))
         axes[f, 0].set_ylabel(f"frame {f}\ny (LR px)")
         for c, map_type in enumerate(cols, start=1):
-            img, _ = map_image(rec, map_type, f, level, group)
-            axes[f, c].imshow(img, interpolation="nearest")
-        if f == 0:
-            axes[0, 0].set_title("LR input")
-            for c, map_type in enumerate(cols, start=1):
-                lv = f" ({level}, g{group})" if map_type in MAP_TYPES[:3] else ""
-                axes[0, c].set_title(map_type + lv, fontsize=9)
+            ax = axes[f, c]
+            if map_type == "offset direction":
+                ax.imshow(offset_direction_rgb(rec.pcd_offsets[level][0, f, group].numpy(), max_mag),
+                          interpolation="nearest")
+                continue
+            vmin, vmax = ranges[map_type]
+            im = ax.imshow(values[map_type][f], cmap="viridis", vmin=vmin, vmax=max(vmax, vmin + 1e-6),
+                           interpolation="nearest")
+            if f == t - 1:
+                cbar = fig.colorbar(im, ax=axes[:t, c].tolist(), location="bottom", shrink=0.9, aspect=25)
+                cbar.set_label(_UNITS[map_type].format(level=level), fontsize=8)
+                _few_ticks(cbar)
+    axes[0, 0].set_title("LR input", fontsize=9)
+    for c, map_type in enumerate(cols, start=1):
+        lv = f" ({level}, group {group})" if map_type in MAP_TYPES[:3] else ""
+        extra = "\n(hue = direction, brightness = magnitude)" if map_type == "offset direction" else ""
+        axes[0, c].set_title(map_type + lv + extra, fontsize=9)
+    for ax in axes[t - 1]:
+        ax.set_xlabel("x (LR px)")
     if rec.spatial_attn is not None:
-        img, text = map_image(rec, "spatial attention")
-        axes[-1, 0].imshow(img, interpolation="nearest")
-        axes[-1, 0].set_title("TSA spatial attention", fontsize=9)
+        sp = map_values(rec, "spatial attention")
+        im = axes[-1, 0].imshow(sp, cmap="viridis", interpolation="nearest")
+        axes[-1, 0].set_title("TSA spatial attention\n(mean over channels)", fontsize=9)
         axes[-1, 0].set_ylabel("y (LR px)")
+        axes[-1, 0].set_xlabel("x (LR px)")
+        cbar = fig.colorbar(im, ax=axes[-1, 0], location="bottom", shrink=0.9, aspect=25)
+        cbar.set_label(_UNITS["spatial attention"], fontsize=8)
+        _few_ticks(cbar)
         for ax in axes[-1, 1:]:
             ax.axis("off")
-    for ax in axes[-1 if rec.spatial_attn is None else -2]:
-        ax.set_xlabel("x (px)")
-    fig.suptitle(f"{title}\n(colour maps: viridis, dark = low; offsets in pixels of level {level})", fontsize=10)
-    fig.tight_layout()
+    fig.suptitle(f"{title}\n(offsets in pixels of level {level}; each colour bar is shared by its column)", fontsize=10)
     return fig
