@@ -5,6 +5,9 @@ real :class:`~edvr_lib.archs.PCDAlignment`, and a 3x3 conv that decodes the alig
 trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame, so the only way to succeed is to
 sample the neighbour where the centre frame's content moved to: the learned offsets become a motion estimate
 that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`).
+
+:func:`evaluate_alignment` makes that comparison (end-point error, warping error before / after), and the
+``*_figure`` functions at the end draw notebook 02's figures (titled, axes in pixels).
 """
 from __future__ import annotations
 
@@ -22,7 +25,8 @@ from edvr_lib.archs.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.utils.errors import EDVRError
 
-__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "warp", "PCDDemoHistory"]
+__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "PCDDemoHistory",
+           "pyramid_figure", "sampling_positions_figure", "loss_figure", "alignment_figure", "flow_scatter_figure"]
 
 
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -95,6 +99,10 @@ class SyntheticPairs:
             raise EDVRError(f"no synthetic clips with known motion under {self.root}; build them with "
                             "edvr_lib.data.prepare_embedded()")
         lq = embedded_paths(self.root)["lq"]
+        missing = [c for c in self.clips if not any((lq / c).glob("*.png"))]
+        if missing:
+            raise EDVRError(f"no LR frames for clip(s) {missing} in {lq}; synthetic clips here: "
+                            f"{synthetic_clip_names(self.root)}")
         self.frames = {c: np.stack([read_image(p) for p in sorted((lq / c).glob("*.png"))]) for c in self.clips}
         self.max_distance = max_distance
         self._flow = ground_truth_flow
@@ -181,46 +189,238 @@ def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch
         sched.step()
         if step % log_every == 0 or step == 1 or step == steps:
             hist.steps.append(step)
-            hist.loss.append(float(loss))
+            hist.loss.append(loss.item())
     model.eval()
     hist.seconds = time.perf_counter() - t0
     return hist
 
 
 @torch.no_grad()
-def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[str, int, int]],
-                       border: int = 4) -> dict:
-    """Compare the PCD motion estimate with the true flow on whole frames.
-
-    The estimate is the mask-weighted mean of the L1 DCN offsets over groups and taps
-    (:func:`~edvr_lib.archs.offsets_to_flow`); the cascade's residual offsets are reported separately.
+def pcd_motion(model: PCDDemo, nbr: torch.Tensor, ref: torch.Tensor) -> dict:
+    """Run ``model`` once and summarise its DCN offsets as motion ``(n, 2, h, w)`` [dy, dx] in L1 pixels.
 
     Returns:
-        ``dict`` with ``learned_flow``, ``true_flow`` ``(n, 2, h, w)``, ``l1_masks`` ``(n, g, 9, h, w)``,
-        ``nbr``, ``ref``, ``warped_learned``, ``warped_true`` ``(n, 3, h, w)`` and the scalars
-        ``epe`` (mean end-point error of the learned flow, px), ``epe_zero`` (of a zero flow = mean true motion),
-        ``err_before`` (mean |nbr - ref|), ``err_learned`` (|warp(nbr, learned) - ref|), ``err_true``
-        (|warp(nbr, true) - ref|), ``err_decoded`` (|model(nbr, ref) - ref|), all excluding a ``border``.
+        ``dict`` with ``decoded`` ``(n, 3, h, w)``, ``l1`` and ``cascade`` (mask-weighted mean offsets of the L1
+        DCN and of the cascading DCN, :func:`~edvr_lib.archs.offsets_to_flow`), ``total`` (``l1 + cascade``: the
+        cascade samples the already aligned L1 feature, so the two displacements add up), ``l1_masks``
+        ``(n, g, 9, h, w)`` and ``offsets`` (every level, as :attr:`~edvr_lib.archs.Internals.pcd_offsets`).
     """
     model.eval()
     device = next(model.parameters()).device
-    nbr, ref, true = data.batch(items)
     with record_internals(model.pcd_align) as rec:
         decoded = model(nbr.to(device), ref.to(device)).cpu()
-    learned = offsets_to_flow(rec.pcd_offsets["l1"], rec.pcd_masks["l1"])[:, 0]
+    l1 = offsets_to_flow(rec.pcd_offsets["l1"], rec.pcd_masks["l1"])[:, 0]
     cascade = offsets_to_flow(rec.pcd_offsets["cascade"], rec.pcd_masks["cascade"])[:, 0]
+    return {"decoded": decoded, "l1": l1, "cascade": cascade, "total": l1 + cascade,
+            "l1_masks": rec.pcd_masks["l1"][:, 0], "offsets": rec.pcd_offsets, "masks": rec.pcd_masks}
+
+
+@torch.no_grad()
+def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[str, int, int]],
+                       border: int = 4, calibrate: bool = True) -> dict:
+    """Compare the PCD motion estimate with the true flow on whole frames.
+
+    The estimate is :func:`pcd_motion`'s ``total`` (L1 DCN + cascading DCN offsets, mask-weighted means over
+    groups and taps). With ``calibrate`` the estimate for the centre frame aligned to *itself* (true motion zero)
+    is subtracted: a constant offset pattern can be absorbed by the DCN's kernel weights, so only the change
+    relative to self-alignment carries motion. ``raw_flow`` keeps the uncalibrated estimate.
+
+    Returns:
+        ``dict`` with ``learned_flow``, ``raw_flow``, ``self_flow``, ``true_flow`` ``(n, 2, h, w)``, ``l1_masks``
+        ``(n, g, 9, h, w)``, ``nbr``, ``ref``, ``decoded``, ``warped_learned``, ``warped_true`` ``(n, 3, h, w)``,
+        ``offsets`` / ``masks`` (every level) and the scalars ``epe`` (mean end-point error of the learned flow,
+        px), ``epe_zero`` (of a zero flow = mean true motion), ``err_before`` (mean |nbr - ref|), ``err_learned``
+        (|warp(nbr, learned) - ref|), ``err_true`` (|warp(nbr, true) - ref|), ``err_decoded``
+        (|model(nbr, ref) - ref|), all excluding a ``border``, plus per-pair ``pair_epe`` and ``pair_epe_zero``.
+    """
+    nbr, ref, true = data.batch(items)
+    est = pcd_motion(model, nbr, ref)
+    raw = est["total"]
+    self_flow = pcd_motion(model, ref, ref)["total"] if calibrate else torch.zeros_like(raw)
+    learned = raw - self_flow
     warped_learned, warped_true = warp(nbr, learned), warp(nbr, true)
     b = (slice(None), slice(None), slice(border, -border or None), slice(border, -border or None))
 
     def mean_abs(x):
         return float(x[b].abs().mean())
 
+    epe_map = torch.linalg.vector_norm((learned - true)[b], dim=1)
+    zero_map = torch.linalg.vector_norm(true[b], dim=1)
     return {
-        "learned_flow": learned, "cascade_flow": cascade, "true_flow": true, "l1_masks": rec.pcd_masks["l1"][:, 0],
-        "nbr": nbr, "ref": ref, "decoded": decoded, "warped_learned": warped_learned, "warped_true": warped_true,
-        "epe": float(torch.linalg.vector_norm((learned - true)[b], dim=1).mean()),
-        "epe_zero": float(torch.linalg.vector_norm(true[b], dim=1).mean()),
+        "items": list(items), "learned_flow": learned, "raw_flow": raw, "self_flow": self_flow,
+        "cascade_flow": est["cascade"], "true_flow": true, "l1_masks": est["l1_masks"], "offsets": est["offsets"],
+        "masks": est["masks"], "nbr": nbr, "ref": ref, "decoded": est["decoded"], "warped_learned": warped_learned,
+        "warped_true": warped_true, "epe": float(epe_map.mean()), "epe_zero": float(zero_map.mean()),
+        "pair_epe": epe_map.mean(dim=(1, 2)), "pair_epe_zero": zero_map.mean(dim=(1, 2)),
         "err_before": mean_abs(nbr - ref), "err_learned": mean_abs(warped_learned - ref),
-        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(decoded - ref),
-        "cascade_mean_abs": float(cascade[b].abs().mean()),
+        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(est["decoded"] - ref),
+        "cascade_mean_abs": float(est["cascade"][b].abs().mean()),
     }
+
+
+# ----------------------------------------------------------------------------------------- figures (notebook 02)
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _img(t: torch.Tensor) -> np.ndarray:
+    """``(3, h, w)`` tensor -> ``(h, w, 3)`` numpy in [0, 1]."""
+    return t.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, title: str | None = None):
+    """One channel of the ``[L1, L2, L3]`` features of one frame, each at its own resolution.
+
+    Args:
+        feats: ``[L1, L2, L3]`` shaped ``(b, t, c, h_l, w_l)`` (from ``EDVR.extract_features``).
+        frame_idx: which frame of the first sample.
+        channel: which feature channel.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4))
+    for i, (ax, f) in enumerate(zip(axes, feats), start=1):
+        fmap = f[0, frame_idx, channel].detach().cpu().numpy()
+        im = ax.imshow(fmap, cmap="magma", interpolation="nearest")
+        ax.set_title(f"L{i}: {tuple(f.shape[-3:])} (c, h, w), 1 px = {2 ** (i - 1)} L1 px", fontsize=9)
+        ax.set(xlabel=f"x (L{i} pixels)", ylabel=f"y (L{i} pixels)")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="activation")
+    fig.suptitle(title or f"Feature pyramid of frame {frame_idx}, channel {channel}")
+    fig.tight_layout()
+    return fig
+
+
+KERNEL_TAPS = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=np.float64)  # (9, 2) (dy, dx)
+
+
+def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, radius: int = 6,
+                              title: str = "Where a 3x3 DCN samples for one output pixel"):
+    """Draw the 9 sampling positions ``p + p_k + offset_k`` of one output pixel for several offset/mask choices.
+
+    Args:
+        img: ``(h, w, 3)`` image the DCN samples (shown as background).
+        p: ``(y, x)`` output pixel.
+        cases: ``{panel title: (offsets (9, 2) as (dy, dx) per tap in pixels, masks (9,) in 0..1)}``.
+        radius: half-size of the shown window around ``p``, in pixels.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
+    y0, x0 = p
+    for ax, (name, (offsets, masks)) in zip(axes[0], cases.items()):
+        pos = np.asarray(p, float)[None] + KERNEL_TAPS + np.asarray(offsets, float)
+        masks = np.asarray(masks, float)
+        ax.imshow(img, interpolation="nearest")
+        ax.scatter(x0 + KERNEL_TAPS[:, 1], y0 + KERNEL_TAPS[:, 0], s=60, facecolors="none", edgecolors="white",
+                   linewidths=1.2, label="regular grid p + p_k")
+        sc = ax.scatter(pos[:, 1], pos[:, 0], s=30 + 120 * masks, c=masks, cmap="autumn", vmin=0, vmax=1,
+                        edgecolors="black", label="p + p_k + offset_k")
+        for k in range(9):
+            ax.annotate("", xy=(pos[k, 1], pos[k, 0]), xytext=(x0 + KERNEL_TAPS[k, 1], y0 + KERNEL_TAPS[k, 0]),
+                        arrowprops=dict(arrowstyle="->", color="cyan", lw=0.8))
+        ax.plot([x0], [y0], "w+", ms=12, mew=2)
+        ax.set_xlim(x0 - radius - 0.5, x0 + radius + 0.5)
+        ax.set_ylim(y0 + radius + 0.5, y0 - radius - 0.5)
+        ax.set_title(name, fontsize=9)
+        ax.set(xlabel="x (pixels)", ylabel="y (pixels)")
+    fig.colorbar(sc, ax=axes[0].tolist(), fraction=0.02, label="mask (modulation, 0..1)")
+    axes[0, 0].legend(loc="lower left", fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def loss_figure(hist, title: str = "Training loss"):
+    """Loss against step of a :class:`PCDDemoHistory` (or any object with ``steps`` and ``loss``)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(hist.steps, hist.loss, "-o", ms=3)
+    ax.set(title=f"{title} ({hist.seconds:.0f} s)", xlabel="optimiser step", ylabel="Charbonnier loss (per pixel)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _quiver(ax, img, flow, step, scale, color):
+    h, w = flow.shape[-2:]
+    yy, xx = np.mgrid[step // 2:h:step, step // 2:w:step]
+    ax.imshow(img, interpolation="nearest")
+    ax.quiver(xx, yy, flow[1, yy, xx], flow[0, yy, xx], color=color, angles="xy", scale_units="xy", scale=1 / scale,
+              width=0.006)
+
+
+def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float = 3.0):
+    """Learned PCD motion vs the true motion for one pair of :func:`evaluate_alignment`'s results.
+
+    Top row: centre frame, neighbour, true flow, learned flow (arrows x ``arrow_scale``). Bottom row: L1 DCN mask
+    (mean over groups and taps), ``|neighbour - centre|``, ``|warp(neighbour, learned) - centre|``,
+    ``|decoded - centre|``.
+    """
+    plt = _plt()
+    true, learned = ev["true_flow"][index].numpy(), ev["learned_flow"][index].numpy()
+    h, w = true.shape[-2:]
+    step = max(3, min(h, w) // 8)
+    fig, axes = plt.subplots(2, 4, figsize=(15, 7.6))
+    ref, nbr = _img(ev["ref"][index]), _img(ev["nbr"][index])
+    for ax, img, name in ((axes[0, 0], ref, "centre (reference) frame"), (axes[0, 1], nbr, "neighbour frame")):
+        ax.imshow(img, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+    _quiver(axes[0, 2], ref, true, step, arrow_scale, "yellow")
+    axes[0, 2].set_title(f"true flow (arrows x{arrow_scale:g}), mean |flow| "
+                         f"{np.linalg.norm(true, axis=0).mean():.2f} px", fontsize=9)
+    _quiver(axes[0, 3], ref, learned, step, arrow_scale, "cyan")
+    axes[0, 3].set_title(f"learned PCD motion (arrows x{arrow_scale:g}), mean |flow| "
+                         f"{np.linalg.norm(learned, axis=0).mean():.2f} px", fontsize=9)
+    mask = ev["l1_masks"][index].mean(dim=(0, 1)).numpy()
+    im = axes[1, 0].imshow(mask, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=axes[1, 0], fraction=0.046, label="mask (0..1)")
+    axes[1, 0].set_title("L1 DCN mask, mean of groups and taps", fontsize=9)
+    errs = [("|neighbour - centre|", ev["nbr"][index] - ev["ref"][index]),
+            ("|warp(neighbour, learned) - centre|", ev["warped_learned"][index] - ev["ref"][index]),
+            ("|decoded PCD output - centre|", ev["decoded"][index] - ev["ref"][index])]
+    vmax = float(errs[0][1].abs().mean(0).max())
+    for ax, (name, e) in zip(axes[1, 1:], errs):
+        e = e.abs().mean(0).numpy()
+        im = ax.imshow(e, cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"{name}: mean {e.mean():.4f}", fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="abs. error (0..1 intensity)")
+    for ax in axes.ravel():
+        ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+    fig.suptitle(label or "PCD demo: learned motion vs the true motion")
+    fig.tight_layout()
+    return fig
+
+
+def flow_scatter_figure(ev: dict, border: int = 4, max_points: int = 1500, seed: int = 0,
+                        title: str = "Learned PCD motion vs true motion, every pixel"):
+    """Scatter of learned against true ``dx`` and ``dy`` (pixels), one colour per clip, with ``y = x``.
+
+    The least-squares slope over all pixels is in each panel's title (1 = right magnitude, 0 = no motion found).
+    """
+    plt = _plt()
+    b = (slice(border, -border or None), slice(border, -border or None))
+    items = ev.get("items") or [("pairs", 0, 0)] * len(ev["true_flow"])
+    clips = list(dict.fromkeys(it[0] for it in items))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    rng = np.random.default_rng(seed)
+    for ax, comp, name in ((axes[0], 1, "dx"), (axes[1], 0, "dy")):
+        t_all, l_all = [], []
+        for clip in clips:
+            idx = [i for i, it in enumerate(items) if it[0] == clip]
+            t = ev["true_flow"][idx, comp][(slice(None),) + b].flatten().numpy()
+            lf = ev["learned_flow"][idx, comp][(slice(None),) + b].flatten().numpy()
+            pick = rng.choice(t.size, min(max_points, t.size), replace=False)
+            ax.scatter(t[pick], lf[pick], s=3, alpha=0.35, label=clip)
+            t_all.append(t)
+            l_all.append(lf)
+        t, lf = np.concatenate(t_all), np.concatenate(l_all)
+        lim = max(np.abs(t).max(), np.abs(lf).max(), 0.5) * 1.05
+        ax.plot([-lim, lim], [-lim, lim], "k--", lw=1, label="learned = true")
+        slope = float(np.polyfit(t, lf, 1)[0]) if t.std() > 1e-6 else float("nan")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel=f"true {name} (LR pixels)",
+               ylabel=f"learned {name} (LR pixels)", title=f"{name}: least-squares slope {slope:.2f}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, markerscale=3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

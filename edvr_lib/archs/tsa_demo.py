@@ -1,0 +1,509 @@
+"""TSA fusion opened up, and a small TSA trained to ignore a corrupted neighbour (notebook 03).
+
+* :func:`trace_fusion` runs a :class:`~edvr_lib.archs.TSAFusion` once and keeps every intermediate: the two
+  temporal embeddings, the per-frame temporal attention, the fused feature, the spatial attention (before and after
+  its sigmoid), the additive map, and the shape of every layer's output (the spatial pyramid).
+* :class:`TSADemo` is EDVR's fusion stage on its own: shared per-frame features, a real
+  :class:`~edvr_lib.archs.TSAFusion`, and a 3x3 conv that predicts a residual on the centre frame.
+* :class:`AlignedWindows` cuts windows from the synthetic clips with known motion and aligns every neighbour to
+  the centre frame with the *true* flow (what a perfect PCD would deliver), so that fusion is the only thing
+  left to learn. :func:`corrupt_frames` spoils one neighbour (strong noise, or an occluding patch).
+* :func:`train_tsa_demo` trains the demo to restore the clean centre frame from noisy windows in which a random
+  neighbour is corrupted. Which frame is corrupted changes from sample to sample, so a fixed fusion weight cannot
+  ignore it: only a content-dependent weight (the temporal attention) can. :func:`corruption_attention` then
+  measures the temporal attention of the corrupted frame against the clean ones.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.utils.errors import EDVRError
+
+__all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "corrupt_frames", "CORRUPTIONS",
+           "train_tsa_demo", "TSADemoHistory", "corruption_attention", "edvr_corruption_attention",
+           "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
+
+CORRUPTIONS = ("noise", "occlusion")
+
+
+@dataclass
+class FusionTrace:
+    """Everything one :class:`TSAFusion` forward computed (detached CPU tensors).
+
+    Attributes:
+        emb_ref: ``(b, c, h, w)`` centre-frame embedding ``temporal_attn1(F_ctr)``.
+        emb: ``(b, t, c, h, w)`` every frame's embedding ``temporal_attn2(F_t)``.
+        corr: ``(b, t, h, w)`` per-pixel dot product of ``emb[:, t]`` with ``emb_ref`` over channels.
+        temporal_attn: ``(b, t, h, w)`` ``sigmoid(corr)``, the weight of frame ``t`` at each pixel.
+        fused: ``(b, c, h, w)`` ``lrelu(feat_fusion(weighted frames))``.
+        spatial_logits: ``(b, c, h, w)`` spatial attention before its sigmoid (output of ``spatial_attn5``).
+        spatial_attn: ``(b, c, h, w)`` ``sigmoid(spatial_logits)``.
+        spatial_add: ``(b, c, h, w)`` additive map (``spatial_attn_add2``).
+        output: ``(b, c, h, w)`` the module's output, ``fused * spatial_attn * 2 + spatial_add``.
+        shapes: ``[(layer name, output shape), ...]`` in call order.
+    """
+
+    emb_ref: torch.Tensor | None = None
+    emb: torch.Tensor | None = None
+    corr: torch.Tensor | None = None
+    temporal_attn: torch.Tensor | None = None
+    fused: torch.Tensor | None = None
+    spatial_logits: torch.Tensor | None = None
+    spatial_attn: torch.Tensor | None = None
+    spatial_add: torch.Tensor | None = None
+    output: torch.Tensor | None = None
+    shapes: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
+    """Run ``fusion(aligned)`` once with forward hooks and return its intermediates.
+
+    Args:
+        fusion: a :class:`TSAFusion` (e.g. ``edvr.fusion`` or ``TSADemo.fusion``).
+        aligned: ``(b, t, c, h, w)`` aligned features (``record_internals(edvr).aligned`` for an EDVR).
+
+    Returns:
+        A :class:`FusionTrace`; the temporal attention is recomputed from the recorded embeddings exactly as
+        EDVR Eq. 4-5 defines it.
+    """
+    if not isinstance(fusion, TSAFusion):
+        raise EDVRError(f"trace_fusion needs a TSAFusion, got {type(fusion).__name__} (an EDVR built with "
+                        "with_tsa=False has no attention to trace)")
+    if aligned.dim() != 5 or aligned.shape[1] != fusion.num_frame:
+        raise EDVRError(f"aligned features must be (b, t={fusion.num_frame}, c, h, w); got {tuple(aligned.shape)}")
+    tr = FusionTrace()
+    kept: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def hook(name):
+        def fn(_module, _args, out):
+            tr.shapes.append((name, tuple(out.shape)))
+            kept[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
+        return fn
+
+    try:
+        for name, module in fusion.named_children():
+            handles.append(module.register_forward_hook(hook(name)))
+        out = fusion(aligned)
+    finally:
+        for h in handles:
+            h.remove()
+    b, t, c, h, w = aligned.shape
+    tr.emb_ref = kept["temporal_attn1"]
+    tr.emb = kept["temporal_attn2"].view(b, t, c, h, w)
+    tr.corr = (tr.emb * tr.emb_ref.unsqueeze(1)).sum(dim=2)
+    tr.temporal_attn = torch.sigmoid(tr.corr)
+    tr.fused = F.leaky_relu(kept["feat_fusion"], 0.1)
+    tr.spatial_logits = kept["spatial_attn5"]
+    tr.spatial_attn = torch.sigmoid(tr.spatial_logits)
+    tr.spatial_add = kept["spatial_attn_add2"]
+    tr.output = out.detach().cpu()
+    return tr
+
+
+class TSADemo(nn.Module):
+    """Per-frame features + :class:`TSAFusion` + a residual on the centre frame.
+
+    Args:
+        num_feat: channels ``c``.
+        num_frame: frames ``t`` per window.
+        center_frame_idx: reference frame (default ``t // 2``).
+        num_extract_block: residual blocks after ``conv_first``.
+
+    Shapes:
+        ``forward(x)``: ``(b, t, 3, h, w)`` aligned frames (h, w divisible by 4) -> ``(b, 3, h, w)`` restored
+        centre frame.
+    """
+
+    def __init__(self, num_feat: int = 16, num_frame: int = 5, center_frame_idx: int | None = None,
+                 num_extract_block: int = 1):
+        super().__init__()
+        self.num_frame = num_frame
+        self.center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
+        self.conv_first = nn.Conv2d(3, num_feat, 3, 1, 1)
+        self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
+        self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=self.center_frame_idx)
+        self.conv_last = nn.Conv2d(num_feat, 3, 3, 1, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(b, t, 3, h, w)`` -> ``(b, t, c, h, w)`` per-frame features (the input of the fusion)."""
+        b, t, _, h, w = x.shape
+        feat = self.feature_extraction(lrelu(self.conv_first(x.reshape(b * t, 3, h, w))))
+        return feat.view(b, t, -1, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[1] != self.num_frame:
+            raise EDVRError(f"TSADemo expects (b, t={self.num_frame}, 3, h, w); got {tuple(x.shape)}")
+        return x[:, self.center_frame_idx] + self.conv_last(self.fusion(self.features(x)))
+
+
+class AlignedWindows:
+    """Windows of the synthetic clips with every neighbour aligned to the centre by the true flow.
+
+    Args:
+        root: the folder returned by :func:`edvr_lib.data.prepare_embedded`.
+        clips: clip names (default: all of :func:`edvr_lib.data.synthetic_clip_names`).
+        num_frame: frames per window (odd); windows lie wholly inside their clip.
+
+    Attributes:
+        clean: ``(n, t, 3, h, w)`` float32 in [0, 1]; ``clean[:, t // 2]`` are the unmodified centre frames,
+            the others are neighbours backward-warped with :func:`edvr_lib.data.ground_truth_flow`.
+        keys: ``[(clip, centre index), ...]`` per window.
+    """
+
+    def __init__(self, root: str | Path, clips: list[str] | None = None, num_frame: int = 5):
+        from edvr_lib.archs.pcd_demo import warp
+        from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
+        from edvr_lib.data.io import read_image
+
+        if num_frame < 3 or num_frame % 2 == 0:
+            raise EDVRError(f"num_frame must be odd and >= 3, got {num_frame}")
+        root = Path(root)
+        clips = clips or synthetic_clip_names(root)
+        if not clips:
+            raise EDVRError(f"no synthetic clips with known motion under {root}; build them with "
+                            "edvr_lib.data.prepare_embedded()")
+        lq = embedded_paths(root)["lq"]
+        half = num_frame // 2
+        windows, self.keys = [], []
+        for clip in clips:
+            files = sorted((lq / clip).glob("*.png"))
+            if not files:
+                raise EDVRError(f"no LR frames for clip {clip!r} in {lq / clip}; synthetic clips here: "
+                                f"{synthetic_clip_names(root)}")
+            frames = np.stack([read_image(p) for p in files])
+            frames = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+            h, w = frames.shape[-2:]
+            frames = frames[..., : h - h % 4, : w - w % 4]
+            for ctr in range(half, len(frames) - half):
+                win = []
+                for i in range(ctr - half, ctr + half + 1):
+                    if i == ctr:
+                        win.append(frames[i])
+                        continue
+                    flow = torch.from_numpy(ground_truth_flow(root, clip, ctr, i, scale="lr"))
+                    flow = flow[:, : frames.shape[-2], : frames.shape[-1]]
+                    win.append(warp(frames[i][None], flow[None])[0].clamp(0, 1))
+                windows.append(torch.stack(win))
+                self.keys.append((clip, ctr))
+        if not windows:
+            raise EDVRError(f"clips {clips} have fewer than num_frame={num_frame} frames")
+        self.clean = torch.stack(windows)
+        self.num_frame = num_frame
+
+    def __len__(self) -> int:
+        return len(self.clean)
+
+    def random_patch(self, crop: int, rng: np.random.Generator) -> torch.Tensor:
+        """A ``(3, crop, crop)`` crop at a random place of a random window's centre frame (an occluder)."""
+        _, t, _, h, w = self.clean.shape
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        return self.clean[int(rng.integers(0, len(self.clean))), t // 2, :, y:y + crop, x:x + crop]
+
+    def batch(self, batch_size: int, crop: int, rng: np.random.Generator, noise_sigma: float = 0.1,
+              corrupt_prob: float = 0.8, kinds: tuple[str, ...] = CORRUPTIONS) -> dict:
+        """Random crops with light noise on every frame and, with probability ``corrupt_prob``, one corrupted
+        neighbour.
+
+        Returns:
+            ``dict`` with ``lq`` ``(n, t, 3, s, s)`` (network input), ``gt`` ``(n, 3, s, s)`` (clean centre),
+            ``corrupt_idx`` ``(n,)`` (frame index, -1 if none) and ``region`` ``(n, s, s)`` bool (corrupted pixels).
+        """
+        n_win, t, _, h, w = self.clean.shape
+        if crop > min(h, w) or crop % 4:
+            raise EDVRError(f"crop={crop} must be a multiple of 4 and at most the frame size {h}x{w}")
+        idx = rng.integers(0, n_win, batch_size)
+        ys, xs = rng.integers(0, h - crop + 1, batch_size), rng.integers(0, w - crop + 1, batch_size)
+        clean = torch.stack([self.clean[i, :, :, y:y + crop, x:x + crop] for i, y, x in zip(idx, ys, xs)])
+        lq = (clean + noise_sigma * torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))).clamp(0, 1)
+        ctr = t // 2
+        neighbours = [i for i in range(t) if i != ctr]
+        corrupt_idx = np.full(batch_size, -1)
+        region = torch.zeros(batch_size, crop, crop, dtype=torch.bool)
+        for j in range(batch_size):
+            if rng.random() < corrupt_prob:
+                corrupt_idx[j] = neighbours[int(rng.integers(0, len(neighbours)))]
+                kind = kinds[int(rng.integers(0, len(kinds)))]
+                lq[j, corrupt_idx[j]], region[j] = corrupt_frames(lq[j, corrupt_idx[j]], kind, rng,
+                                                                  other=self.random_patch(crop, rng))
+        return {"lq": lq, "gt": clean[:, ctr].clone(), "corrupt_idx": torch.from_numpy(corrupt_idx),
+                "region": region}
+
+
+def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, other: torch.Tensor | None = None,
+                   strength: float = 0.5, size: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Corrupt one frame.
+
+    Args:
+        frame: ``(3, h, w)`` in [0, 1].
+        kind: ``'noise'`` (Gaussian noise of std ``strength`` on the whole frame) or ``'occlusion'`` (a square of
+            side ``size * min(h, w)`` at a random place replaced by the same place of ``other``, another image).
+        rng: random generator.
+        other: ``(3, H, W)`` occluder image (at least ``h x w``); default: the frame flipped upside down.
+
+    Returns:
+        ``(corrupted frame (3, h, w), region (h, w) bool)``: which pixels were corrupted.
+    """
+    if kind not in CORRUPTIONS:
+        raise EDVRError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
+    _, h, w = frame.shape
+    region = torch.zeros(h, w, dtype=torch.bool)
+    out = frame.clone()
+    if kind == "noise":
+        out = (out + strength * torch.from_numpy(rng.standard_normal(out.shape).astype(np.float32))).clamp(0, 1)
+        region[:] = True
+        return out, region
+    side = max(2, int(round(size * min(h, w))))
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    src = other if other is not None else frame.flip(-2)
+    out[:, y:y + side, x:x + side] = src[:, y:y + side, x:x + side]
+    region[y:y + side, x:x + side] = True
+    return out, region
+
+
+@dataclass
+class TSADemoHistory:
+    """Loss per logged step and wall time of :func:`train_tsa_demo`."""
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch_size: int = 16, crop: int = 32,
+                   lr: float = 2e-3, seed: int = 0, noise_sigma: float = 0.1, corrupt_prob: float = 0.8,
+                   kinds: tuple[str, ...] = CORRUPTIONS, log_every: int = 10) -> TSADemoHistory:
+    """Train ``model`` to restore the clean centre frame (Charbonnier loss, Adam, cosine-decayed ``lr``).
+
+    Args:
+        model: a :class:`TSADemo`, trained in place.
+        data: the aligned windows.
+        steps, batch_size, crop: optimiser steps, windows per step, crop size (multiple of 4).
+        seed: seeds torch and the sampling of windows, crops, noise and corruptions.
+        noise_sigma, corrupt_prob, kinds: see :meth:`AlignedWindows.batch`.
+
+    Returns:
+        The loss history.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
+    hist = TSADemoHistory()
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(1, steps + 1):
+        b = data.batch(batch_size, crop, rng, noise_sigma=noise_sigma, corrupt_prob=corrupt_prob, kinds=kinds)
+        out = model(b["lq"].to(device))
+        loss = torch.sqrt((out - b["gt"].to(device)) ** 2 + 1e-6).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % log_every == 0 or step == 1 or step == steps:
+            hist.steps.append(step)
+            hist.loss.append(loss.item())
+    model.eval()
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def _attention_summary(attn: torch.Tensor, corrupt_idx: torch.Tensor, region: torch.Tensor, ctr: int) -> dict:
+    """Mean temporal attention of clean neighbours vs the corrupted frame (inside / outside its region)."""
+    n, t = attn.shape[:2]
+    per_frame = attn.mean(dim=(-2, -1))  # (n, t)
+    clean, bad_in, bad_out = [], [], []
+    for j in range(n):
+        k = int(corrupt_idx[j])
+        clean += [float(per_frame[j, i]) for i in range(t) if i not in (ctr, k)]
+        if k >= 0:
+            bad_in.append(float(attn[j, k][region[j]].mean()))
+            if (~region[j]).any():
+                bad_out.append(float(attn[j, k][~region[j]].mean()))
+
+    def mean(v):
+        return float(np.mean(v)) if v else float("nan")
+    return {"per_frame": per_frame, "clean_neighbours": mean(clean), "corrupted_region": mean(bad_in),
+            "corrupted_outside_region": mean(bad_out)}
+
+
+@torch.no_grad()
+def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_windows: int = 16, crop: int = 32,
+                         frame: int = 0, seed: int = 123, noise_sigma: float = 0.1) -> dict:
+    """Temporal attention of a corrupted neighbour vs the clean ones, on fixed random windows.
+
+    Args:
+        model: a :class:`TSADemo` in eval mode.
+        data: the aligned windows.
+        kind: ``'noise'`` or ``'occlusion'``.
+        num_windows, crop: evaluation windows and their size.
+        frame: index of the corrupted frame (not the centre).
+        seed: seeds the windows and corruptions (the same windows for every model).
+
+    Returns:
+        ``dict`` with ``clean_neighbours``, ``corrupted_region`` and ``corrupted_outside_region`` (mean temporal
+        attention), ``per_frame`` ``(n, t)``, ``attn`` ``(n, t, s, s)``, ``lq`` ``(n, t, 3, s, s)``, ``region``
+        ``(n, s, s)``, ``corrupt_idx``, and the restoration errors ``err_out`` (|output - gt|) and ``err_centre``
+        (|noisy centre - gt|).
+    """
+    ctr = model.center_frame_idx
+    if frame == ctr or not 0 <= frame < model.num_frame:
+        raise EDVRError(f"frame={frame} must be a neighbour index in 0..{model.num_frame - 1}, not the centre {ctr}")
+    rng = np.random.default_rng(seed)
+    b = data.batch(num_windows, crop, rng, noise_sigma=noise_sigma, corrupt_prob=0.0)
+    lq = b["lq"]
+    region = torch.zeros(num_windows, crop, crop, dtype=torch.bool)
+    for j in range(num_windows):
+        lq[j, frame], region[j] = corrupt_frames(lq[j, frame], kind, rng, other=data.random_patch(crop, rng))
+    model.eval()
+    device = next(model.parameters()).device
+    tr = trace_fusion(model.fusion, model.features(lq.to(device)))
+    out = model(lq.to(device)).cpu()
+    corrupt_idx = torch.full((num_windows,), frame)
+    res = _attention_summary(tr.temporal_attn, corrupt_idx, region, ctr)
+    res.update(attn=tr.temporal_attn, lq=lq, region=region, corrupt_idx=corrupt_idx, gt=b["gt"], output=out,
+               err_out=float((out - b["gt"]).abs().mean()), err_centre=float((lq[:, ctr] - b["gt"]).abs().mean()))
+    return res
+
+
+@torch.no_grad()
+def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0, seed: int = 0) -> dict:
+    """Temporal attention of an :class:`~edvr_lib.archs.EDVR` for a clean window and the same window with one
+    corrupted neighbour.
+
+    Args:
+        model: an EDVR with TSA fusion, in eval mode.
+        lq: ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
+        kind: ``'noise'`` or ``'occlusion'``.
+        frame: neighbour to corrupt.
+
+    Returns:
+        ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
+        ``attn_corrupted`` ``(t, h, w)``, ``lq_corrupted`` and ``region``.
+    """
+    from edvr_lib.archs.introspect import record_internals
+
+    if not getattr(model, "with_tsa", False):
+        raise EDVRError("this EDVR has no TSA fusion (with_tsa=False): no temporal attention to compare")
+    rng = np.random.default_rng(seed)
+    bad = lq.clone()
+    bad[frame], region = corrupt_frames(lq[frame], kind, rng)
+    model.eval()
+    device = next(model.parameters()).device
+    res = {"lq_corrupted": bad, "region": region}
+    for name, x in (("clean", lq), ("corrupted", bad)):
+        with record_internals(model) as rec:
+            model(x[None].to(device))
+        res[f"attn_{name}"] = rec.temporal_attn[0]
+        res[name] = rec.temporal_attn[0].mean(dim=(-2, -1))
+    return res
+
+
+# ----------------------------------------------------------------------------------------- figures (notebook 03)
+def _img(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: str, corrupted: int | None = None,
+                          region: torch.Tensor | None = None, center_frame_idx: int | None = None):
+    """Frames of one window (top) and their temporal attention maps (bottom, 0..1).
+
+    Args:
+        lq: ``(t, 3, h, w)`` frames.
+        attn: ``(t, h, w)`` temporal attention, or None to show the frames only.
+        corrupted: index of a corrupted frame (its title in red), if any.
+        region: ``(h, w)`` bool corrupted pixels (outlined in red), if any.
+        center_frame_idx: the reference frame (default ``t // 2``).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    t = lq.shape[0]
+    ctr = t // 2 if center_frame_idx is None else center_frame_idx
+    rows = 1 if attn is None else 2
+    fig, axes = plt.subplots(rows, t, figsize=(2.9 * t, 3.2 * rows), squeeze=False)
+    im = None
+    for i in range(t):
+        ax = axes[0, i]
+        ax.imshow(_img(lq[i]), interpolation="nearest")
+        name = "centre" if i == ctr else ("corrupted" if i == corrupted else "neighbour")
+        ax.set_title(f"frame {i} ({name})", fontsize=9, color="red" if i == corrupted else "black")
+        if attn is not None:
+            im = axes[1, i].imshow(attn[i].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+            axes[1, i].set_title(f"temporal attention, mean {float(attn[i].mean()):.2f}", fontsize=9)
+        if i == corrupted and region is not None and not bool(region.all()):
+            ys, xs = torch.nonzero(region, as_tuple=True)
+            for ax_ in axes[:, i]:
+                ax_.add_patch(Rectangle((int(xs.min()) - 0.5, int(ys.min()) - 0.5), int(xs.max() - xs.min()) + 1,
+                                        int(ys.max() - ys.min()) + 1, fill=False, edgecolor="red", lw=1.5))
+    for ax in axes.ravel():
+        ax.set_xlabel("x (LR pixels)", fontsize=8)
+        ax.set_ylabel("y (LR pixels)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.subplots_adjust(wspace=0.4, hspace=0.35)
+    if im is not None:
+        fig.colorbar(im, ax=axes[1].tolist(), fraction=0.015, label="sigmoid(correlation), 0..1")
+    fig.suptitle(title)
+    return fig
+
+
+def spatial_attention_figure(trace: FusionTrace, index: int = 0, title: str = "TSA spatial attention"):
+    """The fused feature, spatial attention, additive map and output of one sample (means over channels)."""
+    import matplotlib.pyplot as plt
+
+    panels = [("fused = lrelu(feat_fusion(...))", trace.fused, "magma", None),
+              ("spatial attention sigmoid(a)", trace.spatial_attn, "viridis", (0, 1)),
+              ("additive map add", trace.spatial_add, "coolwarm", None),
+              ("output = fused * sigmoid(a) * 2 + add", trace.output, "magma", None)]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.8))
+    for ax, (name, x, cmap, lim) in zip(axes, panels):
+        m = x[index].mean(dim=0).numpy()
+        vmin, vmax = lim if lim else (float(m.min()), float(m.max()))
+        if cmap == "coolwarm":
+            vmax = max(abs(vmin), abs(vmax), 1e-6)
+            vmin = -vmax
+        im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"{name}\n(mean over {x.shape[1]} channels)", fontsize=9)
+        ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+        fig.colorbar(im, ax=ax, fraction=0.046, label="value")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def attention_bars_figure(results: dict, corrupted: int, title: str = "Mean temporal attention per frame"):
+    """Grouped bars: mean temporal attention of every frame, for several models or corruptions.
+
+    Args:
+        results: ``{label: (t,) tensor or array of per-frame mean attention}``.
+        corrupted: index of the corrupted frame (its bars are hatched).
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(results)
+    t = len(np.asarray(results[labels[0]]))
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(1.6 * t + 3, 3.8))
+    for j, name in enumerate(labels):
+        vals = np.asarray(results[name], dtype=float)
+        bars = ax.bar(np.arange(t) + (j - (len(labels) - 1) / 2) * width, vals, width, label=name)
+        bars[corrupted].set_hatch("//")
+        bars[corrupted].set_edgecolor("red")
+    ax.set_xticks(np.arange(t), [f"frame {i}" + (" (corrupted)" if i == corrupted else "") for i in range(t)],
+                  fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="mean temporal attention (0..1)", xlabel="frame of the window", title=title)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,219 @@
+"""The TSA demo of notebook 03: tracing the fusion, attention semantics, aligned windows, corruption, training."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+
+from edvr_lib.archs import TSAFusion, build_edvr, record_internals  # noqa: E402
+from edvr_lib.archs import tsa_demo  # noqa: E402
+from edvr_lib.archs.tsa_demo import (AlignedWindows, TSADemo, corrupt_frames, corruption_attention,  # noqa: E402
+                                     edvr_corruption_attention, trace_fusion, train_tsa_demo)
+from edvr_lib.utils import EDVRError  # noqa: E402
+
+TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"]
+
+
+@pytest.fixture(scope="module")
+def root():
+    from edvr_lib.data import prepare_embedded
+
+    return prepare_embedded(smoke=True, progress=False)
+
+
+@pytest.fixture(scope="module")
+def windows(root):
+    return AlignedWindows(root, clips=TRAIN_CLIPS, num_frame=5)
+
+
+# ----------------------------------------------------------------------------------------- trace_fusion
+def test_trace_matches_the_module_and_the_formulas():
+    torch.manual_seed(0)
+    fusion = TSAFusion(num_feat=8, num_frame=3).eval()
+    aligned = torch.randn(2, 3, 8, 12, 20)
+    tr = trace_fusion(fusion, aligned)
+    with torch.no_grad():
+        out = fusion(aligned)
+        # temporal attention by hand from the two embedding convs (EDVR Eq. 4-5)
+        e_ref = F.conv2d(aligned[:, 1], fusion.temporal_attn1.weight, fusion.temporal_attn1.bias, padding=1)
+        e = F.conv2d(aligned.flatten(0, 1), fusion.temporal_attn2.weight, fusion.temporal_attn2.bias,
+                     padding=1).view(2, 3, 8, 12, 20)
+    assert torch.allclose(tr.output, out, atol=1e-6)
+    assert torch.allclose(tr.temporal_attn, torch.sigmoid((e * e_ref[:, None]).sum(2)), atol=1e-5)
+    assert torch.allclose(tr.output, tr.fused * tr.spatial_attn * 2 + tr.spatial_add, atol=1e-5)
+    assert tr.temporal_attn.shape == (2, 3, 12, 20) and tr.emb.shape == (2, 3, 8, 12, 20)
+    shapes = dict(tr.shapes)  # pyramid: h -> ceil(h/2) -> ceil(h/4) -> h
+    assert shapes["spatial_attn2"][-2:] == (6, 10)
+    assert shapes["spatial_attn_l2"][-2:] == (3, 5)
+    assert shapes["spatial_attn5"][-2:] == (12, 20)
+
+
+def test_trace_agrees_with_record_internals_on_edvr():
+    torch.manual_seed(0)
+    model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
+    with torch.no_grad(), record_internals(model) as rec:
+        model(torch.rand(1, 5, 3, 12, 16))
+    tr = trace_fusion(model.fusion, rec.aligned)
+    assert torch.allclose(tr.temporal_attn, rec.temporal_attn, atol=1e-6)
+    assert torch.allclose(tr.spatial_attn, rec.spatial_attn, atol=1e-6)
+    assert torch.allclose(tr.spatial_add, rec.spatial_attn_add, atol=1e-6)
+
+
+def test_trace_rejects_non_tsa_and_bad_shapes():
+    with pytest.raises(EDVRError, match="TSAFusion"):
+        trace_fusion(nn.Conv2d(40, 8, 1), torch.zeros(1, 5, 8, 4, 4))
+    with pytest.raises(EDVRError, match=r"t=5"):
+        trace_fusion(TSAFusion(num_feat=8, num_frame=5), torch.zeros(1, 3, 8, 4, 4))
+
+
+def test_temporal_attention_is_correlation_with_the_centre():
+    """Identity embeddings: corr = <F_t, F_ctr> per pixel, so a copy of the centre gets sigmoid(|F|^2) > 0.5,
+    its negative sigmoid(-|F|^2) < 0.5, and an all-zero frame exactly 0.5."""
+    c = 4
+    fusion = TSAFusion(num_feat=c, num_frame=3).eval()
+    with torch.no_grad():
+        for conv in (fusion.temporal_attn1, fusion.temporal_attn2):
+            conv.weight.zero_()
+            conv.weight[:, :, 1, 1] = torch.eye(c)
+            conv.bias.zero_()
+    torch.manual_seed(0)
+    ref = torch.randn(1, c, 8, 8)
+    aligned = torch.stack([-ref, ref, torch.zeros_like(ref)], dim=1)
+    attn = trace_fusion(fusion, aligned).temporal_attn[0]
+    norm2 = (ref[0] ** 2).sum(0)
+    assert torch.allclose(attn[1], torch.sigmoid(norm2), atol=1e-6)
+    assert torch.allclose(attn[0], torch.sigmoid(-norm2), atol=1e-6)
+    assert torch.allclose(attn[2], torch.full((8, 8), 0.5))
+
+
+# ----------------------------------------------------------------------------------------- data
+def test_aligned_windows_are_aligned(root, windows):
+    from edvr_lib.data import embedded_paths, read_image
+
+    n = len(list((embedded_paths(root)["lq"] / TRAIN_CLIPS[0]).glob("*.png")))
+    assert len(windows) == len(TRAIN_CLIPS) * (n - 4)  # windows wholly inside each clip
+    assert windows.clean.shape[1:3] == (5, 3)
+    clip, ctr = windows.keys[0]
+    centre = torch.from_numpy(read_image(embedded_paths(root)["lq"] / clip / f"{ctr:08d}.png")).permute(2, 0, 1)
+    h, w = windows.clean.shape[-2:]
+    assert torch.equal(windows.clean[0, 2], centre[:, :h, :w])
+    raw = torch.from_numpy(read_image(embedded_paths(root)["lq"] / clip / f"{ctr - 2:08d}.png")).permute(2, 0, 1)
+    b = (slice(None), slice(4, -4), slice(4, -4))
+    # the warped neighbour is much closer to the centre than the raw one
+    assert (windows.clean[0, 0] - centre)[b].abs().mean() < 0.5 * (raw - centre)[b].abs().mean()
+
+
+def test_batch_corruption_bookkeeping(windows):
+    rng = np.random.default_rng(0)
+    b = windows.batch(6, 16, rng, noise_sigma=0.0, corrupt_prob=0.0)
+    assert b["lq"].shape == (6, 5, 3, 16, 16) and b["gt"].shape == (6, 3, 16, 16)
+    assert (b["corrupt_idx"] == -1).all() and not b["region"].any()
+    assert torch.equal(b["lq"][:, 2], b["gt"])  # no noise, no corruption: the input centre is the target
+    b = windows.batch(32, 16, rng, corrupt_prob=1.0)
+    assert ((b["corrupt_idx"] >= 0) & (b["corrupt_idx"] != 2)).all()
+    assert b["region"].flatten(1).any(1).all()
+    with pytest.raises(EDVRError, match="crop"):
+        windows.batch(2, 18, rng)
+
+
+def test_corrupt_frames():
+    rng = np.random.default_rng(0)
+    frame, other = torch.rand(3, 10, 12), torch.rand(3, 10, 12)
+    out, region = corrupt_frames(frame, "occlusion", rng, other=other, size=0.5)
+    assert region.sum() == 5 * 5
+    assert torch.equal(out[:, ~region], frame[:, ~region]) and torch.equal(out[:, region], other[:, region])
+    out, region = corrupt_frames(frame, "noise", rng, strength=0.5)
+    assert region.all() and (out - frame).abs().mean() > 0.2 and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(EDVRError, match="unknown corruption"):
+        corrupt_frames(frame, "blur", rng)
+
+
+# ----------------------------------------------------------------------------------------- model and training
+def test_tsa_demo_shapes_and_identity_at_zero_head():
+    torch.manual_seed(0)
+    model = TSADemo(num_feat=8, num_frame=5).eval()
+    x = torch.rand(2, 5, 3, 12, 16)
+    with torch.no_grad():
+        assert model(x).shape == (2, 3, 12, 16)
+        nn.init.zeros_(model.conv_last.weight)
+        nn.init.zeros_(model.conv_last.bias)
+        assert torch.equal(model(x), x[:, 2])  # the output is a residual on the centre frame
+    with pytest.raises(EDVRError, match="t=5"):
+        model(torch.rand(1, 3, 3, 12, 16))
+
+
+def test_short_training_and_attention_summary(windows):
+    torch.manual_seed(0)
+    model = TSADemo(num_feat=8, num_frame=5)
+    before = corruption_attention(model, windows, "occlusion", num_windows=4, crop=16)
+    hist = train_tsa_demo(model, windows, steps=6, batch_size=4, crop=16, seed=0, log_every=3)
+    after = corruption_attention(model, windows, "occlusion", num_windows=4, crop=16)
+    assert hist.steps == [1, 3, 6] and np.isfinite(hist.loss).all()
+    assert any(not torch.equal(a, b) for a, b in zip(before["attn"], after["attn"]))
+    assert after["attn"].shape == (4, 5, 16, 16) and after["per_frame"].shape == (4, 5)
+    assert (after["corrupt_idx"] == 0).all() and after["region"].flatten(1).any(1).all()
+    for key in ("clean_neighbours", "corrupted_region", "corrupted_outside_region", "err_out", "err_centre"):
+        assert np.isfinite(after[key])
+    # the summary is the mean of the maps over the right pixels
+    r, a = after["region"], after["attn"]
+    assert after["corrupted_region"] == pytest.approx(float(np.mean([a[j, 0][r[j]].mean() for j in range(4)])),
+                                                      abs=1e-6)
+    with pytest.raises(EDVRError, match="centre"):
+        corruption_attention(model, windows, "noise", frame=2)
+
+
+def test_edvr_corruption_attention():
+    torch.manual_seed(0)
+    model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
+    lq = torch.rand(5, 3, 12, 16)
+    res = edvr_corruption_attention(model, lq, "noise", frame=1)
+    with torch.no_grad(), record_internals(model) as rec:
+        model(lq[None])
+    assert torch.allclose(res["clean"], rec.temporal_attn[0].mean(dim=(-2, -1)))
+    assert res["attn_corrupted"].shape == (5, 12, 16) and res["region"].all()
+    assert not torch.equal(res["lq_corrupted"][1], lq[1]) and torch.equal(res["lq_corrupted"][0], lq[0])
+    wo = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1, with_tsa=False)
+    with pytest.raises(EDVRError, match="with_tsa=False"):
+        edvr_corruption_attention(wo, lq, "noise")
+
+
+@pytest.mark.slow
+def test_trained_tsa_gives_a_noisy_neighbour_less_weight(windows):
+    torch.manual_seed(0)
+    model = TSADemo(num_feat=16, num_frame=5)
+    train_tsa_demo(model, windows, steps=400, batch_size=16, crop=32, seed=0)
+    res = corruption_attention(model, windows, "noise", crop=32)
+    assert res["corrupted_region"] < res["clean_neighbours"] - 0.1
+    assert res["err_out"] < res["err_centre"]
+
+
+# ----------------------------------------------------------------------------------------- figures
+def test_figures_are_titled_and_labelled(windows):
+    torch.manual_seed(0)
+    model = TSADemo(num_feat=8, num_frame=5)
+    res = corruption_attention(model, windows, "occlusion", num_windows=2, crop=16)
+    tr = trace_fusion(model.fusion, model.features(res["lq"]))
+    figs = [tsa_demo.attention_maps_figure(res["lq"][0], res["attn"][0], "maps", corrupted=0, region=res["region"][0]),
+            tsa_demo.attention_maps_figure(res["lq"][0], None, "frames only"),
+            tsa_demo.spatial_attention_figure(tr), tsa_demo.attention_bars_figure({"a": res["per_frame"][0]}, 0)]
+    for fig in figs:
+        for ax in fig.axes:
+            if ax.get_label() == "<colorbar>":
+                continue
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    assert figs[0]._suptitle.get_text() == "maps" and len(figs[1].axes) == 5
+    plt.close("all")
+
+
+def test_aligned_windows_bad_input(root):
+    with pytest.raises(EDVRError, match="no_such_clip"):
+        AlignedWindows(root, clips=["no_such_clip"])
+    with pytest.raises(EDVRError, match="odd"):
+        AlignedWindows(root, clips=TRAIN_CLIPS, num_frame=4)
