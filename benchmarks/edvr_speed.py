@@ -2,8 +2,8 @@
 
 Run from the repository root::
 
-    python -m benchmarks.edvr_speed            # full run (~10 min on 2 CPU cores)
-    python -m benchmarks.edvr_speed --quick    # fewer repeats
+    python -m benchmarks.edvr_speed            # full run (~10-15 min on 2 CPU cores); updates docs/performance.*
+    python -m benchmarks.edvr_speed --quick    # fewer repeats, writes nothing
     make bench
 
 Workloads (fp32 unless ``--amp``): forward at 1x5x3x64x64, forward at 1x5x3x180x320 (REDS-sized), and one
@@ -17,13 +17,17 @@ on the machine add noise. Then:
   / median time, against a dense-convolution roofline measured on the spot (best of a 64->64 3x3
   convolution in NCHW and channels_last); "floor" = FLOPs / roofline;
 * peak memory: each (implementation, workload) runs once more in a fresh subprocess, and the increase
-  of the process's peak resident set size (``resource.getrusage(...).ru_maxrss``) over its value just
-  before the workload is reported (weights, inputs and imports excluded; includes allocator slack);
+  of the process's peak resident set size (``VmHWM``) over its value just before the workload is reported
+  (weights, inputs and imports excluded; includes allocator slack);
 * output check: max |ours - reference| of the forward outputs and of the first training step's loss and
   gradients (must be < 1e-4).
 
 The reference is imported from ``.reference_venv/site`` (made by ``python -m tools.reference.env``, or
 ``--install-reference``); when absent it is skipped with a note.
+
+A full run (not ``--quick``) writes its results atomically: ``docs/performance.json`` (every timing) and the
+table between the ``bench:begin`` / ``bench:end`` markers of ``docs/performance.md`` (``--no-write`` to skip).
+Speed switches of our model: ``--dcn-backend``, ``--channels-last``, ``--threads``, ``--amp``, ``--compile``.
 """
 from __future__ import annotations
 
@@ -38,13 +42,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 REF_SITE = REPO / ".reference_venv" / "site"
+DOCS = REPO / "docs" / "performance.md"
 WORKLOADS = ("fwd64", "fwd180x320", "train")
 LABELS = {"fwd64": "forward 1x5x3x64x64", "fwd180x320": "forward 1x5x3x180x320",
           "train": "train step b=4 (5x3x64x64 -> 256x256)"}
+TARGETS = {"fwd64": 1.8, "fwd180x320": 2.0, "train": 3.5}  # speed-up over the reference (issue: Fast EDVR)
+MARK_BEGIN, MARK_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -54,7 +60,10 @@ def reference_edvr_class(install: bool = False):
         sys.path.insert(0, str(REPO))
         from tools.reference.env import ensure_reference
 
-        ensure_reference(quiet=False)
+        try:
+            ensure_reference(quiet=False)
+        except RuntimeError as exc:  # offline, or pip failed: time our model alone
+            return None, f"installing the reference failed ({str(exc).splitlines()[0]})"
     if not (REF_SITE / "basicsr" / "archs" / "edvr_arch.py").exists():
         return None, (f"reference not installed ({REF_SITE} missing): run `python -m tools.reference.env` "
                       "or pass --install-reference")
@@ -83,6 +92,7 @@ def build_models(args, with_reference: bool):
     from edvr_lib.archs import build_edvr
 
     ours = build_edvr("M", dcn_backend=None if args.dcn_backend == "auto" else args.dcn_backend)
+    ours.channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
     state = seeded_weights(ours)
     ours.load_state_dict(state)
     models, note = {"ours": ours}, ""
@@ -95,10 +105,8 @@ def build_models(args, with_reference: bool):
             ref.load_state_dict(state)
             models["reference"] = ref
     dev = torch.device(args.device)
-    for name, m in models.items():
+    for m in models.values():
         m.to(dev)
-        if args.channels_last and name == "ours":
-            m.to(memory_format=torch.channels_last)
     if args.compile:
         models["ours"] = torch.compile(models["ours"])
     return models, note
@@ -175,17 +183,18 @@ def _sync(device: torch.device):
         torch.cuda.synchronize()
 
 
-def timed(runner: Runner) -> float:
+def timed(runner: Runner) -> tuple[float, float]:
+    """``(wall s, process CPU s)`` of one run; CPU time over wall time shows how many cores it really got."""
     _sync(runner.device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     runner()
     _sync(runner.device)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 # ---------------------------------------------------------------------------------------------- metrics
 def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
-    """Best GFLOP/s of a dense 64->64 3x3 convolution at 1x64x64x64 (NCHW vs channels_last)."""
+    """Best GFLOP/s of a dense 64->64 3x3 convolution at 1x64x64x64 (NCHW vs channels_last, fastest run)."""
     x = torch.randn(1, 64, 64, 64, device=device)
     conv = torch.nn.Conv2d(64, 64, 3, 1, 1).to(device)
     gflop = 2 * 64 * 64 * 9 * 64 * 64 / 1e9
@@ -194,7 +203,8 @@ def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
         xf, cf = x.to(memory_format=fmt), conv.to(memory_format=fmt)
         times = []
         with torch.no_grad():
-            cf(xf)
+            for _ in range(3):  # warm-up (oneDNN primitive creation, page faults)
+                cf(xf)
             for _ in range(repeats):
                 _sync(device)
                 t0 = time.perf_counter()
@@ -202,7 +212,7 @@ def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
                     cf(xf)
                 _sync(device)
                 times.append((time.perf_counter() - t0) / 5)
-        rate = gflop / statistics.median(times)
+        rate = gflop / min(times)  # best run: the roofline is what the machine can do when left alone
         name = "channels_last" if fmt is torch.channels_last else "NCHW"
         print(f"  dense conv 64->64 3x3 @64x64 {name:13s}: {rate:7.1f} GFLOP/s")
         best = max(best, (rate, name))
@@ -229,27 +239,49 @@ def max_abs_diff(a, b) -> float:
     return max(diffs)
 
 
-def memory_worker(impl: str, workload: str, args) -> dict:
-    """Run in a fresh process: the peak-RSS increase of one run of ``workload`` (kB)."""
+def peak_rss_kb() -> int:
+    """This process's peak resident set size (kB).
+
+    ``VmHWM`` of ``/proc/self/status`` where available: ``ru_maxrss`` of a freshly exec'd child starts at the RSS its
+    parent had when it forked (Linux keeps the pre-exec high-water mark), which hides the child's own peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def memory_worker(impl: str, workload: str, args) -> dict:
+    """Run in a fresh process: the peak-RSS increase of one run of ``workload`` (kB)."""
     models, note = build_models(args, with_reference=impl == "reference")
     if impl not in models:
         return {"error": note}
     runner = Runner(models[impl], workload, args)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cuda = runner.device.type == "cuda"
+    if cuda:  # GPU: the caching allocator's peak above what is allocated before the run
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() // 1024
+    else:
+        before = peak_rss_kb()
     runner()
     if workload == "train":
         runner()  # the second step includes Adam's state
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = torch.cuda.max_memory_allocated() // 1024 if cuda else peak_rss_kb()
     return {"before_kb": before, "peak_kb": after, "delta_kb": after - before}
 
 
 def measure_memory(impl: str, workload: str, args) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.edvr_speed", "--memory-worker", impl, workload,
-           "--dcn-backend", args.dcn_backend, "--device", args.device]
-    if args.channels_last:
-        cmd.append("--channels-last")
+           "--dcn-backend", args.dcn_backend, "--device", args.device, "--channels-last", args.channels_last,
+           "--amp", args.amp]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     res = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
@@ -257,16 +289,29 @@ def measure_memory(impl: str, workload: str, args) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- main
-def machine_line() -> str:
-    name = platform.processor() or platform.machine()
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
     try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                name = line.split(":", 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return (f"{name}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-            f"python {platform.python_version()}")
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(), "device": str(device)}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def machine_line(info: dict) -> str:
+    gpu = f", GPU {info['gpu']}" if "gpu" in info else ""
+    return (f"{info['cpu']}, {info['cpu_count']} CPUs, torch {info['torch']}, {info['threads']} threads, "
+            f"python {info['python']}{gpu}")
 
 
 def parse_args(argv=None):
@@ -282,7 +327,10 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
                    help="autocast for both models (the DCN stays float32); outputs then differ by more than 1e-4")
-    p.add_argument("--channels-last", action="store_true", help="our model in channels_last memory format")
+    p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
+                   help="our model's activations in NHWC (auto: per-device default, see edvr_lib.ops.perf)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--no-write", action="store_true", help="do not update docs/performance.{md,json}")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (slow first call)")
     p.add_argument("--memory-worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -290,19 +338,26 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.memory_worker:
         print(json.dumps(memory_worker(*args.memory_worker, args)))
         return 0
     torch.manual_seed(0)
     device = torch.device(args.device)
+    info = machine_info(device)
+    load_start = os.getloadavg()
     print(f"EDVR-M speed benchmark, {time.strftime('%Y-%m-%d %H:%M')}")
-    print(f"machine: {machine_line()}")
+    print(f"machine: {machine_line(info)}")
     print(f"device: {device}, amp: {args.amp}, channels_last: {args.channels_last}, compile: {args.compile}")
-    print(f"load average at start: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"load average at start: {' '.join(f'{v:.2f}' for v in load_start)} (other processes slow every timing)")
     models, note = build_models(args, with_reference=not args.skip_reference)
     from edvr_lib.ops import resolve_backend
+    from edvr_lib.ops.perf import resolve_channels_last
 
-    print(f"our DCN backend: {resolve_backend(None if args.dcn_backend == 'auto' else args.dcn_backend, device)}")
+    backend = resolve_backend(None if args.dcn_backend == "auto" else args.dcn_backend, device)
+    layout = "NHWC" if resolve_channels_last(getattr(models["ours"], "channels_last", None), device) else "NCHW"
+    print(f"our DCN backend: {backend}, activations: {layout}")
     if note:
         print(f"NOTE: reference skipped: {note}")
     print("roofline:")
@@ -315,55 +370,129 @@ def main(argv=None) -> int:
         kept = {name: r(keep=True) for name, r in runners.items()}  # warm-up, also the output check
         diff = max_abs_diff(kept["ours"], kept["reference"]) if "reference" in kept else None
         del kept
-        times = {name: [] for name in runners}
+        times, cpu = {name: [] for name in runners}, {name: [] for name in runners}
         for _ in range(reps):
             for name, r in runners.items():  # interleaved
-                times[name].append(timed(r))
-        results[wl] = {"times": times, "diff": diff}
+                wall, cpu_s = timed(r)
+                times[name].append(wall)
+                cpu[name].append(cpu_s)
+        results[wl] = {"times": times, "cpu": cpu, "diff": diff}
         med = {k: statistics.median(v) for k, v in times.items()}
-        line = f"  {LABELS[wl]}: ours {med['ours']:.3f} s"
+        line = f"  {LABELS[wl]}: ours {med['ours']:.3f} s (CPU {statistics.median(cpu['ours']):.2f} s)"
         if "reference" in med:
-            line += f", reference {med['reference']:.3f} s, ratio {med['reference'] / med['ours']:.2f}x"
+            line += (f", reference {med['reference']:.3f} s (CPU {statistics.median(cpu['reference']):.2f} s), "
+                     f"ratio {med['reference'] / med['ours']:.2f}x")
         print(line + f"  ({reps} runs each)", flush=True)
         del runners
 
     mem = {}
-    if not args.no_memory and device.type == "cpu":
+    if not args.no_memory and device.type in ("cpu", "cuda"):
         for wl in args.only:
             for name in models:
                 mem[(name, wl)] = measure_memory(name, wl, args)
+    load_end = os.getloadavg()
 
-    print()
-    print(f"{'workload':40s} {'ours s':>8s} {'ref s':>8s} {'ratio':>6s} {'ours GF/s':>9s} {'ref GF/s':>8s} "
-          f"{'floor s':>7s} {'ours MB':>8s} {'ref MB':>7s} {'max|diff|':>9s}")
-    ok = True
+    rows, ok = [], True
     for wl, r in results.items():
         med = {k: statistics.median(v) for k, v in r["times"].items()}
         gf = workload_gflop(wl)
         ref_t = med.get("reference")
-
-        def mb(name):
-            m = mem.get((name, wl), {})
-            return f"{m['delta_kb'] / 1024:.0f}" if "delta_kb" in m else "-"
-
+        mem_mb = {name: mem[(name, wl)]["delta_kb"] / 1024 for name in models
+                  if "delta_kb" in mem.get((name, wl), {})}
         diff = r["diff"]
         if diff is not None and args.amp == "none":
             ok &= diff < 1e-4
-        print(f"{LABELS[wl]:40s} {med['ours']:8.3f} {ref_t if ref_t else float('nan'):8.3f} "
-              f"{(ref_t / med['ours']) if ref_t else float('nan'):6.2f} {gf / med['ours']:9.1f} "
-              f"{(gf / ref_t) if ref_t else float('nan'):8.1f} {gf / roof:7.3f} {mb('ours'):>8s} {mb('reference'):>7s} "
-              f"{'-' if diff is None else f'{diff:.1e}':>9s}")
-    print(f"\nroofline {roof:.1f} GFLOP/s ({roof_fmt}); GFLOP per run: "
-          + ", ".join(f"{wl} {workload_gflop(wl):.1f}" for wl in results))
-    print("memory: increase of peak RSS during one run (two for train) in a fresh process, MB"
+        rows.append({"workload": wl, "label": LABELS[wl], "ours_s": med["ours"], "reference_s": ref_t,
+                     "ratio": ref_t / med["ours"] if ref_t else None, "target": TARGETS[wl],
+                     "gflop": gf, "ours_gflops": gf / med["ours"], "reference_gflops": gf / ref_t if ref_t else None,
+                     "floor_s": gf / roof, "ours_mb": mem_mb.get("ours"), "reference_mb": mem_mb.get("reference"),
+                     "max_abs_diff": diff, "times": r["times"], "cpu_times": r["cpu"],
+                     "ours_cpu_s": statistics.median(r["cpu"]["ours"]),
+                     "reference_cpu_s": statistics.median(r["cpu"]["reference"]) if ref_t else None})
+    print()
+    print(format_text_table(rows))
+    print(f"\nroofline {roof:.1f} GFLOP/s ({roof_fmt}, dense 64->64 3x3 conv); floor = GFLOP / roofline")
+    print(f"memory: increase of peak {'RSS' if device.type == 'cpu' else 'CUDA allocation'} during one run "
+          "(two for train) in a fresh process, MB"
           + ("" if mem else " (skipped)"))
     for key, m in mem.items():
         if "error" in m:
             print(f"  {key}: {m['error']}")
-    print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    for row in rows:  # the GPU figures the README asks for
+        if row["workload"] == "fwd180x320":
+            print(f"720p-output inference: {1 / row['ours_s']:.2f} frames/s (ours)")
+        if row["workload"] == "train":
+            print(f"training: {1 / row['ours_s']:.3f} iterations/s at batch 4 (ours)")
+    print(f"load average at end: {' '.join(f'{v:.2f}' for v in load_end)}")
     if "reference" in models:
         print("outputs match (max |diff| < 1e-4): " + ("yes" if ok else "NO"))
+    if not (args.quick or args.no_write or args.memory_worker):
+        record = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "load_start": load_start,
+                  "load_end": load_end, "dcn_backend": backend, "activations": layout, "amp": args.amp,
+                  "compile": args.compile, "roofline_gflops": roof, "roofline_layout": roof_fmt,
+                  "outputs_match": ok if "reference" in models else None, "reference_note": note, "rows": rows}
+        write_results(record)
     return 0 if ok else 1
+
+
+def format_text_table(rows: list[dict]) -> str:
+    def f(v, spec):
+        return "-" if v is None else format(v, spec)
+
+    lines = [f"{'workload':40s} {'ours s':>8s} {'ref s':>8s} {'ratio':>6s} {'target':>6s} {'ours GF/s':>9s} "
+             f"{'ref GF/s':>8s} {'floor s':>7s} {'ours MB':>8s} {'ref MB':>7s} {'max|diff|':>9s}"]
+    for r in rows:
+        lines.append(f"{r['label']:40s} {r['ours_s']:8.3f} {f(r['reference_s'], '8.3f'):>8s} "
+                     f"{f(r['ratio'], '6.2f'):>6s} "
+                     f"{r['target']:6.1f} {r['ours_gflops']:9.1f} {f(r['reference_gflops'], '8.1f'):>8s} "
+                     f"{r['floor_s']:7.3f} {f(r['ours_mb'], '8.0f'):>8s} {f(r['reference_mb'], '7.0f'):>7s} "
+                     f"{f(r['max_abs_diff'], '9.1e'):>9s}")
+    return "\n".join(lines)
+
+
+def markdown_table(record: dict) -> str:
+    """The results block of docs/performance.md."""
+    def f(v, spec, suffix=""):
+        return "-" if v is None else format(v, spec) + suffix
+
+    m = record["machine"]
+    gpu = f", GPU {m['gpu']}" if "gpu" in m else ""
+    lines = [f"Measured {record['date']} on {m['cpu']} ({m['cpu_count']} cores{gpu}), torch {m['torch']}, "
+             f"{m['threads']} threads, device `{m['device']}`, amp: {record['amp']}; our DCN backend "
+             f"`{record['dcn_backend']}`, activations {record['activations']}. Load average (1/5/15 min) "
+             f"{' / '.join(f'{v:.2f}' for v in record['load_start'])} at the start and "
+             f"{' / '.join(f'{v:.2f}' for v in record['load_end'])} at the end. Dense-conv roofline "
+             f"{record['roofline_gflops']:.0f} GFLOP/s ({record['roofline_layout']}).", "",
+             "| workload | ours (s) | reference (s) | speed-up | target | ours GFLOP/s | reference GFLOP/s | floor (s) "
+             "| ours peak MB | reference peak MB | max abs diff |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in record["rows"]:
+        met = "" if r["ratio"] is None else (" (met)" if r["ratio"] >= r["target"] else " (not met)")
+        lines.append(f"| {r['label']} | {r['ours_s']:.3f} | {f(r['reference_s'], '.3f')} | {f(r['ratio'], '.2f', 'x')} "
+                     f"| {r['target']:.1f}x{met} | {r['ours_gflops']:.0f} | {f(r['reference_gflops'], '.0f')} "
+                     f"| {r['floor_s']:.2f} | {f(r['ours_mb'], '.0f')} | {f(r['reference_mb'], '.0f')} "
+                     f"| {f(r['max_abs_diff'], '.1e')} |")
+    lines += ["", "Times are medians of interleaved runs; peak MB is the rise of the process's peak RSS during one run "
+              "(two for training) in a fresh process. Outputs match the reference (max abs diff < 1e-4): "
+              + {True: "yes", False: "NO", None: "not checked"}[record["outputs_match"]] + "."]
+    return "\n".join(lines)
+
+
+def write_results(record: dict, docs: Path = DOCS) -> None:
+    """``docs/performance.json`` and the marked block of ``docs/performance.md``, both written atomically."""
+    from edvr_lib.utils.io import atomic_write_text
+
+    docs.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(docs.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
+    block = f"{MARK_BEGIN}\n{markdown_table(record)}\n{MARK_END}"
+    text = docs.read_text() if docs.exists() else f"# Performance\n\n{MARK_BEGIN}\n{MARK_END}\n"
+    if MARK_BEGIN in text and MARK_END in text:
+        head, rest = text.split(MARK_BEGIN, 1)
+        text = head + block + rest.split(MARK_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(docs, text)
+    print(f"wrote {docs} and {docs.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

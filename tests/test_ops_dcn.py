@@ -149,3 +149,37 @@ def test_dispatcher_autocast_keeps_dcn_in_float32():
         y = modulated_deform_conv2d(x.bfloat16(), o, m, w, b, backend="fast")
     assert y.dtype == torch.float32
     assert _rel(y, ref) < 2e-2  # only the bf16 rounding of the input remains
+
+
+@pytest.mark.parametrize("b", [1, 3])
+def test_parity_channels_last_and_strided_offsets(b):
+    """channels_last inputs (and offsets/mask that are channel slices of one tensor, as in DCNv2Pack) give the
+    same results as contiguous NCHW ones; the output and the input gradient keep the channels_last layout."""
+    x, offset, mask, weight, bias = _inputs(b=b, dtype=torch.float64)
+    cl = torch.channels_last
+    packed = torch.cat([offset, mask], dim=1).contiguous(memory_format=cl)  # (b, 3*g*K, h, w) in NHWC
+    n_off = offset.shape[1]
+    y_ref, g_ref = _outputs_and_grads(_tv(), [x, offset, mask, weight, bias])
+
+    leaves = [x.contiguous(memory_format=cl).requires_grad_(), packed.clone().requires_grad_(),
+              weight.clone().requires_grad_(), bias.clone().requires_grad_()]
+    y = fast_modulated_deform_conv2d(leaves[0], leaves[1][:, :n_off], leaves[1][:, n_off:], leaves[2], leaves[3])
+    assert y.is_contiguous(memory_format=cl) and not y.is_contiguous()
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
+    gx, gpacked, gw, gb = torch.autograd.grad(y, leaves, gy.contiguous(memory_format=cl))
+    assert gx.is_contiguous(memory_format=cl)
+    assert _rel(y, y_ref) < 1e-10
+    for a, r in zip([gx, gpacked[:, :n_off], gpacked[:, n_off:], gw, gb], g_ref):
+        assert _rel(a, r) < 1e-10
+
+
+def test_parity_channels_last_with_row_tiles(monkeypatch):
+    monkeypatch.setattr(dcn_fast, "TILE_BYTES_FORWARD", 4000)
+    monkeypatch.setattr(dcn_fast, "TILE_BYTES_BACKWARD", 4000)
+    t = _inputs(b=2, dtype=torch.float64, h=17, w=9)
+    t_cl = [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in t]
+    y_ref, g_ref = _outputs_and_grads(_tv(), t)
+    y, g = _outputs_and_grads(_fast(), t_cl)
+    assert _rel(y, y_ref) < 1e-10
+    for a, r in zip(g, g_ref):
+        assert _rel(a, r) < 1e-10

@@ -45,7 +45,10 @@ class ResidualBlockNoBN(nn.Module):
             nn.init.zeros_(conv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.relu(self.conv1(x))) * self.res_scale
+        out = self.conv2(self.relu(self.conv1(x)))
+        if self.res_scale != 1:  # skip a full pass for the usual scale 1 (same result)
+            out = out * self.res_scale
+        return out.add_(x)  # in place on the conv output (its backward does not need it)
 
 
 class DCNv2Pack(nn.Module):
@@ -103,9 +106,15 @@ class DCNv2Pack(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def offsets_and_mask(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``."""
-        o1, o2, mask = torch.chunk(self.conv_offset(feat), 3, dim=1)
-        return torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
+        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``.
+
+        BasicSR chunks the output in three and concatenates the first two: that is just its first two thirds,
+        so a split (views, no copy) gives the same offsets.
+        """
+        out = self.conv_offset(feat)
+        n_off = 2 * out.shape[1] // 3
+        offset, mask = torch.split(out, [n_off, out.shape[1] - n_off], dim=1)
+        return offset, torch.sigmoid(mask)
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         offset, mask = self.offsets_and_mask(feat)

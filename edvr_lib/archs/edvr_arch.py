@@ -19,6 +19,7 @@ from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.predeblur_arch import PredeblurModule
 from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.ops.perf import frames_to_channels, memory_format, resolve_channels_last
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["EDVR", "EDVRSizeError"]
@@ -50,6 +51,11 @@ class EDVR(nn.Module):
         with_tsa: TSA fusion; otherwise a single 1x1 conv over the ``t * c`` stacked channels.
         dcn_backend: backend of :func:`edvr_lib.ops.modulated_deform_conv2d` (None: default / env var).
 
+    Attributes:
+        channels_last: speed-only switch (not saved with checkpoints): run the activations in NHWC memory
+            order (True / False), or None for ``EDVR_CHANNELS_LAST`` / the per-device default of
+            :func:`edvr_lib.ops.perf.resolve_channels_last` (on for CPU). Same results to float32 rounding.
+
     Shapes:
         ``x: (b, t, 3, h, w)`` float RGB in [0, 1], ``h, w`` divisible by 4 (16 with ``hr_in``; use
         :func:`edvr_lib.archs.forward_padded` for other sizes) -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
@@ -79,6 +85,7 @@ class EDVR(nn.Module):
         self.hr_in = hr_in
         self.with_predeblur = with_predeblur
         self.with_tsa = with_tsa
+        self.channels_last: bool | None = None
 
         # Per-frame features (L1).
         if with_predeblur:
@@ -149,7 +156,8 @@ class EDVR(nn.Module):
             ``h, w = H, W`` (or ``H/4, W/4`` with ``hr_in``).
         """
         b, t, c, h, w = x.size()
-        frames = x.reshape(-1, c, h, w)
+        # NHWC from here on when channels_last is on: every conv, pooling and upsampling keeps the layout
+        frames = x.reshape(-1, c, h, w).contiguous(memory_format=memory_format(self._channels_last(x)))
         if self.with_predeblur:
             feat_l1 = self.conv_1x1(self.predeblur(frames))
         else:
@@ -175,7 +183,7 @@ class EDVR(nn.Module):
         ctr = self.center_frame_idx
         # All b*t (neighbour, reference) pairs in one batch (frames within a sample are contiguous).
         nbr = [f.reshape(b * t, *f.shape[2:]) for f in feats]
-        ref = [f[:, ctr:ctr + 1].expand_as(f).reshape(b * t, *f.shape[2:]) for f in feats]
+        ref = [_repeat_frame(f, ctr) for f in feats]
         return self.pcd_align(nbr, ref).view(b, t, c, h, w)
 
     def fuse(self, aligned: torch.Tensor) -> torch.Tensor:
@@ -183,7 +191,10 @@ class EDVR(nn.Module):
         if self.with_tsa:
             return self.fusion(aligned)
         b, t, c, h, w = aligned.shape
-        return self.fusion(aligned.reshape(b, t * c, h, w))  # no activation (as in the reference)
+        return self.fusion(frames_to_channels(aligned))  # no activation (as in the reference)
+
+    def _channels_last(self, x: torch.Tensor) -> bool:
+        return resolve_channels_last(self.channels_last, x.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore the centre frame; see the class docstring for shapes."""
@@ -201,4 +212,12 @@ class EDVR(nn.Module):
             base = x_center
         else:
             base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
-        return out + base
+        return (out + base).contiguous()  # plain NCHW for the caller, whatever the internal layout
+
+
+def _repeat_frame(feat: torch.Tensor, idx: int) -> torch.Tensor:
+    """Frame ``idx`` of ``(b, t, c, h, w)`` repeated for every frame, as ``(b*t, c, h, w)`` in ``feat``'s layout."""
+    b, t = feat.shape[:2]
+    out = torch.empty_like(feat.reshape(b * t, *feat.shape[2:]))  # a view: keeps NCHW / NHWC
+    out.view(feat.shape).copy_(feat[:, idx:idx + 1])  # broadcast over t
+    return out

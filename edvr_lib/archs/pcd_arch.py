@@ -79,11 +79,11 @@ class PCDAlignment(nn.Module):
             if i < 3:
                 feat = self.feat_conv[level](torch.cat([feat, up_feat], dim=1))
             if i > 1:
-                # No activation on L1 before the cascade. Out of place: a DCN backend may return a view.
-                feat = F.leaky_relu(feat, 0.1)
-                up_offset = _up2(offset) * 2
+                # No activation on L1 before the cascade.
+                feat = lrelu(feat)
+                up_offset = _up2(offset).mul_(2)
                 up_feat = _up2(feat)
         # Cascading: one more DCN on L1, offsets from [aligned L1, reference L1].
         offset = torch.cat([feat, ref_feat_l[0]], dim=1)
         offset = lrelu(self.cas_offset_conv2(lrelu(self.cas_offset_conv1(offset))))
-        return F.leaky_relu(self.cas_dcnpack(feat, offset), 0.1)
+        return lrelu(self.cas_dcnpack(feat, offset))

@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import lrelu
+from edvr_lib.ops.perf import frames_to_channels
 
 __all__ = ["TSAFusion"]
 
@@ -62,7 +63,7 @@ class TSAFusion(nn.Module):
         embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, c, h, w)
         corr = (embedding * embedding_ref.unsqueeze(1)).sum(dim=2)  # (b, t, h, w)
         corr_prob = torch.sigmoid(corr).unsqueeze(2)  # (b, t, 1, h, w)
-        aligned_feat = (aligned_feat * corr_prob).view(b, t * c, h, w)
+        aligned_feat = frames_to_channels(aligned_feat * corr_prob)  # (b, t*c, h, w)
 
         # Fusion of the temporally weighted frames (frame-major channel packing).
         feat = lrelu(self.feat_fusion(aligned_feat))

@@ -18,6 +18,11 @@ The backward is hand-written (``torch.autograd.Function``): it keeps only the *u
 gradient with a channel reduction, and the input and offset gradients from one
 ``grid_sampler_2d_backward`` call that reuses the same grid.
 
+Layouts: ``x`` may be NCHW or channels_last (NHWC); the output (and ``x``'s gradient) then has the same
+layout, the GEMM writing ``(L, c_out)`` rows directly (``addmm`` into a transposed view, no copy). Inside,
+``x``, offsets and mask are read as NCHW (a copy when given NHWC): ``grid_sample`` gathers faster from NCHW
+and the per-tap offset and mask planes are then contiguous (measured; see ``docs/performance.md``).
+
 Matches torchvision to float32 rounding (~1e-6 relative) in outputs and gradients, except exactly at
 integer sample positions, where bilinear interpolation has a kink and the offset gradient may take the
 other one-sided derivative.
@@ -27,6 +32,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from edvr_lib.ops.perf import is_channels_last, memory_format
 
 
 # Bytes of sampled columns per tile (a tile is a few batch elements, or a band of output rows of one).
@@ -76,12 +83,16 @@ def _grid(off: torch.Tensor, base_y: torch.Tensor, base_x: torch.Tensor, h: int,
 
 
 def _gemm(w2d, cols, bias, dst):
-    """``dst (n, c_out, L) = w2d @ cols (n, c*K, L) (+ bias)`` without temporaries."""
-    if dst.shape[0] == 1:
-        if bias is not None:
-            torch.addmm(bias.view(-1, 1), w2d, cols[0], out=dst[0])
-        else:
-            torch.mm(w2d, cols[0], out=dst[0])
+    """``dst (n, c_out, L) = w2d @ cols (n, c*K, L) (+ bias)`` without temporaries.
+
+    ``dst`` may be a transposed view (channels_last output): ``addmm`` then computes ``cols^T @ w2d^T``.
+    """
+    if dst.shape[0] == 1 or dst.stride(-1) != 1:
+        for i in range(dst.shape[0]):
+            if bias is not None:
+                torch.addmm(bias.view(-1, 1), w2d, cols[i], out=dst[i])
+            else:
+                torch.mm(w2d, cols[i], out=dst[i])
     elif bias is not None:
         torch.baddbmm(bias.view(1, -1, 1), w2d.expand(dst.shape[0], -1, -1), cols, out=dst)
     else:
@@ -96,25 +107,29 @@ class _FastModulatedDeformConv(torch.autograd.Function):
         k = kh * kw
         h_out, w_out = offset.shape[-2:]
         g = offset.shape[1] // (2 * k)
-        x, offset, mask, weight = x.contiguous(), offset.contiguous(), mask.contiguous(), weight.contiguous()
-        x_g = x.view(b * g, c // g, h, w)
-        off = offset.view(b, g, k, 2, h_out, w_out)
-        msk = mask.view(b, g, 1, k, h_out, w_out)
-        w2d = weight.view(c_out, c * k)
+        cl = is_channels_last(x)
+        # NCHW inside: grid_sample gathers faster from it (one copy of x when given NHWC), and the per-tap offset
+        # and mask planes are copied to contiguous NCHW one tile at a time (no full-size copy: less peak memory)
+        x_g = x.contiguous().view(b * g, c // g, h, w)
+        off = offset.unflatten(1, (g, k, 2))  # (b, g, K, 2, h_out, w_out): dy, dx, any layout
+        msk = mask.unflatten(1, (g, 1, k))  # (b, g, 1, K, h_out, w_out)
+        w2d = weight.reshape(c_out, c * k)
         base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
-        out = x.new_empty(b, c_out, h_out * w_out)
+        # The output follows the input's layout; in channels_last the GEMM writes (L, c_out) rows directly.
+        out = torch.empty(b, c_out, h_out, w_out, dtype=x.dtype, device=x.device, memory_format=memory_format(cl))
+        out3 = out.flatten(2)  # (b, c_out, L) view in both layouts
         for n0, n1, r0, r1 in _tiles(b, c, k, h_out, w_out, TILE_BYTES_FORWARD, x.device):
             nb, nr = n1 - n0, r1 - r0
-            grid = _grid(off[n0:n1, :, :, :, r0:r1], base_y[:, r0:r1], base_x, h, w)
+            grid = _grid(off[n0:n1, :, :, :, r0:r1].contiguous(), base_y[:, r0:r1], base_x, h, w)
             # (nb*g, c/g, K*rows, w_out) is, in memory, the im2col matrix (nb, c*K, rows*w_out) in weight order
             cols = F.grid_sample(x_g[n0 * g:n1 * g], grid.view(nb * g, k * nr, w_out, 2), mode="bilinear",
                                  padding_mode="zeros", align_corners=False)
-            cols.view(nb, g, c // g, k, nr, w_out).mul_(msk[n0:n1, :, :, :, r0:r1])
-            _gemm(w2d, cols.view(nb, c * k, nr * w_out), bias, out[n0:n1, :, r0 * w_out:r1 * w_out])
+            cols.view(nb, g, c // g, k, nr, w_out).mul_(msk[n0:n1, :, :, :, r0:r1].contiguous())
+            _gemm(w2d, cols.view(nb, c * k, nr * w_out), bias, out3[n0:n1, :, r0 * w_out:r1 * w_out])
         if any(ctx.needs_input_grad[:5]):
             ctx.save_for_backward(x, offset, mask, weight)
             ctx.conf = (padding, stride, dilation, g, bias is not None)
-        return out.view(b, c_out, h_out, w_out)
+        return out
 
     @staticmethod
     @once_differentiable
@@ -126,25 +141,28 @@ class _FastModulatedDeformConv(torch.autograd.Function):
         k = kh * kw
         h_out, w_out = offset.shape[-2:]
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
-        go = grad_out.contiguous().view(b, c_out, h_out * w_out)
-        x_g = x.view(b, g, c // g, h, w)
-        off = offset.view(b, g, k, 2, h_out, w_out)
-        msk = mask.view(b, g, 1, k, h_out, w_out)
-        w2d = weight.view(c_out, c * k)
+        if not (grad_out.is_contiguous() or is_channels_last(grad_out)):
+            grad_out = grad_out.contiguous(memory_format=memory_format(is_channels_last(x)))
+        go = grad_out.flatten(2)  # (b, c_out, L), a transposed view in channels_last
+        x_g = x.contiguous().view(b, g, c // g, h, w)
+        off = offset.unflatten(1, (g, k, 2))
+        msk = mask.unflatten(1, (g, 1, k))
+        w2d = weight.reshape(c_out, c * k)
         base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
         tiles = _tiles(b, c, k, h_out, w_out, TILE_BYTES_BACKWARD, x.device)
         row_tiles = tiles[0][3] - tiles[0][2] < h_out
+        # the input gradient in the input's layout (zeros_like / empty_like preserve it); offsets and mask get NCHW
         grad_x = (torch.zeros_like(x) if row_tiles else torch.empty_like(x)) if need_x else None
-        grad_off = torch.empty_like(offset) if need_off else None
-        grad_mask = torch.empty_like(mask) if need_mask else None
+        grad_off = offset.new_empty(offset.shape) if need_off else None  # NCHW, whatever the layout of offset
+        grad_mask = mask.new_empty(mask.shape) if need_mask else None
         grad_w = torch.zeros_like(w2d) if need_w else None
-        gx_g = grad_x.view(b, g, c // g, h, w) if need_x else None
-        goff = grad_off.view(b, g, k, 2, h_out, w_out) if need_off else None
-        gmsk = grad_mask.view(b, g, k, h_out, w_out) if need_mask else None
+        gx_g = grad_x.unflatten(1, (g, c // g)) if need_x else None
+        goff = grad_off.unflatten(1, (g, k, 2)) if need_off else None
+        gmsk = grad_mask.unflatten(1, (g, k)) if need_mask else None
         need_sampling_grad = need_x or need_off
         for n0, n1, r0, r1 in tiles:
             nb, nr = n1 - n0, r1 - r0
-            off_t = off[n0:n1, :, :, :, r0:r1]
+            off_t = off[n0:n1, :, :, :, r0:r1].contiguous()
             y0, y1 = 0, h
             if row_tiles and need_x:
                 # a band of output rows only reaches some input rows: sample (and get gradients for) a crop
@@ -156,21 +174,21 @@ class _FastModulatedDeformConv(torch.autograd.Function):
             grid = _grid(off_t, base_y[:, r0:r1], base_x, y1 - y0, w, y0).view(nb * g, k * nr, w_out, 2)
             sampled = F.grid_sample(x_t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             s6 = sampled.view(nb, g, c // g, k, nr, w_out)
-            m = msk[n0:n1, :, :, :, r0:r1]
-            go_t = go[n0:n1, :, r0 * w_out:r1 * w_out]
+            m = msk[n0:n1, :, :, :, r0:r1].contiguous()
+            go_t = go[n0:n1, :, r0 * w_out:r1 * w_out]  # (nb, c_out, rows*w_out)
             grad_cols = None
             if need_mask or need_sampling_grad:
-                grad_cols = torch.matmul(w2d.t(), go_t)  # (nb, c*K, rows*w_out)
+                grad_cols = sampled.new_empty(nb, c * k, nr * w_out)
+                for i in range(nb):  # (c*K, rows*w_out) = w2d^T @ go
+                    torch.mm(w2d.t(), go_t[i], out=grad_cols[i])
             if need_mask:
                 gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out)
                 torch.sum(gc6 * s6, dim=2, out=gmsk[n0:n1, :, :, r0:r1])
             if need_w:
                 s6.mul_(m)
                 cols = sampled.view(nb, c * k, nr * w_out)
-                if nb == 1:
-                    grad_w.addmm_(go_t[0], cols[0].t())
-                else:
-                    grad_w.add_(torch.bmm(go_t, cols.transpose(1, 2)).sum(0))
+                for i in range(nb):
+                    grad_w.addmm_(go_t[i], cols[i].t())
             del sampled, s6
             if need_sampling_grad:
                 grad_cols.view(nb, g, c // g, k, nr, w_out).mul_(m)

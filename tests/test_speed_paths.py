@@ -1,0 +1,118 @@
+"""Speed-only paths (channels_last activations, DCN backends) change neither results nor the state dict."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from edvr_lib.archs import PRESETS, build_edvr
+from edvr_lib.ops.perf import frames_to_channels, is_channels_last, resolve_channels_last
+from edvr_lib.utils.errors import EDVRError
+from tools.reference.seeded_weights import seeded_state_dict
+
+SMALL = dict(num_feat=16, deformable_groups=4, num_extract_block=1, num_reconstruct_block=2)
+
+
+def _model(preset: str, **switches):
+    torch.manual_seed(0)
+    model = build_edvr(preset, **SMALL)
+    # seeded weights with non-zero offset layers, so the DCNs really sample off-grid
+    model.load_state_dict(seeded_state_dict([(k, tuple(v.shape)) for k, v in model.state_dict().items()], 3))
+    for name, value in switches.items():
+        setattr(model, name, value)
+    return model
+
+
+def _run(model, x, gt):
+    out = model(x)
+    loss = (out - gt).abs().mean()
+    loss.backward()
+    return out.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("preset", ["M", "M-woTSA", "L-deblur"])
+def test_channels_last_same_outputs_and_gradients(preset):
+    cfg = PRESETS[preset]
+    h, w = (32, 48) if cfg.hr_in else (12, 16)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, cfg.num_frame, 3, h, w, generator=gen)
+    gt = torch.rand(2, 3, h * (1 if cfg.hr_in else 4), w * (1 if cfg.hr_in else 4), generator=gen)
+    plain, fast = _model(preset, channels_last=False), _model(preset, channels_last=True)
+    out_p, grads_p = _run(plain, x, gt)
+    out_f, grads_f = _run(fast, x, gt)
+    assert out_f.is_contiguous()  # the caller always gets plain NCHW
+    assert (out_f - out_p).abs().max() < 1e-5
+    for k, g in grads_p.items():
+        assert (grads_f[k] - g).abs().max() <= 1e-4 * g.abs().max() + 1e-7, k
+    # parameters keep their layout and order: checkpoints are unaffected
+    sd_p, sd_f = plain.state_dict(), fast.state_dict()
+    assert list(sd_p) == list(sd_f)
+    assert all(v.is_contiguous() for v in sd_f.values())
+
+
+def test_channels_last_really_runs_nhwc():
+    model = _model("M", channels_last=True).eval()
+    seen = []
+    hook = model.reconstruction[0].conv1.register_forward_hook(lambda _m, args, _o: seen.append(args[0]))
+    with torch.no_grad():
+        model(torch.rand(1, 5, 3, 8, 8))
+    hook.remove()
+    assert is_channels_last(seen[0])
+
+
+def test_resolve_channels_last(monkeypatch):
+    monkeypatch.delenv("EDVR_CHANNELS_LAST", raising=False)
+    assert resolve_channels_last(None, "cpu") is True  # measured default on CPU
+    assert resolve_channels_last(False, "cpu") is False  # explicit setting wins
+    monkeypatch.setenv("EDVR_CHANNELS_LAST", "0")
+    assert resolve_channels_last(None, "cpu") is False
+    assert resolve_channels_last(True, "cpu") is True
+    monkeypatch.setenv("EDVR_CHANNELS_LAST", "maybe")
+    with pytest.raises(EDVRError, match="EDVR_CHANNELS_LAST"):
+        resolve_channels_last(None, "cpu")
+
+
+def test_frames_to_channels_is_frame_major_in_both_layouts():
+    x = torch.arange(2 * 3 * 4 * 5 * 6, dtype=torch.float32).view(2, 3, 4, 5, 6)
+    want = x.reshape(2, 12, 5, 6)  # channel j*c + k is channel k of frame j
+    nhwc = x.reshape(6, 4, 5, 6).contiguous(memory_format=torch.channels_last).view(2, 3, 4, 5, 6)
+    got = frames_to_channels(nhwc)
+    assert torch.equal(got, want) and is_channels_last(got)
+    assert torch.equal(frames_to_channels(x), want)
+
+
+def test_benchmark_writes_results_between_markers(tmp_path):
+    """The benchmark replaces only its marked block of docs/performance.md and writes the JSON next to it."""
+    import json
+
+    from benchmarks import edvr_speed
+
+    docs = tmp_path / "performance.md"
+    docs.write_text(f"# Perf\n\nprose before\n\n{edvr_speed.MARK_BEGIN}\nold table\n{edvr_speed.MARK_END}\n\n"
+                    "prose after\n")
+    row = {"workload": "fwd64", "label": "forward 1x5x3x64x64", "ours_s": 0.5, "reference_s": 1.0, "ratio": 2.0,
+           "target": 1.8, "gflop": 69.2, "ours_gflops": 138.4, "reference_gflops": 69.2, "floor_s": 0.3,
+           "ours_mb": 100.0, "reference_mb": 120.0, "max_abs_diff": 2e-6, "times": {"ours": [0.5]}}
+    record = {"date": "2026-01-01 00:00", "machine": {"cpu": "Test CPU", "cpu_count": 2, "torch": "2.x", "threads": 2,
+                                                      "python": "3.11", "device": "cpu"},
+              "load_start": [0.1, 0.2, 0.3], "load_end": [0.1, 0.2, 0.3], "dcn_backend": "fast", "activations": "NHWC",
+              "amp": "none", "compile": False, "roofline_gflops": 220.0, "roofline_layout": "channels_last",
+              "outputs_match": True, "reference_note": "", "rows": [row]}
+    edvr_speed.write_results(record, docs)
+    text = docs.read_text()
+    assert "old table" not in text and "prose before" in text and "prose after" in text
+    assert "| forward 1x5x3x64x64 | 0.500 | 1.000 | 2.00x | 1.8x (met) |" in text
+    assert json.loads((tmp_path / "performance.json").read_text())["rows"][0]["ratio"] == 2.0
+    assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
+
+
+
+def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
+    """The GPU recipe (AMP + channels_last), checked on CPU with bfloat16: close to the float32 output."""
+    model = _model("M", channels_last=True).eval()
+    x = torch.rand(1, 5, 3, 12, 16, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+    assert out.shape == ref.shape and torch.isfinite(out).all()
+    assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
