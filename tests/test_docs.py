@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from edvr_lib.utils import EDVRError
 from edvr_lib.viz.make_docs import (FILES, RANDOM_WEIGHTS_NOTE, README_END, README_START, checkpoint_fingerprint,
@@ -14,12 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _bicubic_psnr_from_files(root: Path, clip: str) -> float:

@@ -13,12 +13,7 @@ from edvr_lib.infer import bicubic_model
 from edvr_lib.utils import EDVRError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _make_set(root, gt_dir, lq_dir, clips, n=5, size=(32, 48), seed=0):

@@ -12,13 +12,7 @@ from edvr_lib.infer import (FolderSource, VideoSource, bicubic_model, infer, ope
 from edvr_lib.utils import EDVRError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny convolutions are much slower with several threads on a busy 2-core machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames(folder: Path, n: int = 6, h: int = 12, w: int = 16, seed: int = 0) -> list[np.ndarray]:

@@ -148,7 +148,7 @@ def test_figures_are_titled_and_labelled(pairs):
         feats = edvr.extract_features(torch.rand(1, 5, 3, 16, 16))
     model = PCDDemo(num_feat=8, deformable_groups=2)
     ev = evaluate_alignment(model, pairs, [(TRAIN_CLIPS[0], 3, 5), (TRAIN_CLIPS[0], 3, 4)])
-    hist = pcd_demo.PCDDemoHistory(steps=[1, 2], loss=[0.5, 0.4], seconds=1.0)
+    hist = pcd_demo.DemoHistory(steps=[1, 2], loss=[0.5, 0.4], seconds=1.0)
     img = np.random.default_rng(0).random((16, 16, 3))
     cases = {"zero": (np.zeros((9, 2)), np.ones(9)), "shift": (np.tile([1.0, -1.0], (9, 1)), np.full(9, 0.5))}
     figs = [pcd_demo.pyramid_figure(feats, frame_idx=2), pcd_demo.sampling_positions_figure(img, (8, 8), cases),

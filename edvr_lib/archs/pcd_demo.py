@@ -25,7 +25,7 @@ from edvr_lib.archs.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.utils.errors import EDVRError
 
-__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "PCDDemoHistory",
+__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "DemoHistory",
            "pyramid_figure", "sampling_positions_figure", "loss_figure", "alignment_figure", "flow_scatter_figure"]
 
 
@@ -147,8 +147,8 @@ class SyntheticPairs:
 
 
 @dataclass
-class PCDDemoHistory:
-    """Loss per step and wall time of :func:`train_pcd_demo`."""
+class DemoHistory:
+    """Loss per logged step and wall time of a demo trainer (:func:`train_pcd_demo`, ``train_tsa_demo``)."""
 
     steps: list[int] = field(default_factory=list)
     loss: list[float] = field(default_factory=list)
@@ -156,7 +156,7 @@ class PCDDemoHistory:
 
 
 def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch_size: int = 8, crop: int = 32,
-                   lr: float = 2e-3, seed: int = 0, log_every: int = 10) -> PCDDemoHistory:
+                   lr: float = 2e-3, seed: int = 0, log_every: int = 10) -> DemoHistory:
     """Train ``model`` so that the decoded aligned neighbour matches the centre frame (Charbonnier loss).
 
     Args:
@@ -175,7 +175,7 @@ def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch
     pairs = data.pairs()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    hist = PCDDemoHistory()
+    hist = DemoHistory()
     t0 = time.perf_counter()
     model.train()
     for step in range(1, steps + 1):
@@ -330,7 +330,7 @@ def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, 
 
 
 def loss_figure(hist, title: str = "Training loss"):
-    """Loss against step of a :class:`PCDDemoHistory` (or any object with ``steps`` and ``loss``)."""
+    """Loss against step of a :class:`DemoHistory` (or any object with ``steps`` and ``loss``)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(hist.steps, hist.loss, "-o", ms=3)

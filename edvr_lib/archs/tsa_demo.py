@@ -25,11 +25,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.archs.pcd_demo import DemoHistory, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "corrupt_frames", "CORRUPTIONS",
-           "train_tsa_demo", "TSADemoHistory", "corruption_attention", "edvr_corruption_attention",
+           "train_tsa_demo", "corruption_attention", "edvr_corruption_attention",
            "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
 
 CORRUPTIONS = ("noise", "occlusion")
@@ -162,7 +163,6 @@ class AlignedWindows:
     """
 
     def __init__(self, root: str | Path, clips: list[str] | None = None, num_frame: int = 5):
-        from edvr_lib.archs.pcd_demo import warp
         from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
         from edvr_lib.data.io import read_image
 
@@ -271,18 +271,9 @@ def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, oth
     return out, region
 
 
-@dataclass
-class TSADemoHistory:
-    """Loss per logged step and wall time of :func:`train_tsa_demo`."""
-
-    steps: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch_size: int = 16, crop: int = 32,
                    lr: float = 2e-3, seed: int = 0, noise_sigma: float = 0.1, corrupt_prob: float = 0.8,
-                   kinds: tuple[str, ...] = CORRUPTIONS, log_every: int = 10) -> TSADemoHistory:
+                   kinds: tuple[str, ...] = CORRUPTIONS, log_every: int = 10) -> DemoHistory:
     """Train ``model`` to restore the clean centre frame (Charbonnier loss, Adam, cosine-decayed ``lr``).
 
     Args:
@@ -300,7 +291,7 @@ def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch
     device = next(model.parameters()).device
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    hist = TSADemoHistory()
+    hist = DemoHistory()
     t0 = time.perf_counter()
     model.train()
     for step in range(1, steps + 1):
