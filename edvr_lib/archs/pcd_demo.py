@@ -169,20 +169,38 @@ def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch
     Returns:
         The loss history.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
     pairs = data.pairs()
+
+    def step_loss(rng):
+        items = [pairs[i] for i in rng.integers(0, len(pairs), batch_size)]
+        nbr, ref, _ = data.batch(items, crop=crop, rng=rng)
+        nbr, ref = nbr.to(device), ref.to(device)
+        return charbonnier(model(nbr, ref), ref)
+
+    return fit_demo(model, step_loss, steps, lr, seed, log_every)
+
+
+def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Mean Charbonnier loss ``sqrt((pred - target)^2 + eps)``, EDVR's training loss."""
+    return torch.sqrt((pred - target) ** 2 + eps).mean()
+
+
+def fit_demo(model: nn.Module, step_loss, steps: int, lr: float, seed: int, log_every: int) -> DemoHistory:
+    """The demos' training loop: Adam, cosine decay to 5% of ``lr``, the loss logged every ``log_every`` steps.
+
+    Args:
+        step_loss: ``rng -> loss``; draws one batch with the numpy ``rng`` and returns the scalar loss.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
     hist = DemoHistory()
     t0 = time.perf_counter()
     model.train()
     for step in range(1, steps + 1):
-        items = [pairs[i] for i in rng.integers(0, len(pairs), batch_size)]
-        nbr, ref, _ = data.batch(items, crop=crop, rng=rng)
-        nbr, ref = nbr.to(device), ref.to(device)
-        loss = torch.sqrt((model(nbr, ref) - ref) ** 2 + 1e-6).mean()
+        loss = step_loss(rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.archs.pcd_demo import DemoHistory, warp
+from edvr_lib.archs.pcd_demo import DemoHistory, charbonnier, fit_demo, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.utils.errors import EDVRError
 
@@ -286,28 +285,13 @@ def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch
     Returns:
         The loss history.
     """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     device = next(model.parameters()).device
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    hist = DemoHistory()
-    t0 = time.perf_counter()
-    model.train()
-    for step in range(1, steps + 1):
+
+    def step_loss(rng):
         b = data.batch(batch_size, crop, rng, noise_sigma=noise_sigma, corrupt_prob=corrupt_prob, kinds=kinds)
-        out = model(b["lq"].to(device))
-        loss = torch.sqrt((out - b["gt"].to(device)) ** 2 + 1e-6).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % log_every == 0 or step == 1 or step == steps:
-            hist.steps.append(step)
-            hist.loss.append(loss.item())
-    model.eval()
-    hist.seconds = time.perf_counter() - t0
-    return hist
+        return charbonnier(model(b["lq"].to(device)), b["gt"].to(device))
+
+    return fit_demo(model, step_loss, steps, lr, seed, log_every)
 
 
 def _attention_summary(attn: torch.Tensor, corrupt_idx: torch.Tensor, region: torch.Tensor, ctr: int) -> dict:
