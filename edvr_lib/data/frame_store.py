@@ -15,7 +15,8 @@ import numpy as np
 from edvr_lib.data.io import png_header, read_image
 from edvr_lib.utils import EDVRError
 
-__all__ = ["DiskStore", "make_store", "ClipInfo", "resolve_lq_root", "scan_clips", "check_pair_sizes", "check_loaded_pair"]
+__all__ = ["DiskStore", "make_store", "open_clip_stores", "ClipInfo", "resolve_lq_root", "scan_clips",
+           "check_pair_sizes", "check_loaded_pair"]
 
 
 class DiskStore:
@@ -155,11 +156,17 @@ def check_pair_sizes(gt_store, lq_store, key: str, scale: int) -> tuple[int, int
     """Check that the LQ frame ``key`` is exactly GT/scale (header only); return the LQ ``(h, w)``."""
     gh, gw = gt_store.frame_hw(key)
     lh, lw = lq_store.frame_hw(key)
-    if (gh, gw) != (lh * scale, lw * scale):
-        raise EDVRError(f"size mismatch for frame {key}: GT {gw}x{gh} ({_where(gt_store, key)}) is not {scale}x "
-                        f"LQ {lw}x{lh} ({_where(lq_store, key)}). Fix: regenerate LR frames with "
-                        f"`edvr prepare-reds --root PATH --regenerate-lr`, or crop GT to a multiple of {scale} first.")
+    _check_scale((gh, gw), (lh, lw), scale, f"size mismatch for frame {key}", _where(gt_store, key),
+                 _where(lq_store, key))
     return lh, lw
+
+
+def _check_scale(gt_hw, lq_hw, scale: int, what: str, gt_where: str, lq_where: str) -> None:
+    (gh, gw), (lh, lw) = gt_hw, lq_hw
+    if (gh, gw) != (lh * scale, lw * scale):
+        raise EDVRError(f"{what}: GT {gw}x{gh} ({gt_where}) is not {scale}x LQ {lw}x{lh} ({lq_where}). Fix: "
+                        f"regenerate LR frames with `edvr prepare-reds --root PATH --regenerate-lr`, or crop GT to "
+                        f"a multiple of {scale} first.")
 
 
 def _where(store, key: str) -> str:
@@ -175,8 +182,5 @@ def check_loaded_pair(img_gt: np.ndarray, img_lqs: list[np.ndarray], lq_keys: li
             raise EDVRError(f"LQ frames of one clip differ in size: {_where(lq_store, lq_keys[0])} is {lw}x{lh} but "
                             f"{_where(lq_store, key)} is {img.shape[1]}x{img.shape[0]}. Fix: regenerate the clip's LR "
                             "frames (`edvr prepare-reds --root PATH --regenerate-lr`).")
-    gh, gw = img_gt.shape[:2]
-    if (gh, gw) != (lh * scale, lw * scale):
-        raise EDVRError(f"size mismatch: GT {gw}x{gh} ({_where(gt_store, gt_key)}) is not {scale}x LQ {lw}x{lh} "
-                        f"({_where(lq_store, lq_keys[0])}). Fix: regenerate LR frames with "
-                        f"`edvr prepare-reds --root PATH --regenerate-lr`, or crop GT to a multiple of {scale} first.")
+    _check_scale(img_gt.shape[:2], (lh, lw), scale, "size mismatch", _where(gt_store, gt_key),
+                 _where(lq_store, lq_keys[0]))

@@ -36,6 +36,10 @@ _FIX_CORRUPT = ("re-extract or re-download this frame (or regenerate it); "
                 "`edvr prepare-reds --root PATH --check-only` lists every unreadable frame")
 
 
+def _not_found(path: Path) -> EDVRError:
+    return EDVRError(f"frame not found: {path}. Check the dataset folder (every clip needs all its frames).")
+
+
 def png_header(path: str | os.PathLike) -> dict:
     """Width, height, bit depth and channel count of a PNG, from its header only (no decoding).
 
@@ -47,7 +51,7 @@ def png_header(path: str | os.PathLike) -> dict:
         with open(path, "rb") as f:
             head = f.read(33)
     except FileNotFoundError:
-        raise EDVRError(f"frame not found: {path}. Check the dataset folder (every clip needs all its frames).") from None
+        raise _not_found(path) from None
     if len(head) < 33 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
         raise EDVRError(f"not a valid PNG (bad header): {path}. Fix: {_FIX_CORRUPT}.")
     width, height, depth, color_type = struct.unpack(">IIBB", head[16:26])
@@ -117,7 +121,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise EDVRError(f"frame not found: {path}. Check the dataset folder (every clip needs all its frames).") from None
+        raise _not_found(path) from None
     except IsADirectoryError:
         raise EDVRError(f"expected an image file but found a folder: {path}.") from None
     return decode_image(data, str(path))

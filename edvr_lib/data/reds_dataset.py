@@ -108,9 +108,9 @@ class REDSDataset(Dataset):
             idxs.reverse()
         gt_key = clip.key(center)
         img_gt = self.gt_store.read(gt_key)
-        img_lqs = [self.lq_store.read(clip.key(i)) for i in idxs]
-        check_loaded_pair(img_gt, img_lqs, [clip.key(i) for i in idxs], gt_key, self.scale,
-                          self.gt_store, self.lq_store)
+        lq_keys = [clip.key(i) for i in idxs]
+        img_lqs = [self.lq_store.read(k) for k in lq_keys]
+        check_loaded_pair(img_gt, img_lqs, lq_keys, gt_key, self.scale, self.gt_store, self.lq_store)
         if self.gt_size is not None:
             img_gt, img_lqs = paired_random_crop(img_gt, img_lqs, self.gt_size, self.scale, gt_key)
         imgs = augment(img_lqs + [img_gt], self.use_hflip, self.use_rot)

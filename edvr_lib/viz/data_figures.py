@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 __all__ = ["show_frames", "show_lr_vs_gt", "show_window", "show_crops", "show_augmentations", "show_synthetic_motion",
-           "resize_pitfall", "show_resize_pitfall", "psnr"]
+           "resize_pitfall", "show_resize_pitfall"]
 
 
 def _plt():
@@ -33,17 +33,6 @@ def _imshow(ax, img, title: str) -> None:
     ax.set_xlabel("x (pixels)", fontsize=8)
     ax.set_ylabel("y (pixels)", fontsize=8)
     ax.tick_params(labelsize=7)
-
-
-def psnr(img: np.ndarray, img2: np.ndarray) -> float:
-    """RGB PSNR (dB) of two uint8 images, with ``edvr_lib.metrics.calculate_psnr`` when available."""
-    try:
-        from edvr_lib.metrics import calculate_psnr
-
-        return float(calculate_psnr(img, img2, crop_border=0, input_order="HWC", test_y_channel=False))
-    except ImportError:  # pragma: no cover - the metrics module ships with the library
-        mse = np.mean((img.astype(np.float64) - img2.astype(np.float64)) ** 2)
-        return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 def show_frames(gt_dir: str | os.PathLike, clips: list[str], frame_idx: int = 0, title: str = "GT frames"):
@@ -70,7 +59,7 @@ def show_lr_vs_gt(gt: np.ndarray, lq: np.ndarray, box: tuple[int, int, int] | No
     t, l_, s = box
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), gridspec_kw={"width_ratios": [2, 2, 1.2, 1.2]})
     _imshow(axes[0], gt, f"GT {gt.shape[1]}x{gt.shape[0]}")
-    axes[0].add_patch(_plt().Rectangle((l_, t), s, s, fill=False, color="yellow", lw=1.5))
+    axes[0].add_patch(plt.Rectangle((l_, t), s, s, fill=False, color="yellow", lw=1.5))
     _imshow(axes[1], lq, f"LR x{scale} {lq.shape[1]}x{lq.shape[0]} (MATLAB bicubic)")
     _imshow(axes[2], gt[t:t + s, l_:l_ + s], "GT zoom")
     _imshow(axes[3], lq[t // scale:(t + s) // scale, l_ // scale:(l_ + s) // scale], "LR zoom (same region)")
@@ -175,6 +164,7 @@ def resize_pitfall(gt_uint8: np.ndarray, scale: int = 4) -> dict:
     import cv2
 
     from edvr_lib.data.imresize import imresize
+    from edvr_lib.metrics import calculate_psnr as psnr  # RGB, no border crop (the defaults)
 
     h, w = gt_uint8.shape[:2]
     lr_m = imresize(gt_uint8, 1 / scale)
