@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from edvr_lib.utils import EDVRError, atomic_write_text

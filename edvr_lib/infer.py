@@ -158,15 +158,16 @@ class VideoSource(FrameSource):
             self._cap.release()
             self._cap = cv2.VideoCapture(str(self.path))
             self._next = 0
-        frame = None
+        rgb = None
         while self._next <= i:
             ok, frame = self._cap.read()
             if not ok:
                 raise EDVRError(f"cannot decode frame {self._next} of {self.path}")
+            rgb = np.ascontiguousarray(frame[..., ::-1], dtype=np.float32) / 255.0
             self._next += 1
             if self._next <= i:  # keep skipped frames: they are the next windows' neighbours
-                self._cache[self._next - 1] = frame[..., ::-1].astype(np.float32) / 255.0
-        return np.ascontiguousarray(frame[..., ::-1], dtype=np.float32) / 255.0
+                self._cache[self._next - 1] = rgb
+        return rgb
 
     def close(self) -> None:
         super().close()

@@ -91,7 +91,7 @@ def test_errors_are_clean(tmp_path, capsys):
 
 
 def test_self_ensemble_inverts_every_variant():
-    # an identity-like model that is not flip-equivariant: output must still come back aligned
+    # a flip/transpose-equivariant model on a non-square input: every variant must come back aligned
     x = torch.rand(1, 3, 3, 6, 8)
     model = lambda z: torch.nn.functional.interpolate(z[:, 1], scale_factor=4, mode="nearest")  # noqa: E731
     assert torch.allclose(self_ensemble_forward(model, x), model(x))

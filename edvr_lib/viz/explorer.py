@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.viz.figures import _upscale_nearest, as_uint8
 
 __all__ = ["MAP_TYPES", "AttentionExplorer", "compute_internals", "offset_magnitude", "offset_direction_rgb",
            "map_image", "map_values", "attention_grid_figure"]
@@ -84,28 +85,24 @@ def map_image(rec, map_type: str, frame: int = 0, level: str = "l1", group: int 
     """
     if map_type not in MAP_TYPES:
         raise EDVRError(f"unknown map type {map_type!r}; choose one of {MAP_TYPES}")
-    if map_type in ("offset magnitude", "offset direction", "DCN mask"):
+    where = f"level {level}, group {group}, frame {frame}"
+    if map_type in MAP_TYPES[:3]:
         if level not in rec.pcd_offsets:
             raise EDVRError(f"unknown pyramid level {level!r}; choose one of {LEVELS}")
-        offs = rec.pcd_offsets[level][0, frame, group].numpy()  # (9, 2, h, w)
-        where = f"level {level}, group {group}, frame {frame}"
-        if map_type == "offset magnitude":
-            mag = offset_magnitude(offs)
-            return _colormap(mag, 0, max(float(mag.max()), 1e-6)), \
-                f"PCD offset magnitude ({where}): 0 .. {mag.max():.3f} px of level {level}"
         if map_type == "offset direction":
-            mag = offset_magnitude(offs)
-            return offset_direction_rgb(offs), \
-                f"PCD offset direction ({where}): hue = direction, brightness = magnitude up to {mag.max():.3f} px"
-        mask = rec.pcd_masks[level][0, frame, group].numpy().mean(axis=0)
-        return _colormap(mask, 0, 1), f"DCN mask, mean of 9 taps ({where}): {mask.min():.3f} .. {mask.max():.3f} (scale 0..1)"
-    if rec.temporal_attn is None:
+            offs = rec.pcd_offsets[level][0, frame, group].numpy()  # (9, 2, h, w)
+            return offset_direction_rgb(offs), (f"PCD offset direction ({where}): hue = direction, "
+                                                f"brightness = magnitude up to {offset_magnitude(offs).max():.3f} px")
+    elif rec.temporal_attn is None:
         raise EDVRError("this model has no TSA fusion (with_tsa=False): no attention maps to show")
-    if map_type == "temporal attention":
-        att = rec.temporal_attn[0, frame].numpy()
-        return _colormap(att, 0, 1), f"TSA temporal attention of frame {frame}: {att.min():.3f} .. {att.max():.3f} (scale 0..1)"
-    att = rec.spatial_attn[0].numpy().mean(axis=0)
-    return _colormap(att, 0, 1), f"TSA spatial attention, mean over channels: {att.min():.3f} .. {att.max():.3f} (scale 0..1)"
+    vals = map_values(rec, map_type, frame, level, group)
+    if map_type == "offset magnitude":
+        return _colormap(vals, 0, max(float(vals.max()), 1e-6)), \
+            f"PCD offset magnitude ({where}): 0 .. {vals.max():.3f} px of level {level}"
+    label = {"DCN mask": f"DCN mask, mean of 9 taps ({where})",
+             "temporal attention": f"TSA temporal attention of frame {frame}",
+             "spatial attention": "TSA spatial attention, mean over channels"}[map_type]
+    return _colormap(vals, 0, 1), f"{label}: {vals.min():.3f} .. {vals.max():.3f} (scale 0..1)"
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -198,14 +195,11 @@ class AttentionExplorer:
         if key not in self.render_cache:
             map_type, frame, level, group = key
             img, text = map_image(self.rec, map_type, frame, level, group)
-            lr = self.lq[frame].permute(1, 2, 0).numpy() if map_type != "spatial attention" \
-                else self.lq[self.center_frame_idx].permute(1, 2, 0).numpy()
-            lr = (np.clip(lr, 0, 1) * 255).round().astype(np.uint8)
+            lr_idx = self.center_frame_idx if map_type == "spatial attention" else frame
+            lr = as_uint8(self.lq[lr_idx].permute(1, 2, 0).numpy())
             h = self.display_height
             lr_w = max(1, round(lr.shape[1] * h / lr.shape[0]))
             map_w = max(1, round(img.shape[1] * h / img.shape[0]))
-            from edvr_lib.viz.figures import _upscale_nearest
-
             gap = np.full((h, 6, 3), 255, np.uint8)
             shown = np.concatenate([_upscale_nearest(lr, (h, lr_w)), gap, _upscale_nearest(img, (h, map_w))], axis=1)
             self.render_cache[key] = (shown, text)
