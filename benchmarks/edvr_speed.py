@@ -124,11 +124,6 @@ def make_inputs(workload: str, device: torch.device, seed: int = 1):
     return lq, gt
 
 
-def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """BasicSR's CharbonnierLoss (mean of sqrt(diff^2 + eps)), the loss EDVR trains with."""
-    return torch.sqrt((pred - target) ** 2 + eps).mean()
-
-
 class Runner:
     """Runs one workload on one model (keeps the optimizer of the training step)."""
 
@@ -157,11 +152,13 @@ class Runner:
             with torch.no_grad(), self._ctx():
                 out = self.model(self.inputs[0])
             return out.float() if keep else None
+        from edvr_lib.archs.pcd_demo import charbonnier
+
         self.model.train()
         lq, gt = self.inputs
         self.opt.zero_grad(set_to_none=True)
         with self._ctx():
-            loss = charbonnier(self.model(lq).float(), gt)
+            loss = charbonnier(self.model(lq).float(), gt, eps=1e-12)  # BasicSR CharbonnierLoss eps
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
         else:

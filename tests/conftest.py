@@ -11,3 +11,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def embedded_smoke_root():
+    """Folder of the smoke variant of the embedded dataset, built once per session (reused if valid)."""
+    from edvr_lib.data import prepare_embedded
+
+    return prepare_embedded(smoke=True, progress=False)

@@ -19,15 +19,8 @@ TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"
 
 
 @pytest.fixture(scope="module")
-def root():
-    from edvr_lib.data import prepare_embedded
-
-    return prepare_embedded(smoke=True, progress=False)
-
-
-@pytest.fixture(scope="module")
-def pairs(root):
-    return SyntheticPairs(root, clips=TRAIN_CLIPS, max_distance=2)
+def pairs(embedded_smoke_root):
+    return SyntheticPairs(embedded_smoke_root, clips=TRAIN_CLIPS, max_distance=2)
 
 
 def _all_figures_labelled(fig):
@@ -160,6 +153,6 @@ def test_figures_are_titled_and_labelled(pairs):
     plt.close("all")
 
 
-def test_unknown_clip_names_the_clip(root):
+def test_unknown_clip_names_the_clip(embedded_smoke_root):
     with pytest.raises(EDVRError, match="no_such_clip"):
-        SyntheticPairs(root, clips=["no_such_clip"])
+        SyntheticPairs(embedded_smoke_root, clips=["no_such_clip"])

@@ -105,7 +105,6 @@ def test_benchmark_writes_results_between_markers(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
 
 
-
 def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
     """The GPU recipe (AMP + channels_last), checked on CPU with bfloat16: close to the float32 output."""
     model = _model("M", channels_last=True).eval()

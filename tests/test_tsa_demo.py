@@ -22,15 +22,8 @@ TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"
 
 
 @pytest.fixture(scope="module")
-def root():
-    from edvr_lib.data import prepare_embedded
-
-    return prepare_embedded(smoke=True, progress=False)
-
-
-@pytest.fixture(scope="module")
-def windows(root):
-    return AlignedWindows(root, clips=TRAIN_CLIPS, num_frame=5)
+def windows(embedded_smoke_root):
+    return AlignedWindows(embedded_smoke_root, clips=TRAIN_CLIPS, num_frame=5)
 
 
 # ----------------------------------------------------------------------------------------- trace_fusion
@@ -94,17 +87,18 @@ def test_temporal_attention_is_correlation_with_the_centre():
 
 
 # ----------------------------------------------------------------------------------------- data
-def test_aligned_windows_are_aligned(root, windows):
+def test_aligned_windows_are_aligned(embedded_smoke_root, windows):
     from edvr_lib.data import embedded_paths, read_image
 
-    n = len(list((embedded_paths(root)["lq"] / TRAIN_CLIPS[0]).glob("*.png")))
+    lq = embedded_paths(embedded_smoke_root)["lq"]
+    n = len(list((lq / TRAIN_CLIPS[0]).glob("*.png")))
     assert len(windows) == len(TRAIN_CLIPS) * (n - 4)  # windows wholly inside each clip
     assert windows.clean.shape[1:3] == (5, 3)
     clip, ctr = windows.keys[0]
-    centre = torch.from_numpy(read_image(embedded_paths(root)["lq"] / clip / f"{ctr:08d}.png")).permute(2, 0, 1)
+    centre = torch.from_numpy(read_image(lq / clip / f"{ctr:08d}.png")).permute(2, 0, 1)
     h, w = windows.clean.shape[-2:]
     assert torch.equal(windows.clean[0, 2], centre[:, :h, :w])
-    raw = torch.from_numpy(read_image(embedded_paths(root)["lq"] / clip / f"{ctr - 2:08d}.png")).permute(2, 0, 1)
+    raw = torch.from_numpy(read_image(lq / clip / f"{ctr - 2:08d}.png")).permute(2, 0, 1)
     b = (slice(None), slice(4, -4), slice(4, -4))
     # the warped neighbour is much closer to the centre than the raw one
     assert (windows.clean[0, 0] - centre)[b].abs().mean() < 0.5 * (raw - centre)[b].abs().mean()
@@ -212,8 +206,8 @@ def test_figures_are_titled_and_labelled(windows):
     plt.close("all")
 
 
-def test_aligned_windows_bad_input(root):
+def test_aligned_windows_bad_input(embedded_smoke_root):
     with pytest.raises(EDVRError, match="no_such_clip"):
-        AlignedWindows(root, clips=["no_such_clip"])
+        AlignedWindows(embedded_smoke_root, clips=["no_such_clip"])
     with pytest.raises(EDVRError, match="odd"):
-        AlignedWindows(root, clips=TRAIN_CLIPS, num_frame=4)
+        AlignedWindows(embedded_smoke_root, clips=TRAIN_CLIPS, num_frame=4)

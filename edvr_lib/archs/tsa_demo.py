@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.archs.pcd_demo import DemoHistory, charbonnier, fit_demo, warp
+from edvr_lib.archs.pcd_demo import DemoHistory, _img, charbonnier, fit_demo, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.utils.errors import EDVRError
 
@@ -386,10 +386,6 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
 
 
 # ----------------------------------------------------------------------------------------- figures (notebook 03)
-def _img(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
-
-
 def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: str, corrupted: int | None = None,
                           region: torch.Tensor | None = None, center_frame_idx: int | None = None):
     """Frames of one window (top) and their temporal attention maps (bottom, 0..1).

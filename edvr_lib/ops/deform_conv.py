@@ -36,11 +36,8 @@ def _torchvision_backend(x, offset, mask, weight, bias, padding, stride, dilatio
                              dilation=dilation, mask=mask)
 
 
-def _fast_backend(x, offset, mask, weight, bias, padding, stride, dilation):
-    return fast_modulated_deform_conv2d(x, offset, mask, weight, bias, padding, stride, dilation)
-
-
-_BACKENDS = {"torchvision": _torchvision_backend, "fast": _fast_backend}
+# each backend: (x, offset, mask, weight, bias, padding, stride, dilation) -> output
+_BACKENDS = {"torchvision": _torchvision_backend, "fast": fast_modulated_deform_conv2d}
 # per-device default for "auto" (device.type -> backend); anything not listed uses torchvision
 AUTO_BACKEND = {"cpu": "fast"}
 
