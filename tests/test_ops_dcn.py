@@ -183,3 +183,31 @@ def test_parity_channels_last_with_row_tiles(monkeypatch):
     assert _rel(y, y_ref) < 1e-10
     for a, r in zip(g, g_ref):
         assert _rel(a, r) < 1e-10
+
+
+@pytest.mark.parametrize("channels_last,tile_bytes", [(False, None), (True, None), (True, 4000)])
+def test_fast_dcn_pack_equals_sigmoid_mask_path(monkeypatch, channels_last, tile_bytes):
+    """``fast_dcn_pack`` on a raw conv_offset output (offsets, then mask logits) equals torchvision with
+    ``mask = sigmoid(logits)``; the single gradient w.r.t. the raw output has its layout and both parts' values."""
+    if tile_bytes:
+        monkeypatch.setattr(dcn_fast, "TILE_BYTES_FORWARD", tile_bytes)
+        monkeypatch.setattr(dcn_fast, "TILE_BYTES_BACKWARD", tile_bytes)
+    x, offset, _, weight, bias = _inputs(b=2, dtype=torch.float64, h=17, w=9)
+    logits = torch.randn(2, offset.shape[1] // 2, 17, 9, generator=torch.Generator().manual_seed(5),
+                         dtype=torch.float64) * 3
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    raw = torch.cat([offset, logits], dim=1).contiguous(memory_format=fmt).requires_grad_()
+    x_in = x.contiguous(memory_format=fmt).requires_grad_()
+    y = dcn_fast.fast_dcn_pack(x_in, raw, weight, bias)
+    gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(1), dtype=y.dtype)
+    gx, graw = torch.autograd.grad(y, [x_in, raw], gy)
+
+    n_off = offset.shape[1]
+    ref_raw = raw.detach().clone().requires_grad_()
+    ref_x = x.clone().requires_grad_()
+    y_ref = deform_conv2d(ref_x, ref_raw[:, :n_off], weight, bias, padding=1, mask=torch.sigmoid(ref_raw[:, n_off:]))
+    gx_ref, graw_ref = torch.autograd.grad(y_ref, [ref_x, ref_raw], gy)
+    assert graw.is_contiguous(memory_format=fmt) and gx.is_contiguous(memory_format=fmt)
+    assert _rel(y, y_ref) < 1e-10 and _rel(gx, gx_ref) < 1e-10
+    assert _rel(graw[:, :n_off], graw_ref[:, :n_off]) < 1e-10  # offsets
+    assert _rel(graw[:, n_off:], graw_ref[:, n_off:]) < 1e-10  # mask logits, through the sigmoid

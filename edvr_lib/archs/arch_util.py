@@ -11,9 +11,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.ops import modulated_deform_conv2d
+from edvr_lib.ops import modulated_deform_conv2d, resolve_backend
+from edvr_lib.ops.dcn_fast import fast_dcn_pack
 
-__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "make_layer", "set_offset_monitor", "offset_stats"]
+__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "conv_cat", "make_layer", "set_offset_monitor", "offset_stats"]
 
 
 def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
@@ -111,22 +112,32 @@ class DCNv2Pack(nn.Module):
         BasicSR chunks the output in three and concatenates the first two: that is just its first two thirds,
         so a split (views, no copy) gives the same offsets.
         """
-        out = self.conv_offset(feat)
-        n_off = 2 * out.shape[1] // 3
-        offset, mask = torch.split(out, [n_off, out.shape[1] - n_off], dim=1)
-        return offset, torch.sigmoid(mask)
+        offset, mask_logits = _split_offset_mask(self.conv_offset(feat))
+        return offset, torch.sigmoid(mask_logits)
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
-        offset, mask = self.offsets_and_mask(feat)
+        offset_mask = self.conv_offset(feat)
+        offset, mask_logits = _split_offset_mask(offset_mask)
         if self.monitor_offsets:
             # Detached device tensor: no host sync here; the trainer reads it when it logs.
             self.last_offset_absmean = offset.detach().abs().mean()
-        return modulated_deform_conv2d(x, offset, mask, self.weight, self.bias, padding=self.padding,
-                                       stride=self.stride, dilation=self.dilation, backend=self.dcn_backend)
+        conf = dict(padding=self.padding, stride=self.stride, dilation=self.dilation)
+        if resolve_backend(self.dcn_backend, x.device) == "fast" and not torch.is_autocast_enabled(x.device.type) \
+                and x.dtype == offset_mask.dtype == self.weight.dtype:
+            # the fast op takes the raw output: sigmoid per tile, one gradient buffer (edvr_lib.ops.dcn_fast)
+            return fast_dcn_pack(x, offset_mask, self.weight, self.bias, **conf)
+        return modulated_deform_conv2d(x, offset, torch.sigmoid(mask_logits), self.weight, self.bias,
+                                       backend=self.dcn_backend, **conf)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
                 f"deformable_groups={self.deformable_groups}, dcn_backend={self.dcn_backend!r}")
+
+
+def _split_offset_mask(offset_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offsets (first two thirds) and mask logits (last third) of a ``conv_offset`` output, as views."""
+    n = offset_mask.shape[1] // 3
+    return torch.split(offset_mask, [2 * n, n], dim=1)
 
 
 def set_offset_monitor(model: nn.Module, enabled: bool = True) -> None:
@@ -157,6 +168,37 @@ def offset_stats(model: nn.Module) -> dict[str, float]:
         return {}
     stacked = torch.stack([v.to(values[0].device) for v in values]).cpu().tolist()
     return dict(zip(names, stacked))
+
+
+def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
+    """``conv(cat(parts, dim=1))`` without building the concatenation: one convolution per part with its slice
+    of the weight, summed (same weights and state dict, same result to float32 rounding).
+
+    A part may hold fewer samples than the first, ``n / t`` instead of ``n`` (the reference frame shared by the
+    ``t`` frames of a sample in PCD): it is convolved once per sample and added to all ``t`` frames, which saves
+    ``(t - 1) / t`` of that part's work in the forward and the backward.
+
+    Args:
+        conv: the convolution whose input channels are the parts' channels in order.
+        parts: ``[(n, c_0, h, w), (n or n / t, c_1, h, w), ...]``.
+
+    Returns:
+        ``(n, c_out, h', w')``.
+    """
+    kw = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
+    c0 = 0
+    out = None
+    for part in parts:
+        c1 = c0 + part.shape[1]
+        y = F.conv2d(part, conv.weight[:, c0:c1], conv.bias if out is None else None, **kw)
+        if out is None:
+            out = y
+        elif y.shape[0] == out.shape[0]:
+            out.add_(y)
+        else:  # shared by consecutive groups of t samples
+            out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
+        c0 = c1
+    return out
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:

@@ -181,9 +181,10 @@ class EDVR(nn.Module):
         """
         b, t, c, h, w = feats[0].shape
         ctr = self.center_frame_idx
-        # All b*t (neighbour, reference) pairs in one batch (frames within a sample are contiguous).
+        # All b*t (neighbour, reference) pairs in one batch (frames within a sample are contiguous); the
+        # reference is given once per sample and shared by its t frames.
         nbr = [f.reshape(b * t, *f.shape[2:]) for f in feats]
-        ref = [_repeat_frame(f, ctr) for f in feats]
+        ref = [f[:, ctr] for f in feats]
         return self.pcd_align(nbr, ref).view(b, t, c, h, w)
 
     def fuse(self, aligned: torch.Tensor) -> torch.Tensor:
@@ -213,11 +214,3 @@ class EDVR(nn.Module):
         else:
             base = F.interpolate(x_center, scale_factor=4, mode="bilinear", align_corners=False)
         return (out + base).contiguous()  # plain NCHW for the caller, whatever the internal layout
-
-
-def _repeat_frame(feat: torch.Tensor, idx: int) -> torch.Tensor:
-    """Frame ``idx`` of ``(b, t, c, h, w)`` repeated for every frame, as ``(b*t, c, h, w)`` in ``feat``'s layout."""
-    b, t = feat.shape[:2]
-    out = torch.empty_like(feat.reshape(b * t, *feat.shape[2:]))  # a view: keeps NCHW / NHWC
-    out.view(feat.shape).copy_(feat[:, idx:idx + 1])  # broadcast over t
-    return out

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import DCNv2Pack, lrelu
+from edvr_lib.archs.arch_util import DCNv2Pack, conv_cat, lrelu
 
 __all__ = ["PCDAlignment"]
 
@@ -32,7 +32,9 @@ class PCDAlignment(nn.Module):
     Shapes:
         ``nbr_feat_l`` and ``ref_feat_l``: lists ``[L1, L2, L3]`` of ``(n, c, h, w)``, ``(n, c, h/2, w/2)``,
         ``(n, c, h/4, w/4)``; returns the aligned L1 feature ``(n, c, h, w)``. ``n`` may hold several frames
-        (EDVR passes all ``b * t`` frames at once).
+        (EDVR passes all ``b * t`` frames at once); the reference pyramid then has ``n`` or ``n / t`` samples
+        (one reference per ``t`` consecutive frames: its share of each ``cat`` + conv runs once, see
+        :func:`edvr_lib.archs.arch_util.conv_cat`).
     """
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8, dcn_backend: str | None = None):
@@ -68,22 +70,21 @@ class PCDAlignment(nn.Module):
             level = f"l{i}"
             nbr, ref = nbr_feat_l[i - 1], ref_feat_l[i - 1]
             # Offset feature from [neighbour, reference] (neighbour first), EDVR Eq. 2.
-            offset = lrelu(self.offset_conv1[level](torch.cat([nbr, ref], dim=1)))
+            offset = lrelu(conv_cat(self.offset_conv1[level], [nbr, ref]))
             if i == 3:
                 offset = lrelu(self.offset_conv2[level](offset))
             else:
                 # Refine with the coarser level's offset feature, upsampled and doubled (Eq. 3).
-                offset = lrelu(self.offset_conv2[level](torch.cat([offset, up_offset], dim=1)))
+                offset = lrelu(conv_cat(self.offset_conv2[level], [offset, up_offset]))
                 offset = lrelu(self.offset_conv3[level](offset))
             feat = self.dcn_pack[level](nbr, offset)
             if i < 3:
-                feat = self.feat_conv[level](torch.cat([feat, up_feat], dim=1))
+                feat = conv_cat(self.feat_conv[level], [feat, up_feat])
             if i > 1:
                 # No activation on L1 before the cascade.
                 feat = lrelu(feat)
                 up_offset = _up2(offset).mul_(2)
                 up_feat = _up2(feat)
         # Cascading: one more DCN on L1, offsets from [aligned L1, reference L1].
-        offset = torch.cat([feat, ref_feat_l[0]], dim=1)
-        offset = lrelu(self.cas_offset_conv2(lrelu(self.cas_offset_conv1(offset))))
+        offset = lrelu(self.cas_offset_conv2(lrelu(conv_cat(self.cas_offset_conv1, [feat, ref_feat_l[0]]))))
         return lrelu(self.cas_dcnpack(feat, offset))

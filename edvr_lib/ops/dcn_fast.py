@@ -100,19 +100,25 @@ def _gemm(w2d, cols, bias, dst):
 
 
 class _FastModulatedDeformConv(torch.autograd.Function):
+    """``offset`` holds the offsets; ``mask`` the mask after sigmoid, or None when ``offset`` is a DCN pack's whole
+    ``conv_offset`` output ``(b, 3*g*K, h, w)`` whose last third are the mask logits (the sigmoid, and its
+    gradient, then happen per tile here: no full-size mask, and one gradient buffer in ``offset``'s layout)."""
+
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, padding, stride, dilation):
         b, c, h, w = x.shape
         c_out, _, kh, kw = weight.shape
         k = kh * kw
         h_out, w_out = offset.shape[-2:]
-        g = offset.shape[1] // (2 * k)
+        logits = mask is None
+        g = offset.shape[1] // ((3 if logits else 2) * k)
         cl = is_channels_last(x)
-        # NCHW inside: grid_sample gathers faster from it (one copy of x when given NHWC), and the per-tap offset
-        # and mask planes are copied to contiguous NCHW one tile at a time (no full-size copy: less peak memory)
-        x_g = x.contiguous().view(b * g, c // g, h, w)
-        off = offset.unflatten(1, (g, k, 2))  # (b, g, K, 2, h_out, w_out): dy, dx, any layout
-        msk = mask.unflatten(1, (g, 1, k))  # (b, g, 1, K, h_out, w_out)
+        # NCHW inside: grid_sample gathers faster from it (one copy of x when given NHWC, kept for the backward),
+        # and the per-tap offset and mask planes are copied to contiguous NCHW one tile at a time (no full-size
+        # copy: less peak memory)
+        x_nchw = x.contiguous()
+        x_g = x_nchw.view(b * g, c // g, h, w)
+        off, msk = _offset_mask_views(offset, mask, g, k)
         w2d = weight.reshape(c_out, c * k)
         base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
         # The output follows the input's layout; in channels_last the GEMM writes (L, c_out) rows directly.
@@ -124,41 +130,50 @@ class _FastModulatedDeformConv(torch.autograd.Function):
             # (nb*g, c/g, K*rows, w_out) is, in memory, the im2col matrix (nb, c*K, rows*w_out) in weight order
             cols = F.grid_sample(x_g[n0 * g:n1 * g], grid.view(nb * g, k * nr, w_out, 2), mode="bilinear",
                                  padding_mode="zeros", align_corners=False)
-            cols.view(nb, g, c // g, k, nr, w_out).mul_(msk[n0:n1, :, :, :, r0:r1].contiguous())
+            cols.view(nb, g, c // g, k, nr, w_out).mul_(_mask_tile(msk, logits, n0, n1, r0, r1))
             _gemm(w2d, cols.view(nb, c * k, nr * w_out), bias, out3[n0:n1, :, r0 * w_out:r1 * w_out])
         if any(ctx.needs_input_grad[:5]):
-            ctx.save_for_backward(x, offset, mask, weight)
-            ctx.conf = (padding, stride, dilation, g, bias is not None)
+            ctx.save_for_backward(x_nchw, offset, mask, weight)
+            ctx.conf = (padding, stride, dilation, g, bias is not None, cl)
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
         x, offset, mask, weight = ctx.saved_tensors
-        padding, stride, dilation, g, has_bias = ctx.conf
+        padding, stride, dilation, g, has_bias, cl = ctx.conf
         b, c, h, w = x.shape
         c_out, _, kh, kw = weight.shape
         k = kh * kw
         h_out, w_out = offset.shape[-2:]
+        logits = mask is None
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
+        need_mask = need_mask or (logits and need_off)
         if not (grad_out.is_contiguous() or is_channels_last(grad_out)):
-            grad_out = grad_out.contiguous(memory_format=memory_format(is_channels_last(x)))
+            grad_out = grad_out.contiguous(memory_format=memory_format(cl))
         go = grad_out.flatten(2)  # (b, c_out, L), a transposed view in channels_last
-        x_g = x.contiguous().view(b, g, c // g, h, w)
-        off = offset.unflatten(1, (g, k, 2))
-        msk = mask.unflatten(1, (g, 1, k))
+        x_g = x.view(b, g, c // g, h, w)
+        off, msk = _offset_mask_views(offset, mask, g, k)
         w2d = weight.reshape(c_out, c * k)
         base_y, base_x = _base_positions(h_out, w_out, kh, kw, padding, stride, dilation, x.dtype, x.device)
         tiles = _tiles(b, c, k, h_out, w_out, TILE_BYTES_BACKWARD, x.device)
         row_tiles = tiles[0][3] - tiles[0][2] < h_out
-        # the input gradient in the input's layout (zeros_like / empty_like preserve it); offsets and mask get NCHW
-        grad_x = (torch.zeros_like(x) if row_tiles else torch.empty_like(x)) if need_x else None
-        grad_off = offset.new_empty(offset.shape) if need_off else None  # NCHW, whatever the layout of offset
-        grad_mask = mask.new_empty(mask.shape) if need_mask else None
+        grad_x = None
+        if need_x:  # in the input's layout
+            grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device, memory_format=memory_format(cl))
+            if row_tiles:  # bands add into overlapping input rows
+                grad_x.zero_()
+        if logits:  # one buffer in the offset conv output's layout (its backward reads it without a copy)
+            grad_off = torch.empty_like(offset) if need_off else None
+            grad_mask = None
+            goff, gmsk = _offset_mask_views(grad_off, None, g, k) if need_off else (None, None)
+        else:  # NCHW, whatever the layout of offset and mask
+            grad_off = offset.new_empty(offset.shape) if need_off else None
+            grad_mask = mask.new_empty(mask.shape) if need_mask else None
+            goff = grad_off.unflatten(1, (g, k, 2)) if need_off else None
+            gmsk = grad_mask.unflatten(1, (g, 1, k)) if need_mask else None
         grad_w = torch.zeros_like(w2d) if need_w else None
         gx_g = grad_x.unflatten(1, (g, c // g)) if need_x else None
-        goff = grad_off.unflatten(1, (g, k, 2)) if need_off else None
-        gmsk = grad_mask.unflatten(1, (g, k)) if need_mask else None
         need_sampling_grad = need_x or need_off
         for n0, n1, r0, r1 in tiles:
             nb, nr = n1 - n0, r1 - r0
@@ -174,7 +189,7 @@ class _FastModulatedDeformConv(torch.autograd.Function):
             grid = _grid(off_t, base_y[:, r0:r1], base_x, y1 - y0, w, y0).view(nb * g, k * nr, w_out, 2)
             sampled = F.grid_sample(x_t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
             s6 = sampled.view(nb, g, c // g, k, nr, w_out)
-            m = msk[n0:n1, :, :, :, r0:r1].contiguous()
+            m = _mask_tile(msk, logits, n0, n1, r0, r1)  # (nb, g, 1, K, rows, w_out), after sigmoid
             go_t = go[n0:n1, :, r0 * w_out:r1 * w_out]  # (nb, c_out, rows*w_out)
             grad_cols = None
             if need_mask or need_sampling_grad:
@@ -183,7 +198,11 @@ class _FastModulatedDeformConv(torch.autograd.Function):
                     torch.mm(w2d.t(), go_t[i], out=grad_cols[i])
             if need_mask:
                 gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out)
-                torch.sum(gc6 * s6, dim=2, out=gmsk[n0:n1, :, :, r0:r1])
+                gm = torch.sum(gc6 * s6, dim=2)  # (nb, g, K, rows, w_out), gradient w.r.t. the mask
+                if logits:  # through the sigmoid: m * (1 - m)
+                    m5 = m.squeeze(2)
+                    gm.mul_(m5 * (1 - m5))
+                gmsk[n0:n1, :, 0, :, r0:r1] = gm
             if need_w:
                 s6.mul_(m)
                 cols = sampled.view(nb, c * k, nr * w_out)
@@ -208,6 +227,24 @@ class _FastModulatedDeformConv(torch.autograd.Function):
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
 
 
+def _offset_mask_views(offset, mask, g, k):
+    """``(b, g, K, 2, h, w)`` offsets (dy, dx) and ``(b, g, 1, K, h, w)`` mask (or logits) views, any layout.
+
+    With ``mask`` None, ``offset`` is a whole ``conv_offset`` output: offsets, then mask logits.
+    """
+    if mask is None:
+        offset, mask = offset.split([2 * g * k, g * k], dim=1)
+    return offset.unflatten(1, (g, k, 2)), mask.unflatten(1, (g, 1, k))
+
+
+def _mask_tile(msk, logits, n0, n1, r0, r1):
+    """One tile of the mask as contiguous NCHW, the sigmoid applied on the way for logits."""
+    src = msk[n0:n1, :, :, :, r0:r1]
+    if not logits:
+        return src.contiguous()
+    return torch.sigmoid(src, out=torch.empty(src.shape, dtype=src.dtype, device=src.device))
+
+
 def fast_modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
                                  bias: torch.Tensor | None, padding: int = 1, stride: int = 1,
                                  dilation: int = 1) -> torch.Tensor:
@@ -225,3 +262,19 @@ def fast_modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: to
         ``(b, c_out, h_out, w_out)``.
     """
     return _FastModulatedDeformConv.apply(x, offset, mask, weight, bias, padding, stride, dilation)
+
+
+def fast_dcn_pack(x: torch.Tensor, offset_mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  padding: int = 1, stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """DCNv2 from a DCN pack's raw ``conv_offset`` output: equals :func:`fast_modulated_deform_conv2d` with
+    ``offset = offset_mask[:, :2*g*K]`` and ``mask = sigmoid(offset_mask[:, 2*g*K:])``.
+
+    The sigmoid runs per tile on the copy the op makes anyway, and the backward returns one gradient for
+    ``offset_mask`` in its own layout (no concatenation, sigmoid pass or layout copy before the offset conv's
+    backward).
+
+    Args:
+        offset_mask: ``(b, 3*g*kh*kw, h_out, w_out)``: offsets (torchvision layout), then mask logits.
+        x, weight, bias, padding, stride, dilation: as in :func:`fast_modulated_deform_conv2d`.
+    """
+    return _FastModulatedDeformConv.apply(x, offset_mask, None, weight, bias, padding, stride, dilation)
