@@ -196,9 +196,28 @@ def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
         elif y.shape[0] == out.shape[0]:
             out.add_(y)
         else:  # shared by consecutive groups of t samples
-            out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
+            out = _AddShared.apply(out, y)
         c0 = c1
     return out
+
+
+class _AddShared(torch.autograd.Function):
+    """``out (n, ...) += y (n / t, ...)`` broadcast over groups of ``t`` consecutive samples, in place.
+
+    Autograd's in-place add on a view of ``out`` would clone ``out`` in the backward; here the gradient passes
+    through and ``y`` gets its sum over each group.
+    """
+
+    @staticmethod
+    def forward(ctx, out, y):
+        ctx.mark_dirty(out)
+        ctx.groups = y.shape[0]
+        out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad.view(ctx.groups, -1, *grad.shape[1:]).sum(1)
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.predeblur_arch import PredeblurModule
 from edvr_lib.archs.tsa_arch import TSAFusion
-from edvr_lib.ops.perf import frames_to_channels, memory_format, resolve_channels_last
+from edvr_lib.ops.perf import frames_to_channels, memory_format, resolve_channels_last, select_frame
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["EDVR", "EDVRSizeError"]
@@ -184,7 +184,7 @@ class EDVR(nn.Module):
         # All b*t (neighbour, reference) pairs in one batch (frames within a sample are contiguous); the
         # reference is given once per sample and shared by its t frames.
         nbr = [f.reshape(b * t, *f.shape[2:]) for f in feats]
-        ref = [f[:, ctr] for f in feats]
+        ref = [select_frame(f, ctr) for f in feats]
         return self.pcd_align(nbr, ref).view(b, t, c, h, w)
 
     def fuse(self, aligned: torch.Tensor) -> torch.Tensor:

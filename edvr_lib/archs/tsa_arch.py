@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import lrelu
-from edvr_lib.ops.perf import frames_to_channels
+from edvr_lib.ops.perf import frames_to_channels, select_frame
 
 __all__ = ["TSAFusion"]
 
@@ -59,7 +59,7 @@ class TSAFusion(nn.Module):
     def forward(self, aligned_feat: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = aligned_feat.size()
         # Temporal attention: per-pixel correlation with the centre embedding, squashed by a sigmoid.
-        embedding_ref = self.temporal_attn1(aligned_feat[:, self.center_frame_idx].clone())
+        embedding_ref = self.temporal_attn1(select_frame(aligned_feat, self.center_frame_idx))
         embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, c, h, w)
         corr = (embedding * embedding_ref.unsqueeze(1)).sum(dim=2)  # (b, t, h, w)
         corr_prob = torch.sigmoid(corr).unsqueeze(2)  # (b, t, 1, h, w)

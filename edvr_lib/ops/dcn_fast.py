@@ -85,14 +85,20 @@ def _grid(off: torch.Tensor, base_y: torch.Tensor, base_x: torch.Tensor, h: int,
 def _gemm(w2d, cols, bias, dst):
     """``dst (n, c_out, L) = w2d @ cols (n, c*K, L) (+ bias)`` without temporaries.
 
-    ``dst`` may be a transposed view (channels_last output): ``addmm`` then computes ``cols^T @ w2d^T``.
+    ``dst`` may be a transposed view (channels_last output): then ``dst^T = cols^T @ w2d^T`` is computed into its
+    contiguous ``(L, c_out)`` rows (an ``out=`` that is not contiguous would make a temporary and a copy).
     """
-    if dst.shape[0] == 1 or dst.stride(-1) != 1:
+    if dst.stride(-1) != 1:
         for i in range(dst.shape[0]):
             if bias is not None:
-                torch.addmm(bias.view(-1, 1), w2d, cols[i], out=dst[i])
+                torch.addmm(bias, cols[i].t(), w2d.t(), out=dst[i].t())
             else:
-                torch.mm(w2d, cols[i], out=dst[i])
+                torch.mm(cols[i].t(), w2d.t(), out=dst[i].t())
+    elif dst.shape[0] == 1:
+        if bias is not None:
+            torch.addmm(bias.view(-1, 1), w2d, cols[0], out=dst[0])
+        else:
+            torch.mm(w2d, cols[0], out=dst[0])
     elif bias is not None:
         torch.baddbmm(bias.view(1, -1, 1), w2d.expand(dst.shape[0], -1, -1), cols, out=dst)
     else:

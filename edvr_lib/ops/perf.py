@@ -57,3 +57,23 @@ def frames_to_channels(x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 3, 4, 1, 2).reshape(b, h, w, t * c).permute(0, 3, 1, 2)
     return x.reshape(b, t * c, h, w)
 
+
+
+class _SelectFrame(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, idx):
+        ctx.idx, ctx.shape, ctx.strides = idx, x.shape, x.stride()
+        return x[:, idx]
+
+    @staticmethod
+    def backward(ctx, grad):
+        # zeros with the input's strides: autograd's own select_backward makes a plain contiguous tensor, which
+        # for NHWC frames costs a transposing copy here and another before the next convolution's backward
+        out = torch.empty_strided(ctx.shape, ctx.strides, dtype=grad.dtype, device=grad.device).zero_()
+        out[:, ctx.idx] = grad
+        return out, None
+
+
+def select_frame(x: torch.Tensor, idx: int) -> torch.Tensor:
+    """``x[:, idx]`` of ``(b, t, c, h, w)`` frames, whose gradient keeps ``x``'s memory layout (NHWC frames too)."""
+    return _SelectFrame.apply(x, idx) if x.requires_grad else x[:, idx]
