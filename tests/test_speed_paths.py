@@ -115,3 +115,38 @@ def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
             out = model(x)
     assert out.shape == ref.shape and torch.isfinite(out).all()
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv_cat_equals_conv_of_concatenation(channels_last):
+    """conv_cat = conv(cat(parts)) in value and in every gradient, also with a part shared by t=3 frames."""
+    from edvr_lib.archs.arch_util import conv_cat
+
+    gen = torch.Generator().manual_seed(4)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    conv = torch.nn.Conv2d(12, 5, 3, 1, 1).double()
+    a = torch.randn(6, 8, 7, 9, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
+    shared = torch.randn(2, 4, 7, 9, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
+    leaves = [a.clone().requires_grad_(), shared.clone().requires_grad_()]
+    ref_leaves = [a.clone().requires_grad_(), shared.clone().requires_grad_()]
+    out = conv_cat(conv, leaves)
+    ref = conv(torch.cat([ref_leaves[0], ref_leaves[1].repeat_interleave(3, dim=0)], dim=1))
+    gy = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    grads = torch.autograd.grad(out, leaves + [conv.weight, conv.bias], gy)
+    ref_grads = torch.autograd.grad(ref, ref_leaves + [conv.weight, conv.bias], gy)
+    assert torch.allclose(out, ref, atol=1e-12)
+    for g, r in zip(grads, ref_grads):
+        assert g.shape == r.shape and torch.allclose(g, r, atol=1e-12)
+
+
+def test_select_frame_gradient_keeps_the_layout():
+    from edvr_lib.ops.perf import select_frame
+
+    x = torch.randn(6, 4, 5, 7).contiguous(memory_format=torch.channels_last).view(2, 3, 4, 5, 7).requires_grad_()
+    y = select_frame(x, 1)
+    assert torch.equal(y, x[:, 1])
+    (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    assert g.stride() == x.stride()
+    want = torch.zeros_like(x)
+    want[:, 1] = 1
+    assert torch.equal(g, want)
