@@ -202,18 +202,19 @@ class _FastModulatedDeformConv(torch.autograd.Function):
                 grad_cols = sampled.new_empty(nb, c * k, nr * w_out)
                 for i in range(nb):  # (c*K, rows*w_out) = w2d^T @ go
                     torch.mm(w2d.t(), go_t[i], out=grad_cols[i])
-            if need_mask:
-                gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out)
-                gm = torch.sum(gc6 * s6, dim=2)  # (nb, g, K, rows, w_out), gradient w.r.t. the mask
-                if logits:  # through the sigmoid: m * (1 - m)
-                    m5 = m.squeeze(2)
-                    gm.mul_(m5 * (1 - m5))
-                gmsk[n0:n1, :, 0, :, r0:r1] = gm
+            gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out) if grad_cols is not None else None
+            if need_mask and not logits:  # d/dmask = sum_c gc * s, from the unmasked samples
+                gmsk[n0:n1, :, 0, :, r0:r1] = torch.sum(gc6 * s6, dim=2)
+            if need_w or (need_mask and logits):
+                s6.mul_(m)  # the masked columns s * m
             if need_w:
-                s6.mul_(m)
                 cols = sampled.view(nb, c * k, nr * w_out)
                 for i in range(nb):
                     grad_wt.addmm_(cols[i], go_t[i].t())
+            if need_mask and logits:
+                # d/dlogit = sum_c gc * s * m * (1 - m): the product in place of the columns (no temporary)
+                gm = torch.sum(s6.mul_(gc6), dim=2)
+                gmsk[n0:n1, :, 0, :, r0:r1] = gm.mul_(1 - m.squeeze(2))
             del sampled, s6
             if need_sampling_grad:
                 grad_cols.view(nb, g, c // g, k, nr, w_out).mul_(m)
