@@ -178,6 +178,10 @@ def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
     ``t`` frames of a sample in PCD): it is convolved once per sample and added to all ``t`` frames, which saves
     ``(t - 1) / t`` of that part's work in the forward and the backward.
 
+    The convolution is applied through ``F.conv2d`` on its parameters, so forward hooks registered on ``conv``
+    do not fire (PCD uses it; TSA's small pooled-pyramid convs keep ``cat`` + module call, which the TSA
+    tracer hooks).
+
     Args:
         conv: the convolution whose input channels are the parts' channels in order.
         parts: ``[(n, c_0, h, w), (n or n / t, c_1, h, w), ...]``.

@@ -80,5 +80,5 @@ class TSAFusion(nn.Module):
         attn = self.spatial_attn5(_up2(attn))  # pre-sigmoid map
         attn_add = self.spatial_attn_add2(lrelu(self.spatial_attn_add1(attn)))
         attn = torch.sigmoid(attn)
-        # x2 so that sigmoid ~ 0.5 at init leaves the fused feature roughly unchanged.
-        return feat * attn * 2 + attn_add
+        # x2 so that sigmoid ~ 0.5 at init leaves the fused feature roughly unchanged: feat * attn * 2 + attn_add
+        return torch.addcmul(attn_add, feat, attn, value=2)
