@@ -150,3 +150,11 @@ def test_select_frame_gradient_keeps_the_layout():
     want = torch.zeros_like(x)
     want[:, 1] = 1
     assert torch.equal(g, want)
+
+
+def test_benchmark_ratio_text_never_rounds_across_the_target():
+    from benchmarks.edvr_speed import ratio_text
+
+    assert ratio_text(3.496, 3.5) == "3.496x"  # "3.50x" would read as met
+    assert ratio_text(3.52, 3.5) == "3.52x" and ratio_text(2.114, 2.0) == "2.11x"
+    assert ratio_text(None, 2.0) == "-"
