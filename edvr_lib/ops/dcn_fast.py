@@ -204,7 +204,7 @@ class _FastModulatedDeformConv(torch.autograd.Function):
                     torch.mm(w2d.t(), go_t[i], out=grad_cols[i])
             gc6 = grad_cols.view(nb, g, c // g, k, nr, w_out) if grad_cols is not None else None
             if need_mask and not logits:  # d/dmask = sum_c gc * s, from the unmasked samples
-                gmsk[n0:n1, :, 0, :, r0:r1] = torch.sum(gc6 * s6, dim=2)
+                torch.sum(gc6 * s6, dim=2, out=gmsk[n0:n1, :, 0, :, r0:r1])
             if need_w or (need_mask and logits):
                 s6.mul_(m)  # the masked columns s * m
             if need_w:
