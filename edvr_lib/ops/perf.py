@@ -58,8 +58,9 @@ def frames_to_channels(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(b, t * c, h, w)
 
 
-
 class _SelectFrame(torch.autograd.Function):
+    """``x[:, idx]``; see :func:`select_frame`."""
+
     @staticmethod
     def forward(ctx, x, idx):
         ctx.idx, ctx.shape, ctx.strides = idx, x.shape, x.stride()
