@@ -158,3 +158,16 @@ def test_benchmark_ratio_text_never_rounds_across_the_target():
     assert ratio_text(3.496, 3.5) == "3.496x"  # "3.50x" would read as met
     assert ratio_text(3.52, 3.5) == "3.52x" and ratio_text(2.114, 2.0) == "2.11x"
     assert ratio_text(None, 2.0) == "-"
+
+
+def test_inference_model_exports_with_the_torchvision_dcn():
+    """Deployment: in inference the speed paths are plain tensor ops, so ``torch.export`` captures the model (with
+    the torchvision DCN; the fast CPU DCN is a Python autograd.Function with ``out=`` ops that export refuses)."""
+    model = _model("M").eval()
+    model.set_dcn_backend("torchvision")
+    x = torch.rand(1, 5, 3, 12, 16, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        ref = model(x)
+    exported = torch.export.export(model, (x,))
+    with torch.no_grad():
+        assert torch.allclose(exported.module()(x), ref, atol=1e-6)

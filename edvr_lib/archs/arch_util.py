@@ -199,9 +199,17 @@ def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
             out = y
         elif y.shape[0] == out.shape[0]:
             out.add_(y)
-        else:  # shared by consecutive groups of t samples
+        elif torch.is_grad_enabled() and (out.requires_grad or y.requires_grad):  # shared by groups of t samples
             out = _AddShared.apply(out, y)
+        else:  # inference: a plain in-place add (which tracing and export also understand)
+            _add_shared_(out, y)
         c0 = c1
+    return out
+
+
+def _add_shared_(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """In place: ``out`` viewed ``(n / t, t, ...)`` += ``y`` ``(n / t, ...)``."""
+    out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
     return out
 
 
@@ -216,8 +224,7 @@ class _AddShared(torch.autograd.Function):
     def forward(ctx, out, y):
         ctx.mark_dirty(out)
         ctx.groups = y.shape[0]
-        out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
-        return out
+        return _add_shared_(out, y)
 
     @staticmethod
     def backward(ctx, grad):
