@@ -11,8 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.ops import modulated_deform_conv2d, resolve_backend
-from edvr_lib.ops.dcn_fast import fast_dcn_pack
+from edvr_lib.ops import deform_conv_pack, split_offset_mask
 
 __all__ = ["ResidualBlockNoBN", "DCNv2Pack", "conv_cat", "make_layer", "set_offset_monitor", "offset_stats"]
 
@@ -107,37 +106,21 @@ class DCNv2Pack(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def offsets_and_mask(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``.
-
-        BasicSR chunks the output in three and concatenates the first two: that is just its first two thirds,
-        so a split (views, no copy) gives the same offsets.
-        """
-        offset, mask_logits = _split_offset_mask(self.conv_offset(feat))
+        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``."""
+        offset, mask_logits = split_offset_mask(self.conv_offset(feat))
         return offset, torch.sigmoid(mask_logits)
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         offset_mask = self.conv_offset(feat)
-        offset, mask_logits = _split_offset_mask(offset_mask)
         if self.monitor_offsets:
             # Detached device tensor: no host sync here; the trainer reads it when it logs.
-            self.last_offset_absmean = offset.detach().abs().mean()
-        conf = dict(padding=self.padding, stride=self.stride, dilation=self.dilation)
-        if resolve_backend(self.dcn_backend, x.device) == "fast" and not torch.is_autocast_enabled(x.device.type) \
-                and x.dtype == offset_mask.dtype == self.weight.dtype:
-            # the fast op takes the raw output: sigmoid per tile, one gradient buffer (edvr_lib.ops.dcn_fast)
-            return fast_dcn_pack(x, offset_mask, self.weight, self.bias, **conf)
-        return modulated_deform_conv2d(x, offset, torch.sigmoid(mask_logits), self.weight, self.bias,
-                                       backend=self.dcn_backend, **conf)
+            self.last_offset_absmean = split_offset_mask(offset_mask)[0].detach().abs().mean()
+        return deform_conv_pack(x, offset_mask, self.weight, self.bias, self.padding, self.stride, self.dilation,
+                                backend=self.dcn_backend)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
                 f"deformable_groups={self.deformable_groups}, dcn_backend={self.dcn_backend!r}")
-
-
-def _split_offset_mask(offset_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Offsets (first two thirds) and mask logits (last third) of a ``conv_offset`` output, as views."""
-    n = offset_mask.shape[1] // 3
-    return torch.split(offset_mask, [2 * n, n], dim=1)
 
 
 def set_offset_monitor(model: nn.Module, enabled: bool = True) -> None:

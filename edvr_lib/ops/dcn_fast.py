@@ -13,15 +13,19 @@ parallelises and vectorises:
    order of ``weight.view(c_out, c*K)``, so no copy is needed;
 3. the mask multiply (in place) and **one GEMM** per batch element with the weight.
 
-The backward is hand-written (``torch.autograd.Function``): it keeps only the *unmasked* samples
-(one large buffer instead of two), gets the gradient of the sampled columns with one GEMM, the mask
-gradient with a channel reduction, and the input and offset gradients from one
-``grid_sampler_2d_backward`` call that reuses the same grid.
+The backward is hand-written (``torch.autograd.Function``): it re-samples the columns per tile (keeping them
+from the forward measured no faster and costs memory), gets their gradient with one GEMM, the mask gradient
+with a channel reduction, and the input and offset gradients from one ``grid_sampler_2d_backward`` call that
+reuses the same grid.
+
+:func:`fast_dcn_pack` takes a DCN pack's raw ``conv_offset`` output (offsets, then mask logits): the sigmoid
+runs on the per-tile mask copy, and the backward returns one gradient for that output in its own layout.
 
 Layouts: ``x`` may be NCHW or channels_last (NHWC); the output (and ``x``'s gradient) then has the same
-layout, the GEMM writing ``(L, c_out)`` rows directly (``addmm`` into a transposed view, no copy). Inside,
-``x``, offsets and mask are read as NCHW (a copy when given NHWC): ``grid_sample`` gathers faster from NCHW
-and the per-tap offset and mask planes are then contiguous (measured; see ``docs/performance.md``).
+layout, the forward GEMM computing ``cols^T @ W^T`` straight into the output's contiguous ``(L, c_out)`` rows.
+Inside, ``x`` is read as NCHW (one copy when given NHWC, kept for the backward): an NHWC gather was measured
+slower in training. Offsets and mask are copied to contiguous NCHW per tile, so that the per-tap planes are
+contiguous (measured; see ``docs/performance.md``).
 
 Matches torchvision to float32 rounding (~1e-6 relative) in outputs and gradients, except exactly at
 integer sample positions, where bilinear interpolation has a kink and the offset gradient may take the
@@ -234,13 +238,22 @@ class _FastModulatedDeformConv(torch.autograd.Function):
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
 
 
+def split_offset_mask(offset_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Offsets (first two thirds) and mask logits (last third) of a DCN pack's ``conv_offset`` output, as views.
+
+    BasicSR chunks the output in three and concatenates the first two: that is just its first two thirds.
+    """
+    n = offset_mask.shape[1] // 3
+    return torch.split(offset_mask, [2 * n, n], dim=1)
+
+
 def _offset_mask_views(offset, mask, g, k):
     """``(b, g, K, 2, h, w)`` offsets (dy, dx) and ``(b, g, 1, K, h, w)`` mask (or logits) views, any layout.
 
     With ``mask`` None, ``offset`` is a whole ``conv_offset`` output: offsets, then mask logits.
     """
     if mask is None:
-        offset, mask = offset.split([2 * g * k, g * k], dim=1)
+        offset, mask = split_offset_mask(offset)
     return offset.unflatten(1, (g, k, 2)), mask.unflatten(1, (g, 1, k))
 
 

@@ -27,7 +27,7 @@ import os
 import torch
 from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
-from edvr_lib.ops.dcn_fast import fast_modulated_deform_conv2d
+from edvr_lib.ops.dcn_fast import fast_dcn_pack, fast_modulated_deform_conv2d, split_offset_mask
 from edvr_lib.utils.errors import EDVRError
 
 
@@ -77,10 +77,34 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
     """
     name = resolve_backend(backend, x.device)
     fn = _BACKENDS[name]
-    dev = x.device.type
-    if torch.is_autocast_enabled(dev) or x.dtype != weight.dtype:
+    if _needs_float32(x, weight, offset, mask):
         # AMP: the DCN runs in float32 (sub-pixel offsets need the precision)
-        with torch.autocast(dev, enabled=False):
+        with torch.autocast(x.device.type, enabled=False):
             f32 = [None if t is None else t.float() for t in (x, offset, mask, weight, bias)]
             return fn(*f32, padding, stride, dilation)
     return fn(x, offset, mask, weight, bias, padding, stride, dilation)
+
+
+def deform_conv_pack(x: torch.Tensor, offset_mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     padding: int = 1, stride: int = 1, dilation: int = 1, backend: str | None = None) -> torch.Tensor:
+    """DCNv2 whose offsets and mask come from a DCN pack's ``conv_offset`` output (EDVR's ``DCNv2Pack``).
+
+    Same as ``modulated_deform_conv2d(x, offset, sigmoid(logits), ...)`` with ``offset, logits =
+    split_offset_mask(offset_mask)``. The ``fast`` backend takes the output whole (:func:`fast_dcn_pack`: the sigmoid
+    per tile, one gradient buffer in the conv's layout); other backends, and AMP, get the two views.
+
+    Args:
+        offset_mask: ``(b, 3*g*kh*kw, h_out, w_out)``: offsets (torchvision layout), then mask logits.
+        x, weight, bias, padding, stride, dilation, backend: as in :func:`modulated_deform_conv2d`.
+    """
+    name = resolve_backend(backend, x.device)
+    if name == "fast" and not _needs_float32(x, weight, offset_mask):
+        return fast_dcn_pack(x, offset_mask, weight, bias, padding, stride, dilation)
+    offset, mask_logits = split_offset_mask(offset_mask)
+    return modulated_deform_conv2d(x, offset, torch.sigmoid(mask_logits), weight, bias, padding, stride, dilation,
+                                   backend=name)
+
+
+def _needs_float32(x: torch.Tensor, weight: torch.Tensor, *others: torch.Tensor) -> bool:
+    """Under autocast, or with mixed dtypes, the DCN runs on float32 copies."""
+    return torch.is_autocast_enabled(x.device.type) or any(t.dtype != weight.dtype for t in (x, *others))
