@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.ops import deform_conv_pack, split_offset_mask
+from edvr_lib.ops.perf import tracks_grad
 
 __all__ = ["ResidualBlockNoBN", "DCNv2Pack", "conv_cat", "make_layer", "set_offset_monitor", "offset_stats"]
 
@@ -182,7 +183,7 @@ def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
             out = y
         elif y.shape[0] == out.shape[0]:
             out.add_(y)
-        elif torch.is_grad_enabled() and (out.requires_grad or y.requires_grad):  # shared by groups of t samples
+        elif tracks_grad(out, y):  # shared by consecutive groups of t samples
             out = _AddShared.apply(out, y)
         else:  # inference: a plain in-place add (which tracing and export also understand)
             _add_shared_(out, y)

@@ -75,6 +75,12 @@ class _SelectFrame(torch.autograd.Function):
         return out, None
 
 
+def tracks_grad(*tensors: torch.Tensor) -> bool:
+    """Will autograd record an op on ``tensors``? The speed paths use their autograd Functions only then, so that
+    inference stays plain tensor ops (which ``torch.export`` captures)."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
 def select_frame(x: torch.Tensor, idx: int) -> torch.Tensor:
     """``x[:, idx]`` of ``(b, t, c, h, w)`` frames, whose gradient keeps ``x``'s memory layout (NHWC frames too)."""
-    return _SelectFrame.apply(x, idx) if x.requires_grad else x[:, idx]
+    return _SelectFrame.apply(x, idx) if tracks_grad(x) else x[:, idx]
