@@ -66,7 +66,7 @@ check-notebooks: $(STAMP)
 	$(PY) -m edvr_lib.utils.notebooks check
 
 ## Speed of EDVR-M against the reference (BasicSR 1.4.2, installed on demand into .reference_venv/);
-## writes docs/performance.md / .json. ~8 min on 2 idle CPU cores; run it on an otherwise idle machine.
+## writes docs/performance.md / .json. ~10-15 min on 2 idle CPU cores; run it on an otherwise idle machine.
 bench: $(STAMP)
 	$(PY) -m benchmarks.edvr_speed --install-reference
 
