@@ -68,6 +68,7 @@ def test_make_docs_bad_weights_is_one_clear_error(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "docs"), "--weights", str(tmp_path / "missing.pth"), "--smoke"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("make_docs: error:") and "missing.pth" in err
+    assert "checkpoint not found" in err and "--weights" in err  # load_model's message
     assert not (tmp_path / "docs").exists()
 
 
@@ -96,6 +97,10 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path):
     readme.write_text("# no markers\n")
     with pytest.raises(EDVRError, match="results:start"):
         update_readme(readme, block)
+    # other markers (the benchmark's block); the end marker is the first one after the start
+    readme.write_text("<!-- b:end -->\n<!-- b:begin -->\nold\n<!-- b:end -->\ntail\n")
+    assert update_readme(readme, "<!-- b:begin -->\nnew\n<!-- b:end -->", "<!-- b:begin -->", "<!-- b:end -->")
+    assert readme.read_text() == "<!-- b:end -->\n<!-- b:begin -->\nnew\n<!-- b:end -->\ntail\n"
 
 
 def test_checkpoint_fingerprint(tmp_path):
@@ -103,6 +108,12 @@ def test_checkpoint_fingerprint(tmp_path):
     # sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad (FIPS 180-2 example)
     assert checkpoint_fingerprint(tmp_path / "a.pth") == "sha256:ba7816bf8f01cfea"
     assert checkpoint_fingerprint(None) == "random-weights"
+    # read in chunks: a file over one chunk (1 MiB) hashes like the whole bytes
+    import hashlib
+
+    data = bytes(range(256)) * 5000
+    (tmp_path / "big.pth").write_bytes(data)
+    assert checkpoint_fingerprint(tmp_path / "big.pth") == f"sha256:{hashlib.sha256(data).hexdigest()[:16]}"
 
 
 def test_committed_docs_match_the_shipped_checkpoint():

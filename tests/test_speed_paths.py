@@ -102,7 +102,17 @@ def test_benchmark_writes_results_between_markers(tmp_path):
     assert "old table" not in text and "prose before" in text and "prose after" in text
     assert "| forward 1x5x3x64x64 | 0.500 | 1.000 | 2.00x | 1.8x (met) |" in text
     assert json.loads((tmp_path / "performance.json").read_text())["rows"][0]["ratio"] == 2.0
-    assert not list(tmp_path.glob("*.tmp*"))  # atomic writes leave no temporaries
+    # atomic_path's temporaries are hidden ".<name>.<random><suffix>" files: none may be left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["performance.json", "performance.md"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    block = text[text.index(edvr_speed.MARK_BEGIN):text.index(edvr_speed.MARK_END) + len(edvr_speed.MARK_END)]
+    # no markers: the block is appended; no file: one is made with just the block
+    docs.write_text("# Perf\n\nno markers here\n")
+    edvr_speed.write_results(record, docs)
+    assert docs.read_text() == f"# Perf\n\nno markers here\n\n{block}\n"
+    new_docs = tmp_path / "sub" / "performance.md"
+    edvr_speed.write_results(record, new_docs)
+    assert new_docs.read_text() == f"# Performance\n\n{block}\n"
 
 
 def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():

@@ -51,6 +51,7 @@ import numpy as np
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import write_png
 from edvr_lib.utils import EDVRError, atomic_write_text, smoke_mode
+from edvr_lib.utils.io import sha256_file
 
 __all__ = ["EmbeddedSpec", "FULL_SPEC", "SMOKE_SPEC", "prepare_embedded", "embedded_paths", "default_embedded_root",
            "synthetic_clip_names", "ground_truth_flow", "load_motion", "bigbuckbunny_path", "read_meta_info",
@@ -335,14 +336,6 @@ def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int
 
 
 # ------------------------------------------------------------------------------------------ build
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _manifest_ok(folder: Path, spec: EmbeddedSpec) -> bool:
     mf = folder / MANIFEST
     if not mf.is_file():
@@ -358,7 +351,7 @@ def _manifest_ok(folder: Path, spec: EmbeddedSpec) -> bool:
         return False
     for rel, digest in files.items():
         f = folder / rel
-        if not f.is_file() or _sha256(f) != digest:
+        if not f.is_file() or sha256_file(f) != digest:
             return False
     return True
 
@@ -458,7 +451,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
 
     atomic_write_text(dest / META_TRAIN, _meta_lines(meta["train"]))
     atomic_write_text(dest / META_TEST, _meta_lines(meta["test"]))
-    files = {str(p.relative_to(dest)): _sha256(p) for p in sorted(dest.rglob("*")) if p.is_file()}
+    files = {str(p.relative_to(dest)): sha256_file(p) for p in sorted(dest.rglob("*")) if p.is_file()}
     total = sum((dest / f).stat().st_size for f in files)
     manifest = {
         "version": EMBEDDED_VERSION, "variant": spec.variant, "recipe_hash": spec.recipe_hash(),

@@ -1,7 +1,8 @@
-"""Atomic writes (temp file, then rename) and the smoke-mode switch."""
+"""Atomic writes (temp file, then rename), file hashing and the smoke-mode switch."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -50,3 +51,19 @@ def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``dest`` atomically."""
     atomic_write_bytes(dest, text.encode("utf-8"))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (checkpoints and data files can be large).
+
+    Args:
+        path: file to hash.
+
+    Returns:
+        The 64-character hex digest.
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -25,7 +25,6 @@ timestamps). Rerun whenever the shipped checkpoint changes::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 
 from edvr_lib.utils import EDVRError, atomic_path, atomic_write_text, smoke_mode
+from edvr_lib.utils.io import sha256_file
 
 __all__ = ["FILES", "RANDOM_WEIGHTS_NOTE", "README_START", "README_END", "checkpoint_fingerprint", "readme_block",
            "update_readme", "build_docs", "add_arguments", "run", "main"]
@@ -48,16 +48,18 @@ def checkpoint_fingerprint(weights: str | os.PathLike | None) -> str:
     """``'sha256:<first 16 hex digits>'`` of a checkpoint file, or ``'random-weights'`` for None."""
     if weights is None:
         return "random-weights"
-    digest = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
-    return f"sha256:{digest[:16]}"
+    return f"sha256:{sha256_file(weights)[:16]}"
 
 
 def _resolve_weights(weights):
+    """``weights`` as a Path, else the shipped checkpoint if it exists, else None (random weights).
+
+    A missing ``weights`` file is reported by :func:`edvr_lib.infer.load_model` (reached through
+    ``tutorial_model`` before anything is written), so it is not checked here.
+    """
     from edvr_lib.infer import DEFAULT_CHECKPOINT
 
     if weights is not None:
-        if not Path(weights).is_file():
-            raise EDVRError(f"checkpoint not found: {weights}; check the --weights path")
         return Path(weights)
     return DEFAULT_CHECKPOINT if DEFAULT_CHECKPOINT.exists() else None
 
@@ -90,28 +92,45 @@ def readme_block(res_bic: dict, res_edvr: dict, edvr_col: str, fingerprint: str,
     return "\n".join(lines)
 
 
-def _check_markers(readme: str | os.PathLike) -> tuple[str, int, int]:
-    """``(text, start, end)`` of ``readme``'s results block; a clear error when the file or a marker is missing."""
+def _check_markers(readme: str | os.PathLike, start_marker: str = README_START,
+                   end_marker: str = README_END) -> tuple[str, int, int]:
+    """``(text, start, end)`` of ``readme``'s marked block; a clear error when the file or a marker is missing.
+
+    ``end`` is the first ``end_marker`` after ``start_marker``.
+    """
     readme = Path(readme)
     if not readme.is_file():
         raise EDVRError(f"README not found: {readme}")
     text = readme.read_text()
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise EDVRError(f"{readme} has no '{README_START}' ... '{README_END}' block; add the two markers where the "
+    start = text.find(start_marker)
+    end = text.find(end_marker, start) if start >= 0 else -1
+    if end < 0:
+        raise EDVRError(f"{readme} has no '{start_marker}' ... '{end_marker}' block; add the two markers where the "
                         "results should go (or leave out --readme)")
     return text, start, end
 
 
-def update_readme(readme: str | os.PathLike, block: str) -> bool:
-    """Replace the ``README_START`` .. ``README_END`` block of ``readme`` (atomically).
+def update_readme(readme: str | os.PathLike, block: str, start_marker: str = README_START,
+                  end_marker: str = README_END) -> bool:
+    """Replace the ``start_marker`` .. ``end_marker`` block of ``readme`` (atomically).
+
+    Also used by ``benchmarks/edvr_speed.py`` for the bench block of ``docs/performance.md``.
+
+    Args:
+        readme: the Markdown file to update.
+        block: the new block, markers included.
+        start_marker: first line of the block (default: the README's results marker).
+        end_marker: last line of the block (default: the README's results marker).
 
     Returns:
-        True if the file changed; raises :class:`EDVRError` when the markers are missing.
+        True if the file changed (unchanged files are not rewritten).
+
+    Raises:
+        EDVRError: the file or one of the markers is missing.
     """
     readme = Path(readme)
-    text, start, end = _check_markers(readme)
-    new = text[:start] + block + text[end + len(README_END):]
+    text, start, end = _check_markers(readme, start_marker, end_marker)
+    new = text[:start] + block + text[end + len(end_marker):]
     if new != text:
         atomic_write_text(readme, new)
     return new != text
