@@ -152,7 +152,7 @@ class Runner:
             with torch.no_grad(), self._ctx():
                 out = self.model(self.inputs[0])
             return out.float() if keep else None
-        from edvr_lib.archs.pcd_demo import charbonnier
+        from edvr_lib.losses import charbonnier
 
         self.model.train()
         lq, gt = self.inputs
@@ -423,7 +423,7 @@ def main(argv=None) -> int:
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in load_end)}")
     if "reference" in models:
         print("outputs match (max |diff| < 1e-4): " + ("yes" if ok else "NO"))
-    if not (args.quick or args.no_write or args.memory_worker):
+    if not (args.quick or args.no_write):  # memory workers returned at the top of main
         record = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "load_start": load_start,
                   "load_end": load_end, "dcn_backend": backend, "activations": layout, "amp": args.amp,
                   "compile": args.compile, "roofline_gflops": roof, "roofline_layout": roof_fmt,
@@ -440,26 +440,25 @@ def ratio_text(ratio: float | None, target: float) -> str:
     return f"{two}x" if (float(two) >= target) == (ratio >= target) else f"{ratio:.3f}x"
 
 
-def format_text_table(rows: list[dict]) -> str:
-    def f(v, spec):
-        return "-" if v is None else format(v, spec)
+def _fmt(v, spec: str) -> str:
+    """``format(v, spec)``, or ``-`` for a missing value (no reference, no memory figure)."""
+    return "-" if v is None else format(v, spec)
 
+
+def format_text_table(rows: list[dict]) -> str:
     lines = [f"{'workload':40s} {'ours s':>8s} {'ref s':>8s} {'ratio':>6s} {'target':>6s} {'ours GF/s':>9s} "
              f"{'ref GF/s':>8s} {'floor s':>7s} {'ours MB':>8s} {'ref MB':>7s} {'max|diff|':>9s}"]
     for r in rows:
-        lines.append(f"{r['label']:40s} {r['ours_s']:8.3f} {f(r['reference_s'], '8.3f'):>8s} "
+        lines.append(f"{r['label']:40s} {r['ours_s']:8.3f} {_fmt(r['reference_s'], '8.3f'):>8s} "
                      f"{ratio_text(r['ratio'], r['target']).rstrip('x'):>6s} "
-                     f"{r['target']:6.1f} {r['ours_gflops']:9.1f} {f(r['reference_gflops'], '8.1f'):>8s} "
-                     f"{r['floor_s']:7.3f} {f(r['ours_mb'], '8.0f'):>8s} {f(r['reference_mb'], '7.0f'):>7s} "
-                     f"{f(r['max_abs_diff'], '9.1e'):>9s}")
+                     f"{r['target']:6.1f} {r['ours_gflops']:9.1f} {_fmt(r['reference_gflops'], '8.1f'):>8s} "
+                     f"{r['floor_s']:7.3f} {_fmt(r['ours_mb'], '8.0f'):>8s} {_fmt(r['reference_mb'], '7.0f'):>7s} "
+                     f"{_fmt(r['max_abs_diff'], '9.1e'):>9s}")
     return "\n".join(lines)
 
 
 def markdown_table(record: dict) -> str:
     """The results block of docs/performance.md."""
-    def f(v, spec, suffix=""):
-        return "-" if v is None else format(v, spec) + suffix
-
     m = record["machine"]
     gpu = f", GPU {m['gpu']}" if "gpu" in m else ""
     lines = [f"Measured {record['date']} on {m['cpu']} ({m['cpu_count']} cores{gpu}), torch {m['torch']}, "
@@ -473,10 +472,11 @@ def markdown_table(record: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in record["rows"]:
         met = "" if r["ratio"] is None else (" (met)" if r["ratio"] >= r["target"] else " (not met)")
-        lines.append(f"| {r['label']} | {r['ours_s']:.3f} | {f(r['reference_s'], '.3f')} | {ratio_text(r['ratio'], r['target'])} "
-                     f"| {r['target']:.1f}x{met} | {r['ours_gflops']:.0f} | {f(r['reference_gflops'], '.0f')} "
-                     f"| {r['floor_s']:.2f} | {f(r['ours_mb'], '.0f')} | {f(r['reference_mb'], '.0f')} "
-                     f"| {f(r['max_abs_diff'], '.1e')} |")
+        lines.append(f"| {r['label']} | {r['ours_s']:.3f} | {_fmt(r['reference_s'], '.3f')} "
+                     f"| {ratio_text(r['ratio'], r['target'])} "
+                     f"| {r['target']:.1f}x{met} | {r['ours_gflops']:.0f} | {_fmt(r['reference_gflops'], '.0f')} "
+                     f"| {r['floor_s']:.2f} | {_fmt(r['ours_mb'], '.0f')} | {_fmt(r['reference_mb'], '.0f')} "
+                     f"| {_fmt(r['max_abs_diff'], '.1e')} |")
     lines += ["", "Times are medians of interleaved runs; peak MB is the rise of the process's peak RSS during one run "
               "(two for training) in a fresh process. Outputs match the reference (max abs diff < 1e-4): "
               + {True: "yes", False: "NO", None: "not checked"}[record["outputs_match"]] + "."]
@@ -484,19 +484,24 @@ def markdown_table(record: dict) -> str:
 
 
 def write_results(record: dict, docs: Path = DOCS) -> None:
-    """``docs/performance.json`` and the marked block of ``docs/performance.md``, both written atomically."""
+    """``docs/performance.json`` and the marked block of ``docs/performance.md``, both written atomically.
+
+    A missing ``docs`` is created with just the block; one without the markers gets the block appended.
+    """
+    from edvr_lib.utils import EDVRError
     from edvr_lib.utils.io import atomic_write_text
+    from edvr_lib.viz.make_docs import update_readme
 
     docs.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(docs.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     block = f"{MARK_BEGIN}\n{markdown_table(record)}\n{MARK_END}"
-    text = docs.read_text() if docs.exists() else f"# Performance\n\n{MARK_BEGIN}\n{MARK_END}\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + block + rest.split(MARK_END, 1)[1]
+    if not docs.exists():
+        atomic_write_text(docs, f"# Performance\n\n{block}\n")
     else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    atomic_write_text(docs, text)
+        try:  # the same marker-block replacement as `make docs`
+            update_readme(docs, block, MARK_BEGIN, MARK_END)
+        except EDVRError:  # no markers: append the block
+            atomic_write_text(docs, docs.read_text().rstrip("\n") + "\n\n" + block + "\n")
     print(f"wrote {docs} and {docs.with_suffix('.json')}")
 
 

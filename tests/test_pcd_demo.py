@@ -11,6 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from edvr_lib.archs import pcd_demo  # noqa: E402
+from edvr_lib.archs.demo_util import DemoHistory, loss_figure  # noqa: E402
 from edvr_lib.archs.pcd_demo import (PCDDemo, SyntheticPairs, evaluate_alignment, pcd_motion,  # noqa: E402
                                      train_pcd_demo, warp)
 from edvr_lib.utils import EDVRError  # noqa: E402
@@ -102,11 +103,10 @@ def test_calibration_subtracts_self_alignment(pairs):
     torch.manual_seed(0)
     model = PCDDemo(num_feat=8, deformable_groups=2)
     with torch.no_grad():  # non-zero offsets everywhere
-        for m in model.modules():
-            if isinstance(m, pcd_demo.PCDAlignment):
-                for pack in list(m.dcn_pack.values()) + [m.cas_dcnpack]:
-                    pack.conv_offset.weight.normal_(0, 0.05)
-                    pack.conv_offset.bias.normal_(0, 0.5)
+        pcd = model.pcd_align
+        for pack in list(pcd.dcn_pack.values()) + [pcd.cas_dcnpack]:
+            pack.conv_offset.weight.normal_(0, 0.05)
+            pack.conv_offset.bias.normal_(0, 0.5)
     items = [(TRAIN_CLIPS[0], 3, 3), (TRAIN_CLIPS[0], 3, 5)]  # a frame with itself, and a real pair
     cal = evaluate_alignment(model, pairs, items, calibrate=True)
     raw = evaluate_alignment(model, pairs, items, calibrate=False)
@@ -114,8 +114,19 @@ def test_calibration_subtracts_self_alignment(pairs):
     assert cal["learned_flow"][0].abs().max() < 1e-5  # same frame: motion exactly zero after calibration
     assert torch.allclose(raw["learned_flow"], raw["raw_flow"])
     assert torch.allclose(cal["learned_flow"][1], cal["raw_flow"][1] - cal["self_flow"][1])
+    # independent: both pairs share the centre frame, so their self-alignment is the same and equals a separate run
+    assert torch.allclose(cal["self_flow"][0], cal["self_flow"][1], atol=1e-6)
+    ref = pairs.batch(items[1:])[1]
+    assert torch.allclose(cal["self_flow"][1:], pcd_motion(model, ref, ref)["total"], atol=1e-6)
     est = pcd_motion(model, *pairs.batch(items[1:])[:2])
     assert torch.allclose(est["total"], est["l1"] + est["cascade"])
+
+    # independent: each level's flow is the mask-weighted mean of its offsets over groups and taps, by hand
+    def by_hand(level):
+        off, m = est["offsets"][level][:, 0], est["masks"][level][:, 0]  # (n, g, 9, 2, h, w), (n, g, 9, h, w)
+        return (off * m[:, :, :, None]).sum(dim=(1, 2)) / m.sum(dim=(1, 2))[:, None]
+    assert torch.allclose(est["l1"], by_hand("l1"), atol=1e-5)
+    assert torch.allclose(est["total"], by_hand("l1") + by_hand("cascade"), atol=1e-5)
 
 
 def test_short_training_makes_the_decoded_output_closer(pairs):
@@ -141,14 +152,14 @@ def test_figures_are_titled_and_labelled(pairs):
         feats = edvr.extract_features(torch.rand(1, 5, 3, 16, 16))
     model = PCDDemo(num_feat=8, deformable_groups=2)
     ev = evaluate_alignment(model, pairs, [(TRAIN_CLIPS[0], 3, 5), (TRAIN_CLIPS[0], 3, 4)])
-    hist = pcd_demo.DemoHistory(steps=[1, 2], loss=[0.5, 0.4], seconds=1.0)
+    hist = DemoHistory(steps=[1, 2], loss=[0.5, 0.4], seconds=1.0)
     img = np.random.default_rng(0).random((16, 16, 3))
     cases = {"zero": (np.zeros((9, 2)), np.ones(9)), "shift": (np.tile([1.0, -1.0], (9, 1)), np.full(9, 0.5))}
     figs = [pcd_demo.pyramid_figure(feats, frame_idx=2), pcd_demo.sampling_positions_figure(img, (8, 8), cases),
             pcd_demo.alignment_figure(ev, 0, label="test"), pcd_demo.flow_scatter_figure(ev)]
     for fig in figs:
         _all_figures_labelled(fig)
-    loss = pcd_demo.loss_figure(hist)
+    loss = loss_figure(hist)
     assert loss.axes[0].get_title() and loss.axes[0].get_xlabel() and loss.axes[0].get_ylabel()
     plt.close("all")
 

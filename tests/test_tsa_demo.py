@@ -159,6 +159,8 @@ def test_short_training_and_attention_summary(windows):
     r, a = after["region"], after["attn"]
     assert after["corrupted_region"] == pytest.approx(float(np.mean([a[j, 0][r[j]].mean() for j in range(4)])),
                                                       abs=1e-6)
+    with torch.no_grad():  # the output computed from the trace is the model's forward
+        assert torch.allclose(after["output"], model(after["lq"]), atol=1e-6)
     with pytest.raises(EDVRError, match="centre"):
         corruption_attention(model, windows, "noise", frame=2)
 
@@ -171,6 +173,10 @@ def test_edvr_corruption_attention():
     with torch.no_grad(), record_internals(model) as rec:
         model(lq[None])
     assert torch.allclose(res["clean"], rec.temporal_attn[0].mean(dim=(-2, -1)))
+    # the corrupted neighbour's attention changes; a frame that was not touched keeps its attention
+    assert not torch.allclose(res["attn_corrupted"][1], res["attn_clean"][1], atol=1e-4)
+    assert not torch.isclose(res["corrupted"][1], res["clean"][1], atol=1e-6)
+    assert torch.allclose(res["attn_corrupted"][0], res["attn_clean"][0], atol=1e-6)
     assert res["attn_corrupted"].shape == (5, 12, 16) and res["region"].all()
     assert not torch.equal(res["lq_corrupted"][1], lq[1]) and torch.equal(res["lq_corrupted"][0], lq[0])
     wo = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1, with_tsa=False)

@@ -11,8 +11,6 @@ that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_trut
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +19,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.archs.demo_util import DemoHistory, fit_demo
 from edvr_lib.archs.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
+from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.viz.data_figures import as_image, pyplot
 
-__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "DemoHistory",
-           "pyramid_figure", "sampling_positions_figure", "loss_figure", "alignment_figure", "flow_scatter_figure"]
+__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp",
+           "pyramid_figure", "sampling_positions_figure", "alignment_figure", "flow_scatter_figure"]
 
 
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
@@ -146,15 +147,6 @@ class SyntheticPairs:
         return to_t(nbrs).permute(0, 3, 1, 2).contiguous(), to_t(refs).permute(0, 3, 1, 2).contiguous(), to_t(flows)
 
 
-@dataclass
-class DemoHistory:
-    """Loss per logged step and wall time of a demo trainer (:func:`train_pcd_demo`, ``train_tsa_demo``)."""
-
-    steps: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-
-
 def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch_size: int = 8, crop: int = 32,
                    lr: float = 2e-3, seed: int = 0, log_every: int = 10) -> DemoHistory:
     """Train ``model`` so that the decoded aligned neighbour matches the centre frame (Charbonnier loss).
@@ -179,38 +171,6 @@ def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch
         return charbonnier(model(nbr, ref), ref)
 
     return fit_demo(model, step_loss, steps, lr, seed, log_every)
-
-
-def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Mean Charbonnier loss ``sqrt((pred - target)^2 + eps)``, EDVR's training loss."""
-    return torch.sqrt((pred - target) ** 2 + eps).mean()
-
-
-def fit_demo(model: nn.Module, step_loss, steps: int, lr: float, seed: int, log_every: int) -> DemoHistory:
-    """The demos' training loop: Adam, cosine decay to 5% of ``lr``, the loss logged every ``log_every`` steps.
-
-    Args:
-        step_loss: ``rng -> loss``; draws one batch with the numpy ``rng`` and returns the scalar loss.
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(steps, 1), eta_min=lr * 0.05)
-    hist = DemoHistory()
-    t0 = time.perf_counter()
-    model.train()
-    for step in range(1, steps + 1):
-        loss = step_loss(rng)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % log_every == 0 or step == 1 or step == steps:
-            hist.steps.append(step)
-            hist.loss.append(loss.item())
-    model.eval()
-    hist.seconds = time.perf_counter() - t0
-    return hist
 
 
 @torch.no_grad()
@@ -277,17 +237,6 @@ def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[s
 
 
 # ----------------------------------------------------------------------------------------- figures (notebook 02)
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _img(t: torch.Tensor) -> np.ndarray:
-    """``(3, h, w)`` tensor -> ``(h, w, 3)`` numpy in [0, 1]."""
-    return t.detach().cpu().permute(1, 2, 0).clamp(0, 1).numpy()
-
-
 def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, title: str | None = None):
     """One channel of the ``[L1, L2, L3]`` features of one frame, each at its own resolution.
 
@@ -296,7 +245,7 @@ def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, 
         frame_idx: which frame of the first sample.
         channel: which feature channel.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for i, (ax, f) in enumerate(zip(axes, feats), start=1):
         fmap = f[0, frame_idx, channel].detach().cpu().numpy()
@@ -322,7 +271,7 @@ def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, 
         cases: ``{panel title: (offsets (9, 2) as (dy, dx) per tap in pixels, masks (9,) in 0..1)}``.
         radius: half-size of the shown window around ``p``, in pixels.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
     y0, x0 = p
     for ax, (name, (offsets, masks)) in zip(axes[0], cases.items()):
@@ -347,18 +296,6 @@ def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, 
     return fig
 
 
-def loss_figure(hist, title: str = "Training loss"):
-    """Loss against step of a :class:`DemoHistory` (or any object with ``steps`` and ``loss``)."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(hist.steps, hist.loss, "-o", ms=3)
-    ax.set(title=f"{title} ({hist.seconds:.0f} s)", xlabel="optimiser step", ylabel="Charbonnier loss (per pixel)")
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def _quiver(ax, img, flow, step, scale, color):
     h, w = flow.shape[-2:]
     yy, xx = np.mgrid[step // 2:h:step, step // 2:w:step]
@@ -374,12 +311,12 @@ def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float =
     (mean over groups and taps), ``|neighbour - centre|``, ``|warp(neighbour, learned) - centre|``,
     ``|decoded - centre|``.
     """
-    plt = _plt()
+    plt = pyplot()
     true, learned = ev["true_flow"][index].numpy(), ev["learned_flow"][index].numpy()
     h, w = true.shape[-2:]
     step = max(3, min(h, w) // 8)
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.6))
-    ref, nbr = _img(ev["ref"][index]), _img(ev["nbr"][index])
+    ref, nbr = as_image(ev["ref"][index]), as_image(ev["nbr"][index])
     for ax, img, name in ((axes[0, 0], ref, "centre (reference) frame"), (axes[0, 1], nbr, "neighbour frame")):
         ax.imshow(img, interpolation="nearest")
         ax.set_title(name, fontsize=9)
@@ -415,16 +352,15 @@ def flow_scatter_figure(ev: dict, border: int = 4, max_points: int = 1500, seed:
 
     The least-squares slope over all pixels is in each panel's title (1 = right magnitude, 0 = no motion found).
     """
-    plt = _plt()
+    plt = pyplot()
     b = (slice(border, -border or None), slice(border, -border or None))
-    items = ev.get("items") or [("pairs", 0, 0)] * len(ev["true_flow"])
-    clips = list(dict.fromkeys(it[0] for it in items))
+    clips = list(dict.fromkeys(it[0] for it in ev["items"]))
+    clip_idx = {clip: [i for i, it in enumerate(ev["items"]) if it[0] == clip] for clip in clips}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
     rng = np.random.default_rng(seed)
     for ax, comp, name in ((axes[0], 1, "dx"), (axes[1], 0, "dy")):
         t_all, l_all = [], []
-        for clip in clips:
-            idx = [i for i, it in enumerate(items) if it[0] == clip]
+        for clip, idx in clip_idx.items():
             t = ev["true_flow"][idx, comp][(slice(None),) + b].flatten().numpy()
             lf = ev["learned_flow"][idx, comp][(slice(None),) + b].flatten().numpy()
             pick = rng.choice(t.size, min(max_points, t.size), replace=False)

@@ -24,9 +24,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.archs.pcd_demo import DemoHistory, _img, charbonnier, fit_demo, warp
+from edvr_lib.archs.demo_util import DemoHistory, fit_demo
+from edvr_lib.archs.pcd_demo import SyntheticPairs, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.data.transforms import frames_to_tensor
+from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.viz.data_figures import as_image, pyplot
 
 __all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "corrupt_frames", "CORRUPTIONS",
            "train_tsa_demo", "corruption_attention", "edvr_corruption_attention",
@@ -162,26 +166,13 @@ class AlignedWindows:
     """
 
     def __init__(self, root: str | Path, clips: list[str] | None = None, num_frame: int = 5):
-        from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
-        from edvr_lib.data.io import read_image
-
         if num_frame < 3 or num_frame % 2 == 0:
             raise EDVRError(f"num_frame must be odd and >= 3, got {num_frame}")
-        root = Path(root)
-        clips = clips or synthetic_clip_names(root)
-        if not clips:
-            raise EDVRError(f"no synthetic clips with known motion under {root}; build them with "
-                            "edvr_lib.data.prepare_embedded()")
-        lq = embedded_paths(root)["lq"]
         half = num_frame // 2
+        src = SyntheticPairs(root, clips, max_distance=half)  # LR frames and true flow (errors for bad clips)
         windows, self.keys = [], []
-        for clip in clips:
-            files = sorted((lq / clip).glob("*.png"))
-            if not files:
-                raise EDVRError(f"no LR frames for clip {clip!r} in {lq / clip}; synthetic clips here: "
-                                f"{synthetic_clip_names(root)}")
-            frames = np.stack([read_image(p) for p in files])
-            frames = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
+        for clip in src.clips:
+            frames = frames_to_tensor(src.frames[clip])  # (n, 3, h, w)
             h, w = frames.shape[-2:]
             frames = frames[..., : h - h % 4, : w - w % 4]
             for ctr in range(half, len(frames) - half):
@@ -190,15 +181,14 @@ class AlignedWindows:
                     if i == ctr:
                         win.append(frames[i])
                         continue
-                    flow = torch.from_numpy(ground_truth_flow(root, clip, ctr, i, scale="lr"))
+                    flow = torch.from_numpy(src.flow(clip, ctr, i))
                     flow = flow[:, : frames.shape[-2], : frames.shape[-1]]
                     win.append(warp(frames[i][None], flow[None])[0].clamp(0, 1))
                 windows.append(torch.stack(win))
                 self.keys.append((clip, ctr))
         if not windows:
-            raise EDVRError(f"clips {clips} have fewer than num_frame={num_frame} frames")
+            raise EDVRError(f"clips {src.clips} have fewer than num_frame={num_frame} frames")
         self.clean = torch.stack(windows)
-        self.num_frame = num_frame
 
     def __len__(self) -> int:
         return len(self.clean)
@@ -343,8 +333,9 @@ def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_wi
         lq[j, frame], region[j] = corrupt_frames(lq[j, frame], kind, rng, other=data.random_patch(crop, rng))
     model.eval()
     device = next(model.parameters()).device
-    tr = trace_fusion(model.fusion, model.features(lq.to(device)))
-    out = model(lq.to(device)).cpu()
+    x = lq.to(device)
+    tr = trace_fusion(model.fusion, model.features(x))
+    out = (x[:, ctr] + model.conv_last(tr.output.to(device))).cpu()  # = model(x), without a second fusion pass
     corrupt_idx = torch.full((num_windows,), frame)
     res = _attention_summary(tr.temporal_attn, corrupt_idx, region, ctr)
     res.update(attn=tr.temporal_attn, lq=lq, region=region, corrupt_idx=corrupt_idx, gt=b["gt"], output=out,
@@ -397,8 +388,9 @@ def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: st
         region: ``(h, w)`` bool corrupted pixels (outlined in red), if any.
         center_frame_idx: the reference frame (default ``t // 2``).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+
+    plt = pyplot()
 
     t = lq.shape[0]
     ctr = t // 2 if center_frame_idx is None else center_frame_idx
@@ -407,7 +399,7 @@ def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: st
     im = None
     for i in range(t):
         ax = axes[0, i]
-        ax.imshow(_img(lq[i]), interpolation="nearest")
+        ax.imshow(as_image(lq[i]), interpolation="nearest")
         name = "centre" if i == ctr else ("corrupted" if i == corrupted else "neighbour")
         ax.set_title(f"frame {i} ({name})", fontsize=9, color="red" if i == corrupted else "black")
         if attn is not None:
@@ -431,8 +423,7 @@ def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: st
 
 def spatial_attention_figure(trace: FusionTrace, index: int = 0, title: str = "TSA spatial attention"):
     """The fused feature, spatial attention, additive map and output of one sample (means over channels)."""
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     panels = [("fused = lrelu(feat_fusion(...))", trace.fused, "magma", None),
               ("spatial attention sigmoid(a)", trace.spatial_attn, "viridis", (0, 1)),
               ("additive map add", trace.spatial_add, "coolwarm", None),
@@ -460,8 +451,7 @@ def attention_bars_figure(results: dict, corrupted: int, title: str = "Mean temp
         results: ``{label: (t,) tensor or array of per-frame mean attention}``.
         corrupted: index of the corrupted frame (its bars are hatched).
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     labels = list(results)
     t = len(np.asarray(results[labels[0]]))
     width = 0.8 / len(labels)

@@ -10,16 +10,19 @@ import os
 import numpy as np
 
 __all__ = ["show_frames", "show_lr_vs_gt", "show_window", "show_crops", "show_augmentations", "show_synthetic_motion",
-           "resize_pitfall", "show_resize_pitfall"]
+           "resize_pitfall", "show_resize_pitfall", "as_image", "pyplot"]
 
 
-def _plt():
+def pyplot():
+    """``matplotlib.pyplot``, imported on first use (shared with the notebook 02/03 demo figures)."""
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _np(img) -> np.ndarray:
+def as_image(img) -> np.ndarray:
+    """An image to show: a ``(3, h, w)`` / ``(1, h, w)`` tensor or any array -> float32 numpy (``(h, w, 3)``
+    for a 3-channel tensor) clipped to [0, 1]."""
     if hasattr(img, "detach"):
         img = img.detach().cpu().numpy()
         if img.ndim == 3 and img.shape[0] in (1, 3):
@@ -28,7 +31,7 @@ def _np(img) -> np.ndarray:
 
 
 def _imshow(ax, img, title: str) -> None:
-    ax.imshow(_np(img), interpolation="nearest")
+    ax.imshow(as_image(img), interpolation="nearest")
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("x (pixels)", fontsize=8)
     ax.set_ylabel("y (pixels)", fontsize=8)
@@ -39,7 +42,7 @@ def show_frames(gt_dir: str | os.PathLike, clips: list[str], frame_idx: int = 0,
     """One GT frame of each clip, side by side."""
     from edvr_lib.data.io import read_image
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(clips), figsize=(3.2 * len(clips), 2.8), squeeze=False)
     for ax, clip in zip(axes[0], clips):
         img = read_image(os.path.join(gt_dir, clip, f"{frame_idx:08d}.png"))
@@ -51,8 +54,8 @@ def show_frames(gt_dir: str | os.PathLike, clips: list[str], frame_idx: int = 0,
 
 def show_lr_vs_gt(gt: np.ndarray, lq: np.ndarray, box: tuple[int, int, int] | None = None, scale: int = 4):
     """GT, its x4 LR (shown at its own pixel size) and both zoomed on ``box = (top, left, size)`` (GT pixels)."""
-    plt = _plt()
-    gt, lq = _np(gt), _np(lq)
+    plt = pyplot()
+    gt, lq = as_image(gt), as_image(lq)
     if box is None:
         size = min(gt.shape[:2]) // 3 // scale * scale
         box = ((gt.shape[0] - size) // 2 // scale * scale, (gt.shape[1] - size) // 2 // scale * scale, size)
@@ -70,7 +73,7 @@ def show_lr_vs_gt(gt: np.ndarray, lq: np.ndarray, box: tuple[int, int, int] | No
 
 def show_window(item: dict, title: str | None = None):
     """The LQ window of a dataset item (``'lq'`` ``(t, 3, h, w)``) and its GT centre frame."""
-    plt = _plt()
+    plt = pyplot()
     lq = item["lq"]
     t = lq.shape[0]
     fig, axes = plt.subplots(1, t + 1, figsize=(2.6 * (t + 1), 2.6))
@@ -88,7 +91,7 @@ def show_window(item: dict, title: str | None = None):
 
 def show_crops(items: list[dict]):
     """Training samples: the centre LQ crop above its paired GT crop, one column per sample."""
-    plt = _plt()
+    plt = pyplot()
     n = len(items)
     fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.4), squeeze=False)
     for j, item in enumerate(items):
@@ -104,9 +107,9 @@ def show_augmentations(img: np.ndarray):
     """All 8 flips/rotations that ``augment`` can apply (identically to every frame)."""
     from edvr_lib.data.transforms import dihedral_variants
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 4, figsize=(11, 5.6))
-    for ax, (label, v) in zip(axes.ravel(), dihedral_variants(_np(img))):
+    for ax, (label, v) in zip(axes.ravel(), dihedral_variants(as_image(img))):
         _imshow(ax, v, label)
     fig.suptitle("The 8 dihedral augmentations (hflip x vflip x transpose)")
     fig.tight_layout()
@@ -118,7 +121,7 @@ def show_synthetic_motion(root, clips: list[str], center_idx: int | None = None,
     from edvr_lib.data.embedded import embedded_paths, ground_truth_flow, load_motion
     from edvr_lib.data.io import read_image
 
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
     for clip in clips:
         rec = load_motion(root, clip)
@@ -180,7 +183,7 @@ def resize_pitfall(gt_uint8: np.ndarray, scale: int = 4) -> dict:
 
 def show_resize_pitfall(gt_uint8: np.ndarray, scale: int = 4, zoom: tuple[int, int, int] | None = None):
     """Figure: MATLAB LR, OpenCV LR, their difference (grey levels) on a zoomed region."""
-    plt = _plt()
+    plt = pyplot()
     r = resize_pitfall(gt_uint8, scale)
     lr_m, lr_c, diff = r["lr_matlab"], r["lr_cv2"], r["diff"]
     if zoom is None:
