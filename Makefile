@@ -43,11 +43,11 @@ browser-deps:
 
 ## README results: docs/ (figures + metrics table) and README's results block, by code; EDVR_WEIGHTS=FILE for a checkpoint.
 docs: $(STAMP)
-	$(PY) -m edvr_lib.viz.make_docs --out docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
+	$(VENV)/bin/edvr docs --out docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
 
 ## Every notebook, in order, in full mode; executed copies + HTML under outputs/notebooks.
 tutorial: $(STAMP)
-	$(PY) -m edvr_lib.utils.notebooks run --out outputs/notebooks
+	$(VENV)/bin/edvr notebooks run --out outputs/notebooks
 
 ## JupyterLab on notebooks/ (adds --allow-root when run as root).
 lab: $(STAMP)
@@ -61,9 +61,9 @@ lock: $(STAMP)
 
 ## Remove outputs from committed notebooks / check their conventions.
 strip: $(STAMP)
-	$(PY) -m edvr_lib.utils.notebooks strip
+	$(VENV)/bin/edvr notebooks strip
 check-notebooks: $(STAMP)
-	$(PY) -m edvr_lib.utils.notebooks check
+	$(VENV)/bin/edvr notebooks check
 
 ## Speed of EDVR-M against the reference (BasicSR 1.4.2, installed on demand into .reference_venv/);
 ## writes docs/performance.md / .json. ~10-15 min on 2 idle CPU cores; run it on an otherwise idle machine.

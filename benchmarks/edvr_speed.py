@@ -325,7 +325,7 @@ def parse_args(argv=None):
     p.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none",
                    help="autocast for both models (the DCN stays float32); outputs then differ by more than 1e-4")
     p.add_argument("--channels-last", choices=["auto", "on", "off"], default="auto",
-                   help="our model's activations in NHWC (auto: per-device default, see edvr_lib.ops.perf)")
+                   help="our model's activations in NHWC (auto: per-device default, see edvr_lib.ops.fused)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-write", action="store_true", help="do not update docs/performance.{md,json}")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (slow first call)")
@@ -350,7 +350,7 @@ def main(argv=None) -> int:
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in load_start)} (other processes slow every timing)")
     models, note = build_models(args, with_reference=not args.skip_reference)
     from edvr_lib.ops import resolve_backend
-    from edvr_lib.ops.perf import resolve_channels_last
+    from edvr_lib.ops.fused import resolve_channels_last
 
     backend = resolve_backend(None if args.dcn_backend == "auto" else args.dcn_backend, device)
     layout = "NHWC" if resolve_channels_last(getattr(models["ours"], "channels_last", None), device) else "NCHW"

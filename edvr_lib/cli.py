@@ -1,8 +1,8 @@
 """The ``edvr`` command line (also ``python -m edvr_lib``).
 
-Each subcommand lives in the module that does the work; that module exposes
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when
-their subcommand runs, so ``edvr --help`` stays fast.
+Each subcommand is one module in :mod:`edvr_lib.commands` (argparse only, calling the library) with
+``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
+``edvr --help`` stays fast.
 """
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ import sys
 
 # subcommand -> (module, one-line help). Explicit, no folder scanning.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "env": ("edvr_lib.env", "report versions, devices, a DCNv2 check and what this machine can do"),
-    "prepare-embedded": ("edvr_lib.data.embedded", "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
-    "prepare-reds": ("edvr_lib.data.prepare_reds", "check a REDS download; regroup val, regenerate LR, write meta info"),
-    "inspect-checkpoint": ("edvr_lib.archs.checkpoint", "describe a .pth file: format, key naming, inferred preset, loads strict?"),
-    "test": ("edvr_lib.evaluate", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
-    "infer": ("edvr_lib.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
+    "env": ("edvr_lib.commands.env", "report versions, devices, a DCNv2 check and what this machine can do"),
+    "prepare-embedded": ("edvr_lib.commands.prepare_embedded", "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
+    "prepare-reds": ("edvr_lib.commands.prepare_reds", "check a REDS download; regroup val, regenerate LR, write meta info"),
+    "inspect-checkpoint": ("edvr_lib.commands.inspect_checkpoint", "describe a .pth file: format, key naming, inferred preset, loads strict?"),
+    "test": ("edvr_lib.commands.test", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
+    "infer": ("edvr_lib.commands.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
+    "docs": ("edvr_lib.commands.docs", "regenerate the README results block, docs/results.md and its figures"),
+    "notebooks": ("edvr_lib.commands.notebooks", "execute (run), check or strip the tutorial notebooks"),
 }
 
 

@@ -6,7 +6,6 @@ Everything in the verdict table is measured on the spot: a real DCNv2 forward + 
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.metadata
 import json
@@ -305,18 +304,6 @@ def format_report(report: dict) -> str:
         for v in report["verdicts"]:
             lines.append(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--no-measure", action="store_true", help="versions and devices only (no DCN check, no timing)")
-
-
-def run(args: argparse.Namespace) -> int:
-    report = collect(measure=not args.no_measure)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    dcn_failed = any(d["dcn_ok"] is False for d in report["devices"])
-    return 1 if dcn_failed else 0
 
 
 def verdict_markdown(report: dict) -> str:

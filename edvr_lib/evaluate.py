@@ -14,20 +14,18 @@ Examples::
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from edvr_lib.utils import EDVRError, atomic_write_text
 
-__all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "self_ensemble_forward", "evaluate", "format_table",
-           "write_csv", "load_test_config", "random_weights_model", "tutorial_model", "add_arguments", "run"]
+__all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
+           "load_test_config"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REDS4_CLIPS = ["000", "011", "015", "020"]
@@ -128,53 +126,6 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
                             clips=clips if clips is not None else spec.get("clips"))
 
 
-# ----------------------------------------------------------------------------------------- models
-def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
-    """A small EDVR with random weights (for demos without a checkpoint; label its results so).
-
-    The deformable packs' ``conv_offset`` layers are zero-initialised for training (every offset 0,
-    every mask 0.5), which would leave the offset and mask maps blank; here they get PyTorch's
-    default random conv init too, so the explorer has something (meaningless) to show.
-    """
-    from edvr_lib.archs import build_edvr
-
-    torch.manual_seed(seed)
-    config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
-    config.update(overrides)
-    model = build_edvr("M", **config).eval()
-    for name, module in model.named_modules():
-        if name.endswith("conv_offset"):
-            module.reset_parameters()
-    model.label = "EDVR (random weights, untrained)"
-    return model
-
-
-def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k & 1:
-        x = x.flip(-1)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 4:
-        x = x.transpose(-1, -2)
-    return x
-
-
-def _dihedral_inv(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k & 4:
-        x = x.transpose(-1, -2)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 1:
-        x = x.flip(-1)
-    return x
-
-
-def self_ensemble_forward(run_model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Average of the 8 flip / transpose variants (each output transformed back). ``(b, t, c, h, w) -> (b, c, H, W)``."""
-    out = sum(_dihedral_inv(run_model(_dihedral(x, k)), k) for k in range(8))
-    return out / 8
-
-
 # ----------------------------------------------------------------------------------------- evaluation
 def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop_border: int = 0,
              self_ensemble: bool = False, device: str = "cpu", keep_clips: list[str] | None = None,
@@ -197,10 +148,10 @@ def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop
         ``{'rows': [{'clip', 'frame_idx', 'key', 'psnr', 'ssim'}], 'per_clip', 'overall',
         'outputs': {clip: [uint8 (4h, 4w, 3), ...]}, 'seconds'}``.
     """
-    from edvr_lib.archs.padding import forward_padded
+    from edvr_lib.inference import padded_runner, self_ensemble_forward
     from edvr_lib.metrics import calculate_psnr, calculate_ssim, summarize, tensor2img
 
-    run_model = (lambda x: forward_padded(model, x)) if hasattr(model, "size_multiple") else model
+    run_model = padded_runner(model)
     rows, outputs = [], {}
     n = len(dataset) if max_frames is None else min(max_frames, len(dataset))
     items = range(n)
@@ -255,7 +206,7 @@ def format_table(dataset_name: str, results: dict[str, dict], test_y_channel: bo
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------- config + CLI
+# ----------------------------------------------------------------------------------------- config
 _CONFIG_KEYS = {"name", "model", "num_frame", "self_ensemble", "path", "datasets", "val", "device", "random_weights"}
 
 
@@ -296,97 +247,3 @@ def load_test_config(path: str | os.PathLike) -> dict:
             "device": cfg.get("device")}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="test YAML (configs/test_*.yaml); flags given here win")
-    parser.add_argument("--dataset", choices=list(BENCHMARKS), help="benchmark (default: embedded)")
-    parser.add_argument("--root", help="benchmark folder (datasets/REDS, datasets/Vid4, datasets/vimeo90k)")
-    parser.add_argument("--meta", help="meta info file listing the clips / sequences")
-    parser.add_argument("--weights", help="checkpoint (default: the project's shipped one)")
-    parser.add_argument("--model", choices=["edvr", "bicubic"], help="'bicubic' is the baseline (no weights)")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="a small untrained EDVR (results are labelled as random weights)")
-    parser.add_argument("--num-frame", type=int, help="window length (default: the model's / benchmark's)")
-    parser.add_argument("--self-ensemble", action="store_true", help="average 8 flip/transpose variants")
-    parser.add_argument("--y-channel", choices=["auto", "yes", "no"], default=None,
-                        help="measure on Y (default auto: Vid4 / Vimeo-90K-T on Y, others RGB)")
-    parser.add_argument("--max-frames", type=int, help="only the first N frames (a quick look, not a benchmark)")
-    parser.add_argument("--out", help="folder for the CSV (default outputs/test/<name>)")
-    parser.add_argument("--device", help="cpu / cuda (default: cuda if available)")
-    parser.add_argument("--no-progress", action="store_true")
-
-
-def run(args: argparse.Namespace) -> int:
-    from edvr_lib.infer import load_model
-
-    opts = load_test_config(args.config) if args.config else {"name": None, "model": "edvr", "dataset": "embedded",
-                                                               "padding": "reflection_circle", "crop_border": 0}
-    for key, flag in (("dataset", args.dataset), ("root", args.root), ("weights", args.weights), ("model", args.model),
-                      ("num_frame", args.num_frame), ("meta_info_file", args.meta), ("device", args.device)):
-        if flag is not None:
-            opts[key] = flag
-    if args.self_ensemble:
-        opts["self_ensemble"] = True
-    if args.random_weights:
-        opts["random_weights"] = True
-    dataset_name = opts.get("dataset") or "embedded"
-    if dataset_name not in BENCHMARKS:
-        raise EDVRError(f"unknown dataset {dataset_name!r} in {args.config or '--dataset'}; "
-                        f"choose one of {', '.join(BENCHMARKS)}")
-    device = opts.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    y = opts.get("test_y_channel")
-    if args.y_channel in ("yes", "no"):
-        y = args.y_channel == "yes"
-    if y is None:
-        y = BENCHMARKS[dataset_name]["test_y_channel"]
-
-    num_frame = opts.get("num_frame") or BENCHMARKS[dataset_name]["num_frame"]
-    if opts.get("random_weights"):
-        model, label = random_weights_model(num_frame=num_frame).to(device), "EDVR (random weights, untrained)"
-    elif opts.get("model", "edvr") == "bicubic":
-        model, label = load_model(None, "bicubic", num_frame=num_frame, device=device), "Bicubic"
-    else:
-        model = load_model(opts.get("weights"), "edvr", device=device)
-        label = f"EDVR ({Path(opts.get('weights') or 'shipped checkpoint').name})"
-        if opts.get("num_frame") and opts["num_frame"] != model.num_frame:
-            raise EDVRError(f"--num-frame {opts['num_frame']} does not match the checkpoint's num_frame "
-                            f"{model.num_frame}; leave --num-frame out")
-        num_frame = model.num_frame
-    if opts.get("self_ensemble"):
-        label += " + self-ensemble x8"
-    dataset = build_dataset(dataset_name, opts.get("root"), num_frame, opts.get("dataroot_gt"), opts.get("dataroot_lq"),
-                            opts.get("meta_info_file"), opts.get("clips"), opts.get("padding", "reflection_circle"))
-    res = evaluate(model, dataset, test_y_channel=y, crop_border=opts.get("crop_border", 0),
-                   self_ensemble=bool(opts.get("self_ensemble")), device=device, max_frames=args.max_frames,
-                   progress=not args.no_progress)
-    name = opts.get("name") or f"{dataset_name}_{label.split(' ')[0].lower()}"
-    out_dir = Path(args.out) if args.out else REPO_ROOT / "outputs" / "test" / name
-    csv_path = write_csv(res["rows"], out_dir / "metrics.csv")
-    channel = "Y" if y else "RGB"
-    print(f"{dataset_name}: {len(res['rows'])} frames in {len(res['per_clip'])} clips, {channel}, "
-          f"crop_border {opts.get('crop_border', 0)}, {res['seconds']:.1f} s")
-    for clip, m in res["per_clip"].items():
-        print(f"  {clip:<28} {m['num_frames']:>4} frames  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
-    if args.max_frames:
-        print(f"  (only the first {args.max_frames} frames: not comparable with published numbers)")
-    print()
-    print(format_table(dataset_name, {label: res}, y))
-    if not PUBLISHED.get(dataset_name):
-        print(f"({dataset_name}: {BENCHMARKS[dataset_name]['note']})")
-    print(f"\nper-frame metrics: {csv_path}")
-    return 0
-
-
-def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5, device: str = "cpu"):
-    """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
-
-    Returns:
-        ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
-        so no figure or table can pass an untrained network off as EDVR.
-    """
-    from edvr_lib.infer import DEFAULT_CHECKPOINT, load_model
-
-    if weights is not None or DEFAULT_CHECKPOINT.exists():
-        model = load_model(weights, "edvr", device=device)
-        return model, f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
-    model = random_weights_model(num_frame=num_frame).to(device)
-    return model, "EDVR (random weights, untrained)"

@@ -8,7 +8,8 @@ import torch
 from torch.nn import functional as F
 
 from edvr_lib.archs import (EDVR, PRESETS, DCNv2Pack, EDVRConfig, EDVRSizeError, PCDAlignment, PredeblurModule,
-                            TSAFusion, build_edvr, forward_padded, offset_stats, set_offset_monitor)
+                            TSAFusion, build_edvr, offset_stats, set_offset_monitor)
+from edvr_lib.inference import forward_padded
 from edvr_lib.utils import EDVRError
 
 TABLES = Path(__file__).parent / "fixtures" / "state_dicts"

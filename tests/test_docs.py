@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 
 from edvr_lib.utils import EDVRError
+from edvr_lib.cli import main as cli_main
 from edvr_lib.viz.make_docs import (FILES, RANDOM_WEIGHTS_NOTE, README_END, README_START, checkpoint_fingerprint,
-                                    main, readme_block, update_readme)
+                                    readme_block, update_readme)
+
+
+def main(argv):
+    return cli_main(["docs", *argv])
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,7 +41,7 @@ def _bicubic_psnr_from_files(root: Path, clip: str) -> float:
 @pytest.mark.slow
 def test_make_docs_smoke_writes_labelled_files(tmp_path, capsys):
     from edvr_lib.data import embedded_paths, prepare_embedded
-    from edvr_lib.infer import DEFAULT_CHECKPOINT
+    from edvr_lib.models import DEFAULT_CHECKPOINT
 
     assert main(["--out", str(tmp_path / "docs"), "--smoke"]) == 0
     printed = capsys.readouterr().out
@@ -67,7 +72,7 @@ def test_make_docs_smoke_writes_labelled_files(tmp_path, capsys):
 def test_make_docs_bad_weights_is_one_clear_error(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "docs"), "--weights", str(tmp_path / "missing.pth"), "--smoke"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("make_docs: error:") and "missing.pth" in err
+    assert err.startswith("edvr docs: error:") and "missing.pth" in err
     assert "checkpoint not found" in err and "--weights" in err  # load_model's message
     assert not (tmp_path / "docs").exists()
 
@@ -118,7 +123,7 @@ def test_checkpoint_fingerprint(tmp_path):
 
 def test_committed_docs_match_the_shipped_checkpoint():
     """docs/ must be regenerated (`make docs`) whenever the shipped checkpoint changes."""
-    from edvr_lib.infer import DEFAULT_CHECKPOINT
+    from edvr_lib.models import DEFAULT_CHECKPOINT
 
     md_path = REPO / "docs" / "results.md"
     assert md_path.is_file(), "docs/results.md is missing: run `make docs`"

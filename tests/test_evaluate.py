@@ -8,8 +8,9 @@ import torch
 from edvr_lib.cli import main as cli_main
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import write_png
-from edvr_lib.evaluate import PUBLISHED, build_dataset, evaluate, load_test_config, self_ensemble_forward
-from edvr_lib.infer import bicubic_model
+from edvr_lib.evaluate import PUBLISHED, build_dataset, evaluate, load_test_config
+from edvr_lib.inference import self_ensemble_forward
+from edvr_lib.models import bicubic_model
 from edvr_lib.utils import EDVRError
 
 

@@ -7,8 +7,10 @@ import torch
 
 from edvr_lib.cli import main as cli_main
 from edvr_lib.data.io import write_png
-from edvr_lib.infer import (FolderSource, VideoSource, bicubic_model, infer, open_source, super_resolve_stream,
-                            tile_boxes, tiled_forward)
+from edvr_lib.data.frame_sources import FolderSource, VideoSource, open_source
+from edvr_lib.infer import infer
+from edvr_lib.inference import super_resolve_stream, tile_boxes, tiled_forward
+from edvr_lib.models import bicubic_model
 from edvr_lib.utils import EDVRError
 
 
@@ -43,8 +45,8 @@ def test_tiled_equals_untiled_for_a_local_operator():
 
 
 def test_tiled_edvr_matches_untiled_within_one_level():
-    from edvr_lib.archs import forward_padded
-    from edvr_lib.evaluate import random_weights_model
+    from edvr_lib.inference import forward_padded
+    from edvr_lib.models import random_weights_model
     from edvr_lib.metrics import tensor2img
 
     # random offsets (seed 0) and a loud residual: the network, not the bilinear base, decides
@@ -154,7 +156,7 @@ def test_bad_input_one_clear_error_and_no_output(tmp_path, capsys, monkeypatch, 
         torch.save({"params": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "linear.pth")
         args = ["--weights", str(tmp_path / "linear.pth")]
     elif case == "no_weights":
-        import edvr_lib.infer as infer_mod
+        import edvr_lib.models as infer_mod
 
         monkeypatch.setattr(infer_mod, "DEFAULT_CHECKPOINT", infer_mod.REPO_ROOT / "checkpoints" / "absent.pth")
         args = []

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edvr_lib.archs import PCDAlignment, build_edvr, offsets_to_flow, record_internals
+from edvr_lib.archs import PCDAlignment, build_edvr
+from edvr_lib.introspect import offsets_to_flow, record_internals
 
 TINY = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=1)
 

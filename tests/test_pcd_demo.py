@@ -10,9 +10,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from edvr_lib.archs import pcd_demo  # noqa: E402
-from edvr_lib.archs.demo_util import DemoHistory, loss_figure  # noqa: E402
-from edvr_lib.archs.pcd_demo import (PCDDemo, SyntheticPairs, evaluate_alignment, pcd_motion,  # noqa: E402
+from edvr_lib.tutorial import pcd_demo  # noqa: E402
+from edvr_lib.tutorial.fit import DemoHistory, loss_figure  # noqa: E402
+from edvr_lib.tutorial.pcd_demo import (PCDDemo, SyntheticPairs, evaluate_alignment, pcd_motion,  # noqa: E402
                                      train_pcd_demo, warp)
 from edvr_lib.utils import EDVRError  # noqa: E402
 

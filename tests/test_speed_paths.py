@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edvr_lib.archs import PRESETS, build_edvr
-from edvr_lib.ops.perf import frames_to_channels, is_channels_last, resolve_channels_last
+from edvr_lib.ops.fused import frames_to_channels, is_channels_last, resolve_channels_last
 from edvr_lib.utils.errors import EDVRError
 from tools.reference.seeded_weights import seeded_state_dict
 
@@ -130,7 +130,7 @@ def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_conv_cat_equals_conv_of_concatenation(channels_last):
     """conv_cat = conv(cat(parts)) in value and in every gradient, also with a part shared by t=3 frames."""
-    from edvr_lib.archs.arch_util import conv_cat
+    from edvr_lib.archs.blocks import conv_cat
 
     gen = torch.Generator().manual_seed(4)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -150,7 +150,7 @@ def test_conv_cat_equals_conv_of_concatenation(channels_last):
 
 
 def test_select_frame_gradient_keeps_the_layout():
-    from edvr_lib.ops.perf import select_frame
+    from edvr_lib.ops.fused import select_frame
 
     x = torch.randn(6, 4, 5, 7).contiguous(memory_format=torch.channels_last).view(2, 3, 4, 5, 7).requires_grad_()
     y = select_frame(x, 1)

@@ -12,9 +12,10 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from edvr_lib.archs import TSAFusion, build_edvr, record_internals  # noqa: E402
-from edvr_lib.archs import tsa_demo  # noqa: E402
-from edvr_lib.archs.tsa_demo import (AlignedWindows, TSADemo, corrupt_frames, corruption_attention,  # noqa: E402
+from edvr_lib.archs import TSAFusion, build_edvr  # noqa: E402
+from edvr_lib.introspect import record_internals  # noqa: E402
+from edvr_lib.tutorial import tsa_demo  # noqa: E402
+from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corrupt_frames, corruption_attention,  # noqa: E402
                                      edvr_corruption_attention, trace_fusion, train_tsa_demo)
 from edvr_lib.utils import EDVRError  # noqa: E402
 

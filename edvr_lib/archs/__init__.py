@@ -1,31 +1,27 @@
-"""EDVR network: DCNv2 pack, PCD alignment, TSA fusion, pre-deblur module, presets, checkpoints, introspection.
+"""The EDVR network and nothing else: blocks, PCD alignment, TSA fusion, pre-deblur module, EDVR, its config.
 
 Imported explicitly (no registry scanning)::
 
-    from edvr_lib.archs import EDVR, build_edvr, forward_padded, record_internals
+    from edvr_lib.archs import EDVR, EDVRConfig, build_edvr
+
+This package is the ground floor: it imports only ``torch``, :mod:`edvr_lib.ops` and :mod:`edvr_lib.utils`
+(``docs/architecture.md``). Checkpoints live in :mod:`edvr_lib.models`, padding and tiling in
+:mod:`edvr_lib.inference`, recording internals in :mod:`edvr_lib.introspect`.
 """
-from edvr_lib.archs.arch_util import DCNv2Pack, ResidualBlockNoBN, make_layer, offset_stats, set_offset_monitor
+from edvr_lib.archs.blocks import DCNv2Pack, ResidualBlockNoBN, make_layer, offset_stats, set_offset_monitor
+from edvr_lib.archs.config import PRESETS, EDVRConfig, build_edvr, get_config
 from edvr_lib.archs.edvr_arch import EDVR, EDVRSizeError
-from edvr_lib.archs.introspect import Internals, offsets_to_flow, record_internals
-from edvr_lib.archs.padding import forward_padded, pad_to_multiple
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.predeblur_arch import PredeblurModule
-from edvr_lib.archs.presets import PRESETS, EDVRConfig, build_edvr, get_config
 from edvr_lib.archs.tsa_arch import TSAFusion
 
-# Explicit registry (name -> class), BasicSR-style but without folder scanning.
-ARCH_REGISTRY = {"EDVR": EDVR, "PCDAlignment": PCDAlignment, "TSAFusion": TSAFusion,
-                 "PredeblurModule": PredeblurModule}
-
-
-def load_pretrained(path, **overrides):
-    """See :func:`edvr_lib.archs.checkpoint.load_pretrained`."""
-    from edvr_lib.archs.checkpoint import load_pretrained as _load
-
-    return _load(path, **overrides)
-
-
-__all__ = ["ARCH_REGISTRY", "DCNv2Pack", "EDVR", "EDVRConfig", "EDVRSizeError", "Internals", "PCDAlignment", "PRESETS",
-           "PredeblurModule", "ResidualBlockNoBN", "TSAFusion", "build_edvr", "forward_padded", "get_config",
-           "load_pretrained", "make_layer", "offset_stats", "offsets_to_flow", "pad_to_multiple", "record_internals",
+__all__ = ["DCNv2Pack", "EDVR", "EDVRConfig", "EDVRSizeError", "PCDAlignment", "PRESETS", "PredeblurModule",
+           "ResidualBlockNoBN", "TSAFusion", "build_edvr", "get_config", "make_layer", "offset_stats",
            "set_offset_monitor"]
+
+
+def __getattr__(name: str):
+    # names that moved out of this package in 0.2 (forward_padded, record_internals, ...): one release of grace
+    from edvr_lib import _compat
+
+    return _compat.moved_attribute(__name__, name)

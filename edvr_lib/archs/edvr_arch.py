@@ -1,7 +1,7 @@
 """EDVR: Video Restoration with Enhanced Deformable Convolutional Networks (Wang et al., CVPR-W 2019).
 
 State-dict names, order and shapes equal BasicSR 1.4.2's ``EDVR`` for every official configuration, so
-BasicSR checkpoints load strict (see :mod:`edvr_lib.archs.checkpoint`).
+BasicSR checkpoints load strict (see :mod:`edvr_lib.models`).
 
 One addition: ``hr_in=True`` without ``with_predeblur`` works here (it crashes in BasicSR). Like the original
 code's ``conv_first_1/2/3``, the input passes ``conv_first`` (stride 1) and then two stride-2 convs, registered
@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.predeblur_arch import PredeblurModule
 from edvr_lib.archs.tsa_arch import TSAFusion
-from edvr_lib.ops.perf import frames_to_channels, memory_format, resolve_channels_last, select_frame
+from edvr_lib.ops.fused import frames_to_channels, memory_format, resolve_channels_last, select_frame
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["EDVR", "EDVRSizeError"]
@@ -54,11 +54,11 @@ class EDVR(nn.Module):
     Attributes:
         channels_last: speed-only switch (not saved with checkpoints): run the activations in NHWC memory
             order (True / False), or None for ``EDVR_CHANNELS_LAST`` / the per-device default of
-            :func:`edvr_lib.ops.perf.resolve_channels_last` (on for CPU). Same results to float32 rounding.
+            :func:`edvr_lib.ops.fused.resolve_channels_last` (on for CPU). Same results to float32 rounding.
 
     Shapes:
         ``x: (b, t, 3, h, w)`` float RGB in [0, 1], ``h, w`` divisible by 4 (16 with ``hr_in``; use
-        :func:`edvr_lib.archs.forward_padded` for other sizes) -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
+        :func:`edvr_lib.inference.forward_padded` for other sizes) -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
         ``hr_in``).
     """
 
@@ -73,7 +73,7 @@ class EDVR(nn.Module):
         center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
         if not 0 <= center_frame_idx < num_frame:
             raise EDVRError(f"center_frame_idx={center_frame_idx} is outside 0..{num_frame - 1} (num_frame={num_frame})")
-        # Constructor arguments, saved with checkpoints (see edvr_lib.archs.checkpoint.save_pretrained).
+        # Constructor arguments, saved with checkpoints (see edvr_lib.models.save_pretrained).
         self.arch_config = dict(num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_frame=num_frame,
                                 deformable_groups=deformable_groups, num_extract_block=num_extract_block,
                                 num_reconstruct_block=num_reconstruct_block, center_frame_idx=center_frame_idx,
@@ -125,7 +125,7 @@ class EDVR(nn.Module):
 
     def set_dcn_backend(self, backend: str | None) -> None:
         """Use DCN backend ``backend`` (see :func:`edvr_lib.ops.available_backends`) in every DCN pack."""
-        from edvr_lib.archs.arch_util import DCNv2Pack
+        from edvr_lib.archs.blocks import DCNv2Pack
 
         for module in self.modules():
             if isinstance(module, DCNv2Pack):
@@ -142,7 +142,7 @@ class EDVR(nn.Module):
         if h % m or w % m:
             raise EDVRSizeError(
                 f"EDVR needs height and width divisible by {m}{' (hr_in=True)' if self.hr_in else ''}; got "
-                f"{h}x{w}. Pad the input, e.g. with edvr_lib.archs.forward_padded(model, x), which reflect-pads "
+                f"{h}x{w}. Pad the input, e.g. with edvr_lib.inference.forward_padded(model, x), which reflect-pads "
                 f"to a multiple of {m} and crops the output back.")
 
     def extract_features(self, x: torch.Tensor) -> list[torch.Tensor]:

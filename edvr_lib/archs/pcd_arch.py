@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import DCNv2Pack, conv_cat, lrelu
+from edvr_lib.archs.blocks import DCNv2Pack, conv_cat, lrelu
 
 __all__ = ["PCDAlignment"]
 
@@ -34,7 +34,7 @@ class PCDAlignment(nn.Module):
         ``(n, c, h/4, w/4)``; returns the aligned L1 feature ``(n, c, h, w)``. ``n`` may hold several frames
         (EDVR passes all ``b * t`` frames at once); the reference pyramid then has ``n`` or ``n / t`` samples
         (one reference per ``t`` consecutive frames: its share of each ``cat`` + conv runs once, see
-        :func:`edvr_lib.archs.arch_util.conv_cat`).
+        :func:`edvr_lib.archs.blocks.conv_cat`).
     """
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8, dcn_backend: str | None = None):

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu
+from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu
 
 __all__ = ["PredeblurModule"]
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import lrelu
-from edvr_lib.ops.perf import frames_to_channels, select_frame
+from edvr_lib.archs.blocks import lrelu
+from edvr_lib.ops.fused import frames_to_channels, select_frame
 
 __all__ = ["TSAFusion"]
 

@@ -19,7 +19,6 @@ What it does, in order:
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +31,7 @@ from edvr_lib.data.io import png_header, read_image, read_image_uint8, write_png
 from edvr_lib.data.reds_dataset import REDS4_CLIPS, REDS_OFFICIAL_VAL_CLIPS
 from edvr_lib.utils import EDVRError, atomic_write_text
 
-__all__ = ["REDSReport", "prepare_reds", "add_arguments", "run"]
+__all__ = ["REDSReport", "prepare_reds"]
 
 REDS_FRAMES = 100
 OFFICIAL4 = ("240", "241", "246", "257")
@@ -236,19 +235,3 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
                 atomic_write_text(root / fname, meta(names))
                 report.actions.append(f"wrote {root / fname} ({len(names)} clips)")
     return report
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, help="folder holding train_sharp/ and train_sharp_bicubic/")
-    parser.add_argument("--regroup-val", action="store_true", help="copy val clip k to train_sharp/<k+240>")
-    parser.add_argument("--regenerate-lr", action="store_true", help="rewrite LR frames with MATLAB bicubic x1/4")
-    parser.add_argument("--check-only", action="store_true", help="report only; write nothing")
-    parser.add_argument("--quick", action="store_true", help="check PNG headers only (no decoding)")
-    parser.add_argument("--jobs", type=int, default=None, help="processes for --regenerate-lr (default: all cores)")
-
-
-def run(args: argparse.Namespace) -> int:
-    report = prepare_reds(args.root, regroup_val=args.regroup_val, regenerate_lr=args.regenerate_lr,
-                          check_only=args.check_only, quick=args.quick, jobs=args.jobs)
-    print(report.format())
-    return 0 if report.ok else 1

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from edvr_lib.ops.perf import is_channels_last, memory_format
+from edvr_lib.ops.fused import is_channels_last, memory_format
 
 
 # Bytes of sampled columns per tile (a tile is a few batch elements, or a band of output rows of one).

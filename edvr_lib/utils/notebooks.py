@@ -7,7 +7,6 @@ writes executed copies under ``outputs/``).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -111,35 +110,3 @@ def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: 
         body, _ = HTMLExporter().from_notebook_node(nb)
         atomic_write_text(out_dir / (path.stem + ".html"), body)
     return {"notebook": path.name, "seconds": round(seconds, 1)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Execute, check or strip the tutorial notebooks.")
-    parser.add_argument("action", choices=["run", "check", "strip"])
-    parser.add_argument("--out", default=str(REPO_ROOT / "outputs" / "notebooks"))
-    parser.add_argument("--smoke", action="store_true", help="run with EDVR_SMOKE=1")
-    parser.add_argument("notebooks", nargs="*", help="default: every notebooks/NN_*.ipynb")
-    args = parser.parse_intermixed_args(argv)
-    paths = [Path(p) for p in args.notebooks] or list_notebooks()
-    if args.action == "strip":
-        for p in paths:
-            if strip(p):
-                print(f"stripped {p}")
-        return 0
-    if args.action == "check":
-        bad = {p: convention_problems(p) for p in paths}
-        for p, probs in bad.items():
-            for prob in probs:
-                print(f"{p}: {prob}")
-        return 1 if any(bad.values()) else 0
-    out = Path(args.out)
-    for p in paths:
-        print(f"executing {p.name} ({'smoke' if args.smoke else 'full'}) ...", flush=True)
-        summary = execute(p, out, smoke=args.smoke)
-        print(f"  done in {summary['seconds']} s -> {out / p.name} and {out / (p.stem + '.html')}", flush=True)
-    print(f"Executed notebooks and HTML are in {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

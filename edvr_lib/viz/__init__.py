@@ -2,7 +2,7 @@
 
 ``edvr_lib.viz.figures``: comparison panels, error maps, temporal profile, PSNR per frame.
 ``edvr_lib.viz.explorer``: the ipywidgets attention explorer and its static grid.
-``edvr_lib.viz.make_docs``: ``make docs`` (figures + metrics table under ``docs/``).
+``edvr_lib.viz.make_docs``: ``edvr docs`` / ``make docs`` (figures + metrics table under ``docs/``).
 Import the submodules explicitly (``data_figures`` belongs to the data tutorial and is not imported here).
 """
 from edvr_lib.viz.figures import (comparison_figure, error_map_figure, psnr_per_frame_figure, temporal_profile,

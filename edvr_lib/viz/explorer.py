@@ -1,6 +1,6 @@
 """Look at what EDVR aligns and attends to: an ipywidgets explorer and a static grid.
 
-Both read one forward pass recorded with :func:`edvr_lib.archs.record_internals`:
+Both read one forward pass recorded with :func:`edvr_lib.introspect.record_internals`:
 
 * **PCD offset magnitude** ``|(dy, dx)|`` (pixels of that pyramid level), averaged over the 9 taps
   of one deformable group;
@@ -41,7 +41,7 @@ def compute_internals(model, lq):
     """
     import torch
 
-    from edvr_lib.archs import record_internals
+    from edvr_lib.introspect import record_internals
 
     x = lq if lq.dim() == 5 else lq.unsqueeze(0)
     with torch.no_grad(), record_internals(model) as rec:
@@ -120,7 +120,7 @@ class AttentionExplorer:
     Args:
         model: an EDVR in eval mode (run once here), or None with ``internals`` given.
         lq: ``(t, 3, h, w)`` (or ``(1, t, 3, h, w)``) LR frames in [0, 1].
-        internals: a recorded :class:`~edvr_lib.archs.Internals` (skips the forward pass).
+        internals: a recorded :class:`~edvr_lib.introspect.Internals` (skips the forward pass).
         display_height: the shown maps are scaled (nearest) to about this many pixels tall.
         title: shown above the controls (say here if the weights are random).
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.ops import deform_conv_pack, split_offset_mask
-from edvr_lib.ops.perf import tracks_grad
+from edvr_lib.ops.fused import tracks_grad
 
 __all__ = ["ResidualBlockNoBN", "DCNv2Pack", "conv_cat", "make_layer", "set_offset_monitor", "offset_stats"]
 

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from edvr_lib.archs.arch_util import DCNv2Pack
+from edvr_lib.archs.blocks import DCNv2Pack
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.tsa_arch import TSAFusion
 

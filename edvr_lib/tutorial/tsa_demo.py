@@ -23,9 +23,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.archs.demo_util import DemoHistory, fit_demo
-from edvr_lib.archs.pcd_demo import SyntheticPairs, warp
+from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.tutorial.fit import DemoHistory, fit_demo
+from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.data.transforms import frames_to_tensor
 from edvr_lib.losses import charbonnier
@@ -358,7 +358,7 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
         ``attn_corrupted`` ``(t, h, w)``, ``lq_corrupted`` and ``region``.
     """
-    from edvr_lib.archs.introspect import record_internals
+    from edvr_lib.introspect import record_internals
 
     if not getattr(model, "with_tsa", False):
         raise EDVRError("this EDVR has no TSA fusion (with_tsa=False): no temporal attention to compare")

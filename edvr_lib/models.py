@@ -1,4 +1,12 @@
-"""Load EDVR checkpoints from BasicSR, the original xinntao/EDVR code and MMagic, strict and safely.
+"""Every way to get a model: checkpoints (read, convert, save), presets, the bicubic baseline, random weights.
+
+* :func:`load_pretrained` / :func:`save_pretrained` / :func:`inspect_checkpoint`: EDVR checkpoints from BasicSR,
+  the original xinntao/EDVR code, MMagic and this project's trainer, strict and safe (details below);
+* :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
+* :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
+* :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists.
+
+Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
 
 Where to get the official weights (they cannot be downloaded by this project; put them anywhere and pass the
 path):
@@ -24,7 +32,6 @@ trainer, optionally with a ``'config'`` dict of :class:`~edvr_lib.archs.EDVRConf
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import pickle
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from edvr_lib.archs.presets import PRESETS, EDVRConfig
+from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
@@ -87,7 +94,7 @@ _HINT = ("Expected an EDVR checkpoint: {'params': state_dict} / {'params_ema': .
 def _torch_load(path: Path):
     if not path.is_file():
         raise EDVRError(f"checkpoint {path} does not exist (official weights must be downloaded by hand; "
-                        f"see the edvr_lib.archs.checkpoint docstring for names and sources)")
+                        f"see the edvr_lib.models docstring for names and sources)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -310,26 +317,99 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
     return report
 
 
-# ---- CLI: edvr inspect-checkpoint FILE ----
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="checkpoint (.pth) to describe")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Where the project's trained checkpoint lives once the training issue ships it.
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_tiny_embedded.pth"
 
 
-def run(args: argparse.Namespace) -> int:
-    report = inspect_checkpoint(args.file)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0 if report["loadable"] else 1
-    print(f"file:        {report['path']} ({report['size_bytes']:,} bytes)")
-    print(f"container:   {report['container']}   naming: {report['naming']}   top-level keys: {report['top_level_keys']}")
-    print(f"tensors:     {report['num_tensors']}   parameters: {report['num_params']:,}")
-    if report["config"]:
-        print(f"preset:      {report['preset'] or '(custom)'}")
-        print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items() if k != "dcn_backend"))
-    if report["loadable"]:
-        print("loads strict with edvr_lib.load_pretrained: yes")
-        return 0
-    print(f"loads strict with edvr_lib.load_pretrained: NO\n  {report['problem']}")
-    return 1
+class BicubicUpsampler(torch.nn.Module):
+    """Baseline 'model': MATLAB-style bicubic x4 of the centre frame (``(b, t, c, h, w) -> (b, c, 4h, 4w)``).
+
+    Uses :func:`edvr_lib.data.imresize.imresize` (the resize the papers' "Bicubic" rows use).
+    """
+
+    def __init__(self, num_frame: int = 5, scale: int = 4):
+        super().__init__()
+        self.num_frame, self.scale, self.center_frame_idx = num_frame, scale, num_frame // 2
+        self.size_multiple, self.hr_in = 1, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from edvr_lib.data.imresize import imresize
+
+        return imresize(x[:, self.center_frame_idx].float(), self.scale).clamp(0, 1)
+
+
+def bicubic_model(num_frame: int = 5) -> BicubicUpsampler:
+    """The bicubic baseline with the model interface (used by ``--model bicubic``)."""
+    return BicubicUpsampler(num_frame)
+
+
+def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", num_frame: int = 5,
+               device: str = "cpu") -> torch.nn.Module:
+    """The network ``edvr infer`` / ``edvr test`` runs, in eval mode on ``device``.
+
+    Args:
+        weights: checkpoint path (any format :func:`edvr_lib.load_pretrained` accepts); None uses
+            :data:`DEFAULT_CHECKPOINT` if it exists.
+        model: ``'edvr'`` or ``'bicubic'`` (the baseline; needs no weights).
+        num_frame: frames per window for the bicubic baseline.
+        device: torch device string.
+    """
+    if model == "bicubic":
+        return bicubic_model(num_frame).to(device).eval()
+    if model != "edvr":
+        raise EDVRError(f"unknown --model {model!r}; use 'edvr' or 'bicubic'")
+    if weights is None:
+        if not DEFAULT_CHECKPOINT.exists():
+            raise EDVRError(
+                f"no --weights given and the project's shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)} "
+                "does not exist yet. Pass --weights FILE (e.g. an official BasicSR EDVR_*.pth or a checkpoint "
+                "from `edvr train`), or use --model bicubic for the baseline.")
+        weights = DEFAULT_CHECKPOINT
+    weights = Path(weights)
+    if not weights.is_file():
+        raise EDVRError(f"checkpoint not found: {weights}; check the --weights path")
+    try:
+        net = load_pretrained(str(weights))
+    except EDVRError as err:
+        if str(weights) in str(err):
+            raise
+        raise EDVRError(f"cannot load checkpoint {weights}: {err}") from None
+    except Exception as err:  # torch.load / state-dict errors: name the file
+        raise EDVRError(f"cannot load checkpoint {weights}: {type(err).__name__}: {err}. "
+                        "Pass an EDVR checkpoint (.pth) that load_pretrained accepts.") from None
+    return net.to(device).eval()
+
+
+def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
+    """A small EDVR with random weights (for demos without a checkpoint; label its results so).
+
+    The deformable packs' ``conv_offset`` layers are zero-initialised for training (every offset 0,
+    every mask 0.5), which would leave the offset and mask maps blank; here they get PyTorch's
+    default random conv init too, so the explorer has something (meaningless) to show.
+    """
+    from edvr_lib.archs import build_edvr
+
+    torch.manual_seed(seed)
+    config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
+    config.update(overrides)
+    model = build_edvr("M", **config).eval()
+    for name, module in model.named_modules():
+        if name.endswith("conv_offset"):
+            module.reset_parameters()
+    model.label = "EDVR (random weights, untrained)"
+    return model
+
+
+def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5, device: str = "cpu"):
+    """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
+
+    Returns:
+        ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
+        so no figure or table can pass an untrained network off as EDVR.
+    """
+    if weights is not None or DEFAULT_CHECKPOINT.exists():
+        model = load_model(weights, "edvr", device=device)
+        return model, f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
+    model = random_weights_model(num_frame=num_frame).to(device)
+    return model, "EDVR (random weights, untrained)"

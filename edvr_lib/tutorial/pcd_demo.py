@@ -18,9 +18,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edvr_lib.archs.arch_util import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.archs.demo_util import DemoHistory, fit_demo
-from edvr_lib.archs.introspect import offsets_to_flow, record_internals
+from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
+from edvr_lib.tutorial.fit import DemoHistory, fit_demo
+from edvr_lib.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
@@ -179,9 +179,9 @@ def pcd_motion(model: PCDDemo, nbr: torch.Tensor, ref: torch.Tensor) -> dict:
 
     Returns:
         ``dict`` with ``decoded`` ``(n, 3, h, w)``, ``l1`` and ``cascade`` (mask-weighted mean offsets of the L1
-        DCN and of the cascading DCN, :func:`~edvr_lib.archs.offsets_to_flow`), ``total`` (``l1 + cascade``: the
+        DCN and of the cascading DCN, :func:`~edvr_lib.introspect.offsets_to_flow`), ``total`` (``l1 + cascade``: the
         cascade samples the already aligned L1 feature, so the two displacements add up), ``l1_masks``
-        ``(n, g, 9, h, w)`` and ``offsets`` (every level, as :attr:`~edvr_lib.archs.Internals.pcd_offsets`).
+        ``(n, g, 9, h, w)`` and ``offsets`` (every level, as :attr:`~edvr_lib.introspect.Internals.pcd_offsets`).
     """
     model.eval()
     device = next(model.parameters()).device

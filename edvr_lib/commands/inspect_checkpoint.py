@@ -1,0 +1,31 @@
+"""``edvr inspect-checkpoint``: describe a .pth file: format, key naming, inferred preset, loads strict?"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edvr_lib.models import inspect_checkpoint
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="checkpoint (.pth) to describe")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    report = inspect_checkpoint(args.file)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if report["loadable"] else 1
+    print(f"file:        {report['path']} ({report['size_bytes']:,} bytes)")
+    print(f"container:   {report['container']}   naming: {report['naming']}   top-level keys: {report['top_level_keys']}")
+    print(f"tensors:     {report['num_tensors']}   parameters: {report['num_params']:,}")
+    if report["config"]:
+        print(f"preset:      {report['preset'] or '(custom)'}")
+        print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items() if k != "dcn_backend"))
+    if report["loadable"]:
+        print("loads strict with edvr_lib.load_pretrained: yes")
+        return 0
+    print(f"loads strict with edvr_lib.load_pretrained: NO\n  {report['problem']}")
+    return 1

@@ -1,0 +1,194 @@
+"""Running a trained network on real frames: padding, tiling, self-ensemble, streaming.
+
+One place for what ``edvr infer``, ``edvr test``, ``make docs``, validation during training and the notebooks
+share:
+
+* :func:`forward_padded`: any frame size (reflect-pad to the multiple the network needs, crop the output back);
+* :func:`tiled_forward`: bounded memory for large frames (tiles with context, stitched; equal to untiled);
+* :func:`self_ensemble_forward`: the 8 flip / transpose variants, averaged;
+* :func:`super_resolve_stream`: every frame of a clip as the centre of its window, one at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from edvr_lib.utils import EDVRError
+
+__all__ = ["pad_to_multiple", "forward_padded", "padded_runner", "tile_boxes", "tiled_forward", "self_ensemble_forward",
+           "autocast", "super_resolve_stream"]
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad the bottom and right of ``x`` so that h and w are multiples of ``multiple``.
+
+    Args:
+        x: ``(b, t, c, h, w)`` or ``(b, c, h, w)``.
+        multiple: required divisor of h and w.
+
+    Returns:
+        The padded tensor and ``(pad_h, pad_w)``.
+    """
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x, (0, 0)
+    lead = x.shape[:-3]
+    flat = x.reshape(-1, *x.shape[-3:])
+    # 'reflect' needs pad < size; fall back to 'replicate' for tiny frames.
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    flat = F.pad(flat, (0, pad_w, 0, pad_h), mode=mode)
+    return flat.reshape(*lead, *flat.shape[-3:]), (pad_h, pad_w)
+
+
+def forward_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` for any h, w: reflect-pad to ``model.size_multiple``, run, crop back.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` (anything with ``size_multiple`` and ``hr_in``).
+        x: ``(b, t, 3, h, w)``.
+
+    Returns:
+        ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with ``hr_in``).
+    """
+    h, w = x.shape[-2:]
+    padded, _ = pad_to_multiple(x, getattr(model, "size_multiple", 4))
+    out = model(padded)
+    scale = 1 if getattr(model, "hr_in", False) else 4
+    return out[..., : h * scale, : w * scale]
+
+
+def padded_runner(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> model(x)`` for any frame size: :func:`forward_padded` for EDVR, the model itself for the baseline."""
+    return (lambda x: forward_padded(model, x)) if hasattr(model, "size_multiple") else model
+
+
+def tile_boxes(size: int, tile: int, pad: int, align: int = 4) -> list[tuple[int, int, int, int]]:
+    """Split ``[0, size)`` into cores of ``tile`` pixels, each with up to ``pad`` pixels of context.
+
+    Context starts are rounded down to a multiple of ``align`` so the network's stride-2
+    pyramid sees the same pixel grid as on the whole frame.
+
+    Returns:
+        ``(ctx_start, ctx_end, core_start, core_end)`` per tile.
+    """
+    boxes = []
+    for core_start in range(0, size, tile):
+        core_end = min(core_start + tile, size)
+        ctx_start = max(0, core_start - pad) // align * align
+        ctx_end = min(size, core_end + pad)
+        boxes.append((ctx_start, ctx_end, core_start, core_end))
+    return boxes
+
+
+def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int | None = None,
+                  tile_pad: int = 16, scale: int = 4, align: int = 4) -> torch.Tensor:
+    """Run ``model`` on ``x`` tile by tile and stitch the centre crops.
+
+    Args:
+        model: callable ``(b, t, c, h', w') -> (b, c, scale*h', scale*w')`` for any tile size
+            (e.g. ``lambda x: forward_padded(net, x)``).
+        x: ``(b, t, c, h, w)`` LR frames.
+        tile: core size in LR pixels (None or >= the frame: one pass).
+        tile_pad: context pixels on each side of a core, cropped from the output. The
+            result equals the untiled one when the network's influence beyond ``tile_pad``
+            pixels is negligible (16 is plenty for EDVR in practice; raise it if you see seams).
+        scale: upsampling factor of ``model``.
+        align: tile context starts are multiples of this (4 = EDVR's pyramid stride).
+
+    Returns:
+        ``(b, c, scale*h, scale*w)``.
+    """
+    h, w = x.shape[-2:]
+    if tile is None or tile <= 0 or (tile >= h and tile >= w):
+        return model(x)
+    if tile < align:
+        raise EDVRError(f"--tile {tile} is too small; use at least {align} LR pixels (e.g. 128)")
+    out = None
+    for ys, ye, cys, cye in tile_boxes(h, tile, tile_pad, align):
+        for xs, xe, cxs, cxe in tile_boxes(w, tile, tile_pad, align):
+            part = model(x[..., ys:ye, xs:xe])
+            if out is None:
+                out = part.new_zeros(*part.shape[:-2], h * scale, w * scale)
+            out[..., cys * scale:cye * scale, cxs * scale:cxe * scale] = \
+                part[..., (cys - ys) * scale:(cye - ys) * scale, (cxs - xs) * scale:(cxe - xs) * scale]
+    return out
+
+
+def autocast(device: str, precision: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    if dtype is None:
+        raise EDVRError(f"unknown --precision {precision!r}; use fp32, fp16 or bf16")
+    if not str(device).startswith("cuda"):
+        raise EDVRError(f"--precision {precision} needs a CUDA device (got --device {device}); use fp32 on CPU")
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None = None,
+                         tile: int | None = None, tile_pad: int = 16, device: str = "cpu", precision: str = "fp32",
+                         padding: str = "reflection_circle", progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
+
+    Args:
+        model: EDVR (or the bicubic baseline) in eval mode on ``device``.
+        source: the frames (:func:`open_source`).
+        num_frame: window length (default ``model.num_frame``).
+        tile, tile_pad: see :func:`tiled_forward`.
+        device: torch device of ``model``.
+        precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast on CUDA.
+        padding: window padding at the clip's ends.
+        progress: show a tqdm progress bar.
+    """
+    from edvr_lib.data.transforms import generate_frame_indices
+    from edvr_lib.metrics import tensor2img
+
+    num_frame = num_frame or getattr(model, "num_frame", 5)
+    n = len(source)
+    if n < num_frame:
+        raise EDVRError(f"the input has {n} frame(s) but the model uses windows of {num_frame}; "
+                        f"give at least {num_frame} frames")
+    scale = 1 if getattr(model, "hr_in", False) else 4
+    run_model = padded_runner(model)
+    indices = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc="edvr infer", unit="frame")
+    with torch.inference_mode(), autocast(device, precision):
+        for i in indices:
+            window = [source.get(j) for j in generate_frame_indices(i, num_frame, n, padding)]
+            x = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2).unsqueeze(0).to(device)
+            out = tiled_forward(run_model, x, tile, tile_pad, scale=scale)
+            yield source.names[i], tensor2img(out[0].float())
+
+
+def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 1:
+        x = x.flip(-1)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 4:
+        x = x.transpose(-1, -2)
+    return x
+
+
+def _dihedral_inv(x: torch.Tensor, k: int) -> torch.Tensor:
+    if k & 4:
+        x = x.transpose(-1, -2)
+    if k & 2:
+        x = x.flip(-2)
+    if k & 1:
+        x = x.flip(-1)
+    return x
+
+
+def self_ensemble_forward(run_model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Average of the 8 flip / transpose variants (each output transformed back). ``(b, t, c, h, w) -> (b, c, H, W)``."""
+    out = sum(_dihedral_inv(run_model(_dihedral(x, k)), k) for k in range(8))
+    return out / 8
