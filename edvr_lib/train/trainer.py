@@ -1,0 +1,260 @@
+"""Training EDVR: the loop behind ``edvr train``, the recipe of BasicSR's ``EDVRModel`` in one function.
+
+One iteration, top to bottom: get batch, schedule, (un)freeze the TSA-only stage, forward, loss, backward,
+clip, step, EMA, log, validate, save. Everything else lives next door: the state and its files in
+:mod:`~edvr_lib.train.state`, the batches in :mod:`~edvr_lib.train.data`, the learning-rate schedules in
+:mod:`~edvr_lib.train.schedulers`, torchrun in :mod:`~edvr_lib.train.distributed`.
+
+Timing as in BasicSR (``basicsr/train.py``, ``models/base_model.py``, ``models/edvr_model.py``): the scheduler
+steps before iteration ``k``'s update and only from ``k = 2``, so iteration ``k`` uses scheduler epoch ``k - 1``;
+with ``tsa_iter`` every parameter without ``'fusion'`` in its name is frozen for iterations ``1 .. tsa_iter - 1``
+(also after a resume inside that stage, which BasicSR forgets); the EMA is updated after every step over all
+parameters, frozen ones included.
+
+Example::
+
+    from edvr_lib.train import train
+    summary = train(opt, "experiments/tiny")           # opt from edvr_lib.train.options.load_options
+    summary = train(opt, "experiments/tiny", resume=True)
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from edvr_lib.train import distributed
+from edvr_lib.train.data import (build_train_dataset, build_val_dataset, check_first_sample, explicit_stream,
+                                 train_stream, validate)
+from edvr_lib.train.schedulers import warmup_lr
+from edvr_lib.train.state import (DivergenceGuard, RunLog, init_state, open_run, save_checkpoint, seed_everything,
+                                  write_options)
+
+__all__ = ["train", "run_train"]
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def train(opt: dict, output_dir, *, resume: bool = False, device: str = "auto",
+          batches: Sequence[dict] | None = None, log: Callable[[str], None] = print) -> dict:
+    """Train EDVR as the options say, writing checkpoints and logs into ``output_dir``.
+
+    Args:
+        opt: resolved options (BasicSR structure with every default filled; see
+            :func:`edvr_lib.train.options.load_options`).
+        output_dir: the run folder (``models/``, ``training_states/``, ``train_log.jsonl``, ``options.yml``,
+            ``tb_logger/``).
+        resume: continue from ``output_dir/training_states/latest.state`` (starts at 0 if there is none).
+        device: ``'auto'``, ``'cpu'``, ``'cuda'`` or ``'cuda:N'`` (under torchrun: ``cuda:LOCAL_RANK``).
+        batches: instead of the dataset, ``batches[k - 1] = {'lq': (B, t, 3, h, w), 'gt': (B, 3, H, W)}`` trains
+            iteration ``k`` (reference-parity tests, notebooks).
+        log: where one-line messages go (rank 0 only).
+
+    Returns:
+        ``{'iter', 'losses': {iter: loss}, 'lrs': {iter: [lr per group]}, 'val' (last validation or None),
+        'interrupted', 'rollbacks', 'run_dir', 'checkpoint', 'seconds'}`` for the iterations of this call.
+
+    Raises:
+        EDVRError: bad options or data, a folder of another run, a full disk, a divergence the guard could
+            not fix. The message names the culprit and the fix; files on disk stay valid.
+    """
+    ddp = distributed.setup(device, opt.get("num_gpu", "auto"))
+    try:
+        return _train(opt, Path(output_dir), resume, ddp, batches, log if ddp.is_main else (lambda msg: None))
+    finally:
+        distributed.cleanup(ddp)
+
+
+def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
+    from tqdm.auto import tqdm
+
+    from edvr_lib.archs import offset_stats, set_offset_monitor
+    from edvr_lib.losses import charbonnier
+
+    tr, lg = opt["train"], opt["logger"]
+    total_iter, tsa_iter = int(tr["total_iter"]), int(tr.get("tsa_iter") or 0)
+    print_freq, save_freq = int(lg.get("print_freq", 100)), int(lg.get("save_checkpoint_freq", 5000))
+    val_freq = int((opt.get("val") or {}).get("val_freq", 0) or 0)
+    pix = tr["pixel_opt"]
+    decay, grad_clip = float(tr.get("ema_decay") or 0), tr.get("grad_clip")
+    dev = ddp.device
+    amp = AMP_DTYPES.get(tr.get("amp")) if dev.type == "cuda" else None
+    if tr.get("amp") and amp is None:
+        log(f"train.amp={tr['amp']!r} needs CUDA; training in float32 on {dev}")
+
+    # ---- state: fresh from the options (+ pretrained weights), or the run folder's latest checkpoint
+    saved = open_run(run_dir, opt, resume, log)
+    seed_everything(int(opt.get("manual_seed") or 0) + ddp.rank)
+    state = init_state(opt, dev, log, load_pretrain=saved is None)
+    if saved is not None:
+        state.load_state_dict(saved)
+        del saved
+    if ddp.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_options(opt, run_dir)
+
+    # ---- data: the options' dataset (or the given batches), from the position of the state's iteration
+    dataset = build_train_dataset(opt) if batches is None else None
+    if dataset is not None:
+        check_first_sample(dataset, opt)
+    val_set = build_val_dataset(opt) if ddp.is_main and val_freq else None
+
+    def open_stream(start: int):
+        if batches is not None:
+            return explicit_stream(batches, start, total_iter)
+        return train_stream(opt, dataset, start, total_iter, ddp.rank, ddp.world_size, pin_memory=dev.type == "cuda")
+
+    stream = open_stream(state.iteration)
+    set_offset_monitor(state.model, True)
+    params = list(state.model.parameters())
+    ema_params = list(state.ema.parameters()) if state.ema is not None else []
+    frozen, net = None, state.model  # set by the TSA stage check of the first iteration
+    guard = DivergenceGuard(tr.get("guard"), state, log)
+    runlog = RunLog(run_dir, upto=state.iteration, tensorboard=bool(lg.get("use_tb_logger")) and ddp.is_main, log=log)
+    losses, lrs, last_val, rollbacks, bicubic = {}, {}, None, 0, {}
+    start_time = last_log_time = time.perf_counter()
+    last_log_iter = state.iteration
+    bar = tqdm(total=total_iter, initial=state.iteration, desc="edvr train", unit="it", disable=not ddp.is_main,
+               dynamic_ncols=True)
+    with distributed.StopRequest(log) as stop:
+        while state.iteration < total_iter:
+            it = state.iteration + 1
+            batch = next(stream)
+
+            # schedule: BasicSR's update_learning_rate, before the step and only from iteration 2
+            if it > 1:
+                state.scheduler.step()
+            warmup_lr(state.optimizer, it, int(tr.get("warmup_iter", -1)))
+            lr = [g["lr"] for g in state.optimizer.param_groups]
+
+            # TSA-only stage: only parameters named '...fusion...' train during iterations 1 .. tsa_iter - 1
+            if frozen != (it < tsa_iter):
+                frozen = it < tsa_iter
+                for name, p in state.model.named_parameters():
+                    p.requires_grad_(not frozen or "fusion" in name)
+                net = distributed.wrap_model(state.model, ddp)  # DDP over the parameters that now train
+                if frozen:
+                    log(f"TSA-only stage: training the 'fusion' parameters only until iteration {tsa_iter}")
+                elif it > 1:
+                    log(f"iteration {it}: training all parameters")
+
+            # forward, loss (Charbonnier, sum over the batch in the recipe), backward
+            lq, gt = batch["lq"].to(dev, non_blocking=True), batch["gt"].to(dev, non_blocking=True)
+            state.optimizer.zero_grad(set_to_none=True)  # frozen parameters keep grad None: no Adam state
+            with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+                out = net(lq)
+            loss = pix.get("loss_weight", 1.0) * charbonnier(out.float(), gt, pix.get("eps", 1e-12),
+                                                              pix.get("reduction", "mean"))
+            if state.scaler is not None:
+                state.scaler.scale(loss).backward()
+            else:
+                loss.backward()
+
+            # one all-reduce: the mean loss and whether any process was asked to stop
+            flags = distributed.all_mean(torch.stack([loss.detach().float(), torch.tensor(float(stop.requested),
+                                                                                          device=dev)]), ddp)
+            loss_value, stop_now = flags[0].item(), bool(flags[1].item() > 0)
+            problem = guard.problem(loss_value)
+            if problem:  # non-finite loss: back to the last good state, lr lowered (or stop with a message)
+                guard.roll_back(state, it, problem)
+                rollbacks, frozen = rollbacks + 1, None
+                stream = open_stream(state.iteration)
+                bar.n = state.iteration
+                continue
+
+            # clip, step
+            if state.scaler is not None:
+                state.scaler.unscale_(state.optimizer)
+            if grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], float(grad_clip))
+            if state.scaler is not None:
+                state.scaler.step(state.optimizer)
+                state.scaler.update()
+            else:
+                state.optimizer.step()
+
+            # EMA: ema = d * ema + (1 - d) * param, every parameter
+            if ema_params:
+                with torch.no_grad():
+                    torch._foreach_mul_(ema_params, decay)
+                    torch._foreach_add_(ema_params, params, alpha=1 - decay)
+            state.iteration = it
+            losses[it], lrs[it] = loss_value, lr
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr[0]:.3g}", refresh=False)
+
+            # log (and check the DCN offsets once per log)
+            entry = None
+            if it % print_freq == 0 or it == total_iter:
+                offsets = list(offset_stats(state.model).values())
+                offset_max = distributed.all_max(torch.tensor(max(offsets, default=0.0)), ddp).item()
+                problem = guard.problem(loss_value, offset_max)
+                if problem:
+                    guard.roll_back(state, it, problem)
+                    rollbacks, frozen = rollbacks + 1, None
+                    stream = open_stream(state.iteration)
+                    bar.n = state.iteration
+                    continue
+                guard.keep(state)
+                now = time.perf_counter()
+                entry = {"iter": it, "loss": loss_value, "lr": lr,
+                         "offset_mean": sum(offsets) / len(offsets) if offsets else None, "offset_max": offset_max,
+                         "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9)}
+                last_log_iter, last_log_time = it, now
+
+            # validate (rank 0; EMA weights when there are some, as BasicSR)
+            if val_set is not None and (it % val_freq == 0 or it == total_iter):
+                last_val = validate(state.ema or state.model, val_set, opt, dev, bicubic)
+                entry = {**(entry or {"iter": it, "loss": loss_value, "lr": lr}), **last_val}
+                log(f"iteration {it}: val PSNR {last_val['val_psnr']:.2f} dB (bicubic {last_val['bicubic_psnr']:.2f} "
+                    f"dB), SSIM {last_val['val_ssim']:.4f}")
+            if entry is not None and ddp.is_main:
+                runlog.write(entry)
+            distributed.barrier(ddp)
+
+            # save (rank 0), also at the end and when asked to stop
+            if it % save_freq == 0 or it == total_iter or stop_now:
+                error = None
+                if ddp.is_main:
+                    try:
+                        save_checkpoint(state, run_dir, opt)
+                    except Exception as err:  # noqa: BLE001 - every rank must hear about it
+                        error = err
+                error = distributed.broadcast_object(error, ddp)
+                if error is not None:
+                    raise error
+            if stop_now:
+                log(f"stopped at iteration {it}; resume with the same command and --resume")
+                break
+    bar.close()
+    runlog.close()
+    return {"iter": state.iteration, "losses": losses, "lrs": lrs, "val": last_val,
+            "interrupted": state.iteration < total_iter, "rollbacks": rollbacks, "run_dir": str(run_dir),
+            "checkpoint": str(run_dir / "training_states" / "latest.state"),
+            "seconds": time.perf_counter() - start_time}
+
+
+def run_train(config_path, output_dir, overrides=(), resume: bool = False, device: str = "auto") -> int:
+    """``edvr train``: load the option file (+ ``key=value`` overrides), print its notes, train.
+
+    Returns:
+        0 when training finished, 130 when it was stopped by Ctrl-C / SIGTERM after saving a resumable state.
+
+    Raises:
+        EDVRError: bad options, data or run folder (the command prints it and exits 2).
+    """
+    from edvr_lib.train.options import load_options
+
+    opt, notes = load_options(config_path, overrides)
+    for note in notes:
+        print(f"note: {note}")
+    summary = train(opt, output_dir, resume=resume, device=device)
+    if summary["interrupted"]:
+        return 130
+    last = summary["losses"].get(summary["iter"])
+    print(f"done: iteration {summary['iter']}" + (f", loss {last:.5g}" if last is not None else "")
+          + f"; checkpoints in {Path(output_dir) / 'models'}")
+    return 0
