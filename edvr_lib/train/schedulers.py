@@ -11,6 +11,7 @@ weights ``w_i`` (EDVR: periods [50k, 100k, 150k, 150k, 150k], eta_min 1e-7)::
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 
 import torch
@@ -21,7 +22,17 @@ from edvr_lib.utils.errors import EDVRError
 __all__ = ["CosineAnnealingRestartLR", "MultiStepRestartLR", "build_scheduler", "scale_lr", "warmup_lr"]
 
 
-class CosineAnnealingRestartLR(LRScheduler):
+class _StepsFirst(LRScheduler):
+    """A scheduler stepped before the optimizer, as BasicSR does (without PyTorch's warning about that order,
+    which a resumed run would otherwise print)."""
+
+    def step(self, epoch=None):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step\\(\\)` before")
+            super().step(epoch)
+
+
+class CosineAnnealingRestartLR(_StepsFirst):
     """Cosine annealing with restarts (BasicSR ``CosineAnnealingRestartLR``).
 
     Args:
@@ -56,7 +67,7 @@ class CosineAnnealingRestartLR(LRScheduler):
         return [self.lr_at(self.last_epoch, base_lr) for base_lr in self.base_lrs]
 
 
-class MultiStepRestartLR(LRScheduler):
+class MultiStepRestartLR(_StepsFirst):
     """Step decay with restarts (BasicSR ``MultiStepRestartLR``): ``lr *= gamma`` at each milestone, and
     ``lr = initial_lr * weight`` at each restart epoch.
 
@@ -122,10 +133,13 @@ def warmup_lr(optimizer: torch.optim.Optimizer, iteration: int, warmup_iter: int
 def scale_lr(optimizer: torch.optim.Optimizer, scheduler: LRScheduler, factor: float) -> None:
     """Multiply the whole schedule by ``factor`` from now on (the divergence guard's back-off).
 
-    Scales the scheduler's base rates, each group's ``initial_lr`` and current ``lr``, so closed-form and
-    recursive schedules both continue at ``factor`` times their rate; saved with the optimizer and scheduler.
+    Scales the scheduler's base rates (and the cosine floor ``eta_min``), each group's ``initial_lr`` and current
+    ``lr``, so closed-form and recursive schedules both continue at ``factor`` times their rate; saved with the
+    optimizer and scheduler.
     """
     scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+    if hasattr(scheduler, "eta_min"):
+        scheduler.eta_min *= factor
     for group in optimizer.param_groups:
         group["initial_lr"] *= factor
         group["lr"] *= factor

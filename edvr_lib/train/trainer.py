@@ -55,7 +55,8 @@ def train(opt: dict, output_dir, *, resume: bool = False, device: str = "auto",
 
     Returns:
         ``{'iter', 'losses': {iter: loss}, 'lrs': {iter: [lr per group]}, 'val' (last validation or None),
-        'interrupted', 'rollbacks', 'run_dir', 'checkpoint', 'seconds'}`` for the iterations of this call.
+        'interrupted', 'rollbacks', 'run_dir', 'checkpoint', 'seconds', 'model', 'ema'}`` for the iterations of
+        this call (``model`` / ``ema``: the trained network and its EMA copy, or None, on this process's device).
 
     Raises:
         EDVRError: bad options or data, a folder of another run, a full disk, a divergence the guard could
@@ -231,10 +232,11 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 break
     bar.close()
     runlog.close()
+    set_offset_monitor(state.model, False)
     return {"iter": state.iteration, "losses": losses, "lrs": lrs, "val": last_val,
             "interrupted": state.iteration < total_iter, "rollbacks": rollbacks, "run_dir": str(run_dir),
             "checkpoint": str(run_dir / "training_states" / "latest.state"),
-            "seconds": time.perf_counter() - start_time}
+            "seconds": time.perf_counter() - start_time, "model": state.model, "ema": state.ema}
 
 
 def run_train(config_path, output_dir, overrides=(), resume: bool = False, device: str = "auto") -> int:
