@@ -43,11 +43,11 @@ browser-deps:
 
 ## README results: docs/ (figures + metrics table) and README's results block, by code; EDVR_WEIGHTS=FILE for a checkpoint.
 docs: $(STAMP)
-	$(VENV)/bin/edvr docs --out docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
+	$(VENV)/bin/edvr docs --output docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
 
 ## Every notebook, in order, in full mode; executed copies + HTML under outputs/notebooks.
 tutorial: $(STAMP)
-	$(VENV)/bin/edvr notebooks run --out outputs/notebooks
+	$(VENV)/bin/edvr notebooks run --output outputs/notebooks
 
 ## JupyterLab on notebooks/ (adds --allow-root when run as root).
 lab: $(STAMP)

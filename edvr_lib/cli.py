@@ -3,6 +3,10 @@
 Each subcommand is one module in :mod:`edvr_lib.commands` (argparse only, calling the library) with
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
 ``edvr --help`` stays fast.
+
+Every error the user can fix, from argparse (unknown option, a value its ``type=`` check refuses) or an
+:class:`~edvr_lib.utils.EDVRError` raised by the command, comes out as one line on stderr,
+``edvr <cmd>: error: <what, the value and the fix>``, with exit code 2 and no traceback.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare-embedded": ("edvr_lib.commands.prepare_embedded", "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
     "prepare-reds": ("edvr_lib.commands.prepare_reds", "check a REDS download; regroup val, regenerate LR, write meta info"),
     "inspect-checkpoint": ("edvr_lib.commands.inspect_checkpoint", "describe a .pth file: format, key naming, inferred preset, loads strict?"),
+    "train": ("edvr_lib.commands.train", "train EDVR from a YAML config into an output folder (resumable)"),
     "test": ("edvr_lib.commands.test", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
     "infer": ("edvr_lib.commands.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
     "docs": ("edvr_lib.commands.docs", "regenerate the README results block, docs/results.md and its figures"),
@@ -23,12 +28,35 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class UsageError(Exception):
+    """A command-line mistake argparse found; :func:`main` prints it as one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error becomes :class:`UsageError` (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edvr", description="EDVR video super-resolution, hands-on.")
+    parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
+                    epilog="`edvr COMMAND --help` shows the options of one command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """Parsed options, or the exit code when parsing ended the run (``--help``: 0, a usage error: 2)."""
+    try:
+        return parser.parse_args(argv)
+    except UsageError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,15 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in COMMANDS:
         name = argv[0]
         module = importlib.import_module(COMMANDS[name][0])
-        parser = argparse.ArgumentParser(prog=f"edvr {name}", description=COMMANDS[name][1])
+        parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
         module.add_arguments(parser)
-        args = parser.parse_args(argv[1:])
+        args = _parse(parser, argv[1:])
+        if isinstance(args, int):
+            return args
         try:
             return int(module.run(args) or 0)
         except EDVRError as err:
             print(f"edvr {name}: error: {err}", file=sys.stderr)
             return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
     parser.print_help()
     return 0 if args.command is None else 2

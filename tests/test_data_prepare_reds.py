@@ -68,6 +68,6 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert main(["prepare-reds", "--root", str(tmp_path), "--check-only"]) == 1
     assert "without gaps" in capsys.readouterr().out
     assert main(["prepare-reds", "--root", str(tmp_path / "nope")]) == 2
-    assert "REDS root not found" in capsys.readouterr().err
+    assert "argument --root: " + str(tmp_path / "nope") + " does not exist" in capsys.readouterr().err
     with pytest.raises(EDVRError, match="train_sharp.*not found"):
         prepare_reds(tmp_path / "train_sharp_bicubic")

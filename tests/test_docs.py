@@ -43,7 +43,7 @@ def test_make_docs_smoke_writes_labelled_files(tmp_path, capsys):
     from edvr_lib.data import embedded_paths, prepare_embedded
     from edvr_lib.models import DEFAULT_CHECKPOINT
 
-    assert main(["--out", str(tmp_path / "docs"), "--smoke"]) == 0
+    assert main(["--output", str(tmp_path / "docs"), "--smoke"]) == 0
     printed = capsys.readouterr().out
     for name in FILES:
         path = tmp_path / "docs" / name
@@ -70,17 +70,16 @@ def test_make_docs_smoke_writes_labelled_files(tmp_path, capsys):
 
 
 def test_make_docs_bad_weights_is_one_clear_error(tmp_path, capsys):
-    assert main(["--out", str(tmp_path / "docs"), "--weights", str(tmp_path / "missing.pth"), "--smoke"]) == 2
+    assert main(["--output", str(tmp_path / "docs"), "--weights", str(tmp_path / "missing.pth"), "--smoke"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("edvr docs: error:") and "missing.pth" in err
-    assert "checkpoint not found" in err and "--weights" in err  # load_model's message
+    assert err.startswith("edvr docs: error: argument --weights:") and "missing.pth does not exist" in err
     assert not (tmp_path / "docs").exists()
 
 
 def test_make_docs_refuses_smoke_numbers_in_the_readme(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{README_START}\n{README_END}\n")
-    assert main(["--out", str(tmp_path / "docs"), "--smoke", "--readme", str(readme)]) == 2
+    assert main(["--output", str(tmp_path / "docs"), "--smoke", "--readme", str(readme)]) == 2
     assert "smoke" in capsys.readouterr().err
     assert not (tmp_path / "docs").exists()
 

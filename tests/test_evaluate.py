@@ -36,7 +36,7 @@ def reds(tmp_path_factory):
 
 
 def test_cli_bicubic_reds4_csv_and_table(reds, tmp_path, capsys):
-    rc = cli_main(["test", "--dataset", "REDS4", "--root", str(reds), "--model", "bicubic", "--out", str(tmp_path),
+    rc = cli_main(["test", "--dataset", "REDS4", "--root", str(reds), "--model", "bicubic", "--output", str(tmp_path),
                    "--device", "cpu", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0
@@ -51,8 +51,8 @@ def test_cli_bicubic_reds4_csv_and_table(reds, tmp_path, capsys):
 
 def test_vid4_defaults_to_y_channel(tmp_path, capsys):
     root = _make_set(tmp_path / "Vid4", "GT", "BIx4", ["calendar"], n=7)
-    rc = cli_main(["test", "--dataset", "Vid4", "--root", str(root), "--model", "bicubic", "--out", str(tmp_path / "o"),
-                   "--device", "cpu", "--no-progress"])
+    rc = cli_main(["test", "--dataset", "Vid4", "--root", str(root), "--model", "bicubic",
+                   "--output", str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "PSNR (dB, Y)" in out and "27.35" in out and "published" in out
 
@@ -72,7 +72,7 @@ datasets:
 val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
 """)
     assert load_test_config(cfg)["dataset"] == "REDS4"
-    rc = cli_main(["test", "--config", str(cfg), "--out", str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
+    rc = cli_main(["test", "--config", str(cfg), "--output", str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "EDVR (tiny.pth)" in out and "5 frames in 1 clips" in out
     bad = tmp_path / "bad.yaml"
@@ -120,7 +120,7 @@ def test_vimeo90k_t_layout_on_y_channel(tmp_path, capsys):
             write_png(root / "vimeo_septuplet/sequences" / seq / f"im{i}.png", gt)
             write_png(root / "vimeo_septuplet_matlabLRx4/sequences" / seq / f"im{i}.png", imresize(gt, 0.25))
     (root / "vimeo_septuplet/sep_testlist.txt").write_text("\n".join(seqs) + "\n")
-    rc = cli_main(["test", "--dataset", "Vimeo90K-T", "--root", str(root), "--model", "bicubic", "--out",
+    rc = cli_main(["test", "--dataset", "Vimeo90K-T", "--root", str(root), "--model", "bicubic", "--output",
                    str(tmp_path / "o"), "--device", "cpu", "--no-progress"])
     out = capsys.readouterr().out
     assert rc == 0 and "2 frames in 2 clips, Y" in out and "| EDVR-L | published" in out

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.viz.make_docs import build_docs
+from edvr_lib.commands._options import DEVICE_HELP, add_output, existing_file, output_path, resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="docs", help="destination folder (default docs)")
-    parser.add_argument("--weights", default=None,
+    add_output(parser, "destination folder (default docs)", default="docs", old="--out")
+    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
                         help="EDVR checkpoint (default: the shipped one, else random weights)")
     parser.add_argument("--smoke", action="store_true", help="tiny data (also EDVR_SMOKE=1); not for the README")
-    parser.add_argument("--data-root", default=None, help="parent folder of the embedded data (default data/embedded)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu; the run is small)")
-    parser.add_argument("--readme", default=None,
+    parser.add_argument("--data-root", type=output_path(),
+                        help="parent folder of the embedded data, built there when missing (default data/embedded)")
+    parser.add_argument("--device", type=resolve_device, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--readme", type=existing_file("README with <!-- results:start/end --> markers"),
                         help="also refresh the <!-- results:start/end --> block of this README (make docs: README.md)")
 
 
 def run(args: argparse.Namespace) -> int:
-    written = build_docs(args.out, args.weights, smoke=True if args.smoke else None, data_root=args.data_root,
+    from edvr_lib.viz.make_docs import build_docs
+
+    written = build_docs(args.output, args.weights, smoke=True if args.smoke else None, data_root=args.data_root,
                          device=args.device, readme=args.readme)
     for path in written.values():
         print(f"wrote {path}")

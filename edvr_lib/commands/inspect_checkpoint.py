@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from edvr_lib.models import inspect_checkpoint
+from edvr_lib.commands._options import existing_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="checkpoint (.pth) to describe")
+    parser.add_argument("file", type=existing_file("checkpoint (.pth)"), help="checkpoint (.pth) to describe")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    from edvr_lib.models import inspect_checkpoint
+
     report = inspect_checkpoint(args.file)
     if args.json:
         print(json.dumps(report, indent=2))

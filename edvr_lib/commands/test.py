@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_dir, existing_file, int_at_least, odd_int,
+                                        resolve_device)
 from edvr_lib.evaluate import (BENCHMARKS, PUBLISHED, build_dataset, evaluate, format_table,
                                load_test_config, write_csv)
 from edvr_lib.models import REPO_ROOT, load_model, random_weights_model
@@ -13,40 +13,66 @@ from edvr_lib.utils import EDVRError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="test YAML (configs/test_*.yaml); flags given here win")
+    parser.add_argument("--config", type=existing_file("test YAML (configs/test_*.yaml)"),
+                        help="test YAML (configs/test_*.yaml); flags given here win")
     parser.add_argument("--dataset", choices=list(BENCHMARKS), help="benchmark (default: embedded)")
-    parser.add_argument("--root", help="benchmark folder (datasets/REDS, datasets/Vid4, datasets/vimeo90k)")
-    parser.add_argument("--meta", help="meta info file listing the clips / sequences")
-    parser.add_argument("--weights", help="checkpoint (default: the project's shipped one)")
+    parser.add_argument("--root", type=existing_dir("benchmark folder"),
+                        help="benchmark folder (datasets/REDS, datasets/Vid4, datasets/vimeo90k)")
+    parser.add_argument("--meta", type=existing_file("meta info file"),
+                        help="meta info file listing the clips / sequences")
+    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
+                        help="checkpoint (default: the project's shipped one)")
     parser.add_argument("--model", choices=["edvr", "bicubic"], help="'bicubic' is the baseline (no weights)")
     parser.add_argument("--random-weights", action="store_true",
                         help="a small untrained EDVR (results are labelled as random weights)")
-    parser.add_argument("--num-frame", type=int, help="window length (default: the model's / benchmark's)")
+    parser.add_argument("--num-frame", type=odd_int, help="window length, odd (default: the model's / benchmark's)")
     parser.add_argument("--self-ensemble", action="store_true", help="average 8 flip/transpose variants")
     parser.add_argument("--y-channel", choices=["auto", "yes", "no"], default=None,
                         help="measure on Y (default auto: Vid4 / Vimeo-90K-T on Y, others RGB)")
-    parser.add_argument("--max-frames", type=int, help="only the first N frames (a quick look, not a benchmark)")
-    parser.add_argument("--out", help="folder for the CSV (default outputs/test/<name>)")
-    parser.add_argument("--device", help="cpu / cuda (default: cuda if available)")
+    parser.add_argument("--max-frames", type=int_at_least(1, example=10),
+                        help="only the first N frames, >= 1 (a quick look, not a benchmark)")
+    add_output(parser, "folder for the CSV (default outputs/test/<name>)", old="--out")
+    parser.add_argument("--device", type=resolve_device, help=DEVICE_HELP)
     parser.add_argument("--no-progress", action="store_true")
+
+
+def _check(args: argparse.Namespace, opts: dict) -> None:
+    """Options that contradict each other (the single ones were checked by argparse)."""
+    if args.random_weights and (args.weights or args.model == "bicubic"):
+        given = f"--weights {args.weights}" if args.weights else "--model bicubic"
+        raise EDVRError(f"--random-weights with {given}: pick one network; drop --random-weights or {given}")
+    if args.weights and args.model == "bicubic":
+        raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
+                        "drop --weights or --model bicubic")
+    dataset = opts.get("dataset") or "embedded"
+    if dataset not in BENCHMARKS:
+        raise EDVRError(f"unknown dataset {dataset!r} in {args.config or '--dataset'}; "
+                        f"choose one of {', '.join(BENCHMARKS)}")
+
+
+def _device(args: argparse.Namespace, opts: dict) -> str:
+    if args.device:
+        return args.device
+    try:
+        return resolve_device(str(opts.get("device") or "auto"))
+    except argparse.ArgumentTypeError as err:
+        raise EDVRError(f"{args.config}: device: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     opts = load_test_config(args.config) if args.config else {"name": None, "model": "edvr", "dataset": "embedded",
                                                                "padding": "reflection_circle", "crop_border": 0}
     for key, flag in (("dataset", args.dataset), ("root", args.root), ("weights", args.weights), ("model", args.model),
-                      ("num_frame", args.num_frame), ("meta_info_file", args.meta), ("device", args.device)):
+                      ("num_frame", args.num_frame), ("meta_info_file", args.meta)):
         if flag is not None:
             opts[key] = flag
     if args.self_ensemble:
         opts["self_ensemble"] = True
     if args.random_weights:
         opts["random_weights"] = True
+    _check(args, opts)
     dataset_name = opts.get("dataset") or "embedded"
-    if dataset_name not in BENCHMARKS:
-        raise EDVRError(f"unknown dataset {dataset_name!r} in {args.config or '--dataset'}; "
-                        f"choose one of {', '.join(BENCHMARKS)}")
-    device = opts.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = _device(args, opts)
     y = opts.get("test_y_channel")
     if args.y_channel in ("yes", "no"):
         y = args.y_channel == "yes"
@@ -73,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                    self_ensemble=bool(opts.get("self_ensemble")), device=device, max_frames=args.max_frames,
                    progress=not args.no_progress)
     name = opts.get("name") or f"{dataset_name}_{label.split(' ')[0].lower()}"
-    out_dir = Path(args.out) if args.out else REPO_ROOT / "outputs" / "test" / name
+    out_dir = args.output or REPO_ROOT / "outputs" / "test" / name
     csv_path = write_csv(res["rows"], out_dir / "metrics.csv")
     channel = "Y" if y else "RGB"
     print(f"{dataset_name}: {len(res['rows'])} frames in {len(res['per_clip'])} clips, {channel}, "

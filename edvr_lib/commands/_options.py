@@ -1,0 +1,181 @@
+"""Option types and checks shared by the ``edvr`` commands: every option is checked before any work starts.
+
+Each checker is an argparse ``type=`` callable: it gets the text the user typed, returns the parsed value or
+raises :class:`argparse.ArgumentTypeError` with the value and the fix. argparse prefixes the option's name, and
+:func:`edvr_lib.cli.main` prints the result as one line, ``edvr <cmd>: error: argument --tile: ...``, exit code 2.
+Checkers only look (stat, access): they never create or write anything.
+
+Checks that need two options at once live at the top of each command's ``run`` and raise
+:class:`~edvr_lib.utils.EDVRError` (same one-line output).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["DEVICE_HELP", "check_device", "resolve_device", "int_at_least", "odd_int", "existing_file",
+           "existing_dir", "existing_path", "output_path", "add_output"]
+
+DEVICE_HELP = "auto (default: cuda if available, else cpu), cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
+
+
+# ------------------------------------------------------------------------------------------ device
+def check_device(value: str) -> str:
+    """Check a ``--device`` value (``auto``, ``cpu``, ``cuda``, ``cuda:N``) against this machine; return it as is.
+
+    Raises:
+        argparse.ArgumentTypeError: unknown text, or a CUDA device this machine does not have.
+    """
+    m = _DEVICE.fullmatch(value.strip().lower())
+    if not m or (m.group(2) is not None and m.group(1) != "cuda"):
+        raise argparse.ArgumentTypeError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N (e.g. cuda:0)")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(f"{value!r} but CUDA is not available on this machine "
+                                             f"(torch {torch.__version__}); use --device cpu or --device auto")
+        if index is not None and int(index) >= count:
+            raise argparse.ArgumentTypeError(f"{value!r} but this machine has {count} CUDA device(s), "
+                                             f"cuda:0..cuda:{count - 1}; use one of them or --device cuda")
+    return m.group(0)
+
+
+def resolve_device(value: str) -> str:
+    """:func:`check_device`, then ``auto`` -> ``'cuda'`` if CUDA is available, else ``'cpu'``."""
+    value = check_device(value)
+    if value != "auto":
+        return value
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# ----------------------------------------------------------------------------------------- numbers
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def int_at_least(minimum: int, example: int | None = None) -> Callable[[str], int]:
+    """A ``type=`` for whole numbers ``>= minimum`` (``example`` goes into the fix)."""
+    def parse(text: str) -> int:
+        n = _int(text)
+        if n < minimum:
+            hint = f", e.g. {example}" if example is not None else ""
+            raise argparse.ArgumentTypeError(f"{n} is too small; give a whole number >= {minimum}{hint}")
+        return n
+
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def odd_int(text: str) -> int:
+    """A ``type=`` for odd whole numbers >= 1 (a window of frames centred on one frame)."""
+    n = _int(text)
+    if n < 1 or n % 2 == 0:
+        raise argparse.ArgumentTypeError(f"{n} is not an odd number >= 1; the window is centred on one frame, "
+                                         "give 1, 3, 5, 7 ...")
+    return n
+
+
+# ------------------------------------------------------------------------------------------- paths
+def existing_file(what: str = "file", suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for a file that must exist (``what`` names it in the message, e.g. ``'checkpoint (.pth)'``).
+
+    Args:
+        what: what the file is, for the message.
+        suffixes: accepted name endings (any when empty).
+    """
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if suffixes and path.suffix.lower() not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text} is not a {what}; give a file ending in {', '.join(suffixes)}")
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a {what}")
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
+        return path
+
+    return parse
+
+
+def existing_dir(what: str = "folder") -> Callable[[str], Path]:
+    """A ``type=`` for a folder that must exist."""
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file; give a {what}")
+        if not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
+        return path
+
+    return parse
+
+
+def existing_path(what: str = "file or folder") -> Callable[[str], Path]:
+    """A ``type=`` for a file or a folder that must exist."""
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
+        return path
+
+    return parse
+
+
+def output_path(folder: bool = True, file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for where output goes: it may not exist yet, but it must be creatable and writable.
+
+    Args:
+        folder: the output is a folder (an existing file there is refused).
+        file_suffixes: names ending in one of these are files instead (``infer``'s ``.mp4``).
+    """
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        is_file = path.suffix.lower() in file_suffixes
+        if folder and not is_file and path.exists() and not path.is_dir():
+            kinds = f"a folder, or a video name ending in {', '.join(file_suffixes)}" if file_suffixes else "a folder"
+            raise argparse.ArgumentTypeError(f"{text} is a file; give {kinds}")
+        if is_file and path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder; give a file name")
+        # the nearest existing folder above (or at) the path must be a writable folder
+        probe = path if path.exists() else path.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} cannot be created: {probe} is a file; give another path")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise argparse.ArgumentTypeError(f"{text} cannot be written: {probe} is not writable; "
+                                             "give a path in a folder you can write to")
+        return path
+
+    return parse
+
+
+class _DeprecatedAlias(argparse.Action):
+    """Stores the value like the new option and says once on stderr that the old name is deprecated."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def add_output(parser: argparse.ArgumentParser, help: str, default: str | None = None,
+               type: Callable[[str], Path] | None = None, old: str | None = None, **kwargs) -> None:
+    """Add ``--output`` (every command names its output location so); ``old`` is a hidden deprecated alias."""
+    type = type or output_path()
+    parser.add_argument("--output", type=type, default=default, help=help, **kwargs)
+    if old:
+        parser.add_argument(old, dest="output", type=type, action=_DeprecatedAlias, metavar="--output",
+                            default=argparse.SUPPRESS, help=argparse.SUPPRESS)
