@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "all_mean", "all_max", "broadcast_object", "barrier"]
+__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "sync_from_rank0", "all_mean", "all_max", "broadcast_object", "barrier"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,16 @@ def wrap_model(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
 
     ids = [info.device.index] if info.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def sync_from_rank0(modules, info: DistInfo) -> None:
+    """Copy rank 0's weights into every process's ``modules`` (the network and its EMA start equal everywhere,
+    whatever each rank's random init was)."""
+    if info.enabled:
+        with torch.no_grad():
+            for module in modules:
+                for tensor in module.state_dict().values():
+                    dist.broadcast(tensor, src=0)
 
 
 def all_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

@@ -93,6 +93,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     if saved is not None:
         state.load_state_dict(saved)
         del saved
+    distributed.sync_from_rank0([m for m in (state.model, state.ema) if m is not None], ddp)
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_options(opt, run_dir)
