@@ -400,3 +400,13 @@ def test_key_of_another_type_says_which_type_it_belongs_to():
     opt, _ = load_options(TINY, ["train.scheduler={type: MultiStepRestartLR, milestones: [1000, 2000]}"])
     assert opt["train"]["scheduler"] == {"type": "MultiStepRestartLR", "milestones": [1000, 2000], "gamma": 0.1,
                                          "restarts": [0], "restart_weights": [1.0]}
+
+
+def test_malformed_target_section_is_reported_not_replaced(tmp_path):
+    raw = _raw(CONFIGS / "train_EDVR_L_x4_SR_REDS.yml")
+    raw["train"] = [1, 2]
+    assert "missing option train.total_iter" not in _error(load_options, _write(tmp_path, raw))
+    del raw["network_g"]["ema_decay"]
+    message = _error(load_options, _write(tmp_path, raw))
+    assert message.endswith("train = [1, 2] is not valid: expected a mapping of options (key: value lines). Fix: "
+                            "change it in the file or with --set train=VALUE")

@@ -440,13 +440,17 @@ def _move_old_keys(raw: dict, notes: list[str]) -> None:
         holder, leaf = _get(raw, old)
         if holder is None or leaf not in holder:
             continue
-        value = holder.pop(leaf)
         *parents, new_leaf = new.split(".")
         target = raw
-        for part in parents:  # create the parent section if needed (e.g. no `train:` yet)
-            if not isinstance(target.get(part), dict):
+        for part in parents:  # create the parent section if it is missing (e.g. no `train:` yet)
+            if target.get(part) is None:
                 target[part] = {}
             target = target[part]
+            if not isinstance(target, dict):
+                break
+        if not isinstance(target, dict):  # a malformed section: left for the resolver to report
+            continue
+        value = holder.pop(leaf)
         if new_leaf in target and target[new_leaf] != value:
             notes.append(f"dropped {old} = {_short(value)}: {new} = {_short(target[new_leaf])} is set ({why})")
         else:
