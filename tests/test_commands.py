@@ -77,6 +77,8 @@ CASES = {
                                         ["--random-weights with --model bicubic"]),
     "test device in config": (["test", "--config", f"{T}/test_gpu.yaml"],
                               ["test_gpu.yaml: device:", "unknown device 'gpu'"]),
+    "test num_frame in config": (["test", "--config", f"{T}/test_even.yaml"],
+                                 ["test_even.yaml: num_frame:", "4 is not an odd number"]),
     # ---- docs
     "docs --output file": (["docs", "--output", f"{T}/file.txt"], ["argument --output:", f"{T}/file.txt is a file"]),
     "docs --out (old name) under a file": (["docs", "--out", f"{T}/file.txt/docs"],
@@ -142,6 +144,7 @@ def workspace(tmp_path):
     (tmp_path / "old_run" / "options.yml").write_text("name: old\n")
     (tmp_path / "train.yml").write_text("name: t\n")
     (tmp_path / "test_gpu.yaml").write_text("name: t\nmodel: bicubic\ndevice: gpu\n")
+    (tmp_path / "test_even.yaml").write_text("name: t\nmodel: bicubic\nnum_frame: 4\n")
     return tmp_path
 
 

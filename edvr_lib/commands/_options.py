@@ -132,17 +132,16 @@ def existing_path(what: str = "file or folder") -> Callable[[str], Path]:
     return parse
 
 
-def output_path(folder: bool = True, file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
-    """A ``type=`` for where output goes: it may not exist yet, but it must be creatable and writable.
+def output_path(file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for where output goes, a folder: it may not exist yet, but it must be creatable and writable.
 
     Args:
-        folder: the output is a folder (an existing file there is refused).
         file_suffixes: names ending in one of these are files instead (``infer``'s ``.mp4``).
     """
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
         is_file = path.suffix.lower() in file_suffixes
-        if folder and not is_file and path.exists() and not path.is_dir():
+        if not is_file and path.exists() and not path.is_dir():
             kinds = f"a folder, or a video name ending in {', '.join(file_suffixes)}" if file_suffixes else "a folder"
             raise argparse.ArgumentTypeError(f"{text} is a file; give {kinds}")
         if is_file and path.is_dir():
@@ -162,7 +161,10 @@ def output_path(folder: bool = True, file_suffixes: tuple[str, ...] = ()) -> Cal
 
 
 class _DeprecatedAlias(argparse.Action):
-    """Stores the value like the new option and says once on stderr that the old name is deprecated."""
+    """Stores the value like the new option and says on stderr that the old name is deprecated.
+
+    The hidden alias's ``metavar`` carries the new option's name (it is never shown in help).
+    """
 
     def __call__(self, parser, namespace, values, option_string=None):
         import sys

@@ -44,6 +44,11 @@ def _check(args: argparse.Namespace, opts: dict) -> None:
     if args.weights and args.model == "bicubic":
         raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
                         "drop --weights or --model bicubic")
+    if args.config and args.num_frame is None and opts.get("num_frame") is not None:
+        try:
+            odd_int(str(opts["num_frame"]))
+        except argparse.ArgumentTypeError as err:
+            raise EDVRError(f"{args.config}: num_frame: {err}") from None
     dataset = opts.get("dataset") or "embedded"
     if dataset not in BENCHMARKS:
         raise EDVRError(f"unknown dataset {dataset!r} in {args.config or '--dataset'}; "
