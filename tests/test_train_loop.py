@@ -341,3 +341,26 @@ def test_run_train_from_the_config(embedded_smoke_root, tmp_path, capsys):
                    device="cpu")
     assert rc == 0 and "done: iteration 2" in capsys.readouterr().out
     assert (tmp_path / "run" / "models" / "net_g_2.pth").exists()
+
+
+def test_without_tensorboard_one_message(embedded_smoke_root, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    messages = []
+    opt = options(embedded_smoke_root, "train.total_iter=2", "logger.use_tb_logger=true")
+    train(opt, tmp_path / "run", device="cpu", batches=random_batches(2), log=messages.append)
+    assert sum("tensorboard is not installed" in m for m in messages) == 1
+    assert not (tmp_path / "run" / "tb_logger").exists() and (tmp_path / "run" / "train_log.jsonl").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_on_cuda(embedded_smoke_root, tmp_path, amp):
+    opt = options(embedded_smoke_root, "train.total_iter=3", f"train.amp={amp}", "train.grad_clip=10")
+    summary = train(opt, tmp_path / "run", device="cuda", batches=random_batches(3), log=quiet())
+    assert all(math.isfinite(v) for v in summary["losses"].values())
+    latest = torch.load(tmp_path / "run" / "training_states" / "latest.state", weights_only=True)
+    assert (latest["scaler"] is not None) == (amp == "fp16")
+    assert next(summary["model"].parameters()).dtype == torch.float32

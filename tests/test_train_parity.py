@@ -13,7 +13,19 @@ from edvr_lib.train.trainer import train
 
 FIXTURE = Path(__file__).parent / "fixtures" / "train_parity"
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_thread", "reference_dcn")
+
+
+@pytest.fixture
+def reference_dcn(monkeypatch):
+    """The reference's DCN kernel (torchvision), so rounding follows the fixture's."""
+    try:
+        from edvr_lib.ops import speed_policy
+    except ImportError:  # a layout that reads the variable at each call
+        yield
+        return
+    with speed_policy(dcn_backend="torchvision"):
+        yield
 
 
 def _options(name: str, tmp_path: Path) -> dict:
@@ -23,8 +35,7 @@ def _options(name: str, tmp_path: Path) -> dict:
     return opt
 
 
-def _run(name: str, tmp_path: Path, monkeypatch):
-    monkeypatch.setenv("EDVR_DCN_BACKEND", "torchvision")  # the reference's kernel (rounding as in the fixture)
+def _run(name: str, tmp_path: Path):
     opt = _options(name, tmp_path)
     batches = torch.load(FIXTURE / "batches.pt", weights_only=True)
     messages = []
@@ -36,9 +47,9 @@ def _run(name: str, tmp_path: Path, monkeypatch):
 
 @pytest.mark.parametrize("name, reference", [("options.yml", "reference.pt"),
                                              ("options_dcn_lr_mul_0.5.yml", "reference_dcn_lr_mul_0.5.pt")])
-def test_training_matches_basicsr(name, reference, tmp_path, monkeypatch):
+def test_training_matches_basicsr(name, reference, tmp_path):
     ref = torch.load(FIXTURE / reference, weights_only=False)
-    summary, saved, state, _ = _run(name, tmp_path, monkeypatch)
+    summary, saved, state, _ = _run(name, tmp_path)
     n = len(ref["l_pix"])
     assert summary["iter"] == n
     ours = [summary["losses"][k] for k in range(1, n + 1)]
@@ -68,13 +79,12 @@ def test_training_matches_basicsr(name, reference, tmp_path, monkeypatch):
             torch.testing.assert_close(saved["params"][key], value, rtol=1e-4, atol=1e-6, msg=key)
 
 
-def test_tsa_stage_counts_match_basicsr(tmp_path, monkeypatch):
+def test_tsa_stage_counts_match_basicsr(tmp_path):
     """Per-iteration counts of trainable parameters and Adam states, from the loop's own files after each step."""
     ref = torch.load(FIXTURE / "reference.pt", weights_only=False)
     opt = _options("options.yml", tmp_path)
     opt["logger"]["save_checkpoint_freq"] = 1
     batches = torch.load(FIXTURE / "batches.pt", weights_only=True)
-    monkeypatch.setenv("EDVR_DCN_BACKEND", "torchvision")
     opt["train"]["total_iter"] = 4
     train(opt, tmp_path / "run", device="cpu", batches=batches, log=lambda m: None)
     pretrain = torch.load(FIXTURE / "pretrain.pth", weights_only=True)["params"]

@@ -156,9 +156,9 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 loss.backward()
 
             # one all-reduce: the mean loss and whether any process was asked to stop
-            flags = distributed.all_mean(torch.stack([loss.detach().float(), torch.tensor(float(stop.requested),
-                                                                                          device=dev)]), ddp)
-            loss_value, stop_now = flags[0].item(), bool(flags[1].item() > 0)
+            flags = torch.stack([loss.detach().float(), torch.tensor(float(stop.requested), device=dev)])
+            loss_value, stop_share = distributed.all_mean(flags, ddp).tolist()
+            stop_now = stop_share > 0  # any process was asked
             problem = guard.problem(loss_value)
             if problem:  # non-finite loss: back to the last good state, lr lowered (or stop with a message)
                 guard.roll_back(state, it, problem)
@@ -207,15 +207,16 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                          "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9)}
                 last_log_iter, last_log_time = it, now
 
-            # validate (rank 0; EMA weights when there are some, as BasicSR)
-            if val_set is not None and (it % val_freq == 0 or it == total_iter):
-                last_val = validate(state.ema or state.model, val_set, opt, dev, bicubic)
-                entry = {**(entry or {"iter": it, "loss": loss_value, "lr": lr}), **last_val}
-                log(f"iteration {it}: val PSNR {last_val['val_psnr']:.2f} dB (bicubic {last_val['bicubic_psnr']:.2f} "
-                    f"dB), SSIM {last_val['val_ssim']:.4f}")
+            # validate (rank 0; the EMA weights when there are some, as BasicSR)
+            if val_freq and (it % val_freq == 0 or it == total_iter):
+                if val_set is not None:
+                    last_val = validate(state.ema or state.model, val_set, opt, dev, bicubic)
+                    entry = {**(entry or {"iter": it, "loss": loss_value, "lr": lr}), **last_val}
+                    log(f"iteration {it}: val PSNR {last_val['val_psnr']:.2f} dB (bicubic "
+                        f"{last_val['bicubic_psnr']:.2f} dB), SSIM {last_val['val_ssim']:.4f}")
+                distributed.barrier(ddp)
             if entry is not None and ddp.is_main:
                 runlog.write(entry)
-            distributed.barrier(ddp)
 
             # save (rank 0), also at the end and when asked to stop
             if it % save_freq == 0 or it == total_iter or stop_now:
