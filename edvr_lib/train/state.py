@@ -401,6 +401,7 @@ class DivergenceGuard:
         self.lr_factor = float(g.get("lr_factor", 0.5))
         self.offset_limit = float(g.get("offset_limit", 50.0) or float("inf"))
         self.log = log
+        self.rollbacks = 0  # in this process
         self.good = state.snapshot() if self.enabled else None
 
     def problem(self, loss: float, offset_max: float | None = None) -> str | None:
@@ -436,6 +437,7 @@ class DivergenceGuard:
                             f"rollbacks with lr x{self.lr_factor:g} each. Fix: lower train.optim_g.lr or dcn_lr_mul, "
                             "or initialise from a good checkpoint; the last checkpoint on disk is still valid.")
         state.restore(self.good)
+        self.rollbacks += 1
         state.guard.update(retries=retries, failed_at=max(iteration, state.guard["failed_at"]),
                            lr_scale=state.guard["lr_scale"] * self.lr_factor)
         scale_lr(state.optimizer, state.scheduler, self.lr_factor)

@@ -19,7 +19,6 @@ Example::
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -116,7 +115,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     frozen, net = None, state.model  # set by the TSA stage check of the first iteration
     guard = DivergenceGuard(tr.get("guard"), state, log)
     runlog = RunLog(run_dir, upto=state.iteration, tensorboard=bool(lg.get("use_tb_logger")) and ddp.is_main, log=log)
-    losses, lrs, last_val, rollbacks, bicubic = {}, {}, None, 0, {}
+    losses, lrs, last_val, bicubic = {}, {}, None, {}
     start_time = last_log_time = time.perf_counter()
     last_log_iter = state.iteration
     bar = tqdm(total=total_iter, initial=state.iteration, desc="edvr train", unit="it", disable=not ddp.is_main,
@@ -162,9 +161,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             problem = guard.problem(loss_value)
             if problem:  # non-finite loss: back to the last good state, lr lowered (or stop with a message)
                 guard.roll_back(state, it, problem)
-                rollbacks, frozen = rollbacks + 1, None
-                stream = open_stream(state.iteration)
-                bar.n = state.iteration
+                stream, frozen, bar.n = open_stream(state.iteration), None, state.iteration
                 continue
 
             # clip, step
@@ -196,15 +193,14 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 problem = guard.problem(loss_value, offset_max)
                 if problem:
                     guard.roll_back(state, it, problem)
-                    rollbacks, frozen = rollbacks + 1, None
-                    stream = open_stream(state.iteration)
-                    bar.n = state.iteration
+                    stream, frozen, bar.n = open_stream(state.iteration), None, state.iteration
                     continue
                 guard.keep(state)
                 now = time.perf_counter()
                 entry = {"iter": it, "loss": loss_value, "lr": lr,
                          "offset_mean": sum(offsets) / len(offsets) if offsets else None, "offset_max": offset_max,
-                         "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9)}
+                         "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9),
+                         "lr_scale": state.guard["lr_scale"]}  # < 1 after the guard's rollbacks
                 last_log_iter, last_log_time = it, now
 
             # validate (rank 0; the EMA weights when there are some, as BasicSR)
@@ -236,7 +232,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     runlog.close()
     set_offset_monitor(state.model, False)
     return {"iter": state.iteration, "losses": losses, "lrs": lrs, "val": last_val,
-            "interrupted": state.iteration < total_iter, "rollbacks": rollbacks, "run_dir": str(run_dir),
+            "interrupted": state.iteration < total_iter, "rollbacks": guard.rollbacks, "run_dir": str(run_dir),
             "checkpoint": str(run_dir / "training_states" / "latest.state"),
             "seconds": time.perf_counter() - start_time, "model": state.model, "ema": state.ema}
 
