@@ -8,8 +8,10 @@ clip, step, EMA, log, validate, save. Everything else lives next door: the state
 Timing as in BasicSR (``basicsr/train.py``, ``models/base_model.py``, ``models/edvr_model.py``): the scheduler
 steps before iteration ``k``'s update and only from ``k = 2``, so iteration ``k`` uses scheduler epoch ``k - 1``;
 with ``tsa_iter`` every parameter without ``'fusion'`` in its name is frozen for iterations ``1 .. tsa_iter - 1``
-(also after a resume inside that stage, which BasicSR forgets); the EMA is updated after every step over all
-parameters, frozen ones included.
+(also after a resume inside that stage, which BasicSR forgets; and ``tsa_iter: 1`` means no such stage, where
+BasicSR would freeze for good); frozen parameters get no gradient, so Adam starts their state when they first
+train; the EMA is updated after every step over all parameters, frozen ones included.
+``tests/fixtures/train_parity/README.md`` lists these rules with BasicSR's recorded values.
 
 Example::
 
