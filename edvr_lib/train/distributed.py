@@ -79,7 +79,7 @@ def wrap_model(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(model, device_ids=ids)
 
 
 def sync_from_rank0(modules, info: DistInfo) -> None:

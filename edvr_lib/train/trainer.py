@@ -248,15 +248,18 @@ def run_train(config_path, output_dir, overrides=(), resume: bool = False, devic
     Raises:
         EDVRError: bad options, data or run folder (the command prints it and exits 2).
     """
+    import os
+
     from edvr_lib.train.options import load_options
 
+    say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda msg: None)  # torchrun: rank 0 speaks
     opt, notes = load_options(config_path, overrides)
     for note in notes:
-        print(f"note: {note}")
+        say(f"note: {note}")
     summary = train(opt, output_dir, resume=resume, device=device)
     if summary["interrupted"]:
         return 130
     last = summary["losses"].get(summary["iter"])
-    print(f"done: iteration {summary['iter']}" + (f", loss {last:.5g}" if last is not None else "")
-          + f"; checkpoints in {Path(output_dir) / 'models'}")
+    say(f"done: iteration {summary['iter']}" + (f", loss {last:.5g}" if last is not None else "")
+        + f"; checkpoints in {Path(output_dir) / 'models'}")
     return 0
