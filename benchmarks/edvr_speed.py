@@ -90,9 +90,11 @@ def seeded_weights(model: torch.nn.Module, seed: int = 0) -> dict:
 def build_models(args, with_reference: bool):
     """``{'ours': model, 'reference': model}`` with identical weights (reference optional)."""
     from edvr_lib.archs import build_edvr
+    from edvr_lib.ops import configure
 
-    ours = build_edvr("M", dcn_backend=None if args.dcn_backend == "auto" else args.dcn_backend)
-    ours.channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
+    # the speed policy is the runner's (ours only; the reference runs its own code)
+    configure(dcn_backend=args.dcn_backend, channels_last={"auto": None, "on": True, "off": False}[args.channels_last])
+    ours = build_edvr("M")
     state = seeded_weights(ours)
     ours.load_state_dict(state)
     models, note = {"ours": ours}, ""
@@ -349,11 +351,10 @@ def main(argv=None) -> int:
     print(f"device: {device}, amp: {args.amp}, channels_last: {args.channels_last}, compile: {args.compile}")
     print(f"load average at start: {' '.join(f'{v:.2f}' for v in load_start)} (other processes slow every timing)")
     models, note = build_models(args, with_reference=not args.skip_reference)
-    from edvr_lib.ops import resolve_backend
-    from edvr_lib.ops.fused import resolve_channels_last
+    from edvr_lib.ops.policy import channels_last_for, dcn_backend_for
 
-    backend = resolve_backend(None if args.dcn_backend == "auto" else args.dcn_backend, device)
-    layout = "NHWC" if resolve_channels_last(getattr(models["ours"], "channels_last", None), device) else "NCHW"
+    backend = dcn_backend_for(device)
+    layout = "NHWC" if channels_last_for(device) else "NCHW"
     print(f"our DCN backend: {backend}, activations: {layout}")
     if note:
         print(f"NOTE: reference skipped: {note}")

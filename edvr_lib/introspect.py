@@ -20,9 +20,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from edvr_lib.archs.blocks import DCNv2Pack
-from edvr_lib.archs.pcd_arch import PCDAlignment
-from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.archs import DCNv2Pack, PCDAlignment, TSAFusion
 
 __all__ = ["Internals", "record_internals", "offsets_to_flow"]
 
@@ -43,7 +41,8 @@ class Internals:
         spatial_attn: ``(b, c, h, w)`` sigmoid spatial attention (None without TSA).
         spatial_attn_add: ``(b, c, h, w)`` additive spatial attention (None without TSA).
 
-    When recording a bare :class:`PCDAlignment`, ``b`` is its batch ``n`` and ``t`` is 1.
+    When recording a bare :class:`PCDAlignment`, ``b`` is its batch ``n`` and ``t`` is 1; a bare
+    :class:`TSAFusion` fills only the fusion fields.
     """
 
     pcd_offsets: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -70,73 +69,71 @@ def _untangle(chunks: list[torch.Tensor], b: int, t: int) -> torch.Tensor:
 def record_internals(model: nn.Module) -> Iterator[Internals]:
     """Record the internals of the forward passes run inside the block (the last one wins).
 
+    Every recorded tensor is one the model itself computed (a hooked module's output), never recomputed here:
+    the DCN packs' ``conv_offset`` outputs (split by :meth:`DCNv2Pack.offsets_and_mask`, the one place that
+    knows their layout), the fusion's input, and TSA's ``temporal_gate`` / ``spatial_gate`` (its sigmoids) and
+    ``spatial_attn_add2``.
+
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` or a bare :class:`~edvr_lib.archs.PCDAlignment`.
+        model: an :class:`~edvr_lib.archs.EDVR`, a bare :class:`~edvr_lib.archs.PCDAlignment` or a bare
+            :class:`~edvr_lib.archs.TSAFusion`.
 
     Yields:
         An :class:`Internals`, filled when the forward finishes.
     """
     rec = Internals()
-    handles = []
-    state: dict = {"dcn": {k: [] for k in PCD_KEYS}, "emb": [], "emb_ref": None, "attn": None, "add": None,
-                   "fusion_in": None}
+    kept: dict = {"dcn": {k: [] for k in PCD_KEYS}}
     if isinstance(model, PCDAlignment):
         pcd, fusion, num_frame = model, None, 1
+    elif isinstance(model, TSAFusion):
+        pcd, fusion, num_frame = None, model, model.num_frame
     else:
         pcd, fusion, num_frame = model.pcd_align, model.fusion, model.num_frame
-    packs = {"l3": pcd.dcn_pack["l3"], "l2": pcd.dcn_pack["l2"], "l1": pcd.dcn_pack["l1"], "cascade": pcd.cas_dcnpack}
+    packs = {} if pcd is None else {"l3": pcd.dcn_pack["l3"], "l2": pcd.dcn_pack["l2"], "l1": pcd.dcn_pack["l1"],
+                                    "cascade": pcd.cas_dcnpack}
 
     def start(_module, args):
-        for chunks in state["dcn"].values():
+        for chunks in kept["dcn"].values():
             chunks.clear()
-        state["emb"].clear()
-        state["batch"] = args[0].shape[0] if not isinstance(model, PCDAlignment) else args[0][0].shape[0]
-
-    def dcn_hook(key: str, pack: DCNv2Pack):
-        def hook(_module, _args, out):
-            state["dcn"][key].append(_cpu(out))
-        return hook
-
-    def finish(_module, _args, _out):
-        b, t = state["batch"], num_frame
-        for key, pack in packs.items():
-            raw = _untangle(state["dcn"][key], b, t).float()  # (b, t, 3*g*K, h, w)
-            g, kk = pack.deformable_groups, pack.kernel_size ** 2
-            h, w = raw.shape[-2:]
-            o1, o2, m = torch.chunk(raw, 3, dim=2)
-            rec.pcd_offsets[key] = torch.cat([o1, o2], dim=2).view(b, t, g, kk, 2, h, w)
-            rec.pcd_masks[key] = torch.sigmoid(m).view(b, t, g, kk, h, w)
-        if fusion is None:
-            return
-        aligned = state["fusion_in"]
-        rec.aligned = aligned.view(b, t, -1, *aligned.shape[-2:])
-        if isinstance(fusion, TSAFusion):
-            emb = _untangle(state["emb"], b, t) if len(state["emb"]) > 1 else state["emb"][0].view(b, t, *state["emb"][0].shape[1:])
-            corr = (emb * state["emb_ref"].unsqueeze(1)).sum(dim=2)
-            rec.temporal_attn = torch.sigmoid(corr)
-            rec.spatial_attn = torch.sigmoid(state["attn"])
-            rec.spatial_attn_add = state["add"]
+        first = args[0][0] if isinstance(model, PCDAlignment) else args[0]
+        kept["batch"] = first.shape[0]
 
     def keep(name):
         def hook(_module, _args, out):
-            state[name] = _cpu(out)
+            kept[name] = _cpu(out)
         return hook
 
-    def fusion_pre(_module, args):
-        state["fusion_in"] = _cpu(args[0])
+    def keep_dcn(key):
+        def hook(_module, _args, out):
+            kept["dcn"][key].append(_cpu(out))
+        return hook
 
-    try:
-        handles.append(model.register_forward_pre_hook(start))
+    def finish(_module, _args, _out):
+        b, t = kept["batch"], num_frame
         for key, pack in packs.items():
-            handles.append(pack.conv_offset.register_forward_hook(dcn_hook(key, pack)))
+            offset, mask = DCNv2Pack.offsets_and_mask(_untangle(kept["dcn"][key], b, t).float().flatten(0, 1))
+            g, kk = pack.deformable_groups, pack.kernel_size ** 2
+            h, w = offset.shape[-2:]
+            rec.pcd_offsets[key] = offset.view(b, t, g, kk, 2, h, w)
+            rec.pcd_masks[key] = mask.view(b, t, g, kk, h, w)
+        if fusion is None:
+            return
+        aligned = kept["fusion_in"]
+        rec.aligned = aligned.view(b, t, -1, *aligned.shape[-2:])
+        if isinstance(fusion, TSAFusion):
+            rec.temporal_attn = kept["temporal_gate"]
+            rec.spatial_attn = kept["spatial_gate"]
+            rec.spatial_attn_add = kept["spatial_attn_add2"]
+
+    handles = [model.register_forward_pre_hook(start)]
+    try:
+        for key, pack in packs.items():
+            handles.append(pack.conv_offset.register_forward_hook(keep_dcn(key)))
         if fusion is not None:
-            handles.append(fusion.register_forward_pre_hook(fusion_pre))
+            handles.append(fusion.register_forward_pre_hook(lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
             if isinstance(fusion, TSAFusion):
-                handles.append(fusion.temporal_attn1.register_forward_hook(keep("emb_ref")))
-                handles.append(fusion.temporal_attn2.register_forward_hook(
-                    lambda _m, _a, out: state["emb"].append(_cpu(out))))
-                handles.append(fusion.spatial_attn5.register_forward_hook(keep("attn")))
-                handles.append(fusion.spatial_attn_add2.register_forward_hook(keep("add")))
+                for name in ("temporal_gate", "spatial_gate", "spatial_attn_add2"):
+                    handles.append(getattr(fusion, name).register_forward_hook(keep(name)))
         handles.append(model.register_forward_hook(finish))
         yield rec
     finally:

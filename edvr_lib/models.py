@@ -212,8 +212,7 @@ def infer_config(state_dict: dict[str, torch.Tensor]) -> EDVRConfig:
 
 
 def _match_preset(config: EDVRConfig) -> str | None:
-    plain = config.replace(dcn_backend=None, center_frame_idx=None
-                           if config.center_frame_idx in (None, config.num_frame // 2) else config.center_frame_idx)
+    plain = config.replace(center_frame_idx=None if config.center == config.num_frame // 2 else config.center_frame_idx)
     return next((name for name, preset in PRESETS.items() if preset == plain), None)
 
 
@@ -257,7 +256,7 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
             else ``'state_dict'``, else the whole dict.
         map_location: device for the returned model.
         **overrides: :class:`~edvr_lib.archs.EDVRConfig` fields that win over what is inferred from the file
-            (e.g. ``center_frame_idx=0`` or ``dcn_backend='torchvision'``).
+            (e.g. ``center_frame_idx=0``). Speed settings are not model options: see :mod:`edvr_lib.ops.policy`.
 
     Returns:
         The model in ``eval()`` mode.
@@ -271,22 +270,22 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
     sd, info = read_state_dict(path, param_key)
     config = infer_config(sd)
     if info["saved_config"]:
-        fields = set(EDVRConfig.__dataclass_fields__) - {"dcn_backend"}
+        fields = set(EDVRConfig.__dataclass_fields__)  # older files also saved a dcn_backend: ignored
         config = config.replace(**{k: v for k, v in info["saved_config"].items() if k in fields})
     config = config.replace(**overrides) if overrides else config
-    model = EDVR(**config.to_dict())
+    model = EDVR(config)
     _check_keys(model, sd, path, config)
     model.load_state_dict(sd, strict=True)
     return model.to(map_location).eval()
 
 
 def save_pretrained(model, path: str | os.PathLike, ema: bool = False) -> Path:
-    """Save ``{'params' (or 'params_ema'): state_dict, 'config': constructor args}`` atomically (BasicSR format)."""
+    """Save ``{'params' (or 'params_ema'): state_dict, 'config': model.config fields}`` atomically (BasicSR format)."""
     from edvr_lib.utils.io import atomic_path
 
     path = Path(path)
     payload = {"params_ema" if ema else "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "config": dict(getattr(model, "arch_config", {}))}
+               "config": model.config.to_dict()}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -397,7 +396,6 @@ def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
     for name, module in model.named_modules():
         if name.endswith("conv_offset"):
             module.reset_parameters()
-    model.label = "EDVR (random weights, untrained)"
     return model
 
 

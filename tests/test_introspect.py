@@ -63,7 +63,9 @@ def test_values_match_direct_computation():
         pcd = model.pcd_align
         off_feat = torch.nn.functional.leaky_relu(pcd.offset_conv1["l3"](torch.cat([l3[1, 3:4], l3[1, 2:3]], 1)), 0.1)
         off_feat = torch.nn.functional.leaky_relu(pcd.offset_conv2["l3"](off_feat), 0.1)
-        offset, mask = pcd.dcn_pack["l3"].offsets_and_mask(off_feat)
+        offset_mask = pcd.dcn_pack["l3"].conv_offset(off_feat)
+        offset = torch.cat(torch.chunk(offset_mask, 3, dim=1)[:2], dim=1)  # BasicSR's split, spelled out
+        mask = torch.sigmoid(torch.chunk(offset_mask, 3, dim=1)[2])
     assert torch.allclose(rec.aligned, aligned, atol=1e-6)
     assert torch.allclose(rec.temporal_attn, attn, atol=1e-6)
     # offset channel g*18 + 2k is dy, +1 dx; recorded as [..., g, k, (dy, dx), h, w].

@@ -121,18 +121,20 @@ def test_large_offsets_sample_zeros():
     assert torch.count_nonzero(x.grad) == 0
 
 
-def test_dispatcher_backends_and_errors(monkeypatch):
-    monkeypatch.delenv("EDVR_DCN_BACKEND", raising=False)
+def test_dispatcher_backends_and_errors():
+    from edvr_lib.ops import speed_policy
+
     assert {"fast", "torchvision"} <= set(available_backends())
-    assert resolve_backend(None, torch.device("cpu")) == "fast"
+    with speed_policy(dcn_backend="auto"):
+        assert resolve_backend(None, torch.device("cpu")) == "fast"
+        assert resolve_backend(None, torch.device("cuda")) == "torchvision"
     assert resolve_backend("auto", torch.device("cuda")) == "torchvision"
     assert resolve_backend("torchvision", torch.device("cpu")) == "torchvision"
-    monkeypatch.setenv("EDVR_DCN_BACKEND", "torchvision")
-    assert resolve_backend(None, torch.device("cpu")) == "torchvision"
-    assert resolve_backend("fast", torch.device("cpu")) == "fast"  # the argument wins over the variable
-    monkeypatch.setenv("EDVR_DCN_BACKEND", "cudnn")
-    with pytest.raises(EDVRError, match="EDVR_DCN_BACKEND"):
-        resolve_backend(None, torch.device("cpu"))
+    with speed_policy(dcn_backend="torchvision"):
+        assert resolve_backend(None, torch.device("cpu")) == "torchvision"
+        assert resolve_backend("fast", torch.device("cpu")) == "fast"  # the argument wins over the policy
+    with pytest.raises(EDVRError, match="cudnn"):
+        resolve_backend("cudnn", torch.device("cpu"))
 
 
 def test_dispatcher_matches_between_backends():

@@ -5,27 +5,28 @@ import pytest
 import torch
 
 from edvr_lib.archs import PRESETS, build_edvr
-from edvr_lib.ops.fused import frames_to_channels, is_channels_last, resolve_channels_last
+from edvr_lib.ops import speed_policy
+from edvr_lib.ops.fused import frames_to_channels, is_channels_last
+from edvr_lib.ops.policy import channels_last_for, configure, current_policy, policy_from_env
 from edvr_lib.utils.errors import EDVRError
 from tools.reference.seeded_weights import seeded_state_dict
 
 SMALL = dict(num_feat=16, deformable_groups=4, num_extract_block=1, num_reconstruct_block=2)
 
 
-def _model(preset: str, **switches):
+def _model(preset: str):
     torch.manual_seed(0)
     model = build_edvr(preset, **SMALL)
     # seeded weights with non-zero offset layers, so the DCNs really sample off-grid
     model.load_state_dict(seeded_state_dict([(k, tuple(v.shape)) for k, v in model.state_dict().items()], 3))
-    for name, value in switches.items():
-        setattr(model, name, value)
     return model
 
 
-def _run(model, x, gt):
-    out = model(x)
-    loss = (out - gt).abs().mean()
-    loss.backward()
+def _run(model, x, gt, **policy):
+    with speed_policy(**policy):
+        out = model(x)
+        loss = (out - gt).abs().mean()
+        loss.backward()
     return out.detach(), {k: p.grad.clone() for k, p in model.named_parameters()}
 
 
@@ -36,9 +37,9 @@ def test_channels_last_same_outputs_and_gradients(preset):
     gen = torch.Generator().manual_seed(1)
     x = torch.rand(2, cfg.num_frame, 3, h, w, generator=gen)
     gt = torch.rand(2, 3, h * (1 if cfg.hr_in else 4), w * (1 if cfg.hr_in else 4), generator=gen)
-    plain, fast = _model(preset, channels_last=False), _model(preset, channels_last=True)
-    out_p, grads_p = _run(plain, x, gt)
-    out_f, grads_f = _run(fast, x, gt)
+    plain, fast = _model(preset), _model(preset)
+    out_p, grads_p = _run(plain, x, gt, channels_last=False)
+    out_f, grads_f = _run(fast, x, gt, channels_last=True)
     assert out_f.is_contiguous()  # the caller always gets plain NCHW
     assert (out_f - out_p).abs().max() < 1e-5
     for k, g in grads_p.items():
@@ -50,25 +51,43 @@ def test_channels_last_same_outputs_and_gradients(preset):
 
 
 def test_channels_last_really_runs_nhwc():
-    model = _model("M", channels_last=True).eval()
+    model = _model("M").eval()
     seen = []
     hook = model.reconstruction[0].conv1.register_forward_hook(lambda _m, args, _o: seen.append(args[0]))
-    with torch.no_grad():
+    with torch.no_grad(), speed_policy(channels_last=True):
         model(torch.rand(1, 5, 3, 8, 8))
     hook.remove()
     assert is_channels_last(seen[0])
 
 
-def test_resolve_channels_last(monkeypatch):
+def test_speed_policy_from_env_configure_and_context(monkeypatch):
     monkeypatch.delenv("EDVR_CHANNELS_LAST", raising=False)
-    assert resolve_channels_last(None, "cpu") is True  # measured default on CPU
-    assert resolve_channels_last(False, "cpu") is False  # explicit setting wins
+    monkeypatch.delenv("EDVR_DCN_BACKEND", raising=False)
+    assert policy_from_env().channels_last is None and policy_from_env().dcn_backend == "auto"
     monkeypatch.setenv("EDVR_CHANNELS_LAST", "0")
-    assert resolve_channels_last(None, "cpu") is False
-    assert resolve_channels_last(True, "cpu") is True
+    monkeypatch.setenv("EDVR_DCN_BACKEND", "torchvision")
+    assert policy_from_env().channels_last is False and policy_from_env().dcn_backend == "torchvision"
     monkeypatch.setenv("EDVR_CHANNELS_LAST", "maybe")
     with pytest.raises(EDVRError, match="EDVR_CHANNELS_LAST"):
-        resolve_channels_last(None, "cpu")
+        policy_from_env()
+    monkeypatch.setenv("EDVR_DCN_BACKEND", "cudnn")
+    with pytest.raises(EDVRError, match="EDVR_DCN_BACKEND"):
+        policy_from_env()
+    before = current_policy()
+    with speed_policy(channels_last=None):
+        assert channels_last_for("cpu") is True and channels_last_for("cuda") is False  # measured defaults
+        with speed_policy(channels_last=False):
+            assert channels_last_for("cpu") is False
+    assert current_policy() == before  # the context restores
+    old = configure(channels_last=True)
+    try:
+        assert channels_last_for("cuda") is True and old == before
+    finally:
+        configure(**old.__dict__)
+    with pytest.raises(EDVRError, match="dcn_backend"):
+        configure(dcn_backnd="fast")
+    with pytest.raises(EDVRError, match="unknown DCN backend"):
+        configure(dcn_backend="cudnn")
 
 
 def test_frames_to_channels_is_frame_major_in_both_layouts():
@@ -117,9 +136,9 @@ def test_benchmark_writes_results_between_markers(tmp_path):
 
 def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
     """The GPU recipe (AMP + channels_last), checked on CPU with bfloat16: close to the float32 output."""
-    model = _model("M", channels_last=True).eval()
+    model = _model("M").eval()
     x = torch.rand(1, 5, 3, 12, 16, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
+    with torch.no_grad(), speed_policy(channels_last=True):
         ref = model(x)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(x)
@@ -128,18 +147,18 @@ def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_conv_cat_equals_conv_of_concatenation(channels_last):
-    """conv_cat = conv(cat(parts)) in value and in every gradient, also with a part shared by t=3 frames."""
-    from edvr_lib.archs.blocks import conv_cat
+def test_concat_conv_equals_conv_of_concatenation(channels_last):
+    """ConcatConv2d([a, b]) = conv(cat([a, b])) in value and in every gradient, also with a part shared by t=3 frames."""
+    from edvr_lib.ops import ConcatConv2d
 
     gen = torch.Generator().manual_seed(4)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    conv = torch.nn.Conv2d(12, 5, 3, 1, 1).double()
+    conv = ConcatConv2d(12, 5, 3, 1, 1).double()
     a = torch.randn(6, 8, 7, 9, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
     shared = torch.randn(2, 4, 7, 9, generator=gen, dtype=torch.float64).contiguous(memory_format=fmt)
     leaves = [a.clone().requires_grad_(), shared.clone().requires_grad_()]
     ref_leaves = [a.clone().requires_grad_(), shared.clone().requires_grad_()]
-    out = conv_cat(conv, leaves)
+    out = conv(leaves)
     ref = conv(torch.cat([ref_leaves[0], ref_leaves[1].repeat_interleave(3, dim=0)], dim=1))
     gy = torch.randn(out.shape, generator=gen, dtype=torch.float64)
     grads = torch.autograd.grad(out, leaves + [conv.weight, conv.bias], gy)
@@ -174,10 +193,10 @@ def test_inference_model_exports_with_the_torchvision_dcn():
     """Deployment: in inference the speed paths are plain tensor ops, so ``torch.export`` captures the model (with
     the torchvision DCN; the fast CPU DCN is a Python autograd.Function with ``out=`` ops that export refuses)."""
     model = _model("M").eval()
-    model.set_dcn_backend("torchvision")
     x = torch.rand(1, 5, 3, 12, 16, generator=torch.Generator().manual_seed(5))
-    with torch.no_grad():
-        ref = model(x)
-    exported = torch.export.export(model, (x,))
-    with torch.no_grad():
-        assert torch.allclose(exported.module()(x), ref, atol=1e-6)
+    with speed_policy(dcn_backend="torchvision"):
+        with torch.no_grad():
+            ref = model(x)
+        exported = torch.export.export(model, (x,))
+        with torch.no_grad():
+            assert torch.allclose(exported.module()(x), ref, atol=1e-6)

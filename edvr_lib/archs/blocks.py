@@ -1,4 +1,4 @@
-"""Building blocks shared by the EDVR modules: residual blocks and the DCNv2 pack.
+"""Building blocks shared by the EDVR modules: residual blocks, the DCNv2 pack, LeakyReLU(0.1).
 
 Names and state-dict keys follow BasicSR (``ResidualBlockNoBN``, ``DCNv2Pack``) so that
 checkpoints trained there load here unchanged.
@@ -12,9 +12,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.ops import deform_conv_pack, split_offset_mask
-from edvr_lib.ops.fused import tracks_grad
 
-__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "conv_cat", "make_layer", "set_offset_monitor", "offset_stats"]
+__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "make_layer", "lrelu", "set_offset_monitor", "offset_stats"]
 
 
 def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
@@ -68,7 +67,6 @@ class DCNv2Pack(nn.Module):
         kernel_size: square kernel size (3 in EDVR).
         stride, padding, dilation: as in ``nn.Conv2d`` (ints).
         deformable_groups: ``g``, groups of input channels sharing one offset field (8 in EDVR).
-        dcn_backend: backend name for :func:`edvr_lib.ops.modulated_deform_conv2d` (None: default).
 
     Shapes:
         ``x: (n, c_in, h, w)``, ``feat: (n, c_in, h, w)`` -> ``(n, c_out, h, w)``.
@@ -80,7 +78,7 @@ class DCNv2Pack(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding: int = 1, dilation: int = 1, deformable_groups: int = 8, dcn_backend: str | None = None):
+                 padding: int = 1, dilation: int = 1, deformable_groups: int = 8):
         super().__init__()
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -89,7 +87,6 @@ class DCNv2Pack(nn.Module):
         self.padding = padding
         self.dilation = dilation
         self.deformable_groups = deformable_groups
-        self.dcn_backend = dcn_backend
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(out_channels))
         self.conv_offset = nn.Conv2d(in_channels, deformable_groups * 3 * kernel_size * kernel_size,
@@ -106,9 +103,10 @@ class DCNv2Pack(nn.Module):
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
-    def offsets_and_mask(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` predicted from ``feat``."""
-        offset, mask_logits = split_offset_mask(self.conv_offset(feat))
+    @staticmethod
+    def offsets_and_mask(offset_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Offsets ``(n, 2*g*k*k, h, w)`` and sigmoid masks ``(n, g*k*k, h, w)`` from a ``conv_offset`` output."""
+        offset, mask_logits = split_offset_mask(offset_mask)
         return offset, torch.sigmoid(mask_logits)
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
@@ -116,12 +114,12 @@ class DCNv2Pack(nn.Module):
         if self.monitor_offsets:
             # Detached device tensor: no host sync here; the trainer reads it when it logs.
             self.last_offset_absmean = split_offset_mask(offset_mask)[0].detach().abs().mean()
-        return deform_conv_pack(x, offset_mask, self.weight, self.bias, self.padding, self.stride, self.dilation,
-                                backend=self.dcn_backend)
+        # y = DCN(x; offsets, sigmoid(mask logits)), both from conv_offset(feat) (EDVR Eq. 1)
+        return deform_conv_pack(x, offset_mask, self.weight, self.bias, self.padding, self.stride, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
-                f"deformable_groups={self.deformable_groups}, dcn_backend={self.dcn_backend!r}")
+                f"deformable_groups={self.deformable_groups}")
 
 
 def set_offset_monitor(model: nn.Module, enabled: bool = True) -> None:
@@ -152,67 +150,6 @@ def offset_stats(model: nn.Module) -> dict[str, float]:
         return {}
     stacked = torch.stack([v.to(values[0].device) for v in values]).cpu().tolist()
     return dict(zip(names, stacked))
-
-
-def conv_cat(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
-    """``conv(cat(parts, dim=1))`` without building the concatenation: one convolution per part with its slice
-    of the weight, summed (same weights and state dict, same result to float32 rounding).
-
-    A part may hold fewer samples than the first, ``n / t`` instead of ``n`` (the reference frame shared by the
-    ``t`` frames of a sample in PCD): it is convolved once per sample and added to all ``t`` frames, which saves
-    ``(t - 1) / t`` of that part's work in the forward and the backward.
-
-    The convolution is applied through ``F.conv2d`` on its parameters, so forward hooks registered on ``conv``
-    do not fire (PCD uses it; TSA's small pooled-pyramid convs keep ``cat`` + module call, which the TSA
-    tracer hooks).
-
-    Args:
-        conv: the convolution whose input channels are the parts' channels in order.
-        parts: ``[(n, c_0, h, w), (n or n / t, c_1, h, w), ...]``.
-
-    Returns:
-        ``(n, c_out, h', w')``.
-    """
-    kw = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation)
-    c0 = 0
-    out = None
-    for part in parts:
-        c1 = c0 + part.shape[1]
-        y = F.conv2d(part, conv.weight[:, c0:c1], conv.bias if out is None else None, **kw)
-        if out is None:
-            out = y
-        elif y.shape[0] == out.shape[0]:
-            out.add_(y)
-        elif tracks_grad(out, y):  # shared by consecutive groups of t samples
-            out = _AddShared.apply(out, y)
-        else:  # inference: a plain in-place add (which tracing and export also understand)
-            _add_shared_(out, y)
-        c0 = c1
-    return out
-
-
-def _add_shared_(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """In place: ``out`` viewed ``(n / t, t, ...)`` += ``y`` ``(n / t, ...)``."""
-    out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
-    return out
-
-
-class _AddShared(torch.autograd.Function):
-    """``out (n, ...) += y (n / t, ...)`` broadcast over groups of ``t`` consecutive samples, in place.
-
-    Autograd's in-place add on a view of ``out`` would clone ``out`` in the backward; here the gradient passes
-    through and ``y`` gets its sum over each group.
-    """
-
-    @staticmethod
-    def forward(ctx, out, y):
-        ctx.mark_dirty(out)
-        ctx.groups = y.shape[0]
-        return _add_shared_(out, y)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, grad.view(ctx.groups, -1, *grad.shape[1:]).sum(1)
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,11 @@ __all__ = ["EDVRConfig", "PRESETS", "build_edvr"]
 
 @dataclass(frozen=True)
 class EDVRConfig:
-    """Constructor arguments of :class:`edvr_lib.archs.EDVR` (BasicSR ``network_g`` names)."""
+    """What an :class:`edvr_lib.archs.EDVR` is: its architecture, with BasicSR's ``network_g`` names.
+
+    The model keeps it (``model.config``) and checkpoints save it; speed settings are not part of it (they are
+    the runner's, :mod:`edvr_lib.ops.policy`). Fields are checked on creation (:class:`EDVRError`).
+    """
 
     num_in_ch: int = 3
     num_out_ch: int = 3
@@ -37,7 +41,28 @@ class EDVRConfig:
     hr_in: bool = False
     with_predeblur: bool = False
     with_tsa: bool = True
-    dcn_backend: str | None = None
+
+    def __post_init__(self):
+        for name in ("num_in_ch", "num_out_ch", "num_feat", "num_frame", "deformable_groups"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise EDVRError(f"EDVR {name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("num_extract_block", "num_reconstruct_block"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise EDVRError(f"EDVR {name} must be an integer >= 0, got {getattr(self, name)!r}")
+        if self.num_out_ch != self.num_in_ch:
+            raise EDVRError(f"EDVR adds its output to the input centre frame, so num_out_ch ({self.num_out_ch}) "
+                            f"must equal num_in_ch ({self.num_in_ch})")
+        if self.num_feat % self.deformable_groups:
+            raise EDVRError(f"EDVR num_feat ({self.num_feat}) must be divisible by deformable_groups "
+                            f"({self.deformable_groups}): each DCN group samples num_feat / deformable_groups channels")
+        if self.center_frame_idx is not None and not 0 <= self.center_frame_idx < self.num_frame:
+            raise EDVRError(f"center_frame_idx={self.center_frame_idx} is outside 0..{self.num_frame - 1} "
+                            f"(num_frame={self.num_frame})")
+
+    @property
+    def center(self) -> int:
+        """The centre frame's index (``center_frame_idx``, default ``num_frame // 2``)."""
+        return self.num_frame // 2 if self.center_frame_idx is None else self.center_frame_idx
 
     def replace(self, **overrides) -> "EDVRConfig":
         """A copy with some fields changed; unknown names raise :class:`EDVRError`."""
@@ -86,4 +111,4 @@ def build_edvr(preset: str | EDVRConfig | dict = "M", **overrides):
     """
     from edvr_lib.archs.edvr_arch import EDVR
 
-    return EDVR(**get_config(preset, **overrides).to_dict())
+    return EDVR(get_config(preset, **overrides))

@@ -19,7 +19,9 @@ from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.archs.predeblur_arch import PredeblurModule
 from edvr_lib.archs.tsa_arch import TSAFusion
-from edvr_lib.ops.fused import frames_to_channels, memory_format, resolve_channels_last, select_frame
+from edvr_lib.archs.config import EDVRConfig, get_config
+from edvr_lib.ops.fused import frames_to_channels, memory_format, select_frame
+from edvr_lib.ops.policy import channels_last_for
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["EDVR", "EDVRSizeError"]
@@ -37,24 +39,20 @@ class EDVR(nn.Module):
     reconstruction residual blocks -> two pixel-shuffle x2 upsamplings -> + bilinear x4 of the centre frame.
 
     Args:
-        num_in_ch: input channels (3, RGB).
-        num_out_ch: output channels (must equal ``num_in_ch``: the output is a residual on the input frame).
-        num_feat: channels ``c`` of the trunk (64 for EDVR-M, 128 for EDVR-L).
-        num_frame: number of input frames ``t`` (5, or 7 for the Vimeo-90K model).
-        deformable_groups: DCN deformable groups (8).
-        num_extract_block: residual blocks before the pyramid (5).
-        num_reconstruct_block: residual blocks after fusion (10 for M, 40 for L).
-        center_frame_idx: index of the frame to restore (default ``t // 2``).
-        hr_in: input is already high resolution (deblurring): features are computed at 1/4 size and the
-            output has the input size.
-        with_predeblur: use the pre-deblur module instead of ``conv_first``.
-        with_tsa: TSA fusion; otherwise a single 1x1 conv over the ``t * c`` stacked channels.
-        dcn_backend: backend of :func:`edvr_lib.ops.modulated_deform_conv2d` (None: default / env var).
+        config: an :class:`~edvr_lib.archs.EDVRConfig` (``build_edvr('M')`` builds a preset); keyword arguments
+            with BasicSR's ``network_g`` names (``num_feat=128, num_reconstruct_block=40``) override its fields, so
+            ``EDVR(**network_g)`` works as in BasicSR. Fields: ``num_in_ch`` / ``num_out_ch`` (3, RGB),
+            ``num_feat`` (channels ``c``: 64 for M, 128 for L), ``num_frame`` (``t``: 5, or 7 for Vimeo-90K),
+            ``deformable_groups`` (8), ``num_extract_block`` (5), ``num_reconstruct_block`` (10 for M, 40 for L),
+            ``center_frame_idx`` (default ``t // 2``), ``hr_in`` (input already high resolution: deblurring),
+            ``with_predeblur`` (pre-deblur module instead of ``conv_first``), ``with_tsa`` (TSA fusion, else a 1x1
+            conv over the ``t * c`` stacked channels).
 
     Attributes:
-        channels_last: speed-only switch (not saved with checkpoints): run the activations in NHWC memory
-            order (True / False), or None for ``EDVR_CHANNELS_LAST`` / the per-device default of
-            :func:`edvr_lib.ops.fused.resolve_channels_last` (on for CPU). Same results to float32 rounding.
+        config: the resolved :class:`~edvr_lib.archs.EDVRConfig` (saved with checkpoints).
+
+    How it runs (the DCN kernel, NHWC activations) is the speed policy's choice, not the model's
+    (:mod:`edvr_lib.ops.policy`); results are the same to float32 rounding.
 
     Shapes:
         ``x: (b, t, 3, h, w)`` float RGB in [0, 1], ``h, w`` divisible by 4 (16 with ``hr_in``; use
@@ -62,30 +60,18 @@ class EDVR(nn.Module):
         ``hr_in``).
     """
 
-    def __init__(self, num_in_ch: int = 3, num_out_ch: int = 3, num_feat: int = 64, num_frame: int = 5,
-                 deformable_groups: int = 8, num_extract_block: int = 5, num_reconstruct_block: int = 10,
-                 center_frame_idx: int | None = None, hr_in: bool = False, with_predeblur: bool = False,
-                 with_tsa: bool = True, dcn_backend: str | None = None):
+    def __init__(self, config: EDVRConfig | None = None, **overrides):
         super().__init__()
-        if num_out_ch != num_in_ch:
-            raise EDVRError(f"EDVR adds its output to the input centre frame, so num_out_ch ({num_out_ch}) must "
-                            f"equal num_in_ch ({num_in_ch})")
-        center_frame_idx = num_frame // 2 if center_frame_idx is None else center_frame_idx
-        if not 0 <= center_frame_idx < num_frame:
-            raise EDVRError(f"center_frame_idx={center_frame_idx} is outside 0..{num_frame - 1} (num_frame={num_frame})")
-        # Constructor arguments, saved with checkpoints (see edvr_lib.models.save_pretrained).
-        self.arch_config = dict(num_in_ch=num_in_ch, num_out_ch=num_out_ch, num_feat=num_feat, num_frame=num_frame,
-                                deformable_groups=deformable_groups, num_extract_block=num_extract_block,
-                                num_reconstruct_block=num_reconstruct_block, center_frame_idx=center_frame_idx,
-                                hr_in=hr_in, with_predeblur=with_predeblur, with_tsa=with_tsa)
+        self.config = config = get_config(config if config is not None else EDVRConfig(), **overrides)
+        num_in_ch, num_feat, num_frame = config.num_in_ch, config.num_feat, config.num_frame
         self.num_in_ch = num_in_ch
         self.num_feat = num_feat
         self.num_frame = num_frame
-        self.center_frame_idx = center_frame_idx
-        self.hr_in = hr_in
-        self.with_predeblur = with_predeblur
-        self.with_tsa = with_tsa
-        self.channels_last: bool | None = None
+        self.center_frame_idx = config.center
+        self.hr_in = hr_in = config.hr_in
+        self.with_predeblur = with_predeblur = config.with_predeblur
+        self.with_tsa = with_tsa = config.with_tsa
+        deformable_groups, num_out_ch = config.deformable_groups, config.num_out_ch
 
         # Per-frame features (L1).
         if with_predeblur:
@@ -96,7 +82,7 @@ class EDVR(nn.Module):
             if hr_in:  # not in BasicSR (crashes there); the original code's conv_first_2/3
                 self.stride_conv_hr1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
                 self.stride_conv_hr2 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
-        self.feature_extraction = make_layer(ResidualBlockNoBN, num_extract_block, num_feat=num_feat)
+        self.feature_extraction = make_layer(ResidualBlockNoBN, config.num_extract_block, num_feat=num_feat)
 
         # Pyramid: L2 and L3 by stride-2 convs.
         self.conv_l2_1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
@@ -104,13 +90,13 @@ class EDVR(nn.Module):
         self.conv_l3_1 = nn.Conv2d(num_feat, num_feat, 3, 2, 1)
         self.conv_l3_2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
 
-        self.pcd_align = PCDAlignment(num_feat=num_feat, deformable_groups=deformable_groups, dcn_backend=dcn_backend)
+        self.pcd_align = PCDAlignment(num_feat=num_feat, deformable_groups=deformable_groups)
         if with_tsa:
-            self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=center_frame_idx)
+            self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=self.center_frame_idx)
         else:
             self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
 
-        self.reconstruction = make_layer(ResidualBlockNoBN, num_reconstruct_block, num_feat=num_feat)
+        self.reconstruction = make_layer(ResidualBlockNoBN, config.num_reconstruct_block, num_feat=num_feat)
         # Upsampling head; the 64 channels after the second shuffle are hard-coded (as in the reference).
         self.upconv1 = nn.Conv2d(num_feat, num_feat * 4, 3, 1, 1)
         self.upconv2 = nn.Conv2d(num_feat, 64 * 4, 3, 1, 1)
@@ -122,14 +108,6 @@ class EDVR(nn.Module):
     def size_multiple(self) -> int:
         """H and W of the input must be multiples of this (4, or 16 with ``hr_in``)."""
         return 16 if self.hr_in else 4
-
-    def set_dcn_backend(self, backend: str | None) -> None:
-        """Use DCN backend ``backend`` (see :func:`edvr_lib.ops.available_backends`) in every DCN pack."""
-        from edvr_lib.archs.blocks import DCNv2Pack
-
-        for module in self.modules():
-            if isinstance(module, DCNv2Pack):
-                module.dcn_backend = backend
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 5:
@@ -156,8 +134,8 @@ class EDVR(nn.Module):
             ``h, w = H, W`` (or ``H/4, W/4`` with ``hr_in``).
         """
         b, t, c, h, w = x.size()
-        # NHWC from here on when channels_last is on: every conv, pooling and upsampling keeps the layout
-        frames = x.reshape(-1, c, h, w).contiguous(memory_format=memory_format(self._channels_last(x)))
+        # NHWC from here on when the speed policy says so: every conv, pooling and upsampling keeps the layout
+        frames = x.reshape(-1, c, h, w).contiguous(memory_format=memory_format(channels_last_for(x.device)))
         if self.with_predeblur:
             feat_l1 = self.conv_1x1(self.predeblur(frames))
         else:
@@ -194,21 +172,21 @@ class EDVR(nn.Module):
         b, t, c, h, w = aligned.shape
         return self.fusion(frames_to_channels(aligned))  # no activation (as in the reference)
 
-    def _channels_last(self, x: torch.Tensor) -> bool:
-        return resolve_channels_last(self.channels_last, x.device)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Restore the centre frame; see the class docstring for shapes."""
         self._check_input(x)
         x_center = x[:, self.center_frame_idx].contiguous()
+        # Features -> PCD alignment to the centre frame -> TSA fusion (Fig. 2).
         aligned = self.align(self.extract_features(x))
         feat = self.fuse(aligned)
 
+        # Reconstruction blocks, then two pixel-shuffle x2 upsamplings.
         out = self.reconstruction(feat)
         out = lrelu(self.pixel_shuffle(self.upconv1(out)))
         out = lrelu(self.pixel_shuffle(self.upconv2(out)))
         out = lrelu(self.conv_hr(out))
         out = self.conv_last(out)
+        # The network predicts a residual on the centre frame, upsampled x4 bilinearly (released code).
         if self.hr_in:
             base = x_center
         else:

@@ -1,4 +1,4 @@
-"""Temporal and Spatial Attention (TSA) fusion (EDVR, Wang et al. 2019, Sec. 3.3)."""
+"""Temporal and Spatial Attention (TSA) fusion (EDVR, Wang et al. 2019, Sec. 3.3, Fig. 4)."""
 from __future__ import annotations
 
 import torch
@@ -55,21 +55,26 @@ class TSAFusion(nn.Module):
         self.spatial_attn_l3 = nn.Conv2d(c, c, 3, 1, 1)
         self.spatial_attn_add1 = nn.Conv2d(c, c, 1)
         self.spatial_attn_add2 = nn.Conv2d(c, c, 1)
+        # The two sigmoids as modules (no parameters): their outputs are the attention maps that
+        # edvr_lib.introspect records.
+        self.temporal_gate = nn.Sigmoid()
+        self.spatial_gate = nn.Sigmoid()
 
     def forward(self, aligned_feat: torch.Tensor) -> torch.Tensor:
         b, t, c, h, w = aligned_feat.size()
-        # Temporal attention: per-pixel correlation with the centre embedding, squashed by a sigmoid.
+        # Temporal attention (Eq. 4): sigmoid of the per-pixel dot product of each frame's embedding with the
+        # centre frame's embedding.
         embedding_ref = self.temporal_attn1(select_frame(aligned_feat, self.center_frame_idx))
         embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, c, h, w)
-        corr = (embedding * embedding_ref.unsqueeze(1)).sum(dim=2)  # (b, t, h, w)
-        corr_prob = torch.sigmoid(corr).unsqueeze(2)  # (b, t, 1, h, w)
-        aligned_feat = frames_to_channels(aligned_feat * corr_prob)  # (b, t*c, h, w)
+        temporal_attn = self.temporal_gate((embedding * embedding_ref.unsqueeze(1)).sum(dim=2))  # (b, t, h, w)
 
-        # Fusion of the temporally weighted frames (frame-major channel packing).
-        feat = lrelu(self.feat_fusion(aligned_feat))
+        # Each frame weighted by its attention (Eq. 5), then fused by a 1x1 conv (frame-major channels).
+        weighted = frames_to_channels(aligned_feat * temporal_attn.unsqueeze(2))  # (b, t*c, h, w)
+        feat = lrelu(self.feat_fusion(weighted))
 
-        # Spatial attention pyramid: h -> h/2 -> h/4 and back.
-        attn = lrelu(self.spatial_attn1(aligned_feat))
+        # Spatial attention: a pyramid h -> h/2 -> h/4 and back, computed from the weighted frames (released code;
+        # the paper's Fig. 4 draws it on the fused feature).
+        attn = lrelu(self.spatial_attn1(weighted))
         attn = lrelu(self.spatial_attn2(torch.cat([self.max_pool(attn), self.avg_pool(attn)], dim=1)))
         attn_level = lrelu(self.spatial_attn_l1(attn))
         attn_level = lrelu(self.spatial_attn_l2(
@@ -77,8 +82,8 @@ class TSAFusion(nn.Module):
         attn_level = _up2(lrelu(self.spatial_attn_l3(attn_level)))
         attn = lrelu(self.spatial_attn3(attn)) + attn_level
         attn = lrelu(self.spatial_attn4(attn))
-        attn = self.spatial_attn5(_up2(attn))  # pre-sigmoid map
+        attn = self.spatial_attn5(_up2(attn))  # logits
         attn_add = self.spatial_attn_add2(lrelu(self.spatial_attn_add1(attn)))
-        attn = torch.sigmoid(attn)
-        # x2 so that sigmoid ~ 0.5 at init leaves the fused feature roughly unchanged: feat * attn * 2 + attn_add
-        return torch.addcmul(attn_add, feat, attn, value=2)
+        spatial_attn = self.spatial_gate(attn)
+        # Modulation: fused * sigmoid(a) * 2 + add (x2 so that sigmoid ~ 0.5 at init leaves the feature unchanged).
+        return torch.addcmul(attn_add, feat, spatial_attn, value=2)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"tensors:     {report['num_tensors']}   parameters: {report['num_params']:,}")
     if report["config"]:
         print(f"preset:      {report['preset'] or '(custom)'}")
-        print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items() if k != "dcn_backend"))
+        print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items()))
     if report["loadable"]:
         print("loads strict with edvr_lib.load_pretrained: yes")
         return 0

@@ -12,22 +12,22 @@ Backends:
     tile with a hand-written backward; multi-threaded, same results to float32 rounding, 3-7x faster
     than ``torchvision`` on one CPU thread at EDVR shapes (more with several threads).
 
-Choose with the ``backend`` argument, the ``EDVR_DCN_BACKEND`` environment variable,
-or leave it to ``"auto"``: ``fast`` on CPU (measured fastest, see ``docs/performance.md``);
-``torchvision`` on CUDA and other devices, whose native kernel runs the whole op in one launch
-(compare with ``python -m benchmarks.edvr_speed --dcn-backend fast`` on your GPU).
+The backend is the speed policy's choice (:mod:`edvr_lib.ops.policy`: ``configure``, ``speed_policy``, or the
+``EDVR_DCN_BACKEND`` environment variable as the default); ``backend=`` overrides it for one call. ``auto``:
+``fast`` on CPU (measured fastest, see ``docs/performance.md``); ``torchvision`` on CUDA and other devices,
+whose native kernel runs the whole op in one launch (compare with
+``python -m benchmarks.edvr_speed --dcn-backend fast`` on your GPU).
 
 Under autocast (AMP) the DCN always runs in float32: offsets are sub-pixel positions and lose
 their precision in half types; the output is float32 and the next convolution casts it again.
 """
 from __future__ import annotations
 
-import os
-
 import torch
 from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
 from edvr_lib.ops.dcn_fast import fast_dcn_pack, fast_modulated_deform_conv2d, split_offset_mask
+from edvr_lib.ops.policy import AUTO_DCN_BACKEND, dcn_backend_for
 from edvr_lib.utils.errors import EDVRError
 
 
@@ -38,24 +38,22 @@ def _torchvision_backend(x, offset, mask, weight, bias, padding, stride, dilatio
 
 # each backend: (x, offset, mask, weight, bias, padding, stride, dilation) -> output
 _BACKENDS = {"torchvision": _torchvision_backend, "fast": fast_modulated_deform_conv2d}
-# per-device default for "auto" (device.type -> backend); anything not listed uses torchvision
-AUTO_BACKEND = {"cpu": "fast"}
 
 
 def available_backends() -> list[str]:
-    """Names accepted by ``backend=`` and ``EDVR_DCN_BACKEND``."""
+    """Names accepted by ``backend=``, :func:`edvr_lib.ops.configure` and ``EDVR_DCN_BACKEND``."""
     return sorted(_BACKENDS)
 
 
 def resolve_backend(backend: str | None, device: torch.device) -> str:
-    """Pick the backend name: explicit argument, then ``EDVR_DCN_BACKEND``, then per-device default."""
-    name = backend or os.environ.get("EDVR_DCN_BACKEND") or "auto"
-    if name == "auto":
-        return AUTO_BACKEND.get(torch.device(device).type, "torchvision")
-    if name not in _BACKENDS:
-        raise EDVRError(f"unknown DCN backend {name!r}; choose one of {available_backends()} or 'auto' "
-                        "(set via backend=... or the EDVR_DCN_BACKEND environment variable)")
-    return name
+    """The backend to run on ``device``: ``backend`` if given (``'auto'``: the per-device default), else the policy's."""
+    if backend is None:
+        return dcn_backend_for(device)
+    if backend == "auto":
+        return AUTO_DCN_BACKEND.get(torch.device(device).type, "torchvision")
+    if backend not in _BACKENDS:
+        raise EDVRError(f"unknown DCN backend {backend!r}; choose one of {available_backends()} or 'auto'")
+    return backend
 
 
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,
@@ -70,7 +68,7 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.T
         weight: ``(c_out, c_in, kh, kw)``.
         bias: ``(c_out,)`` or None.
         padding, stride, dilation: as in ``nn.Conv2d`` (ints).
-        backend: backend name or None for the default (see module docstring).
+        backend: backend name for this call only; None: the speed policy's (module docstring).
 
     Returns:
         ``(b, c_out, h_out, w_out)``.

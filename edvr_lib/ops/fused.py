@@ -1,40 +1,22 @@
-"""Speed-only switches of the EDVR model: they change how fast it runs, never what it computes.
+"""The fused helpers the network uses: layouts, frame selection, a convolution over a concatenation.
 
-``channels_last``: activations in NHWC memory order. oneDNN's CPU convolutions run on NHWC natively;
-given NCHW they reorder input and output on every call. Measured on 2 CPU cores (``docs/performance.md``):
-5-25% less CPU time per 3x3 convolution (most in the backward), and the forward convolutions of a
-training step 1.75x faster in wall time with 2 threads. The weights (and so the state dict) stay as
-they are. Results equal NCHW ones to float32 rounding.
+Each computes exactly what its plain PyTorch spelling computes (to float32 rounding) with less memory traffic:
 
-Each switch resolves as: explicit setting (an argument or a model attribute), then an environment variable,
-then the per-device default below (the fastest measured; devices not measured keep the plain path).
+* NHWC (``channels_last``) activations: oneDNN's CPU convolutions run on NHWC natively; given NCHW they reorder
+  input and output on every call. Measured on 2 CPU cores (``docs/performance.md``): 5-25% less CPU time per 3x3
+  convolution, most in the backward. Whether the model uses them is the speed policy's call
+  (:mod:`edvr_lib.ops.policy`); these helpers keep whatever layout they are given.
+* :func:`select_frame`: ``x[:, idx]`` whose gradient keeps the frames' layout.
+* :class:`ConcatConv2d`: ``conv(cat(parts))`` without building the concatenation, and with a part shared by
+  groups of samples (PCD's reference frame) convolved once per group.
 """
 from __future__ import annotations
 
-import os
-
 import torch
+from torch import nn
+from torch.nn import functional as F
 
-from edvr_lib.utils.errors import EDVRError
-
-# device.type -> default; CUDA is not measured yet (docs/performance.md), so it keeps NCHW
-CHANNELS_LAST_AUTO = {"cpu": True}
-
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-def resolve_channels_last(setting: bool | None, device: torch.device | str) -> bool:
-    """Use channels_last on ``device``? ``setting`` (True/False) wins, then ``EDVR_CHANNELS_LAST``, then the default."""
-    if setting is not None:
-        return bool(setting)
-    env = os.environ.get("EDVR_CHANNELS_LAST", "auto").strip().lower()
-    if env in _TRUE:
-        return True
-    if env in _FALSE:
-        return False
-    if env != "auto":
-        raise EDVRError(f"EDVR_CHANNELS_LAST={env!r} is not understood; use 1, 0 or auto")
-    return CHANNELS_LAST_AUTO.get(torch.device(device).type, False)
+__all__ = ["ConcatConv2d", "frames_to_channels", "is_channels_last", "memory_format", "select_frame", "tracks_grad"]
 
 
 def memory_format(channels_last: bool) -> torch.memory_format:
@@ -84,3 +66,61 @@ def tracks_grad(*tensors: torch.Tensor) -> bool:
 def select_frame(x: torch.Tensor, idx: int) -> torch.Tensor:
     """``x[:, idx]`` of ``(b, t, c, h, w)`` frames, whose gradient keeps ``x``'s memory layout (NHWC frames too)."""
     return _SelectFrame.apply(x, idx) if tracks_grad(x) else x[:, idx]
+
+
+class ConcatConv2d(nn.Conv2d):
+    """A convolution over the channel concatenation of its inputs: ``conv(cat(parts, dim=1))``.
+
+    An ``nn.Conv2d`` (same parameters, initialisation and state-dict keys) whose forward takes the list of parts
+    and never builds the concatenation: one convolution per part with its slice of the weight, summed. A part
+    may hold fewer samples than the first, ``n / t`` instead of ``n`` (PCD's reference frame, shared by the ``t``
+    frames of a sample): it is convolved once per sample and added to all ``t`` frames, which saves ``(t - 1) / t``
+    of that part's work in the forward and the backward.
+
+    Shapes:
+        ``parts = [(n, c_0, h, w), (n or n / t, c_1, h, w), ...]`` with ``sum(c_i) == in_channels``
+        -> ``(n, out_channels, h', w')``. A single tensor is a plain convolution.
+    """
+
+    def forward(self, parts: list[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        if isinstance(parts, torch.Tensor):
+            return super().forward(parts)
+        kw = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        c0, out = 0, None
+        for part in parts:
+            c1 = c0 + part.shape[1]
+            y = F.conv2d(part, self.weight[:, c0:c1], self.bias if out is None else None, **kw)
+            if out is None:
+                out = y
+            elif y.shape[0] == out.shape[0]:
+                out.add_(y)
+            elif tracks_grad(out, y):  # shared by consecutive groups of t samples
+                out = _AddShared.apply(out, y)
+            else:  # inference: a plain in-place add (which tracing and export also understand)
+                _add_shared_(out, y)
+            c0 = c1
+        return out
+
+
+def _add_shared_(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """In place: ``out`` viewed ``(n / t, t, ...)`` += ``y`` ``(n / t, ...)``."""
+    out.view(y.shape[0], -1, *out.shape[1:]).add_(y.unsqueeze(1))
+    return out
+
+
+class _AddShared(torch.autograd.Function):
+    """``out (n, ...) += y (n / t, ...)`` broadcast over groups of ``t`` consecutive samples, in place.
+
+    Autograd's in-place add on a view of ``out`` would clone ``out`` in the backward; here the gradient passes
+    through and ``y`` gets its sum over each group.
+    """
+
+    @staticmethod
+    def forward(ctx, out, y):
+        ctx.mark_dirty(out)
+        ctx.groups = y.shape[0]
+        return _add_shared_(out, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad.view(ctx.groups, -1, *grad.shape[1:]).sum(1)

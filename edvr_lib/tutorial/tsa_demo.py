@@ -24,11 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
-from edvr_lib.tutorial.fit import DemoHistory, fit_demo
-from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.data.transforms import frames_to_tensor
+from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
+from edvr_lib.tutorial.fit import DemoHistory, fit_demo
+from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import as_image, pyplot
 
@@ -70,15 +71,18 @@ class FusionTrace:
 
 @torch.no_grad()
 def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
-    """Run ``fusion(aligned)`` once with forward hooks and return its intermediates.
+    """Run ``fusion(aligned)`` once and return its intermediates, layer by layer.
+
+    The attention maps come from :func:`edvr_lib.introspect.record_internals`; the rest are the inputs and outputs
+    of the fusion's own layers (``temporal_gate``'s input is the correlation, ``spatial_gate``'s the logits), so
+    nothing is recomputed here.
 
     Args:
         fusion: a :class:`TSAFusion` (e.g. ``edvr.fusion`` or ``TSADemo.fusion``).
         aligned: ``(b, t, c, h, w)`` aligned features (``record_internals(edvr).aligned`` for an EDVR).
 
     Returns:
-        A :class:`FusionTrace`; the temporal attention is recomputed from the recorded embeddings exactly as
-        EDVR Eq. 4-5 defines it.
+        A :class:`FusionTrace`.
     """
     if not isinstance(fusion, TSAFusion):
         raise EDVRError(f"trace_fusion needs a TSAFusion, got {type(fusion).__name__} (an EDVR built with "
@@ -86,31 +90,34 @@ def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
     if aligned.dim() != 5 or aligned.shape[1] != fusion.num_frame:
         raise EDVRError(f"aligned features must be (b, t={fusion.num_frame}, c, h, w); got {tuple(aligned.shape)}")
     tr = FusionTrace()
-    kept: dict[str, torch.Tensor] = {}
+    inputs: dict[str, torch.Tensor] = {}
+    outputs: dict[str, torch.Tensor] = {}
     handles = []
 
     def hook(name):
-        def fn(_module, _args, out):
+        def fn(_module, args, out):
             tr.shapes.append((name, tuple(out.shape)))
-            kept[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
+            inputs[name] = args[0].detach().to("cpu", copy=True)
+            outputs[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
         return fn
 
     try:
         for name, module in fusion.named_children():
             handles.append(module.register_forward_hook(hook(name)))
-        out = fusion(aligned)
+        with record_internals(fusion) as rec:
+            out = fusion(aligned)
     finally:
         for h in handles:
             h.remove()
     b, t, c, h, w = aligned.shape
-    tr.emb_ref = kept["temporal_attn1"]
-    tr.emb = kept["temporal_attn2"].view(b, t, c, h, w)
-    tr.corr = (tr.emb * tr.emb_ref.unsqueeze(1)).sum(dim=2)
-    tr.temporal_attn = torch.sigmoid(tr.corr)
-    tr.fused = F.leaky_relu(kept["feat_fusion"], 0.1)
-    tr.spatial_logits = kept["spatial_attn5"]
-    tr.spatial_attn = torch.sigmoid(tr.spatial_logits)
-    tr.spatial_add = kept["spatial_attn_add2"]
+    tr.emb_ref = outputs["temporal_attn1"]
+    tr.emb = outputs["temporal_attn2"].view(b, t, c, h, w)
+    tr.corr = inputs["temporal_gate"]
+    tr.temporal_attn = rec.temporal_attn
+    tr.fused = F.leaky_relu(outputs["feat_fusion"], 0.1)  # the layer's in-place activation
+    tr.spatial_logits = inputs["spatial_gate"]
+    tr.spatial_attn = rec.spatial_attn
+    tr.spatial_add = rec.spatial_attn_add
     tr.output = out.detach().cpu()
     return tr
 
@@ -358,8 +365,6 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
         ``attn_corrupted`` ``(t, h, w)``, ``lq_corrupted`` and ``region``.
     """
-    from edvr_lib.introspect import record_internals
-
     if not getattr(model, "with_tsa", False):
         raise EDVRError("this EDVR has no TSA fusion (with_tsa=False): no temporal attention to compare")
     rng = np.random.default_rng(seed)
