@@ -320,7 +320,8 @@ def test_full_disk_keeps_the_previous_checkpoint(embedded_smoke_root, tmp_path, 
 
 def test_bad_input_is_one_clear_error(embedded_smoke_root, tmp_path):
     cases = [(["datasets.train.batch_size_per_gpu=64"], r"batch_size_per_gpu=64 .* larger than the dataset \(40 "),
-             (["datasets.train.gt_size=800"], r"smaller than the patch .* Fix: use a smaller gt_size"),
+             (["datasets.train.gt_size=160"], r"gt_size=160 needs LQ frames of at least 40x40 but clip "
+                                              r"'syn_translate_astronaut' has 32x32. Fix: use a smaller gt_size"),
              ([f"datasets.train.dataroot_gt={tmp_path / 'nowhere'}"], r"dataroot_gt does not exist: .*nowhere")]
     for sets, pattern in cases:
         with pytest.raises(EDVRError, match=pattern):

@@ -193,8 +193,17 @@ def explicit_stream(batches: Sequence[dict], start: int, stop: int) -> Iterator[
 
 
 def check_first_sample(dataset, opt: dict) -> None:
-    """Load one training sample now, so a crop larger than the frames (or an unreadable frame) is reported before
-    training starts rather than in a worker later."""
+    """Report a crop larger than the frames (or an unreadable frame) before training starts rather than in a
+    worker later: every clip's LQ frame size (header only, where the dataset can tell it), then one sample."""
+    gt_size, scale = opt["datasets"]["train"].get("gt_size"), int(opt.get("scale", 4))
+    store = getattr(dataset, "lq_store", None)
+    if gt_size and hasattr(store, "frame_hw"):
+        for clip in getattr(dataset, "clips", []):
+            h, w = store.frame_hw(clip.key(0))
+            if min(h, w) < gt_size // scale:
+                raise EDVRError(f"datasets.train.gt_size={gt_size} needs LQ frames of at least {gt_size // scale}x"
+                                f"{gt_size // scale} but clip {clip.name!r} has {w}x{h}. Fix: use a smaller gt_size "
+                                f"(at most {min(h, w) * scale}) or leave that clip out of the meta info file.")
     SeededDataset(dataset)[(0, sample_seed(int(opt.get("manual_seed") or 0), 0, 0))]
 
 
