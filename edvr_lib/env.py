@@ -16,10 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-REDS_DISK_GB = 100  # train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies (datasets.md)
+from edvr_lib.utils.io import REPO_ROOT
+
+REDS_DISK_GB = 100  # REDS train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies
 # A training step costs about 3x the forward (forward + backward w.r.t. activations and weights).
 TRAIN_STEP_FACTOR = 3.0
-RECIPE_BATCH, RECIPE_ITERS = 32, 600_000  # training_and_evaluation.md §3.1
+RECIPE_BATCH, RECIPE_ITERS = 32, 600_000  # BasicSR's EDVR option files: 8 GPUs x batch 4
 
 
 @dataclasses.dataclass
@@ -201,7 +203,7 @@ def widget_frontend() -> tuple[bool, str]:
 
 def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
     """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``)."""
-    path = Path(path or os.environ.get("EDVR_DATA_DIR") or Path(__file__).resolve().parents[1] / "data")
+    path = Path(path or os.environ.get("EDVR_DATA_DIR") or REPO_ROOT / "data")
     probe = path
     while not probe.exists():
         probe = probe.parent

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import torch
 
-from edvr_lib.utils import EDVRError, atomic_write_text
+from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
 
 __all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
            "load_test_config"]
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 REDS4_CLIPS = ["000", "011", "015", "020"]
 
 #: Where each benchmark's folders sit under ``--root`` and how it is conventionally reported.
@@ -41,7 +40,7 @@ BENCHMARKS: dict[str, dict] = {
                        test_y_channel=True, note="7,824 septuplets, centre frame im4; Y channel"),
 }
 
-#: Published PSNR / SSIM (BI x4), see the project notes ``published_results.md``. Never ours.
+#: Published PSNR / SSIM (BI x4), each with its source in the last column. Never ours.
 PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
     "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),
               ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo, EDVR paper"),

@@ -32,7 +32,6 @@ trainer, optionally with a ``'config'`` dict of :class:`~edvr_lib.archs.EDVRConf
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
@@ -42,6 +41,7 @@ import torch
 
 from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.io import REPO_ROOT
 
 __all__ = ["load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
            "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
@@ -316,7 +316,6 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
     return report
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Where the project's trained checkpoint lives once the training issue ships it.
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_tiny_embedded.pth"
 

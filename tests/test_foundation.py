@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 
 import edvr_lib
 from edvr_lib import cli, env
-from edvr_lib.utils import EDVRError, atomic_path, atomic_write_text
+from edvr_lib.utils import atomic_path, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

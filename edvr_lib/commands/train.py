@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, type=existing_file("training YAML (configs/train_*.yml)"),
                         help="training options (configs/train_*.yml, BasicSR layout)")
     add_output(parser, "run folder: models/, training_states/, logs, options.yml", required=True)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], type=override, metavar="KEY=VALUE",
-                        help="override one option, e.g. --set train.total_iter=1000 (repeatable)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], type=override,
+                        metavar="KEY=VALUE",
+                        help="override options, e.g. --set train.total_iter=1000 datasets.train.gt_size=128 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its latest state")
     parser.add_argument("--device", type=check_device, default="auto",
                         help=DEVICE_HELP + "; auto also follows the config's num_gpu (0: cpu)")

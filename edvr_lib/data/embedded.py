@@ -56,7 +56,7 @@ import numpy as np
 
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import write_png
-from edvr_lib.utils import EDVRError, atomic_write_text, smoke_mode
+from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
 from edvr_lib.utils.io import sha256_file
 
 __all__ = ["EmbeddedSpec", "FULL_SPEC", "SMOKE_SPEC", "prepare_embedded", "embedded_paths", "default_embedded_root",
@@ -131,16 +131,10 @@ _SUPERSAMPLE = 2
 
 
 # ----------------------------------------------------------------------------------------- paths
-def _repo_root() -> Path:
-    import edvr_lib
-
-    return Path(edvr_lib.__file__).resolve().parent.parent
-
-
 def default_embedded_root() -> Path:
     """``$EDVR_DATA_DIR/embedded`` if ``EDVR_DATA_DIR`` is set, else ``<repo>/data/embedded``."""
     env = os.environ.get("EDVR_DATA_DIR")
-    return (Path(env).expanduser() / "embedded") if env else _repo_root() / "data" / "embedded"
+    return (Path(env).expanduser() / "embedded") if env else REPO_ROOT / "data" / "embedded"
 
 
 def _resolve(root: str | os.PathLike | None) -> Path:

@@ -3,7 +3,7 @@
 Each sample is a window of ``num_frame`` LQ frames around a centre frame and the centre GT
 frame, randomly cropped (GT ``gt_size``, LQ ``gt_size // scale``) and augmented with one of the
 8 flips/rotations, identically for every frame (EDVR / BasicSR recipe, see
-``training_and_evaluation.md`` 3.2).
+``basicsr/data/reds_dataset.py``).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """PSNR and SSIM computed the way the EDVR / BasicSR papers report them.
 
-Conventions (see ``training_and_evaluation.md`` in the project notes):
+Conventions (those of BasicSR's ``basicsr/metrics/psnr_ssim.py`` and the EDVR test option files):
 
 * images are ``[0, 255]`` arrays, normally the **uint8-rounded** model output
   (:func:`tensor2img`), compared in float64;

@@ -220,10 +220,8 @@ def validate(model: torch.nn.Module, dataset, opt: dict, device: torch.device, c
     kwargs = dict(test_y_channel=bool(metric.get("test_y_channel", False)),
                   crop_border=int(metric.get("crop_border", 0)), device=str(device))
     if "bicubic_psnr" not in cache:
-        try:
-            from edvr_lib.models import bicubic_model
-        except ImportError:
-            from edvr_lib.infer import bicubic_model
+        from edvr_lib.models import bicubic_model
+
         bicubic = bicubic_model(dataset.num_frame).to(device).eval()
         cache["bicubic_psnr"] = evaluate(bicubic, dataset, ssim=False, **kwargs)["overall"]["psnr"]
     was_training = model.training

@@ -1,6 +1,6 @@
 """Analytic FLOP count of EDVR (multiply-adds x 2 of every convolution; elementwise work ignored).
 
-Follows the layer list of ``edvr_architecture.md`` §1; used by ``edvr env`` to turn a measured
+Follows the layers of :mod:`edvr_lib.archs`; used by ``edvr env`` to turn a measured
 convolution throughput into time estimates, and by the benchmarks to report achieved GFLOP/s.
 """
 from __future__ import annotations

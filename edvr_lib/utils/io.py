@@ -8,6 +8,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+#: The checkout this library runs from (configs/, data/, checkpoints/ and docs/ are found from here).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 def smoke_mode() -> bool:
     """True when ``EDVR_SMOKE=1`` (set by ``make test``): shrink every workload."""

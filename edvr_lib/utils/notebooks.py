@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Runtime")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from edvr_lib.utils.io import REPO_ROOT
 
 
 def list_notebooks(folder: str | os.PathLike = REPO_ROOT / "notebooks") -> list[Path]:

@@ -19,8 +19,8 @@ checkpoint's SHA-256 so a stale page can be detected (``tests/test_docs.py``). E
 written atomically, and the same inputs give byte-identical files (fixed seeds, PNGs without
 timestamps). Rerun whenever the shipped checkpoint changes::
 
-    make docs                  # = edvr docs --out docs --readme README.md
-    edvr docs --out docs --weights checkpoints/my_model.pth
+    make docs                  # = edvr docs --output docs --readme README.md
+    edvr docs --output docs --weights checkpoints/my_model.pth
 """
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
               f"![LR / bicubic / EDVR / GT]({FILES[1]})", "",
               f"![PCD offsets, DCN masks and TSA attention]({FILES[2]})", "",
               f"![PSNR per frame]({FILES[3]})", "",
-              "Regenerate: `make docs` (or `edvr docs --out docs [--weights FILE]`).", ""]
+              "Regenerate: `make docs` (or `edvr docs --output docs [--weights FILE]`).", ""]
     atomic_write_text(out_dir / FILES[0], "\n".join(lines))
     written = {name: out_dir / name for name in FILES}
     if readme is not None:
