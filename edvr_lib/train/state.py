@@ -300,9 +300,7 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     net = {"params": state.model.state_dict()}
     if state.ema is not None:
         net["params_ema"] = state.ema.state_dict()
-    config = getattr(state.model, "config", None)  # EDVRConfig (older layouts: an arch_config dict)
-    net.update(options=opt, config=config.to_dict() if hasattr(config, "to_dict")
-               else dict(getattr(state.model, "arch_config", {})))
+    net.update(options=opt, config=state.model.config.to_dict())
     payload = state.state_dict()
     payload.update(options=opt, fingerprint=fingerprint(opt))
     target = models / f"net_g_{it}.pth"
