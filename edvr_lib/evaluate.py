@@ -25,7 +25,7 @@ import torch
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
 
 __all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
-           "load_test_config"]
+           "load_test_config", "CentreFrameOnly"]
 
 REDS4_CLIPS = ["000", "011", "015", "020"]
 
@@ -177,6 +177,24 @@ def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop
     per_clip, overall = summarize(rows, metrics)
     return {"rows": rows, "per_clip": per_clip, "overall": overall, "outputs": outputs,
             "seconds": time.perf_counter() - start}
+
+
+class CentreFrameOnly(torch.nn.Module):
+    """An ablation: ``model`` fed its centre frame ``t`` times, so alignment and fusion have nothing to add.
+
+    What a video model gains over this is what it takes from the neighbouring frames.
+    ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+        self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
+        self.size_multiple, self.hr_in = getattr(model, "size_multiple", 4), getattr(model, "hr_in", False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
+        return self.model(centre.expand_as(x).contiguous())
 
 
 def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:

@@ -279,13 +279,24 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
     return model.to(map_location).eval()
 
 
-def save_pretrained(model, path: str | os.PathLike, ema: bool = False) -> Path:
-    """Save ``{'params' (or 'params_ema'): state_dict, 'config': model.config fields}`` atomically (BasicSR format)."""
+def save_pretrained(model, path: str | os.PathLike, ema: bool = False, dtype: torch.dtype | None = None,
+                    **extra) -> Path:
+    """Save ``{'params' (or 'params_ema'): state_dict, 'config': model.config fields}`` atomically (BasicSR format).
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR`.
+        path: destination ``.pth``.
+        ema: store under ``'params_ema'`` (BasicSR's key for averaged weights) instead of ``'params'``.
+        dtype: store floating tensors in this dtype (``torch.float16`` halves the file; :func:`load_pretrained`
+            loads them back into the float32 model).
+        **extra: more entries for the file (e.g. ``options`` of the training run).
+    """
     from edvr_lib.utils.io import atomic_path
 
     path = Path(path)
-    payload = {"params_ema" if ema else "params": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-               "config": model.config.to_dict()}
+    params = {k: v.detach().cpu().to(dtype) if dtype is not None and v.is_floating_point() else v.detach().cpu()
+              for k, v in model.state_dict().items()}
+    payload = {"params_ema" if ema else "params": params, "config": model.config.to_dict(), **extra}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path

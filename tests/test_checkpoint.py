@@ -247,3 +247,17 @@ def test_top_level_lazy_export(tmp_path):
 
     torch.save({"params": _model().state_dict()}, tmp_path / "m.pth")
     assert isinstance(edvr_lib.load_pretrained(tmp_path / "m.pth"), EDVR)
+
+
+def test_save_pretrained_fp16_storage_loads_back_into_float32(tmp_path):
+    """fp16 storage halves the file; load_pretrained gives a float32 model within fp16 rounding of the original."""
+    torch.manual_seed(0)
+    model = build_edvr("M", num_feat=16, deformable_groups=4, num_extract_block=1, num_reconstruct_block=1).eval()
+    save_pretrained(model, tmp_path / "fp32.pth", ema=True)
+    save_pretrained(model, tmp_path / "fp16.pth", ema=True, dtype=torch.float16, options={"name": "x"})
+    assert (tmp_path / "fp16.pth").stat().st_size < 0.6 * (tmp_path / "fp32.pth").stat().st_size
+    back = load_pretrained(tmp_path / "fp16.pth")
+    assert all(p.dtype == torch.float32 for p in back.parameters())
+    for (k, a), b in zip(model.state_dict().items(), back.state_dict().values()):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), k
+    assert torch.load(tmp_path / "fp16.pth", weights_only=True)["options"] == {"name": "x"}

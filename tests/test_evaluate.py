@@ -133,3 +133,16 @@ def test_vimeo90k_t_layout_on_y_channel(tmp_path, capsys):
     sr = np.round(np.clip(imresize(read_image(seq / "im4.png"), 4), 0, 1) * 255)
     gt = np.round(read_image(root / "vimeo_septuplet/sequences" / seqs[0] / "im4.png") * 255)
     assert float(rows[0]["psnr"]) == pytest.approx(calculate_psnr(sr, gt, test_y_channel=True), abs=1e-5)
+
+
+def test_centre_frame_only_feeds_the_centre_frame_to_every_slot():
+    from edvr_lib.archs import build_edvr
+    from edvr_lib.evaluate import CentreFrameOnly
+
+    torch.manual_seed(0)
+    model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
+    x = torch.rand(2, 5, 3, 8, 8)
+    with torch.no_grad():
+        out = CentreFrameOnly(model)(x)
+        assert torch.equal(out, model(x[:, 2:3].repeat(1, 5, 1, 1, 1)))
+        assert not torch.allclose(out, model(x))  # the neighbours do matter to the full model
