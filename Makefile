@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edvr-installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 
-.PHONY: install test test-fast tutorial lab lock strip check-notebooks bench clean browser-deps docs
+.PHONY: install test test-fast tutorial lab lock strip check-notebooks bench bench-train clean browser-deps docs
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(PY) || (echo "creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV))
@@ -69,6 +69,11 @@ check-notebooks: $(STAMP)
 ## writes docs/performance.md / .json. ~10-15 min on 2 idle CPU cores; run it on an otherwise idle machine.
 bench: $(STAMP)
 	$(PY) -m benchmarks.edvr_speed --install-reference
+
+## End-to-end training speed: `edvr train` against BasicSR's train.py on its EDVR-M woTSA option file (3 and 0 loader
+## workers); writes docs/performance.md / docs/performance_train.json. ~8 min on 2 idle CPU cores; run it on an idle machine.
+bench-train: $(STAMP)
+	$(PY) -m benchmarks.train_speed --install-reference --workers 3 0
 
 clean:
 	rm -rf outputs .pytest_cache
