@@ -247,7 +247,8 @@ def test_dcn_lr_mul_grad_clip_and_amp_on_cpu(embedded_smoke_root, tmp_path, monk
 
 
 def test_guard_rolls_back_and_lowers_lr(embedded_smoke_root, tmp_path, monkeypatch):
-    opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=2")
+    # checks every iteration: the state after step 2 is confirmed good by the healthy check of iteration 3
+    opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=1")
     calls = {"n": 0}
     real = edvr_lib.losses.charbonnier
 
@@ -270,6 +271,29 @@ def test_guard_rolls_back_and_lowers_lr(embedded_smoke_root, tmp_path, monkeypat
     assert latest["guard"]["lr_scale"] == 0.5
 
 
+def test_guard_rollbacks_in_a_row_lower_the_lr_further(embedded_smoke_root, tmp_path, monkeypatch):
+    """Two failures in a row: the second retry runs at lr x0.25 (not x0.5 again), as the log and the state say."""
+    opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=1")
+    calls = {"n": 0}
+    real = edvr_lib.losses.charbonnier
+
+    def flaky(pred, target, eps, reduction):
+        calls["n"] += 1
+        loss = real(pred, target, eps, reduction)
+        return loss * float("nan") if calls["n"] in (4, 5) else loss  # iteration 4, then its first retry (3)
+
+    ref = train(opt, tmp_path / "ref", device="cpu", batches=random_batches(6), log=quiet())
+    monkeypatch.setattr(edvr_lib.losses, "charbonnier", flaky)
+    messages = []
+    summary = train(opt, tmp_path / "run", device="cpu", batches=random_batches(6), log=messages.append)
+    assert summary["rollbacks"] == 2 and summary["iter"] == 6
+    assert sum("rolled back to iteration 2" in m for m in messages) == 2
+    for k in (3, 4, 5, 6):
+        assert summary["lrs"][k][0] == pytest.approx(0.25 * ref["lrs"][k][0], rel=1e-12)
+    latest = torch.load(tmp_path / "run" / "training_states" / "latest.state", weights_only=True)
+    assert latest["guard"]["lr_scale"] == 0.25
+
+
 def test_guard_offsets_and_giving_up(embedded_smoke_root, tmp_path, monkeypatch):
     import edvr_lib.archs
 
@@ -284,6 +308,9 @@ def test_guard_offsets_and_giving_up(embedded_smoke_root, tmp_path, monkeypatch)
     messages = []
     summary = train(opt, tmp_path / "offsets", device="cpu", batches=random_batches(6), log=messages.append)
     assert summary["rollbacks"] == 1 and any("DCN offsets" in m and "offset_limit 50" in m for m in messages)
+    # the state kept at iteration 2 was never confirmed by a later check (the offsets a check sees come from the
+    # weights before its step), so the guard goes back to the last confirmed one: the start
+    assert any("rolled back to iteration 0" in m for m in messages)
     monkeypatch.undo()
     # a batch that is NaN at iteration 3 every time: two rollbacks, then one clear error
     batches = random_batches(6)

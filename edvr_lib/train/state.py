@@ -400,7 +400,11 @@ class DivergenceGuard:
         self.offset_limit = float(g.get("offset_limit", 50.0) or float("inf"))
         self.log = log
         self.rollbacks = 0  # in this process
-        self.good = state.snapshot() if self.enabled else None
+        # (snapshot, its lr_scale): ``good`` passed a later check; ``pending`` (taken at the last healthy check)
+        # becomes good only when the next check passes too, because the offsets a check sees come from the
+        # weights *before* that iteration's step
+        self.good = (state.snapshot(), state.guard["lr_scale"]) if self.enabled else None
+        self.pending = None
 
     def problem(self, loss: float, offset_max: float | None = None) -> str | None:
         """Why this iteration counts as diverged (None when it does not)."""
@@ -411,11 +415,13 @@ class DivergenceGuard:
         return None
 
     def keep(self, state: TrainState) -> None:
-        """Remember ``state`` as the last good one (called after a healthy log step)."""
+        """A healthy check: the state kept at the previous check is good; keep this one until the next check."""
         if self.enabled:
             if state.iteration > state.guard["failed_at"]:
                 state.guard["retries"] = 0
-            self.good = state.snapshot()
+            if self.pending is not None:
+                self.good = self.pending
+            self.pending = (state.snapshot(), state.guard["lr_scale"])
 
     def roll_back(self, state: TrainState, iteration: int, reason: str) -> None:
         """Restore the last good state with a lower learning rate, or raise when the retries are used up.
@@ -434,13 +440,15 @@ class DivergenceGuard:
             raise EDVRError(f"training diverged at iteration {iteration} ({reason}) again after {self.max_retries} "
                             f"rollbacks with lr x{self.lr_factor:g} each. Fix: lower train.optim_g.lr or dcn_lr_mul, "
                             "or initialise from a good checkpoint; the last checkpoint on disk is still valid.")
-        state.restore(self.good)
+        snapshot, snapshot_scale = self.good
+        state.restore(snapshot)  # its optimizer and schedule run at snapshot_scale
+        self.pending = None
         self.rollbacks += 1
-        state.guard.update(retries=retries, failed_at=max(iteration, state.guard["failed_at"]),
-                           lr_scale=state.guard["lr_scale"] * self.lr_factor)
-        scale_lr(state.optimizer, state.scheduler, self.lr_factor)
+        lr_scale = state.guard["lr_scale"] * self.lr_factor  # each rollback in a row lowers the lr further
+        state.guard.update(retries=retries, failed_at=max(iteration, state.guard["failed_at"]), lr_scale=lr_scale)
+        scale_lr(state.optimizer, state.scheduler, lr_scale / snapshot_scale)
         self.log(f"guard: {reason} at iteration {iteration}; rolled back to iteration {state.iteration} with lr "
-                 f"x{self.lr_factor:g} (retry {retries}/{self.max_retries})")
+                 f"x{lr_scale:g} of the schedule (retry {retries}/{self.max_retries})")
 
 
 class RunLog:

@@ -141,7 +141,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 net = distributed.wrap_model(state.model, ddp)  # DDP over the parameters that now train
                 if frozen:
                     log(f"TSA-only stage: training the 'fusion' parameters only until iteration {tsa_iter}")
-                elif it > 1:
+                elif it == tsa_iter:  # the end of the TSA-only stage (not a resume after it)
                     log(f"iteration {it}: training all parameters")
 
             # forward, loss (Charbonnier, sum over the batch in the recipe), backward
