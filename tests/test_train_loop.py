@@ -246,19 +246,24 @@ def test_dcn_lr_mul_grad_clip_and_amp_on_cpu(embedded_smoke_root, tmp_path, monk
     assert len(groups["param_groups"][1]["params"]) == sum("dcn" in n for n in names)
 
 
-def test_guard_rolls_back_and_lowers_lr(embedded_smoke_root, tmp_path, monkeypatch):
-    # checks every iteration: the state after step 2 is confirmed good by the healthy check of iteration 3
-    opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=1")
+def nan_loss_on_calls(monkeypatch, bad_calls: set[int]) -> None:
+    """From now on the Charbonnier loss is NaN on its ``bad_calls``-th calls (1-based)."""
     calls = {"n": 0}
     real = edvr_lib.losses.charbonnier
 
     def flaky(pred, target, eps, reduction):
         calls["n"] += 1
         loss = real(pred, target, eps, reduction)
-        return loss * float("nan") if calls["n"] == 4 else loss
+        return loss * float("nan") if calls["n"] in bad_calls else loss
 
-    ref = train(opt, tmp_path / "ref", device="cpu", batches=random_batches(6), log=quiet())
     monkeypatch.setattr(edvr_lib.losses, "charbonnier", flaky)
+
+
+def test_guard_rolls_back_and_lowers_lr(embedded_smoke_root, tmp_path, monkeypatch):
+    # checks every iteration: the state after step 2 is confirmed good by the healthy check of iteration 3
+    opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=1")
+    ref = train(opt, tmp_path / "ref", device="cpu", batches=random_batches(6), log=quiet())
+    nan_loss_on_calls(monkeypatch, {4})
     messages = []
     summary = train(opt, tmp_path / "run", device="cpu", batches=random_batches(6), log=messages.append)
     assert summary["rollbacks"] == 1 and summary["iter"] == 6
@@ -274,16 +279,8 @@ def test_guard_rolls_back_and_lowers_lr(embedded_smoke_root, tmp_path, monkeypat
 def test_guard_rollbacks_in_a_row_lower_the_lr_further(embedded_smoke_root, tmp_path, monkeypatch):
     """Two failures in a row: the second retry runs at lr x0.25 (not x0.5 again), as the log and the state say."""
     opt = options(embedded_smoke_root, "train.guard.enabled=true", "logger.print_freq=1")
-    calls = {"n": 0}
-    real = edvr_lib.losses.charbonnier
-
-    def flaky(pred, target, eps, reduction):
-        calls["n"] += 1
-        loss = real(pred, target, eps, reduction)
-        return loss * float("nan") if calls["n"] in (4, 5) else loss  # iteration 4, then its first retry (3)
-
     ref = train(opt, tmp_path / "ref", device="cpu", batches=random_batches(6), log=quiet())
-    monkeypatch.setattr(edvr_lib.losses, "charbonnier", flaky)
+    nan_loss_on_calls(monkeypatch, {4, 5})  # iteration 4, then its first retry (iteration 3)
     messages = []
     summary = train(opt, tmp_path / "run", device="cpu", batches=random_batches(6), log=messages.append)
     assert summary["rollbacks"] == 2 and summary["iter"] == 6
