@@ -102,3 +102,22 @@ def test_architecture_doc_lists_every_floor():
     doc = (LIB.parent / "docs" / "architecture.md").read_text()
     missing = [u for u in FLOORS if u not in ("__main__", "cli") and f"{u}" not in doc]
     assert not missing, f"docs/architecture.md does not mention {missing}"
+
+
+def test_old_import_paths_work_for_one_release_with_a_warning():
+    import importlib
+    import sys
+
+    import edvr_lib.inference
+    import edvr_lib.models
+
+    sys.modules.pop("edvr_lib.archs.checkpoint", None)
+    with pytest.warns(DeprecationWarning, match="edvr_lib.archs.checkpoint moved to edvr_lib.models"):
+        old = importlib.import_module("edvr_lib.archs.checkpoint")
+    assert old.load_pretrained is edvr_lib.models.load_pretrained
+    import edvr_lib.archs
+
+    with pytest.warns(DeprecationWarning, match="forward_padded moved to edvr_lib.inference"):
+        assert edvr_lib.archs.forward_padded is edvr_lib.inference.forward_padded
+    with pytest.raises(AttributeError):
+        edvr_lib.archs.no_such_name  # noqa: B018
