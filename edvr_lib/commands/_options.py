@@ -88,48 +88,37 @@ def odd_int(text: str) -> int:
 
 
 # ------------------------------------------------------------------------------------------- paths
-def existing_file(what: str = "file", suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
-    """A ``type=`` for a file that must exist (``what`` names it in the message, e.g. ``'checkpoint (.pth)'``).
-
-    Args:
-        what: what the file is, for the message.
-        suffixes: accepted name endings (any when empty).
-    """
+def _existing(what: str, kind: str, suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for a path that must exist as a ``kind`` (``'file'``, ``'folder'`` or ``'any'``)."""
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
         if suffixes and path.suffix.lower() not in suffixes:
             raise argparse.ArgumentTypeError(f"{text} is not a {what}; give a file ending in {', '.join(suffixes)}")
-        if path.is_dir():
+        if kind == "file" and path.is_dir():
             raise argparse.ArgumentTypeError(f"{text} is a folder; give a {what}")
-        if not path.is_file():
+        if kind == "folder" and path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a file; give a {what}")
+        if not (path.is_file() if kind == "file" else path.is_dir() if kind == "folder" else path.exists()):
             raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
         return path
 
     return parse
+
+
+def existing_file(what: str = "file", suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for a file that must exist (``what`` names it in the message, e.g. ``'checkpoint (.pth)'``;
+    ``suffixes``: accepted name endings, any when empty)."""
+    return _existing(what, "file", suffixes)
 
 
 def existing_dir(what: str = "folder") -> Callable[[str], Path]:
     """A ``type=`` for a folder that must exist."""
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        if path.exists() and not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a file; give a {what}")
-        if not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
-        return path
-
-    return parse
+    return _existing(what, "folder")
 
 
 def existing_path(what: str = "file or folder") -> Callable[[str], Path]:
     """A ``type=`` for a file or a folder that must exist."""
-    def parse(text: str) -> Path:
-        path = Path(text).expanduser()
-        if not path.exists():
-            raise argparse.ArgumentTypeError(f"{text} does not exist; give an existing {what}")
-        return path
-
-    return parse
+    return _existing(what, "any")
 
 
 def output_path(file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
