@@ -27,7 +27,7 @@ import torch
 from torchvision.ops import deform_conv2d as _tv_deform_conv2d
 
 from edvr_lib.ops.dcn_fast import fast_dcn_pack, fast_modulated_deform_conv2d, split_offset_mask
-from edvr_lib.ops.policy import AUTO_DCN_BACKEND, dcn_backend_for
+from edvr_lib.ops.policy import dcn_backend_for
 from edvr_lib.utils.errors import EDVRError
 
 
@@ -47,13 +47,9 @@ def available_backends() -> list[str]:
 
 def resolve_backend(backend: str | None, device: torch.device) -> str:
     """The backend to run on ``device``: ``backend`` if given (``'auto'``: the per-device default), else the policy's."""
-    if backend is None:
-        return dcn_backend_for(device)
-    if backend == "auto":
-        return AUTO_DCN_BACKEND.get(torch.device(device).type, "torchvision")
-    if backend not in _BACKENDS:
+    if backend not in (None, "auto", *_BACKENDS):
         raise EDVRError(f"unknown DCN backend {backend!r}; choose one of {available_backends()} or 'auto'")
-    return backend
+    return dcn_backend_for(device, backend)
 
 
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, weight: torch.Tensor,

@@ -100,9 +100,9 @@ def speed_policy(**changes) -> Iterator[SpeedPolicy]:
         _current = old
 
 
-def dcn_backend_for(device: torch.device | str) -> str:
-    """The DCN backend the policy picks on ``device``."""
-    name = current_policy().dcn_backend
+def dcn_backend_for(device: torch.device | str, name: str | None = None) -> str:
+    """The DCN backend ``name`` (default: the policy's) means on ``device``; ``'auto'`` is the measured fastest."""
+    name = name or current_policy().dcn_backend
     return AUTO_DCN_BACKEND.get(torch.device(device).type, "torchvision") if name == "auto" else name
 
 
