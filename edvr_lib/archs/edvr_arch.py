@@ -64,13 +64,7 @@ class EDVR(nn.Module):
         super().__init__()
         self.config = config = get_config(config if config is not None else EDVRConfig(), **overrides)
         num_in_ch, num_feat, num_frame = config.num_in_ch, config.num_feat, config.num_frame
-        self.num_in_ch = num_in_ch
-        self.num_feat = num_feat
-        self.num_frame = num_frame
-        self.center_frame_idx = config.center
-        self.hr_in = hr_in = config.hr_in
-        self.with_predeblur = with_predeblur = config.with_predeblur
-        self.with_tsa = with_tsa = config.with_tsa
+        hr_in, with_predeblur, with_tsa = config.hr_in, config.with_predeblur, config.with_tsa
         deformable_groups, num_out_ch = config.deformable_groups, config.num_out_ch
 
         # Per-frame features (L1).
@@ -92,7 +86,7 @@ class EDVR(nn.Module):
 
         self.pcd_align = PCDAlignment(num_feat=num_feat, deformable_groups=deformable_groups)
         if with_tsa:
-            self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=self.center_frame_idx)
+            self.fusion = TSAFusion(num_feat=num_feat, num_frame=num_frame, center_frame_idx=config.center)
         else:
             self.fusion = nn.Conv2d(num_frame * num_feat, num_feat, 1, 1)
 
@@ -103,6 +97,15 @@ class EDVR(nn.Module):
         self.pixel_shuffle = nn.PixelShuffle(2)
         self.conv_hr = nn.Conv2d(64, 64, 3, 1, 1)
         self.conv_last = nn.Conv2d(64, num_out_ch, 3, 1, 1)
+
+    # The config's fields, read where the forward needs them (one source of truth: ``self.config``).
+    num_in_ch = property(lambda self: self.config.num_in_ch)
+    num_feat = property(lambda self: self.config.num_feat)
+    num_frame = property(lambda self: self.config.num_frame)
+    center_frame_idx = property(lambda self: self.config.center)
+    hr_in = property(lambda self: self.config.hr_in)
+    with_predeblur = property(lambda self: self.config.with_predeblur)
+    with_tsa = property(lambda self: self.config.with_tsa)
 
     @property
     def size_multiple(self) -> int:
