@@ -23,6 +23,7 @@ import torch
 from benchmarks.edvr_speed import cpu_model
 from edvr_lib.evaluate import CentreFrameOnly, build_dataset, evaluate
 from edvr_lib.models import DEFAULT_CHECKPOINT, bicubic_model, load_pretrained, save_pretrained
+from edvr_lib.train.options import load_options
 from edvr_lib.utils import REPO_ROOT, atomic_write_text
 
 
@@ -44,8 +45,7 @@ def main(argv=None) -> int:
                         help="wall-clock time of the run as observed (pauses excluded), for the card")
     args = parser.parse_args(argv)
     run, dest = args.run, args.output
-    source = torch.load(run / "models" / "net_g_latest.pth", map_location="cpu", weights_only=True)
-    opt = source["options"]
+    opt, _ = load_options(run / "options.yml")  # the resolved options the run saved
     model = load_pretrained(run / "models" / "net_g_latest.pth", param_key=args.param_key)
     save_pretrained(model, dest, ema=args.param_key == "params_ema", dtype=torch.float16, options=opt)
     for name in ("options.yml", "train_log.jsonl"):
@@ -53,11 +53,12 @@ def main(argv=None) -> int:
     shipped = load_pretrained(dest)  # what users get
 
     dataset = build_dataset("embedded")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     results = {"Bicubic (MATLAB)": evaluate(bicubic_model(), dataset),
                "EDVR, centre frame x5 (no neighbours)": evaluate(CentreFrameOnly(shipped), dataset),
                "EDVR (shipped)": evaluate(shipped, dataset)}
     train = _training_summary(dest.parent / f"{dest.stem}.train_log.jsonl", int(opt["logger"]["print_freq"]))
+    # the weights' own iteration (a run stopped between two log lines saves a checkpoint the log does not name)
+    train["iterations"] = max(int(f.stem.split("_")[-1]) for f in (run / "models").glob("net_g_[0-9]*.pth"))
     card = model_card(dest, shipped, opt, results, train, args.wall_minutes, args.param_key)
     atomic_write_text(dest.parent / "README.md", card)
     print(card)
