@@ -131,7 +131,9 @@ def test_every_official_key_is_accepted_and_settable(key):
     # Loading the four files (above) accepts every key; here each one can also be set with --set.
     source = next(_raw(CONFIGS / n) for n in OFFICIAL if key in _leaves(_raw(CONFIGS / n)))
     value = _leaves(source)[key]
-    validate_options(apply_overrides(source, [f"{key}={json.dumps(value)}"]))
+    changed = apply_overrides(source, [f"{key}={json.dumps(value)}"])
+    validate_options(changed)  # raises OptionsError if the key or its value were refused
+    assert _leaves(changed)[key] == value
 
 
 def test_resolved_options_have_every_schema_section():
