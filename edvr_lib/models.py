@@ -41,7 +41,7 @@ import torch
 
 from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.utils.io import REPO_ROOT
+from edvr_lib.utils.io import REPO_ROOT, atomic_path
 
 __all__ = ["load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
            "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
@@ -291,8 +291,6 @@ def save_pretrained(model, path: str | os.PathLike, ema: bool = False, dtype: to
             loads them back into the float32 model).
         **extra: more entries for the file (e.g. ``options`` of the training run).
     """
-    from edvr_lib.utils.io import atomic_path
-
     path = Path(path)
     params = {k: v.detach().cpu().to(dtype) if dtype is not None and v.is_floating_point() else v.detach().cpu()
               for k, v in model.state_dict().items()}
