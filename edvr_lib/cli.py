@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edvr_lib.commands.train", "train EDVR from a YAML config into an output folder (resumable)"),
     "test": ("edvr_lib.commands.test", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
     "infer": ("edvr_lib.commands.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
+    "export": ("edvr_lib.commands.export", "export a checkpoint to ONNX (any frame size), verified in onnxruntime against torch"),
     "docs": ("edvr_lib.commands.docs", "regenerate the README results block, docs/results.md and its figures"),
     "notebooks": ("edvr_lib.commands.notebooks", "execute (run), check or strip the tutorial notebooks"),
 }

@@ -8,12 +8,15 @@
   pixels of context that are cropped away again, so memory is bounded for 4K input and
   the stitched result matches the untiled one;
 * any frame size works (reflect-pad to the multiple the network needs, crop back);
-* the output (PNG folder or video file) appears only when every frame succeeded.
+* the output (PNG folder or video file) appears only when every frame succeeded;
+* ``--backend onnxruntime`` runs a graph written by ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) through
+  the same padding, tiling and streaming.
 
 Example::
 
     edvr infer --input my_frames/ --output out_frames/ --weights model.pth --tile 128
     edvr infer --input clip.mp4 --output clip_x4.mp4 --model bicubic
+    edvr infer --input my_frames/ --output out_frames/ --backend onnxruntime --weights model.onnx
 """
 from __future__ import annotations
 
@@ -30,7 +33,46 @@ from edvr_lib.data.frame_sources import VIDEO_EXTS, open_source
 from edvr_lib.inference import super_resolve_stream
 from edvr_lib.utils import EDVRError, atomic_path
 
-__all__ = ["infer"]
+__all__ = ["infer", "load_backend", "BACKENDS"]
+
+#: What runs the network: PyTorch (``.pth`` checkpoints) or onnxruntime (``.onnx`` files from ``edvr export``).
+BACKENDS = ("torch", "onnxruntime")
+
+
+def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch", model: str = "edvr",
+                 device: str = "cpu"):
+    """The network :func:`infer` runs: a torch module (:func:`edvr_lib.models.load_model`) or an onnxruntime graph.
+
+    Args:
+        weights: a checkpoint (``torch``; None: the shipped one) or an ``.onnx`` file from ``edvr export``
+            (``onnxruntime``, required).
+        backend: ``'torch'`` or ``'onnxruntime'``.
+        model: ``'edvr'`` or ``'bicubic'`` (torch only).
+        device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``; ``'auto'`` for onnxruntime picks CUDA when its provider exists.
+
+    Returns:
+        A model in eval mode with ``num_frame``, ``size_multiple``, ``hr_in`` and ``model(x)``
+        (``(b, t, 3, h, w) -> (b, 3, 4h, 4w)``).
+    """
+    onnx_named = weights is not None and Path(weights).suffix.lower() == ".onnx"
+    if backend == "torch":
+        if onnx_named:
+            raise EDVRError(f"--weights {weights} is an ONNX file; run it with --backend onnxruntime")
+        from edvr_lib.models import load_model
+
+        return load_model(weights, model, device=device)
+    if backend != "onnxruntime":
+        raise EDVRError(f"unknown --backend {backend!r}; use {' or '.join(BACKENDS)}")
+    if model != "edvr":
+        raise EDVRError(f"--model {model} with --backend onnxruntime: the baseline is not exported; "
+                        "use --backend torch for --model bicubic")
+    if weights is None or not onnx_named:
+        hint = f"`edvr export --weights {weights} --output model.onnx`" if weights else "`edvr export`"
+        raise EDVRError(f"--backend onnxruntime needs --weights FILE.onnx{f' (got {weights})' if weights else ''}; "
+                        f"make one with {hint}")
+    from edvr_lib.export import load_onnx, onnxruntime_device
+
+    return load_onnx(weights, device=onnxruntime_device(device))
 
 
 def _write_video(frames: Iterator[tuple[str, np.ndarray]], dest: Path, fps: float) -> int:

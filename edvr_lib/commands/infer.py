@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_file, existing_path, int_at_least,
-                                        output_path, resolve_device)
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, check_device, existing_file, existing_path,
+                                        int_at_least, output_path, resolve_device)
 from edvr_lib.data.frame_sources import VIDEO_EXTS
 from edvr_lib.utils import EDVRError
 
@@ -14,20 +14,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of frames (sorted by name) or a video file")
     add_output(parser, "folder for PNG frames (same names), or a video file (.mp4)", required=True,
                type=output_path(file_suffixes=VIDEO_EXTS))
-    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
-                        help="checkpoint (default: the shipped checkpoints/edvr_tiny_embedded.pth)")
+    parser.add_argument("--weights", type=existing_file("checkpoint (.pth) or ONNX file (.onnx)"),
+                        help="checkpoint (default: the shipped checkpoints/edvr_tiny_embedded.pth), or with "
+                             "--backend onnxruntime an .onnx file from `edvr export`")
     parser.add_argument("--model", default="edvr", choices=["edvr", "bicubic"], help="'bicubic' needs no weights")
+    parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],
+                        help="what runs the network: torch (default) or onnxruntime (an exported .onnx)")
     parser.add_argument("--tile", type=int_at_least(4, example=128),
                         help="tile size in LR pixels, >= 4 (bounded memory, e.g. 128; default: whole frames)")
     parser.add_argument("--tile-pad", type=int_at_least(0, example=16), default=16,
                         help="context pixels around each tile, >= 0 (default 16)")
-    parser.add_argument("--device", type=resolve_device, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--device", type=check_device, default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
                         help="fp16/bf16 autocast (CUDA only)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.backend == "torch":
+        args.device = resolve_device(args.device)
+    else:
+        from edvr_lib.export import onnxruntime_device
+
+        args.device = onnxruntime_device(args.device)
+        if args.precision != "fp32":
+            raise EDVRError(f"--precision {args.precision} with --backend onnxruntime: the exported graph is float32; "
+                            "use --precision fp32 (or --backend torch for autocast)")
     if args.weights is not None and args.model == "bicubic":
         raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
                         "drop --weights or --model bicubic")
@@ -37,10 +49,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output.resolve() == args.input.resolve():
         raise EDVRError(f"--output {args.output} is the --input folder: the frames would overwrite their "
                         "sources; give another --output")
-    from edvr_lib.infer import infer
-    from edvr_lib.models import load_model
+    from edvr_lib.infer import infer, load_backend
 
-    net = load_model(args.weights, args.model, device=args.device)
+    net = load_backend(args.weights, args.backend, args.model, device=args.device)
     info = infer(args.input, args.output, net, tile=args.tile, tile_pad=args.tile_pad, device=args.device,
                  precision=args.precision, progress=not args.no_progress)
     h, w = info["input_size"]
