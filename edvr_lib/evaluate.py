@@ -41,15 +41,17 @@ BENCHMARKS: dict[str, dict] = {
 }
 
 #: Published PSNR / SSIM (BI x4), each with its source in the last column. Never ours.
+#: Sources as in ``../shared/reference/published_results.md``: the EDVR paper reports EDVR(-L); the EDVR-M rows come
+#: from the BasicSR Model Zoo (the converted official ``EDVR_REDS_SR_M``) and the BasicVSR paper's comparison table.
 PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
     "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),
-              ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo, EDVR paper"),
+              ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo (EDVR_REDS_SR_M), BasicVSR paper table"),
               ("EDVR-L", 31.09, 0.8800, "BasicSR Model Zoo, EDVR paper")],
     "Vid4": [("Bicubic", 23.78, 0.6347, "EDVR paper / BasicVSR table"),
-             ("EDVR-M", 27.10, 0.8186, "EDVR paper / BasicVSR table"),
+             ("EDVR-M", 27.10, 0.8186, "BasicVSR paper table"),
              ("EDVR-L (Vimeo-90K model)", 27.35, 0.8264, "BasicSR Model Zoo")],
     "Vimeo90K-T": [("Bicubic", 31.32, 0.8684, "EDVR paper / BasicVSR table"),
-                   ("EDVR-M", 37.09, 0.9446, "EDVR paper / BasicVSR table"),
+                   ("EDVR-M", 37.09, 0.9446, "BasicVSR paper table"),
                    ("EDVR-L", 37.61, 0.9489, "EDVR paper / BasicVSR table")],
     "embedded": [],
 }

@@ -44,7 +44,7 @@ def test_cli_bicubic_reds4_csv_and_table(reds, tmp_path, capsys):
     assert len(rows) == 20 and {r["clip"] for r in rows} == {"000", "011", "015", "020"}  # clip 001 is not REDS4
     per_clip = {c: np.mean([float(r["psnr"]) for r in rows if r["clip"] == c]) for c in ("000", "011", "015", "020")}
     assert f"| Bicubic | ours (20 frames, 4 clips) | {np.mean(list(per_clip.values())):.2f} |" in out
-    assert "| EDVR-M | published (BasicSR Model Zoo, EDVR paper) | 30.53 | 0.8699 |" in out
+    assert "| EDVR-M | published (BasicSR Model Zoo (EDVR_REDS_SR_M), BasicVSR paper table) | 30.53 | 0.8699 |" in out
     assert "PSNR (dB, RGB)" in out
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # atomic write left no temp file
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Runtime")
+#: environment variable naming the JSON file that :func:`edvr_lib.tutorial.results.record` writes to
+RESULTS_ENV = "EDVR_TUTORIAL_RESULTS"
 from edvr_lib.utils.io import REPO_ROOT
 
 
@@ -77,8 +79,16 @@ def strip(path: str | os.PathLike) -> bool:
     return False
 
 
+def results_file(out_dir: str | os.PathLike, smoke: bool) -> Path:
+    """The JSON file the notebooks executed into ``out_dir`` record their checked figures to."""
+    return Path(out_dir) / f"tutorial_results_{'smoke' if smoke else 'full'}.json"
+
+
 def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: int = 3600) -> dict:
     """Execute one notebook from a fresh kernel; write ``out_dir/<name>.ipynb`` (and ``.html``).
+
+    The kernel gets ``EDVR_SMOKE`` and :data:`RESULTS_ENV` = :func:`results_file` (``out_dir``), so the figures
+    its "Reading the results" cells record land next to the executed copies.
 
     Returns a summary dict with the wall time in seconds.
     """
@@ -88,17 +98,19 @@ def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: 
     from edvr_lib.utils.io import atomic_write_text
 
     nb = nbformat.read(path, as_version=4)
-    env_before = os.environ.get("EDVR_SMOKE")
-    os.environ["EDVR_SMOKE"] = "1" if smoke else "0"
+    env = {"EDVR_SMOKE": "1" if smoke else "0", RESULTS_ENV: str(results_file(Path(out_dir).resolve(), smoke))}
+    env_before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     start = time.perf_counter()
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
-        if env_before is None:
-            os.environ.pop("EDVR_SMOKE", None)
-        else:
-            os.environ["EDVR_SMOKE"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)  # widget state is per-session; GitHub rejects stale state
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,174 @@
+"""PCD alignment on real frames (notebook 02): the learned EDVR's offsets on Big Buck Bunny vs classical optical flow.
+
+Real footage has no true flow, so alignment is judged by the **warp error**: how far the neighbour, backward-warped
+onto the centre frame with a motion estimate, still is from the centre frame (mean absolute difference, LR pixels,
+0..1 intensity). Two estimates are compared with "no motion" (the raw difference):
+
+* the learned EDVR's PCD motion: the L1 and cascading DCN offsets recorded in one forward
+  (:func:`edvr_lib.introspect.record_internals`), each summarised as a mask-weighted mean over groups and taps
+  (:func:`edvr_lib.introspect.offsets_to_flow`) and added, minus the centre frame's self-alignment (the centre is
+  aligned to itself in the same forward; its offsets are not zero, and a constant pattern carries no motion);
+* OpenCV's Farneback dense optical flow between the grey LR frames (a classical, untrained reference point).
+
+The warp is only a probe: EDVR never warps pixels; its DCNs sample *features* with 9 taps per group and a mask, so
+a mean offset summarises what they do but is not all of it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from edvr_lib.introspect import offsets_to_flow, record_internals
+from edvr_lib.tutorial.pcd_demo import _quiver, warp
+from edvr_lib.utils.errors import EDVRError
+from edvr_lib.viz.data_figures import pyplot
+
+__all__ = ["farneback_flow", "learned_motion", "compare_alignment", "most_moving_center", "real_alignment_figure"]
+
+
+def farneback_flow(centre: np.ndarray, nbr: np.ndarray) -> np.ndarray:
+    """Dense Farneback optical flow from ``centre`` to ``nbr`` as ``(2, h, w)`` ``[dy, dx]`` in pixels.
+
+    Convention as :func:`edvr_lib.data.ground_truth_flow`: the content at centre pixel ``p`` is at ``p + flow(p)``
+    in the neighbour, so ``warp(nbr, flow)`` approximates ``centre``.
+
+    Args:
+        centre, nbr: ``(h, w, 3)`` RGB float in [0, 1].
+    """
+    import cv2
+
+    def grey(img):
+        return cv2.cvtColor((np.clip(img, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2GRAY)
+
+    # pyramid scale 0.5, 3 levels, window 9, 3 iterations, polynomial n=5, sigma 1.1 (small LR frames)
+    flow = cv2.calcOpticalFlowFarneback(grey(centre), grey(nbr), None, 0.5, 3, 9, 3, 5, 1.1, 0)
+    return np.ascontiguousarray(flow[..., ::-1].transpose(2, 0, 1)).astype(np.float32)
+
+
+@torch.no_grad()
+def learned_motion(model, window: torch.Tensor) -> dict:
+    """One forward of an EDVR on ``window`` and its PCD motion estimate for every frame.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` without ``hr_in`` (so L1 pixels are LR pixels).
+        window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
+
+    Returns:
+        ``dict`` with ``raw`` ``(t, 2, h, w)`` (L1 + cascade motion of every frame, centre included), ``self_flow``
+        ``(2, h, w)`` (the centre frame's, aligned to itself), ``flow`` ``(t, 2, h, w)`` (``raw - self_flow``),
+        ``masks`` ``(t, h, w)`` (L1 DCN mask, mean over groups and taps) and ``output`` ``(1, 3, 4h, 4w)``.
+    """
+    if model.config.hr_in:
+        raise EDVRError("learned_motion needs an EDVR with LR input (hr_in=False): with hr_in its offsets are in "
+                        "pixels of a 4x smaller feature")
+    device = next(model.parameters()).device
+    model.eval()
+    with record_internals(model) as rec:
+        out = model(window.to(device)).cpu()
+    raw = sum(offsets_to_flow(rec.pcd_offsets[k][0], rec.pcd_masks[k][0]) for k in ("l1", "cascade"))
+    ctr = model.config.center
+    return {"raw": raw, "self_flow": raw[ctr], "flow": raw - raw[ctr], "output": out,
+            "masks": rec.pcd_masks["l1"][0].mean(dim=(1, 2))}
+
+
+def compare_alignment(model, frames: np.ndarray, border: int = 4) -> dict:
+    """Warp error of every neighbour: no motion, the learned PCD motion, and Farneback flow.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` (e.g. :func:`edvr_lib.models.tutorial_model`).
+        frames: ``(t, h, w, 3)`` consecutive LR frames in [0, 1] (``t = model.config.num_frame``, ``h, w``
+            divisible by 4); the centre is ``model.config.center``.
+        border: pixels excluded on each side.
+
+    Returns:
+        ``dict`` with ``neighbours`` (frame indices in the window, centre excluded), per neighbour arrays
+        ``err_none``, ``err_learned``, ``err_farneback`` (mean |warp(nbr, estimate) - centre|) and
+        ``mag_learned``, ``mag_farneback`` (mean length of the estimate, px), ``epe_learned_vs_farneback`` (mean
+        length of their difference, px); the means of those arrays as ``mean_err_none`` etc.; and the maps
+        ``learned`` / ``farneback`` ``(t, 2, h, w)`` (zero for the centre), ``warped_learned`` /
+        ``warped_farneback`` ``(t, h, w, 3)``, ``frames``, ``masks``, ``self_flow``.
+
+    Raises:
+        EDVRError: wrong number of frames or a size not divisible by 4.
+    """
+    t, h, w, _ = frames.shape
+    if t != model.config.num_frame or h % 4 or w % 4:
+        raise EDVRError(f"compare_alignment needs {model.config.num_frame} frames with h, w divisible by 4; got "
+                        f"frames shaped {frames.shape}; crop them, e.g. frames[:, :h - h % 4, :w - w % 4]")
+    ctr = model.config.center
+    x = torch.from_numpy(np.ascontiguousarray(frames)).float().permute(0, 3, 1, 2)  # (t, 3, h, w)
+    est = learned_motion(model, x[None])
+    fb = torch.stack([torch.from_numpy(farneback_flow(frames[ctr], frames[i])) if i != ctr else torch.zeros(2, h, w)
+                      for i in range(t)])
+    learned = est["flow"]
+    warped_l, warped_f = warp(x, learned), warp(x, fb)
+    b = (slice(border, -border or None), slice(border, -border or None))
+    nbrs = [i for i in range(t) if i != ctr]
+
+    def err(img):
+        return np.array([float((img[i] - x[ctr]).abs().mean(0)[b].mean()) for i in nbrs])
+
+    def mag(flow):
+        return np.array([float(torch.linalg.vector_norm(flow[i], dim=0)[b].mean()) for i in nbrs])
+
+    res = {"neighbours": nbrs, "err_none": err(x), "err_learned": err(warped_l), "err_farneback": err(warped_f),
+           "mag_learned": mag(learned), "mag_farneback": mag(fb), "epe_learned_vs_farneback": mag(learned - fb),
+           "learned": learned, "farneback": fb, "frames": frames, "masks": est["masks"], "self_flow": est["self_flow"],
+           "warped_learned": warped_l.permute(0, 2, 3, 1).numpy(), "warped_farneback": warped_f.permute(0, 2, 3, 1).numpy(),
+           "center": ctr}
+    for k in ("err_none", "err_learned", "err_farneback", "mag_learned", "mag_farneback", "epe_learned_vs_farneback"):
+        res["mean_" + k] = float(res[k].mean())
+    return res
+
+
+def real_alignment_figure(res: dict, nbr: int, label: str = "", arrow_scale: float = 3.0):
+    """One neighbour of :func:`compare_alignment`: the motion estimates and the error left after each warp.
+
+    Top row: centre frame, neighbour, learned PCD motion (cyan), Farneback flow (yellow), arrows x ``arrow_scale``.
+    Bottom row: ``|neighbour - centre|`` and the error after warping with each estimate, on one colour scale, and the
+    L1 DCN mask of that neighbour.
+    """
+    plt = pyplot()
+    ctr, frames = res["center"], res["frames"]
+    h, w = frames.shape[1:3]
+    step = max(3, min(h, w) // 10)
+    fig, axes = plt.subplots(2, 4, figsize=(16, 6.4))
+    axes[0, 0].imshow(np.clip(frames[ctr], 0, 1), interpolation="nearest")
+    axes[0, 0].set_title(f"centre frame (window index {ctr})", fontsize=9)
+    axes[0, 1].imshow(np.clip(frames[nbr], 0, 1), interpolation="nearest")
+    axes[0, 1].set_title(f"neighbour (window index {nbr})", fontsize=9)
+    k = res["neighbours"].index(nbr)
+    for ax, key, colour, name in ((axes[0, 2], "learned", "cyan", "learned PCD motion"),
+                                  (axes[0, 3], "farneback", "yellow", "Farneback flow")):
+        _quiver(ax, np.clip(frames[ctr], 0, 1), res[key][nbr].numpy(), step, arrow_scale, colour)
+        ax.set_title(f"{name} (arrows x{arrow_scale:g}), mean |flow| {res['mag_' + key][k]:.2f} px", fontsize=9)
+    errs = [(f"|neighbour - centre|: {res['err_none'][k]:.4f}", frames[nbr]),
+            (f"after learned warp: {res['err_learned'][k]:.4f}", res["warped_learned"][nbr]),
+            (f"after Farneback warp: {res['err_farneback'][k]:.4f}", res["warped_farneback"][nbr])]
+    vmax = float(np.abs(frames[nbr] - frames[ctr]).mean(-1).max())
+    for ax, (name, img) in zip(axes[1, :3], errs):
+        im = ax.imshow(np.abs(img - frames[ctr]).mean(-1), cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.046, label="abs. error (0..1 intensity)")
+    im = axes[1, 3].imshow(res["masks"][nbr].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    axes[1, 3].set_title("L1 DCN mask (mean of groups and taps)", fontsize=9)
+    fig.colorbar(im, ax=axes[1, 3], fraction=0.046, label="mask (0..1)")
+    for ax in axes.ravel():
+        ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+    fig.suptitle(label or "Alignment on real frames: learned PCD motion vs Farneback optical flow")
+    fig.tight_layout()
+    return fig
+
+
+def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
+    """The centre index whose window has the largest mean |neighbour - centre| (real clips move unevenly).
+
+    Args:
+        frames: ``(n, h, w, 3)`` a whole clip, ``n >= num_frame``.
+    """
+    n, r = len(frames), num_frame // 2
+    if n < num_frame:
+        raise EDVRError(f"a clip of {n} frames is shorter than the window ({num_frame} frames)")
+    score = [np.mean([np.abs(frames[c + d] - frames[c]).mean() for d in range(-r, r + 1) if d])
+             for c in range(r, n - r)]
+    return r + int(np.argmax(score))

@@ -1,0 +1,245 @@
+"""The whole EDVR once, end to end (notebook 02): shapes at every stage, parameters and FLOPs per module.
+
+:func:`trace_shapes` runs one window through an :class:`~edvr_lib.archs.EDVR` and records, with forward hooks on
+its top-level modules, the shape that comes out of every stage in the order they run, plus the bilinear x4 base the
+output is added to. :func:`module_table` counts parameters and convolution FLOPs per stage for a preset (FLOPs by
+hooks on every ``Conv2d`` and every :class:`~edvr_lib.archs.DCNv2Pack`; the total equals
+:func:`edvr_lib.utils.flops.edvr_gflop`, the analytic counter ``edvr env`` uses).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.archs import DCNv2Pack, build_edvr
+from edvr_lib.archs.config import EDVRConfig, get_config
+from edvr_lib.utils.errors import EDVRError
+
+__all__ = ["STAGES", "stage_of", "trace_shapes", "format_trace", "count_conv_flops", "module_table",
+           "format_module_table", "paper_vs_code"]
+
+#: top-level module name -> the stage of EDVR it belongs to (in forward order)
+STAGES = {
+    "predeblur": "feature extraction", "conv_1x1": "feature extraction", "conv_first": "feature extraction",
+    "stride_conv_hr1": "feature extraction", "stride_conv_hr2": "feature extraction",
+    "feature_extraction": "feature extraction",
+    "conv_l2_1": "pyramid (L2, L3)", "conv_l2_2": "pyramid (L2, L3)", "conv_l3_1": "pyramid (L2, L3)",
+    "conv_l3_2": "pyramid (L2, L3)",
+    "pcd_align": "PCD alignment", "fusion": "TSA fusion",
+    "reconstruction": "reconstruction",
+    "upconv1": "upsampling", "pixel_shuffle": "upsampling", "upconv2": "upsampling", "conv_hr": "upsampling",
+    "conv_last": "upsampling",
+}
+
+
+def stage_of(name: str) -> str:
+    """The stage of a top-level EDVR module name (``'pcd_align'`` -> ``'PCD alignment'``)."""
+    return STAGES.get(name.split(".")[0], "other")
+
+
+@torch.no_grad()
+def trace_shapes(model: nn.Module, x: torch.Tensor) -> dict:
+    """Run ``model`` on ``x`` once and record each top-level module's output shape, in call order.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` (any preset, trained or not).
+        x: ``(b, t, 3, h, w)`` window.
+
+    Returns:
+        ``dict`` with ``rows`` (list of ``{'module', 'stage', 'input', 'output'}``; per-frame stages run on all
+        ``b * t`` frames at once, so their first dimension is ``b * t``), ``out`` ``(b, 3, H, W)`` (the model's
+        output), ``residual`` (what ``conv_last`` produced) and ``base`` (the bilinear x4 of the centre frame, or
+        the centre frame itself with ``hr_in``), such that ``out == residual + base``.
+    """
+    rows, handles, kept = [], [], {}
+
+    def hook(name):
+        def fn(_module, args, out):
+            rows.append({"module": name, "stage": stage_of(name),
+                         "input": [tuple(a.shape) for a in _tensors(args)], "output": tuple(out.shape)})
+            if name == "conv_last":
+                kept["residual"] = out.detach().clone()
+        return fn
+
+    for name, child in model.named_children():
+        handles.append(child.register_forward_hook(hook(name)))
+    try:
+        model.eval()
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    ctr = model.config.center
+    centre = x[:, ctr]
+    base = centre if model.config.hr_in else F.interpolate(centre, scale_factor=4, mode="bilinear",
+                                                           align_corners=False)
+    return {"rows": rows, "out": out, "residual": kept["residual"], "base": base}
+
+
+def _tensors(args) -> list[torch.Tensor]:
+    flat = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            flat.append(a)
+        elif isinstance(a, (list, tuple)):
+            flat.extend(_tensors(a))
+    return flat
+
+
+@torch.no_grad()
+def count_conv_flops(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """FLOPs (2 x multiply-adds) of every convolution in one forward, summed per top-level module.
+
+    ``nn.Conv2d`` layers (the DCNs' ``conv_offset`` included) and each :class:`DCNv2Pack`'s main 3x3 product are
+    counted; element-wise work (activations, sampling, attention products) is not, as in
+    :func:`edvr_lib.utils.flops.edvr_gflop`.
+
+    Returns:
+        ``{top-level module name: FLOPs}`` for input ``x``.
+    """
+    totals: dict[str, float] = {}
+    handles = []
+
+    def hook(top):
+        def fn(module, _args, out):
+            k = module.kernel_size if isinstance(module.kernel_size, int) else module.kernel_size[0]
+            cin = module.in_channels // getattr(module, "groups", 1)
+            totals[top] = totals.get(top, 0.0) + 2.0 * out.numel() * cin * k * k
+        return fn
+
+    for top, child in model.named_children():
+        for m in child.modules():
+            if isinstance(m, (nn.Conv2d, DCNv2Pack)):
+                handles.append(m.register_forward_hook(hook(top)))
+    try:
+        model.eval()
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return totals
+
+
+def module_table(preset: str | EDVRConfig = "M", h: int = 180, w: int = 320, probe: int = 8, **overrides) -> dict:
+    """Parameters and GFLOP per stage of one EDVR preset, for one output frame from a ``(1, t, 3, h, w)`` input.
+
+    FLOPs are counted by running the network once on a small ``probe x probe`` window (random weights; the count
+    does not depend on them) and scaling by the area ``h * w / probe**2``: every layer's cost is proportional to
+    its area, and all areas scale exactly when ``h``, ``w`` and ``probe`` are multiples of 4 (16 with ``hr_in``).
+
+    Args:
+        preset: a name of :data:`edvr_lib.archs.PRESETS` or a config.
+        h, w: LR input size (default REDS, 180 x 320).
+        probe: side of the window actually run.
+        overrides: config fields to change.
+
+    Returns:
+        ``dict`` with ``config``, ``stages`` (``{stage: {'params': int, 'gflop': float}}`` in forward order),
+        ``params`` and ``gflop`` (totals), ``h``, ``w``.
+    """
+    config = get_config(preset, **overrides)
+    m = 16 if config.hr_in else 4
+    if h % m or w % m or probe % m:
+        raise EDVRError(f"h={h}, w={w} and probe={probe} must be multiples of {m} for an exact FLOP count; "
+                        "pick sizes divisible by it")
+    model = build_edvr(config)
+    stages: dict[str, dict] = {}
+    for name, child in model.named_children():
+        s = stages.setdefault(stage_of(name), {"params": 0, "gflop": 0.0})
+        s["params"] += sum(p.numel() for p in child.parameters())
+    flops = count_conv_flops(model, torch.zeros(1, config.num_frame, 3, probe, probe))
+    scale = (h * w) / (probe * probe)
+    for name, f in flops.items():
+        stages[stage_of(name)]["gflop"] += f * scale / 1e9
+    return {"config": config, "stages": stages, "h": h, "w": w,
+            "params": sum(s["params"] for s in stages.values()), "gflop": sum(s["gflop"] for s in stages.values())}
+
+
+def format_module_table(tables: dict[str, dict]) -> str:
+    """A Markdown table, one row per stage and one column pair per preset (``{'M': module_table('M'), ...}``)."""
+    names = list(tables)
+    stages = list(dict.fromkeys(s for t in tables.values() for s in t["stages"]))
+    any_t = next(iter(tables.values()))
+    head = "| stage | " + " | ".join(f"{n}: params | {n}: GFLOP" for n in names) + " |"
+    lines = [f"Per output frame, LR input {any_t['h']} x {any_t['w']}, {any_t['config'].num_frame} frames.", "",
+             head, "|---|" + "---:|---:|" * len(names)]
+    for s in stages:
+        cells = []
+        for n in names:
+            st = tables[n]["stages"].get(s, {"params": 0, "gflop": 0.0})
+            share = 100 * st["gflop"] / tables[n]["gflop"]
+            cells += [f"{st['params']:,}", f"{st['gflop']:.1f} ({share:.0f}%)"]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{tables[n]['params']:,}** | **{tables[n]['gflop']:.1f}**"
+                                               for n in names) + " |")
+    return "\n".join(lines)
+
+
+def format_trace(trace: dict) -> str:
+    """:func:`trace_shapes`'s rows as aligned text: module, stage, input shape(s) -> output shape."""
+    lines = [f"{'module':<20} {'stage':<20} {'input':<34} -> output"]
+    for r in trace["rows"]:
+        ins = ", ".join(str(s) for s in r["input"][:2]) + (", ..." if len(r["input"]) > 2 else "")
+        lines.append(f"{r['module']:<20} {r['stage']:<20} {ins:<34} -> {r['output']}")
+    lines.append(f"{'+ base':<20} {'(bilinear x4 / hr_in)':<20} {str(tuple(trace['base'].shape)):<34} -> "
+                 f"{tuple(trace['out'].shape)}")
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def paper_vs_code(model: nn.Module, x: torch.Tensor) -> dict:
+    """Measure, in one forward of an EDVR with TSA, three places where the released code differs from the paper.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` with ``with_tsa=True`` and LR input.
+        x: ``(b, t, 3, h, w)`` window.
+
+    Returns:
+        ``dict`` of max absolute differences (all float):
+
+        * ``offset_x2`` / ``offset_x1``: the coarse offset feature that PCD's L2 receives, against
+          ``2 * up(L3 offset feature)`` (released code) and against ``up(...)`` alone (the paper's Eq. 3);
+        * ``spatial_from_weighted``: the input of TSA's spatial attention against the temporally weighted aligned
+          frames (released code); ``spatial_in_channels`` / ``fused_channels`` show it is not the fused feature
+          (the paper's Fig. 4);
+        * ``base_bilinear`` / ``base_bicubic``: ``output - residual`` against a bilinear and a bicubic x4 of the
+          centre frame.
+    """
+    from edvr_lib.introspect import record_internals
+
+    if not model.config.with_tsa or model.config.hr_in:
+        raise EDVRError("paper_vs_code needs an EDVR with TSA and LR input (with_tsa=True, hr_in=False)")
+    pcd, tsa, seen = model.pcd_align, model.fusion, {}
+
+    def keep(name, what):
+        def fn(_m, args, out):
+            got = out if what == "output" else args[0]
+            seen[name] = [a.detach().clone() for a in got] if isinstance(got, (list, tuple)) else got.detach().clone()
+        return fn
+
+    handles = [pcd.offset_conv2["l3"].register_forward_hook(keep("l3_offset", "output")),
+               pcd.offset_conv2["l2"].register_forward_hook(keep("l2_in", "input")),
+               tsa.spatial_attn1.register_forward_hook(keep("spatial_in", "input")),
+               tsa.feat_fusion.register_forward_hook(keep("fused", "output"))]
+    try:
+        with record_internals(model) as rec:
+            trace = trace_shapes(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    up = F.interpolate(F.leaky_relu(seen["l3_offset"], 0.1), scale_factor=2, mode="bilinear", align_corners=False)
+    coarse = seen["l2_in"][1]  # offset_conv2['l2'] gets [this level's offset feature, the coarser one]
+    b, t, c, h, w = rec.aligned.shape
+    weighted = (rec.aligned * rec.temporal_attn.unsqueeze(2)).reshape(b, t * c, h, w)
+    centre = x[:, model.config.center]
+    base = trace["out"] - trace["residual"]
+
+    def diff(a, b_):
+        return float((a - b_).abs().max())
+
+    return {"offset_x2": diff(coarse, 2 * up), "offset_x1": diff(coarse, up),
+            "spatial_from_weighted": diff(seen["spatial_in"], weighted),
+            "spatial_in_channels": int(seen["spatial_in"].shape[1]), "fused_channels": int(seen["fused"].shape[1]),
+            "base_bilinear": diff(base, F.interpolate(centre, scale_factor=4, mode="bilinear", align_corners=False)),
+            "base_bicubic": diff(base, F.interpolate(centre, scale_factor=4, mode="bicubic", align_corners=False))}

@@ -1,0 +1,87 @@
+"""Alignment on real frames (notebook 02, section 8): Farneback flow, the learned EDVR's PCD motion, warp errors."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from edvr_lib.archs import build_edvr  # noqa: E402
+from edvr_lib.data import embedded_paths, ground_truth_flow  # noqa: E402
+from edvr_lib.data.io import read_image  # noqa: E402
+from edvr_lib.models import random_weights_model  # noqa: E402
+from edvr_lib.tutorial import alignment_real  # noqa: E402
+from edvr_lib.utils import EDVRError  # noqa: E402
+
+TINY = dict(num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
+
+
+def _clip(root, clip):
+    fr = np.stack([read_image(p) for p in sorted((embedded_paths(root)["lq"] / clip).glob("*.png"))])
+    return fr[:, : fr.shape[1] // 4 * 4, : fr.shape[2] // 4 * 4]
+
+
+def test_farneback_recovers_the_known_translation(embedded_smoke_root):
+    clip = "syn_translate_astronaut"
+    fr = _clip(embedded_smoke_root, clip)
+    flow = alignment_real.farneback_flow(fr[3], fr[5])
+    true = ground_truth_flow(embedded_smoke_root, clip, 3, 5, scale="lr")[:, : fr.shape[1], : fr.shape[2]]
+    b = (slice(None), slice(4, -4), slice(4, -4))
+    epe = np.linalg.norm(flow - true, axis=0)[b[1:]].mean()
+    assert flow.shape == true.shape and flow.dtype == np.float32
+    assert epe < 0.3 * np.linalg.norm(true, axis=0)[b[1:]].mean()  # same convention: [dy, dx], centre -> neighbour
+
+
+def test_untrained_edvr_moves_nothing_and_the_centre_is_calibrated(embedded_smoke_root):
+    fr = _clip(embedded_smoke_root, "bbb_102")[:5]
+    torch.manual_seed(0)
+    fresh = build_edvr("M", **TINY).eval()  # conv_offset zero-initialised: every offset 0
+    res = alignment_real.compare_alignment(fresh, fr)
+    assert res["learned"].abs().max() == 0
+    assert np.allclose(res["err_learned"], res["err_none"])
+    assert res["neighbours"] == [0, 1, 3, 4] and res["center"] == 2
+    assert res["learned"].shape == res["farneback"].shape == (5, 2) + fr.shape[1:3]
+    # with random offsets the centre frame's motion is exactly zero after subtracting its self-alignment
+    model = random_weights_model(**TINY)
+    est = alignment_real.learned_motion(model, torch.from_numpy(fr).permute(0, 3, 1, 2)[None])
+    assert est["self_flow"].abs().mean() > 0 and est["flow"][2].abs().max() == 0
+    assert torch.allclose(est["flow"][0], est["raw"][0] - est["raw"][2])
+    assert est["masks"].shape == (5,) + fr.shape[1:3] and est["output"].shape == (1, 3, 4 * fr.shape[1], 4 * fr.shape[2])
+
+
+def test_farneback_warp_reduces_the_real_difference(embedded_smoke_root):
+    fr = _clip(embedded_smoke_root, "bbb_102")
+    c = alignment_real.most_moving_center(fr, 5)
+    res = alignment_real.compare_alignment(build_edvr("M", **TINY).eval(), fr[c - 2: c + 3])
+    assert res["mean_err_farneback"] < 0.95 * res["mean_err_none"]
+    # independent: err_none is the plain mean |neighbour - centre| inside the border
+    k = res["neighbours"][0]
+    direct = np.abs(fr[c - 2 + k] - fr[c])[4:-4, 4:-4].mean(-1).mean()
+    assert res["err_none"][0] == pytest.approx(direct, rel=1e-5)
+    fig = alignment_real.real_alignment_figure(res, k)
+    for ax in fig.axes:
+        if ax.get_label() != "<colorbar>":
+            assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    plt.close("all")
+
+
+def test_most_moving_center_finds_the_motion():
+    fr = np.zeros((9, 8, 8, 3), np.float32)
+    fr[6:] = 1.0  # a cut between frames 5 and 6: windows around 5..6 differ most
+    assert alignment_real.most_moving_center(fr, 5) in (5, 6)
+    with pytest.raises(EDVRError, match="shorter"):
+        alignment_real.most_moving_center(fr[:3], 5)
+
+
+def test_bad_inputs_name_the_problem():
+    model = build_edvr("M", **TINY).eval()
+    with pytest.raises(EDVRError, match="divisible by 4"):
+        alignment_real.compare_alignment(model, np.zeros((5, 10, 12, 3), np.float32))
+    with pytest.raises(EDVRError, match="5 frames"):
+        alignment_real.compare_alignment(model, np.zeros((3, 8, 8, 3), np.float32))
+    with pytest.raises(EDVRError, match="hr_in"):
+        alignment_real.learned_motion(build_edvr("L-deblur", **TINY), torch.zeros(1, 5, 3, 16, 16))
