@@ -45,7 +45,8 @@ browser-deps:
 docs: $(STAMP)
 	$(VENV)/bin/edvr docs --output docs --readme README.md $(if $(EDVR_WEIGHTS),--weights $(EDVR_WEIGHTS),)
 
-## Every notebook, in order, in full mode; executed copies + HTML under outputs/notebooks.
+## Every notebook, in order, in full mode; executed copies + HTML under outputs/notebooks, and
+## docs/tutorial_results.md from the figures the notebooks' "Reading the results" cells checked (full mode only).
 tutorial: $(STAMP)
 	$(VENV)/bin/edvr notebooks run --output outputs/notebooks
 
