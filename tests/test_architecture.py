@@ -19,7 +19,7 @@ FLOORS = {
     "archs": 2,
     "data": 3, "losses": 3, "metrics": 3,
     "models": 4, "inference": 4, "introspect": 4,
-    "evaluate": 5, "infer": 5, "export": 5, "train": 5, "env": 5,
+    "evaluate": 5, "infer": 5, "export": 5, "train": 5, "env": 5, "ablations": 5,
     "viz": 6, "tutorial": 6,
     "commands": 7, "cli": 7, "__main__": 7,
 }

@@ -13,7 +13,7 @@ import numpy as np
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["as_uint8", "comparison_figure", "error_map_figure", "temporal_profile", "temporal_profile_figure",
-           "psnr_per_frame_figure", "default_zoom_box"]
+           "psnr_per_frame_figure", "default_zoom_box", "ablation_figure"]
 
 
 def as_uint8(img) -> np.ndarray:
@@ -180,4 +180,50 @@ def psnr_per_frame_figure(series: Mapping[str, Sequence[float]], title: str = "P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def ablation_figure(results, window: int = 0, box: tuple[int, int, int, int] | None = None,
+                    title: str = "What each EDVR module buys: the same window with one module switched off"):
+    """Crops of the full model and its ablations side by side, and their PSNR as bars.
+
+    Args:
+        results: an :class:`edvr_lib.ablations.AblationResults` (``outputs``, ``psnr``, ``gt``).
+        window: which of its windows the crops show (the bars are the mean over all windows).
+        box: ``(y, x, h, w)`` zoom box in HR pixels (default: the most textured square of the GT).
+        title: figure title.
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(results.outputs)
+    gt = as_uint8(results.gt[window])
+    y, x, bh, bw = box or default_zoom_box(gt)
+    full = results.psnr[names[0]]
+    fig = plt.figure(figsize=(2.6 * (len(names) + 1), 6.4), layout="constrained")
+    grid = fig.add_gridspec(2, len(names) + 1, height_ratios=[1.2, 1])
+    crops = [(n, as_uint8(results.outputs[n][window]), results.psnr_per_window[n][window]) for n in names]
+    for i, (name, img, value) in enumerate(crops + [("GT", gt, None)]):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest", extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
+        ax.set_title(name if value is None else f"{name}\n{value:.2f} dB", fontsize=9)
+        ax.set_xlabel("x (HR pixels)")
+        ax.set_ylabel("y (HR pixels)")
+    ax = fig.add_subplot(grid[1, :])
+    values = [results.psnr[n] for n in names]
+    colours = ["tab:green"] + ["tab:gray" if n == "bicubic" else "tab:orange" for n in names[1:]]
+    bars = ax.barh(range(len(names)), values, color=colours)
+    for bar, value in zip(bars, values):
+        delta = "" if bar is bars[0] else f" ({value - full:+.3f})"
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.2f} dB{delta}", va="center",
+                fontsize=8)
+    ax.axvline(full, color="tab:green", linestyle="--", linewidth=1, label="full model")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    low, high = min(values), max(values)
+    ax.set_xlim(low - 0.25 * (high - low) - 0.1, high + 0.45 * (high - low) + 0.3)
+    n = len(results.psnr_per_window[names[0]])
+    ax.set_xlabel(f"PSNR (dB), RGB, mean over {n} window{'s' if n > 1 else ''}")
+    ax.set_ylabel("variant")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
     return fig
