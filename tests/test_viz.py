@@ -238,6 +238,7 @@ def test_attention_grid_and_comparison_figures(explorer_setup):
         assert fig.axes[5 * f + 3].images[0].get_clim() == (0.0, 1.0)  # DCN mask
         assert fig.axes[5 * f + 4].images[0].get_clim() == (0.0, 1.0)  # temporal attention
     assert fig.axes[15].images[0].get_clim() == (0.0, 1.0)  # spatial attention
+    assert fig.axes[17].get_xlabel() == "dx (LR px)" and fig.axes[17].images[0].get_extent() == [-2, 2, 2, -2]
     labels = [ax.get_xlabel() for ax in fig.axes[20:]]
     assert "|offset| (LR px, relative to self-alignment), fixed 0..2" in labels
     assert "mask (0..1), fixed scale" in labels

@@ -686,7 +686,7 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
     cols = ["offset magnitude", "offset direction", "DCN mask"]
     if maps.temporal_attn is not None:
         cols.append("temporal attention")
-    rows = t + (1 if maps.spatial_attn is not None else 0)
+    rows = t + 1  # the last row: spatial attention (with TSA) and the colour wheel of the direction column
     h, w = lq.shape[-2:]
     panel_w = 2.4
     figsize = (panel_w * (len(cols) + 1), (panel_w * h / w + 0.5) * rows + 1.6)
@@ -718,7 +718,10 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
         axes[0, c].set_title(map_type + lv + extra, fontsize=9)
     for ax in axes[t - 1]:
         ax.set_xlabel("x (LR px)")
+    for ax in axes[-1]:
+        ax.axis("off")
     if maps.spatial_attn is not None:
+        axes[-1, 0].axis("on")
         im = axes[-1, 0].imshow(map_values(maps, "spatial attention"), cmap="viridis", vmin=0, vmax=1,
                                 interpolation="nearest")
         axes[-1, 0].set_title("TSA spatial attention\n(mean over channels)", fontsize=9)
@@ -727,8 +730,13 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
         cbar = fig.colorbar(im, ax=axes[-1, 0], location="bottom", shrink=0.9, aspect=25)
         cbar.set_label(_UNITS["spatial attention"] + ", fixed scale", fontsize=8)
         _few_ticks(cbar)
-        for ax in axes[-1, 1:]:
-            ax.axis("off")
+    wheel = axes[-1, 2]  # under the direction column: its legend
+    wheel.axis("on")
+    r = offset_range_px
+    wheel.imshow(colour_wheel(101, r), extent=(-r, r, r, -r), interpolation="nearest")
+    wheel.set_title("direction legend:\nthe colour of an offset (dx, dy)", fontsize=9)
+    wheel.set_xlabel("dx (LR px)")
+    wheel.set_ylabel("dy (LR px)")
     rel = "relative to the centre frame's self-alignment" if relative else "raw"
     fig.suptitle(f"{title}\n(offsets in LR pixels, {rel}; fixed colour scales shared by each column)", fontsize=10)
     return fig
