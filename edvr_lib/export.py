@@ -43,7 +43,8 @@ from edvr_lib.ops import speed_policy
 from edvr_lib.utils import EDVRError, atomic_path
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "check_opset", "check_size", "export_onnx", "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference",
-           "time_call", "real_frames", "opset_attempt", "data_dependent_branch_attempt"]
+           "time_call", "real_frames", "benchmark_backends", "stream_parity", "free_size_attempt", "opset_attempt",
+           "data_dependent_branch_attempt", "speed_figure", "parity_figure", "output_difference_figure"]
 
 #: ``DeformConv`` entered the ONNX standard at opset 19 (``tests/test_export.py`` reads it from onnx's schemas).
 MIN_OPSET = 19
@@ -130,9 +131,8 @@ def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torc
     return x[..., top:top + height, left:left + width].unsqueeze(0).contiguous()
 
 
-def _dynamic_shapes(multiple: int, dynamic: bool):
-    if not dynamic:
-        return None, ("height", "width")
+def _dynamic_shapes(multiple: int):
+    """Height and width as ``multiple * Dim`` (the constraint the network's pyramid states), batch and frames fixed."""
     from torch.export import Dim
 
     names = (f"height_div{multiple}", f"width_div{multiple}")
@@ -142,11 +142,26 @@ def _dynamic_shapes(multiple: int, dynamic: bool):
 
 @contextlib.contextmanager
 def _quiet():
-    """Hide the exporter's progress lines and warnings (shown again in the error if the export fails)."""
+    """Hide the exporters' progress lines, graph dumps and warnings, also those written by C++ to the file
+    descriptors (the Python-level ones are kept in the yielded buffer for error messages)."""
+    import sys
+
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield buf
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield buf
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved:
+            os.close(fd)
 
 
 def _first_line(err: BaseException) -> str:
@@ -156,9 +171,9 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"[:400]
 
 
-def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic: bool):
+def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):
     """The dynamo exporter, with torchvision's DCN and NCHW activations (the export-safe speed policy)."""
-    shapes, names = _dynamic_shapes(model.size_multiple, dynamic)
+    shapes, names = _dynamic_shapes(model.size_multiple)
     with speed_policy(dcn_backend="torchvision", channels_last=False), torch.no_grad(), _quiet() as log:
         try:
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
@@ -169,31 +184,38 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, dynamic:
     return program, names
 
 
-def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], opset: int, dynamic: bool,
+def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], opset: int,
            example_size: tuple[int, int], source: str | None) -> None:
-    """Save the program with the metadata :class:`OnnxModel` reads and readable output dimension names."""
+    """Save the program with the metadata :class:`OnnxModel` reads and readable output dimension names; check it."""
     import onnx
 
-    program.save(str(path), external_data=False)
-    proto = onnx.load(str(path))
+    try:
+        program.save(str(path), external_data=False)
+        proto = onnx.load(str(path))
+    except Exception as err:
+        raise EDVRError(f"the exported graph could not be saved and read back ({_first_line(err)}); "
+                        f"{path.name} was not kept") from None
     scale = 1 if model.hr_in else 4
     m = model.size_multiple
     out_dims = proto.graph.output[0].type.tensor_type.shape.dim
-    if dynamic and len(out_dims) == 4:
+    if len(out_dims) == 4:
         out_dims[2].dim_param, out_dims[3].dim_param = (f"{m * scale}*{n}" for n in names)
     meta = {"config": json.dumps(model.config.to_dict()), "size_multiple": str(m), "scale": str(scale),
-            "dynamic": "1" if dynamic else "0", "example_size": f"{example_size[0]}x{example_size[1]}",
+            "example_size": f"{example_size[0]}x{example_size[1]}",
             "opset": str(opset), "source": source or "", "torch": torch.__version__}
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=_META + key, value=value)
     proto.producer_name = "edvr_lib.export"
-    onnx.checker.check_model(proto, full_check=True)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as err:
+        raise EDVRError(f"the exported graph fails onnx's checker ({_first_line(err)}); nothing was written") from None
     onnx.save(proto, str(path))
 
 
 def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int = 64, width: int = 64,
-                opset: int = DEFAULT_OPSET, dynamic: bool = True, tolerance: float = TOLERANCE, repeats: int = 3,
+                opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, repeats: int = 3,
                 threads: int | None = None, source: str | None = None, seed: int = 0) -> dict:
     """Export ``model`` to ONNX, check the graph, verify it in onnxruntime against torch, and time both.
 
@@ -204,9 +226,9 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
             exported as float32 on the CPU.
         output: the ``.onnx`` file.
         height, width: the example input's size (LR pixels; the input size with ``hr_in``), multiples of
-            ``model.size_multiple`` and at least twice it. With ``dynamic`` the graph accepts every multiple.
+            ``model.size_multiple`` and at least twice it. The graph accepts every multiple (height and width are
+            dynamic; batch 1 and ``num_frame`` frames are fixed).
         opset: ONNX opset, :data:`MIN_OPSET` (DeformConv) to :data:`MAX_OPSET`.
-        dynamic: height and width dynamic (default); False fixes them at ``height x width``.
         tolerance: largest relative difference allowed between onnxruntime and torch.
         repeats: timed calls per backend (median).
         threads: onnxruntime's intra-op threads (default ``torch.get_num_threads()``, the same as torch).
@@ -214,7 +236,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
         seed: seed of the random example frames.
 
     Returns:
-        ``{'output', 'bytes', 'opset', 'dynamic', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node
+        ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node
         types), 'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s'
         (median seconds per window at the example size), 'threads'}``.
 
@@ -228,16 +250,14 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
     t, c = model.num_frame, model.num_in_ch
     gen = torch.Generator().manual_seed(seed)
     example = torch.rand(1, t, c, height, width, generator=gen)
-    program, names = _to_onnx(model, example, opset, dynamic)
+    program, names = _to_onnx(model, example, opset)
 
     with atomic_path(output) as tmp:
-        _write(program, tmp, model, names, opset, dynamic, (height, width), source)
+        _write(program, tmp, model, names, opset, (height, width), source)
         runner = OnnxModel(tmp, threads=threads)
         m = model.size_multiple
-        inputs = {f"random {height}x{width}": example}
-        if dynamic:  # another size than the example's: the graph must not have kept the example's
-            h2, w2 = height + 2 * m, width + m
-            inputs[f"random {h2}x{w2}"] = torch.rand(1, t, c, h2, w2, generator=gen)
+        h2, w2 = height + 2 * m, width + m  # another size: the graph must not have kept the example's
+        inputs = {f"random {height}x{width}": example, f"random {h2}x{w2}": torch.rand(1, t, c, h2, w2, generator=gen)}
         if c == 3:
             inputs[f"Big Buck Bunny {height}x{width}"] = real_frames(t, height, width)
         checks = []
@@ -253,7 +273,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
             ort_s = time_call(lambda: runner(example), repeats)
         ops = sorted(runner.op_types())
         size = tmp.stat().st_size
-    return {"output": str(output), "bytes": size, "opset": opset, "dynamic": dynamic,
+    return {"output": str(output), "bytes": size, "opset": opset,
             "input_shape": runner.input_shape, "output_shape": runner.output_shape, "ops": ops, "checks": checks,
             "torch_s": torch_s, "onnxruntime_s": ort_s, "threads": runner.threads}
 
@@ -273,7 +293,7 @@ class OnnxModel:
     Attributes:
         config: the exported network's :class:`~edvr_lib.archs.EDVRConfig`.
         num_frame, center_frame_idx, hr_in, size_multiple: as on the torch model.
-        dynamic: whether height and width are free; else ``static_size`` is the only input size.
+        metadata: what the export recorded (``config``, ``opset``, ``example_size``, ``source``, ``torch``).
 
     Shapes:
         ``x: (b, t, 3, h, w)`` with h, w multiples of ``size_multiple`` -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)``
@@ -311,9 +331,6 @@ class OnnxModel:
         self.path, self.device = path, str(device)
         self.config = EDVRConfig(**json.loads(meta["config"]))
         self.size_multiple, self.scale = int(meta["size_multiple"]), int(meta["scale"])
-        self.dynamic = meta["dynamic"] == "1"
-        h, _, w = meta["example_size"].partition("x")
-        self.static_size = None if self.dynamic else (int(h), int(w))
         self.metadata = meta
         inp, out = self.session.get_inputs()[0], self.session.get_outputs()[0]
         self._input, self._output = inp.name, out.name
@@ -343,10 +360,6 @@ class OnnxModel:
         if h % m or w % m:
             raise EDVRError(f"{self.path.name} needs height and width divisible by {m}; got {h}x{w}. Use "
                             "edvr_lib.inference.forward_padded(model, x), which pads and crops back")
-        if self.static_size is not None and (h, w) != self.static_size:
-            sh, sw = self.static_size
-            raise EDVRError(f"{self.path.name} was exported with a fixed size {sh}x{sw}; got {h}x{w}. Re-export "
-                            "without --static (height and width dynamic)")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """``(b, t, 3, h, w)`` -> ``(b, 3, 4h, 4w)`` float32, on ``x``'s device."""
@@ -371,6 +384,87 @@ def load_onnx(path: str | os.PathLike, threads: int | None = None, device: str =
 
 
 # ----------------------------------------------------------------------------------- notebook 06 demos
+def benchmark_backends(model: torch.nn.Module, runner: OnnxModel, height: int, width: int, repeats: int = 3,
+                       seed: int = 0) -> dict[str, float]:
+    """Median seconds per window of the three ways to run the same weights on this machine.
+
+    Args:
+        model: the torch EDVR; runner: its export (:class:`OnnxModel`).
+        height, width: the window's size (multiples of ``model.size_multiple``).
+
+    Returns:
+        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)', 'onnxruntime'}`` -> seconds.
+        The fast DCN and NHWC are what torch runs on CPU by default (:mod:`edvr_lib.ops.policy`).
+    """
+    x = torch.rand(1, model.num_frame, model.num_in_ch, height, width, generator=torch.Generator().manual_seed(seed))
+    times = {}
+    with torch.no_grad():
+        for label, backend, nhwc in (("torch, reference DCN (torchvision, NCHW)", "torchvision", False),
+                                     ("torch, fast DCN (NHWC)", "fast", True)):
+            with speed_policy(dcn_backend=backend, channels_last=nhwc):
+                times[label] = time_call(lambda: model(x), repeats)
+        times["onnxruntime"] = time_call(lambda: runner(x), repeats)
+    return times
+
+
+def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | os.PathLike, max_frames: int,
+                  tile: int | None = None) -> dict:
+    """Super-resolve the first ``max_frames`` frames of a clip with torch and with onnxruntime, as ``edvr infer`` does.
+
+    Both go through :func:`edvr_lib.inference.super_resolve_stream` (windows, padding, tiles, uint8 rounding).
+
+    Returns:
+        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'torch_s', 'onnxruntime_s' (seconds in all),
+        'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
+    """
+    import itertools
+
+    from edvr_lib.data.frame_sources import open_source
+    from edvr_lib.inference import super_resolve_stream
+
+    results = {}
+    for name, net in (("torch", model), ("onnxruntime", runner)):
+        source = open_source(source_path, net.num_frame)
+        try:
+            start = time.perf_counter()
+            results[name] = list(itertools.islice(super_resolve_stream(net, source, tile=tile), max_frames))
+            results[name + "_s"] = time.perf_counter() - start
+            size = source.size
+        finally:
+            source.close()
+    diffs = [int(np.abs(a.astype(int) - b.astype(int)).max())
+             for (_, a), (_, b) in zip(results["torch"], results["onnxruntime"])]
+    return {"names": [n for n, _ in results["onnxruntime"]], "max_level_diff": diffs, "torch_s": results["torch_s"],
+            "onnxruntime_s": results["onnxruntime_s"], "input_size": size,
+            "torch_frames": [img for _, img in results["torch"]],
+            "onnxruntime_frames": [img for _, img in results["onnxruntime"]]}
+
+
+def free_size_attempt(model: torch.nn.Module, height: int = 32, width: int = 32) -> dict:
+    """``torch.export`` with height and width as free dimensions (``Dim('h')``): what it refuses, and its fix.
+
+    Returns:
+        ``{'exported': bool, 'guards': the guard lines torch.export could not prove for every h, w,
+        'suggested': its suggested fixes (e.g. ``h = 4*_h``)}``.
+    """
+    import re
+
+    from torch.export import Dim
+
+    model = _edvr_model(model)
+    x = torch.rand(1, model.num_frame, model.num_in_ch, height, width)
+    with speed_policy(dcn_backend="torchvision", channels_last=False), torch.no_grad(), _quiet():
+        try:
+            torch.export.export(model, (x,), dynamic_shapes=({3: Dim("h"), 4: Dim("w")},))
+        except Exception as err:
+            text = str(err)
+            guards = [line.strip(" -") for line in text.splitlines() if "satisfy the generated guard" in line]
+            fixes = text.split("Suggested fixes:", 1)[1].splitlines() if "Suggested fixes:" in text else []
+            suggested = [f.strip() for f in fixes if re.match(r"\s+\w+ = ", f)]
+            return {"exported": False, "guards": guards, "suggested": suggested}
+    return {"exported": True, "guards": [], "suggested": []}
+
+
 def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], opset: int,
                   exporter: str = "dynamo") -> dict:
     """Try to export ``module`` at ``opset`` and load the result in onnxruntime; say where it stopped.
@@ -384,12 +478,13 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
 
     Returns:
         ``{'opset', 'exporter', 'stage': 'export' | 'onnxruntime' | 'ok', 'error': first line or None,
-        'ops': node types or None}``.
+        'ops': node types or None, 'written_opset': the default-domain opset of the graph written, or None}``.
     """
     import onnx
     import onnxruntime as ort
 
-    result = {"opset": opset, "exporter": exporter, "stage": "export", "error": None, "ops": None}
+    result = {"opset": opset, "exporter": exporter, "stage": "export", "error": None, "ops": None,
+              "written_opset": None}
     with speed_policy(dcn_backend="torchvision", channels_last=False), torch.no_grad(), _quiet():
         try:
             if exporter == "dynamo":
@@ -402,6 +497,7 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
             result["error"] = _first_line(err)
             return result
     result["ops"] = sorted({n.op_type for n in proto.graph.node})
+    result["written_opset"] = {o.domain: o.version for o in proto.opset_import}.get("")
     result["stage"] = "onnxruntime"
     try:
         ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -428,12 +524,68 @@ class _OffsetCheck(torch.nn.Module):
 
 def data_dependent_branch_attempt(pack: torch.nn.Module, example: tuple[torch.Tensor, ...],
                                   opset: int = DEFAULT_OPSET) -> dict:
-    """Export ``pack`` with and without the reference's data-dependent offset check (``if mean(|offset|) > 50``).
+    """Export ``pack`` wrapped with the reference's data-dependent offset check (``if mean(|offset|) > 50``).
 
     Returns:
-        ``{'with_check': opset_attempt(...) result, 'without_check': ...}``; the check stops ``torch.export``
-        (it cannot trace a branch on a value it does not know), the plain pack (this project's, whose monitor
-        only stores the statistic) exports.
+        :func:`opset_attempt`'s result: the check stops ``torch.export`` (it cannot trace a branch on a value it
+        does not know); compare with ``opset_attempt(pack, example, opset)``, the plain pack (this project's, whose
+        offset monitor only stores the statistic), which exports.
     """
-    return {"with_check": opset_attempt(_OffsetCheck(pack).eval(), example, opset),
-            "without_check": opset_attempt(pack.eval(), example, opset)}
+    return opset_attempt(_OffsetCheck(pack).eval(), example, opset)
+
+
+# ---------------------------------------------------------------------------------- notebook 06 figures
+def speed_figure(times: dict[str, float], title: str):
+    """Bar chart of :func:`benchmark_backends`' seconds per window, in milliseconds."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    labels = list(times)
+    ms = [times[k] * 1e3 for k in labels]
+    bars = ax.barh(labels, ms, color=["#999999", "#4c72b0", "#dd8452"][:len(labels)])
+    ax.bar_label(bars, labels=[f"{v:.0f} ms" for v in ms], padding=3)
+    ax.invert_yaxis()
+    ax.set_xlabel("time per window (ms, median)")
+    ax.set_ylabel("backend")
+    ax.set_xlim(0, max(ms) * 1.25)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def parity_figure(labels: list[str], rel_diffs: list[float], tolerance: float, title: str):
+    """Max relative difference onnxruntime vs torch per input (log scale), with the tolerance line."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    ax.bar(range(len(labels)), rel_diffs, color="#4c72b0")
+    ax.axhline(tolerance, color="#c44e52", linestyle="--", label=f"tolerance {tolerance:.0e}")
+    ax.set_yscale("log")
+    ax.set_ylim(min(min(rel_diffs) / 10, tolerance / 1e4) if min(rel_diffs) > 0 else tolerance / 1e4, tolerance * 10)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
+    ax.set_xlabel("input frames (h x w, LR pixels)")
+    ax.set_ylabel("max |onnx - torch| / max |torch|")
+    ax.set_title(title)
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def output_difference_figure(torch_img: np.ndarray, ort_img: np.ndarray, title: str):
+    """torch's and onnxruntime's uint8 outputs of one frame side by side, and their difference in uint8 levels."""
+    import matplotlib.pyplot as plt
+
+    diff = np.abs(torch_img.astype(int) - ort_img.astype(int)).max(axis=2)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, img, name in ((axes[0], torch_img, "torch"), (axes[1], ort_img, "onnxruntime")):
+        ax.imshow(img)
+        ax.set_title(f"{name} ({img.shape[1]}x{img.shape[0]})")
+    im = axes[2].imshow(diff, cmap="magma", vmin=0, vmax=max(1, int(diff.max())))
+    axes[2].set_title(f"|torch - onnxruntime|, max {int(diff.max())} level(s)")
+    fig.colorbar(im, ax=axes[2], label="difference (uint8 levels)")
+    for ax in axes:
+        ax.set_xlabel("x (px)")
+        ax.set_ylabel("y (px)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -55,6 +55,54 @@ CASES = {
     "infer --device cuda:99": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--device", "cuda:99"],
                                ["argument --device:", "'cuda:99'"]),
     "infer required": (["infer", "--output", f"{T}/out"], ["required", "--input"]),
+    "infer --backend": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--backend", "tensorrt"],
+                        ["argument --backend:", "'tensorrt'", "choose from"]),
+    "infer onnxruntime without --weights": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out",
+                                             "--backend", "onnxruntime"],
+                                            ["--backend onnxruntime needs --weights FILE.onnx", "edvr export"]),
+    "infer onnxruntime + .pth": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--backend", "onnxruntime",
+                                  "--weights", f"{T}/foreign.pth"],
+                                 ["needs --weights FILE.onnx", f"got {T}/foreign.pth", "edvr export --weights"]),
+    "infer torch + .onnx": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--weights", f"{T}/junk.onnx"],
+                            [f"--weights {T}/junk.onnx is an ONNX file", "--backend onnxruntime"]),
+    "infer onnxruntime + bicubic": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--backend",
+                                     "onnxruntime", "--model", "bicubic"],
+                                    ["--model bicubic with --backend onnxruntime", "--backend torch"]),
+    "infer onnxruntime --precision fp16": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--backend",
+                                            "onnxruntime", "--weights", f"{T}/junk.onnx", "--precision", "fp16"],
+                                           ["--precision fp16 with --backend onnxruntime", "float32", "fp32"]),
+    "infer onnxruntime + junk .onnx": (["infer", "--input", f"{T}/frames", "--output", f"{T}/out", "--backend",
+                                        "onnxruntime", "--weights", f"{T}/junk.onnx"],
+                                       [f"{T}/junk.onnx is not an ONNX model onnxruntime", "edvr export"]),
+    # ---- export
+    "export --weights missing": (["export", "--weights", f"{T}/w.pth", "--output", f"{T}/m.onnx"],
+                                 ["argument --weights:", f"{T}/w.pth does not exist"]),
+    "export --weights folder": (["export", "--weights", f"{T}/frames", "--output", f"{T}/m.onnx"],
+                                ["argument --weights:", f"{T}/frames is a folder"]),
+    "export --weights not a checkpoint": (["export", "--weights", f"{T}/file.txt", "--output", f"{T}/m.onnx"],
+                                          [f"{T}/file.txt is not a readable PyTorch", "edvr inspect-checkpoint"]),
+    "export --weights foreign checkpoint": (["export", "--weights", f"{T}/foreign.pth", "--output", f"{T}/m.onnx"],
+                                            [f"{T}/foreign.pth", "EDVR"]),
+    "export --output not .onnx": (["export", "--weights", f"{T}/foreign.pth", "--output", f"{T}/m.pth"],
+                                  ["argument --output:", f"{T}/m.pth does not end in .onnx"]),
+    "export --output under a file": (["export", "--weights", f"{T}/foreign.pth", "--output", f"{T}/file.txt/m.onnx"],
+                                     ["argument --output:", f"{T}/file.txt/m.onnx cannot be created"]),
+    "export --output is a folder": (["export", "--weights", f"{T}/foreign.pth", "--output", f"{T}/dir.onnx"],
+                                    ["argument --output:", f"{T}/dir.onnx is a folder"]),
+    "export --opset 11": (["export", "--output", f"{T}/m.onnx", "--opset", "11"],
+                          ["argument --opset:", "opset 11 is too old", "DeformConv", "from opset 19", "--opset 19"]),
+    "export --opset 99": (["export", "--output", f"{T}/m.onnx", "--opset", "99"],
+                          ["argument --opset:", "opset 99 is newer than the opsets checked here", "--opset 19"]),
+    "export --opset x": (["export", "--output", f"{T}/m.onnx", "--opset", "latest"],
+                         ["argument --opset:", "'latest' is not a whole number"]),
+    "export --height 30": (["export", "--output", f"{T}/m.onnx", "--height", "30"],
+                           ["argument --height:", "30 is not a multiple of 4", "use 28 or 32"]),
+    "export --width 4": (["export", "--output", f"{T}/m.onnx", "--width", "4"],
+                         ["argument --width:", "4 is too small", ">= 8"]),
+    "export --frames 0": (["export", "--output", f"{T}/m.onnx", "--frames", "0"], ["argument --frames:", "0 is too small"]),
+    "export --repeats 0": (["export", "--output", f"{T}/m.onnx", "--repeats", "0"],
+                           ["argument --repeats:", "0 is too small"]),
+    "export required": (["export", "--weights", f"{T}/foreign.pth"], ["required", "--output"]),
     # ---- test
     "test --config missing": (["test", "--config", f"{T}/nope.yaml"], ["argument --config:", f"{T}/nope.yaml does not exist"]),
     "test --root missing": (["test", "--root", f"{T}/nope"], ["argument --root:", f"{T}/nope does not exist"]),
@@ -135,10 +183,14 @@ CASES = {
 
 @pytest.fixture
 def workspace(tmp_path):
-    """What the table refers to: a folder of frames, a plain file, a previous run, two configs."""
+    """What the table refers to: a folder of frames, a plain file, a previous run, two configs, a checkpoint that is
+    not EDVR and a file that is not ONNX."""
     (tmp_path / "frames").mkdir()
     (tmp_path / "frames" / "00000000.png").write_bytes(b"x")
     (tmp_path / "dir.mp4").mkdir()
+    (tmp_path / "dir.onnx").mkdir()
+    (tmp_path / "junk.onnx").write_bytes(b"not an onnx graph")
+    torch.save({"params": {"conv.weight": torch.zeros(4, 3, 3, 3)}}, tmp_path / "foreign.pth")  # not EDVR
     (tmp_path / "file.txt").write_text("not a folder")
     (tmp_path / "old_run").mkdir()
     (tmp_path / "old_run" / "options.yml").write_text("name: old\n")

@@ -46,12 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int_at_least(1, example=5),
                         help="frames per window; must be the checkpoint's num_frame (default: read from it)")
     parser.add_argument("--height", type=multiple_of_4, default=64,
-                        help="example input height in LR pixels, a multiple of 4 (16 for deblurring) (default 64)")
+                        help="example input height in LR pixels, a multiple of 4 (16 for deblurring) (default 64); the "
+                             "exported graph runs any multiple")
     parser.add_argument("--width", type=multiple_of_4, default=64, help="example input width (default 64)")
     parser.add_argument("--opset", type=opset, default=MIN_OPSET,
                         help=f"ONNX opset, {MIN_OPSET} (DeformConv) to {MAX_OPSET} (default {MIN_OPSET})")
-    parser.add_argument("--static", action="store_true",
-                        help="fix height and width at --height x --width (default: any multiple of 4 / 16)")
     parser.add_argument("--repeats", type=int_at_least(1, example=3), default=3,
                         help="timed runs per backend, median reported (default 3)")
 
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise EDVRError(f"--frames {args.frames} but {weights} is an EDVR built for num_frame={net.num_frame} "
                         f"(its fusion layers fix the window); drop --frames or pass --frames {net.num_frame}")
     report = export_onnx(net, args.output, height=args.height, width=args.width, opset=args.opset,
-                         dynamic=not args.static, repeats=args.repeats, source=Path(weights).name)
+                         repeats=args.repeats, source=Path(weights).name)
     config = ", ".join(f"{k}={v}" for k, v in net.config.to_dict().items())
     shape = "(" + ", ".join(str(d) for d in report["input_shape"]) + ")"
     print(f"exported {weights} (EDVR {config}) to {report['output']} ({report['bytes'] / 1e6:.1f} MB, "
