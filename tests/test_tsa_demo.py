@@ -16,7 +16,7 @@ from edvr_lib.archs import TSAFusion, build_edvr  # noqa: E402
 from edvr_lib.introspect import record_internals  # noqa: E402
 from edvr_lib.tutorial import tsa_demo  # noqa: E402
 from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corrupt_frames, corruption_attention,  # noqa: E402
-                                     edvr_corruption_attention, trace_fusion, train_tsa_demo)
+                                     edvr_corruption_attention, frame_usefulness, trace_fusion, train_tsa_demo)
 from edvr_lib.utils import EDVRError  # noqa: E402
 
 TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"]
@@ -126,8 +126,24 @@ def test_corrupt_frames():
     assert torch.equal(out[:, ~region], frame[:, ~region]) and torch.equal(out[:, region], other[:, region])
     out, region = corrupt_frames(frame, "noise", rng, strength=0.5)
     assert region.all() and (out - frame).abs().mean() > 0.2 and out.min() >= 0 and out.max() <= 1
+    out, region = corrupt_frames(frame, "blur", rng, strength=0.5)
+    assert region.all() and out.shape == frame.shape and out.std() < frame.std() / 2  # smoothed
+    assert abs(float(out.mean() - frame.mean())) < 0.02  # a blur keeps the mean (reflect padding: nearly)
     with pytest.raises(EDVRError, match="unknown corruption"):
-        corrupt_frames(frame, "blur", rng)
+        corrupt_frames(frame, "rain", rng)
+
+
+def test_frame_usefulness_averaging_needs_weights(windows):
+    res = frame_usefulness(windows, frame=0, noise_sigma=0.1, seed=0)
+    # averaging five aligned noisy frames beats the centre alone (about 10 log10(5) = 7 dB for pure noise)
+    assert res["mean of all frames"] > res["centre only"] + 4
+    for kind in ("noise", "occlusion", "blur"):  # a faulty frame costs PSNR; leaving it out gets it back
+        assert res[f"{kind}: mean of all"] < res["mean of all frames"]
+        assert res[f"{kind}: mean without it"] > res[f"{kind}: mean of all"]
+    assert res["noise: mean of all"] < res["occlusion: mean of all"] < res["blur: mean of all"]  # worst to mildest
+    assert set(res["example"]) == {"noise", "occlusion", "blur"} and res["example"]["blur"].shape[0] == 5
+    with pytest.raises(EDVRError, match="not the centre"):
+        frame_usefulness(windows, frame=2)
 
 
 # ----------------------------------------------------------------------------------------- model and training
@@ -203,7 +219,8 @@ def test_figures_are_titled_and_labelled(windows):
     tr = trace_fusion(model.fusion, model.features(res["lq"]))
     figs = [tsa_demo.attention_maps_figure(res["lq"][0], res["attn"][0], "maps", corrupted=0, region=res["region"][0]),
             tsa_demo.attention_maps_figure(res["lq"][0], None, "frames only"),
-            tsa_demo.spatial_attention_figure(tr), tsa_demo.attention_bars_figure({"a": res["per_frame"][0]}, 0)]
+            tsa_demo.spatial_attention_figure(tr), tsa_demo.attention_bars_figure({"a": res["per_frame"][0]}, 0),
+            tsa_demo.frame_usefulness_figure(frame_usefulness(windows))]
     for fig in figs:
         for ax in fig.axes:
             if ax.get_label() == "<colorbar>":

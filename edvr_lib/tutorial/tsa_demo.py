@@ -34,10 +34,11 @@ from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import as_image, pyplot
 
 __all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "corrupt_frames", "CORRUPTIONS",
-           "train_tsa_demo", "corruption_attention", "edvr_corruption_attention",
-           "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
+           "FRAME_FAULTS", "frame_usefulness", "frame_usefulness_figure", "train_tsa_demo", "corruption_attention",
+           "edvr_corruption_attention", "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
 
-CORRUPTIONS = ("noise", "occlusion")
+CORRUPTIONS = ("noise", "occlusion")  # what the small TSA is trained on
+FRAME_FAULTS = ("noise", "occlusion", "blur")  # what :func:`frame_usefulness` shows
 
 
 @dataclass
@@ -242,19 +243,23 @@ def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, oth
 
     Args:
         frame: ``(3, h, w)`` in [0, 1].
-        kind: ``'noise'`` (Gaussian noise of std ``strength`` on the whole frame) or ``'occlusion'`` (a square of
-            side ``size * min(h, w)`` at a random place replaced by the same place of ``other``, another image).
+        kind: ``'noise'`` (Gaussian noise of std ``strength`` on the whole frame), ``'occlusion'`` (a square of
+            side ``size * min(h, w)`` at a random place replaced by the same place of ``other``, another image) or
+            ``'blur'`` (a Gaussian blur of std ``4 * strength`` pixels on the whole frame, like motion or defocus).
         rng: random generator.
         other: ``(3, H, W)`` occluder image (at least ``h x w``); default: the frame flipped upside down.
 
     Returns:
         ``(corrupted frame (3, h, w), region (h, w) bool)``: which pixels were corrupted.
     """
-    if kind not in CORRUPTIONS:
-        raise EDVRError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
+    if kind not in FRAME_FAULTS:
+        raise EDVRError(f"unknown corruption {kind!r}; choose one of {FRAME_FAULTS}")
     _, h, w = frame.shape
     region = torch.zeros(h, w, dtype=torch.bool)
     out = frame.clone()
+    if kind == "blur":
+        region[:] = True
+        return _gaussian_blur(out, sigma=4 * strength), region
     if kind == "noise":
         out = (out + strength * torch.from_numpy(rng.standard_normal(out.shape).astype(np.float32))).clamp(0, 1)
         region[:] = True
@@ -265,6 +270,93 @@ def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, oth
     out[:, y:y + side, x:x + side] = src[:, y:y + side, x:x + side]
     region[y:y + side, x:x + side] = True
     return out, region
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(c, h, w)`` blurred by a separable Gaussian of std ``sigma`` pixels (reflect padding)."""
+    radius = max(1, int(round(3 * sigma)))
+    k = torch.exp(-torch.arange(-radius, radius + 1, dtype=x.dtype) ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = x.shape[0]
+    y = F.pad(x[None], (radius, radius, radius, radius), mode="reflect")
+    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)[0]
+
+
+def _psnr(x: torch.Tensor, gt: torch.Tensor) -> float:
+    """PSNR in dB of images in [0, 1] (peak 1), over the whole batch."""
+    return float(10 * torch.log10(1 / ((x - gt) ** 2).mean()))
+
+
+@torch.no_grad()
+def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 0.1, seed: int = 0) -> dict:
+    """Why fusion needs weights: average perfectly aligned frames when one of them is faulty.
+
+    Every window of ``data`` (neighbours aligned by the true flow, light noise ``noise_sigma`` on every frame) is
+    fused by the plainest rule there is, the mean of its frames, and compared with its clean centre frame.
+
+    Args:
+        data: the aligned windows.
+        frame: the neighbour that gets a fault (noise, an occluding patch, or blur; see :func:`corrupt_frames`).
+        noise_sigma: light noise on every frame (what averaging removes).
+        seed: seeds the noise and faults.
+
+    Returns:
+        ``{"centre only": psnr, "mean of all frames": psnr, "<fault>: mean of all": psnr,
+        "<fault>: mean without it": psnr, ...}`` in dB (peak 1) over all windows; and ``"example"``: one window per
+        fault ``{fault: (t, 3, h, w)}``.
+    """
+    rng = np.random.default_rng(seed)
+    clean = data.clean
+    n, t = clean.shape[:2]
+    ctr = t // 2
+    if frame == ctr or not 0 <= frame < t:
+        raise EDVRError(f"frame={frame} must be a neighbour index in 0..{t - 1}, not the centre {ctr}")
+    gt = clean[:, ctr]
+    noisy = (clean + noise_sigma * torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))).clamp(0, 1)
+    res = {"centre only": _psnr(noisy[:, ctr], gt), "mean of all frames": _psnr(noisy.mean(1), gt)}
+    keep = [i for i in range(t) if i != frame]
+    examples = {}
+    for kind in FRAME_FAULTS:
+        bad = noisy.clone()
+        for j in range(n):
+            bad[j, frame] = corrupt_frames(noisy[j, frame], kind, rng, other=noisy[(j + n // 2) % n, ctr])[0]
+        res[f"{kind}: mean of all"] = _psnr(bad.mean(1), gt)
+        res[f"{kind}: mean without it"] = _psnr(bad[:, keep].mean(1), gt)
+        examples[kind] = bad[0]
+    res["example"] = examples
+    return res
+
+
+def frame_usefulness_figure(res: dict, frame: int = 0, title: str = "Averaging aligned frames, one of them faulty"):
+    """One faulty window per fault (top) and the PSNR of each fusion rule (bottom), from :func:`frame_usefulness`."""
+    plt = pyplot()
+    faults = list(res["example"])
+    t = next(iter(res["example"].values())).shape[0]
+    fig = plt.figure(figsize=(2.4 * t, 2.6 * len(faults) + 3.6))
+    grid = fig.add_gridspec(len(faults) + 1, t, height_ratios=[1] * len(faults) + [1.6])
+    for r, kind in enumerate(faults):
+        for i in range(t):
+            ax = fig.add_subplot(grid[r, i])
+            ax.imshow(as_image(res["example"][kind][i]), interpolation="nearest")
+            ax.set_title(f"{kind}: frame {i}" + (" (faulty)" if i == frame else ""), fontsize=8,
+                         color="red" if i == frame else "black")
+            ax.set_xlabel("x (LR pixels)", fontsize=7)
+            ax.set_ylabel("y (LR pixels)", fontsize=7)
+            ax.tick_params(labelsize=6)
+    ax = fig.add_subplot(grid[-1, :])
+    names = [k for k in res if k != "example"]
+    values = [res[k] for k in names]
+    colours = ["grey", "tab:green"] + ["tab:red" if "of all" in k else "tab:blue" for k in names[2:]]
+    ax.barh(names, values, color=colours)
+    for y, v in enumerate(values):
+        ax.text(v + 0.1, y, f"{v:.2f}", va="center", fontsize=8)
+    ax.set_xlim(min(values) - 2, max(values) + 2)
+    ax.invert_yaxis()
+    ax.set(xlabel="PSNR against the clean centre frame (dB)", ylabel="fusion rule", title="Fusion by plain averaging")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch_size: int = 16, crop: int = 32,
