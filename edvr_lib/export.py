@@ -165,10 +165,15 @@ def _quiet():
 
 
 def _first_line(err: BaseException) -> str:
+    """``'Type: first line'`` of an exception, with its cause when it has one (the exporter wraps the real error)."""
     import re
 
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"[:400]
+    def line(e: BaseException) -> str:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
+        return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
+
+    cause = err.__cause__
+    return (line(err) + (f" (cause: {line(cause)})" if cause is not None else ""))[:500]
 
 
 def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):
@@ -414,8 +419,9 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
     Both go through :func:`edvr_lib.inference.super_resolve_stream` (windows, padding, tiles, uint8 rounding).
 
     Returns:
-        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'torch_s', 'onnxruntime_s' (seconds in all),
-        'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
+        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'differing_values' (per frame, how many of the
+        ``h * w * 3`` uint8 values differ), 'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s'
+        (seconds in all), 'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
     """
     import itertools
 
@@ -432,9 +438,10 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
             size = source.size
         finally:
             source.close()
-    diffs = [int(np.abs(a.astype(int) - b.astype(int)).max())
-             for (_, a), (_, b) in zip(results["torch"], results["onnxruntime"])]
-    return {"names": [n for n, _ in results["onnxruntime"]], "max_level_diff": diffs, "torch_s": results["torch_s"],
+    diffs = [np.abs(a.astype(int) - b.astype(int)) for (_, a), (_, b) in zip(results["torch"], results["onnxruntime"])]
+    return {"names": [n for n, _ in results["onnxruntime"]], "max_level_diff": [int(d.max()) for d in diffs],
+            "differing_values": [int((d > 0).sum()) for d in diffs], "values": int(diffs[0].size),
+            "torch_s": results["torch_s"],
             "onnxruntime_s": results["onnxruntime_s"], "input_size": size,
             "torch_frames": [img for _, img in results["torch"]],
             "onnxruntime_frames": [img for _, img in results["onnxruntime"]]}
@@ -576,13 +583,16 @@ def output_difference_figure(torch_img: np.ndarray, ort_img: np.ndarray, title: 
     import matplotlib.pyplot as plt
 
     diff = np.abs(torch_img.astype(int) - ort_img.astype(int)).max(axis=2)
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for ax, img, name in ((axes[0], torch_img, "torch"), (axes[1], ort_img, "onnxruntime")):
         ax.imshow(img)
         ax.set_title(f"{name} ({img.shape[1]}x{img.shape[0]})")
-    im = axes[2].imshow(diff, cmap="magma", vmin=0, vmax=max(1, int(diff.max())))
-    axes[2].set_title(f"|torch - onnxruntime|, max {int(diff.max())} level(s)")
-    fig.colorbar(im, ax=axes[2], label="difference (uint8 levels)")
+    # each pixel that differs is drawn as a dot (single pixels would vanish at this scale)
+    ys, xs = np.nonzero(diff)
+    axes[2].imshow(np.zeros_like(diff), cmap="gray", vmin=0, vmax=1)
+    dots = axes[2].scatter(xs, ys, c=diff[ys, xs], s=9, cmap="autumn", vmin=1, vmax=max(2, int(diff.max())))
+    axes[2].set_title(f"{len(xs)} of {diff.size} pixels differ (max {int(diff.max())} level)")
+    fig.colorbar(dots, ax=axes[2], label="difference (uint8 levels)")
     for ax in axes:
         ax.set_xlabel("x (px)")
         ax.set_ylabel("y (px)")

@@ -217,6 +217,7 @@ def test_the_two_classic_blockers():
     assert old["stage"] == "onnxruntime" and "DeformConv" in old["error"] and "18" in old["error"]
     branch = data_dependent_branch_attempt(pack, example)
     assert branch["stage"] == "export" and "TorchExportError" in branch["error"]
+    assert "GuardOnDataDependentSymNode" in branch["error"]  # the cause the exporter wraps
 
 
 def _refused(argv: list[str], capsys) -> str:
