@@ -132,6 +132,13 @@ def test_figures_are_titled_and_labelled(tmp_path):
     assert list(ax.lines[0].get_ydata()) == [26.0, 27.0] and "+1.00 dB vs bicubic" in ax.texts[0].get_text()
     plt.close(fig)
 
+    curve = [{"iter": k, "params_psnr": v} for k, v in ((50, 26.5), (100, 27.5))]  # raw weights beside the EMA
+    fig = tf.val_psnr_figure(log, raw_curve=curve)
+    ax = fig.axes[0]
+    assert list(ax.lines[1].get_ydata()) == [26.5, 27.5] and "raw weights" in ax.get_legend().get_texts()[1].get_text()
+    assert "+1.50 dB vs bicubic" in ax.texts[0].get_text()  # the gain of the last (raw) point
+    plt.close(fig)
+
     fig = tf.offsets_figure(log, limit=50)
     assert labelled(fig) and "pixels" in fig.axes[0].get_ylabel()
     plt.close(fig)

@@ -201,12 +201,14 @@ def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Cha
     return _finish(fig, title)
 
 
-def val_psnr_figure(log, title: str = "Validation PSNR against bicubic"):
+def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_curve: Sequence[dict] | None = None):
     """Validation PSNR (of the EMA weights when the run has EMA) against iteration, with the bicubic baseline.
 
     Args:
         log: entries of :func:`read_train_log`, or a run folder / log file.
         title: figure title.
+        raw_curve: optionally, the raw weights' PSNR of saved checkpoints, ``[{"iter": k, "params_psnr": dB}, ...]``
+            (``checkpoints/edvr_tiny_embedded.val_curve.json``), drawn as a second line.
 
     Raises:
         EDVRError: the log has no validation entries.
@@ -218,6 +220,11 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic"):
     bicubic = entries[-1].get("bicubic_psnr")
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(its, psnr, "-o", ms=4, label="EDVR (validation)")
+    if raw_curve:
+        ax.plot([c["iter"] for c in raw_curve], [c["params_psnr"] for c in raw_curve], "-s", ms=4,
+                label="EDVR raw weights (saved checkpoints)")
+        psnr = [c["params_psnr"] for c in raw_curve] if raw_curve[-1]["iter"] >= its[-1] else psnr
+        its = [c["iter"] for c in raw_curve] if raw_curve[-1]["iter"] >= its[-1] else its
     if bicubic is not None:
         ax.axhline(bicubic, color="tab:gray", ls="--", label=f"bicubic {bicubic:.2f} dB")
         ax.annotate(f"{psnr[-1] - bicubic:+.2f} dB vs bicubic", (its[-1], psnr[-1]), textcoords="offset points",
