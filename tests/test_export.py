@@ -249,3 +249,14 @@ def test_cli_refuses_an_unwritable_folder(exported, tmp_path, capsys):
     err = _refused(["export", "--weights", str(exported["ckpt"]), "--output", str(locked / "m.onnx")], capsys)
     assert f"{locked / 'm.onnx'} cannot be written: {locked} is not writable" in err
     assert list(locked.iterdir()) == []
+
+
+def test_infer_reports_the_size_a_deblurring_model_writes(tmp_path, capsys):
+    deblur = random_weights_model(num_frame=3, num_feat=8, deformable_groups=2, num_extract_block=1,
+                                  num_reconstruct_block=1, hr_in=True, with_predeblur=True)
+    ckpt = save_pretrained(deblur, tmp_path / "deblur.pth")
+    _frames(tmp_path / "in", n=3, h=20, w=36)
+    assert cli.main(["infer", "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"), "--weights",
+                     str(ckpt), "--no-progress", "--device", "cpu"]) == 0
+    assert "wrote 3 frames (36x20 -> 36x20)" in capsys.readouterr().out
+    assert all(img.shape == (20, 36, 3) for img in _read(tmp_path / "out").values())
