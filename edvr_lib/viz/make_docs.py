@@ -171,7 +171,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
     matplotlib.use("Agg")
     from edvr_lib.data import prepare_embedded
     from edvr_lib.evaluate import PUBLISHED, build_dataset, evaluate
-    from edvr_lib.models import bicubic_model, tutorial_model
+    from edvr_lib.models import DEFAULT_CHECKPOINT, bicubic_model, tutorial_model
     from edvr_lib.metrics import calculate_psnr
     from edvr_lib.viz.explorer import attention_grid_figure, compute_internals
     from edvr_lib.viz.figures import comparison_figure, psnr_per_frame_figure
@@ -239,6 +239,11 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
               "then over clips (as the EDVR / BasicSR test configs); the Bicubic column is MATLAB bicubic x4 of "
               "the centre frame and its numbers are real", ""]
     lines += _table(res_bic, res_edvr, edvr_col) + [""]
+    if trained and weights.resolve() == DEFAULT_CHECKPOINT.resolve():
+        lines += ["How the shipped checkpoint was trained, and what its neighbouring frames add (the same network fed "
+                  "the centre frame five times): its [model card]("
+                  f"{os.path.relpath(DEFAULT_CHECKPOINT.parent / 'README.md', out_dir.resolve())})."
+                  .replace(os.sep, "/"), ""]
     if not trained:
         lines += ["The EDVR column comes from an **untrained network with random weights**; it shows that the "
                   "pipeline runs, not how well EDVR works. Regenerate this page with `make docs` once the "
@@ -249,7 +254,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
               "| method | REDS4 PSNR / SSIM (published) | source |", "|---|---|---|"]
     lines += [f"| {m} | {p:.2f} / {s:.4f} | {src} |" for m, p, s, src in PUBLISHED["REDS4"]]
     lines += ["", "Reproduce them with `edvr test --config configs/test_EDVR_M_x4_SR_REDS4.yaml` and the official "
-              "checkpoint (see notebook 05, section 5).", "",
+              "checkpoint (see notebook 05, section 6).", "",
               f"![LR / bicubic / EDVR / GT]({FILES[1]})", "",
               f"![PCD offsets, DCN masks and TSA attention]({FILES[2]})", "",
               f"![PSNR per frame]({FILES[3]})", "",
