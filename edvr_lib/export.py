@@ -596,7 +596,7 @@ def output_difference_figure(torch_img: np.ndarray, ort_img: np.ndarray, title: 
     ys, xs = np.nonzero(diff)
     axes[2].imshow(np.zeros_like(diff), cmap="gray", vmin=0, vmax=1)
     dots = axes[2].scatter(xs, ys, c=diff[ys, xs], s=9, cmap="autumn", vmin=1, vmax=max(2, int(diff.max())))
-    axes[2].set_title(f"{len(xs)} of {diff.size} pixels differ (max {int(diff.max())} level)")
+    axes[2].set_title(f"{len(xs)} of {diff.size} px differ (max {int(diff.max())})")
     fig.colorbar(dots, ax=axes[2], label="difference (uint8 levels)")
     for ax in axes:
         ax.set_xlabel("x (px)")
