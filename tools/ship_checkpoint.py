@@ -157,8 +157,12 @@ checkpoints, measured afterwards on the same clips (`{dest.stem}.val_curve.json`
 
 ## Limits
 
-Trained for minutes on a few clips, it has seen little of the world: cartoon shots and photos under synthetic
-motion. Expect a smaller gain on real camera footage, and far less than the official models (EDVR-M: 30.53 dB on
+Trained for 2,000 iterations on six short clips, it has seen little of the world: cartoon shots and photos under
+synthetic motion. It has learned to super-resolve each frame far better than it has learned to align: its
+neighbouring frames add only the gap between the last two rows of the table above (nothing on the Big Buck Bunny
+clip), and its offsets, minus the centre frame's own, carry a small fraction of the true motion (notebook 05's
+ablations and explorer show both). Alignment is the slow part of EDVR to learn; the official models train 600k
+iterations. Expect a smaller gain on real camera footage, and far less than the official models (EDVR-M: 30.53 dB on
 REDS4 as published in BasicSR's Model Zoo; bicubic: 26.14 dB in the BasicVSR paper's comparison table). Bicubic here is the MATLAB-exact kernel
 that made the LR frames.
 """
