@@ -1,4 +1,4 @@
-"""Tutorial navigation and exercises: relative links resolve; notebooks 00-02 end with checked exercises and links."""
+"""Tutorial navigation and exercises: relative links resolve; every notebook ends with checked exercises and links."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,8 @@ import pytest
 from edvr_lib.utils.notebooks import list_notebooks
 
 LINK = re.compile(r"\]\(([^)#\s]+\.ipynb)\)")
-WITH_EXERCISES = ["00_environment_check", "01_dataset_preparation", "02_pcd_alignment"]
+WITH_EXERCISES = ["00_environment_check", "01_dataset_preparation", "02_pcd_alignment", "03_tsa_fusion", "04_training",
+                  "05_evaluation_visualization", "06_deployment"]
 
 
 @pytest.mark.parametrize("path", list_notebooks(), ids=lambda p: p.stem)
