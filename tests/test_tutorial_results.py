@@ -70,12 +70,14 @@ def test_forget_and_default_path(store, monkeypatch):
 def test_markdown_lists_full_mode_entries_only(store, monkeypatch, tmp_path):
     results.record("02_b", "gain", 7.0, expected=6.0, tolerance=1.5, unit="dB", what="a gain")
     results.record("02_b", "late", 5.0, high=1.0, check=False, what="later")
+    results.record("02_b", "ratio", 0.5, high=1.0, what="|a - b| / |c|")
     monkeypatch.setenv("EDVR_SMOKE", "1")
     results.record("03_c", "smoke_only", 1.0)
     text = results.format_markdown(results.load())
     assert "## 02_b" in text and "03_c" not in text
     assert "| `gain` | a gain | 7 dB | 6 ± 1.5 dB | ok |" in text
     assert "| `late` | later | 5 | <= 1 | outside range (not checked) |" in text
+    assert "| `ratio` | \\|a - b\\| / \\|c\\| | 0.5 | <= 1 | ok |" in text  # pipes escaped: the table stays whole
     dest = results.write_markdown(store, tmp_path / "docs" / "tutorial_results.md")
     assert dest.read_text() == text
     only_smoke = tmp_path / "smoke.json"

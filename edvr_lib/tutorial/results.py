@@ -176,7 +176,8 @@ def format_markdown(entries: list[dict], command: str = "make tutorial") -> str:
             verdict = ("ok" if e["ok"] else "OUT OF RANGE") if e["checked"] else \
                 ("within range (not checked)" if e["ok"] else "outside range (not checked)")
             value = f"{e['value']:.4g} {e['unit']}".rstrip()
-            lines.append(f"| `{e['key']}` | {e['what']} | {value} | {rng} | {verdict} |")
+            what = e["what"].replace("|", "\\|")  # a literal | would end the table cell
+            lines.append(f"| `{e['key']}` | {what} | {value} | {rng} | {verdict} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
