@@ -22,12 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torchvision.transforms.functional import gaussian_blur
 
 from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.tsa_arch import TSAFusion
 from edvr_lib.data.transforms import frames_to_tensor
 from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
+from edvr_lib.metrics import calculate_psnr
 from edvr_lib.tutorial.fit import DemoHistory, fit_demo
 from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.utils.errors import EDVRError
@@ -259,7 +261,8 @@ def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, oth
     out = frame.clone()
     if kind == "blur":
         region[:] = True
-        return _gaussian_blur(out, sigma=4 * strength), region
+        sigma = 4 * strength
+        return gaussian_blur(out, kernel_size=2 * max(1, round(3 * sigma)) + 1, sigma=sigma), region
     if kind == "noise":
         out = (out + strength * torch.from_numpy(rng.standard_normal(out.shape).astype(np.float32))).clamp(0, 1)
         region[:] = True
@@ -270,22 +273,6 @@ def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, oth
     out[:, y:y + side, x:x + side] = src[:, y:y + side, x:x + side]
     region[y:y + side, x:x + side] = True
     return out, region
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``(c, h, w)`` blurred by a separable Gaussian of std ``sigma`` pixels (reflect padding)."""
-    radius = max(1, int(round(3 * sigma)))
-    k = torch.exp(-torch.arange(-radius, radius + 1, dtype=x.dtype) ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    c = x.shape[0]
-    y = F.pad(x[None], (radius, radius, radius, radius), mode="reflect")
-    y = F.conv2d(y, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(y, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)[0]
-
-
-def _psnr(x: torch.Tensor, gt: torch.Tensor) -> float:
-    """PSNR in dB of images in [0, 1] (peak 1), over the whole batch."""
-    return float(10 * torch.log10(1 / ((x - gt) ** 2).mean()))
 
 
 @torch.no_grad()
@@ -314,15 +301,19 @@ def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 
         raise EDVRError(f"frame={frame} must be a neighbour index in 0..{t - 1}, not the centre {ctr}")
     gt = clean[:, ctr]
     noisy = (clean + noise_sigma * torch.from_numpy(rng.standard_normal(clean.shape).astype(np.float32))).clamp(0, 1)
-    res = {"centre only": _psnr(noisy[:, ctr], gt), "mean of all frames": _psnr(noisy.mean(1), gt)}
+
+    def psnr(x):  # over the whole batch, peak 1
+        return calculate_psnr(x.numpy() * 255, gt.numpy() * 255)
+
+    res = {"centre only": psnr(noisy[:, ctr]), "mean of all frames": psnr(noisy.mean(1))}
     keep = [i for i in range(t) if i != frame]
     examples = {}
     for kind in FRAME_FAULTS:
         bad = noisy.clone()
         for j in range(n):
             bad[j, frame] = corrupt_frames(noisy[j, frame], kind, rng, other=noisy[(j + n // 2) % n, ctr])[0]
-        res[f"{kind}: mean of all"] = _psnr(bad.mean(1), gt)
-        res[f"{kind}: mean without it"] = _psnr(bad[:, keep].mean(1), gt)
+        res[f"{kind}: mean of all"] = psnr(bad.mean(1))
+        res[f"{kind}: mean without it"] = psnr(bad[:, keep].mean(1))
         examples[kind] = bad[0]
     res["example"] = examples
     return res

@@ -221,10 +221,10 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_cur
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     ax.plot(its, psnr, "-o", ms=4, label="EDVR (validation)")
     if raw_curve:
-        ax.plot([c["iter"] for c in raw_curve], [c["params_psnr"] for c in raw_curve], "-s", ms=4,
-                label="EDVR raw weights (saved checkpoints)")
-        psnr = [c["params_psnr"] for c in raw_curve] if raw_curve[-1]["iter"] >= its[-1] else psnr
-        its = [c["iter"] for c in raw_curve] if raw_curve[-1]["iter"] >= its[-1] else its
+        raw_its, raw_psnr = [c["iter"] for c in raw_curve], [c["params_psnr"] for c in raw_curve]
+        ax.plot(raw_its, raw_psnr, "-s", ms=4, label="EDVR raw weights (saved checkpoints)")
+        if raw_its[-1] >= its[-1]:  # the gain annotated is the latest point's
+            its, psnr = raw_its, raw_psnr
     if bicubic is not None:
         ax.axhline(bicubic, color="tab:gray", ls="--", label=f"bicubic {bicubic:.2f} dB")
         ax.annotate(f"{psnr[-1] - bicubic:+.2f} dB vs bicubic", (its[-1], psnr[-1]), textcoords="offset points",
