@@ -21,8 +21,21 @@ TINY = dict(num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruc
 
 
 def _clip(root, clip):
-    fr = np.stack([read_image(p) for p in sorted((embedded_paths(root)["lq"] / clip).glob("*.png"))])
-    return fr[:, : fr.shape[1] // 4 * 4, : fr.shape[2] // 4 * 4]
+    fr = alignment_real.read_clip(embedded_paths(root)["lq"], clip)
+    first = read_image(sorted((embedded_paths(root)["lq"] / clip).glob("*.png"))[0])
+    assert fr.shape[1] % 4 == 0 and fr.shape[2] % 4 == 0 and np.array_equal(fr[0], first[: fr.shape[1], : fr.shape[2]])
+    return fr
+
+
+def test_true_flow_epe_on_the_translating_clip(embedded_smoke_root):
+    clip = "syn_translate_astronaut"
+    fr = _clip(embedded_smoke_root, clip)
+    c = len(fr) // 2
+    res = alignment_real.compare_alignment(build_edvr("M", **TINY).eval(), fr[c - 2: c + 3])
+    epe = alignment_real.true_flow_epe(res, embedded_smoke_root, clip, c)
+    assert epe["zero"] > 0.5  # the clip moves
+    assert epe["learned"] == pytest.approx(epe["zero"])  # an untrained PCD moves nothing
+    assert epe["farneback"] < 0.5 * epe["zero"]
 
 
 def test_farneback_recovers_the_known_translation(embedded_smoke_root):

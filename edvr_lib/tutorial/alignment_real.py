@@ -15,15 +15,25 @@ a mean offset summarises what they do but is not all of it.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from edvr_lib.data import ground_truth_flow, read_image
 from edvr_lib.introspect import offsets_to_flow, record_internals
 from edvr_lib.tutorial.pcd_demo import _quiver, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
-__all__ = ["farneback_flow", "learned_motion", "compare_alignment", "most_moving_center", "real_alignment_figure"]
+__all__ = ["read_clip", "farneback_flow", "learned_motion", "compare_alignment", "true_flow_epe", "most_moving_center",
+           "real_alignment_figure"]
+
+
+def read_clip(lq_dir, clip: str) -> np.ndarray:
+    """Every LR frame of ``lq_dir/clip`` as ``(n, h, w, 3)`` in [0, 1], cropped to h, w divisible by 4."""
+    frames = np.stack([read_image(p) for p in sorted((Path(lq_dir) / clip).glob("*.png"))])
+    return frames[:, : frames.shape[1] // 4 * 4, : frames.shape[2] // 4 * 4]
 
 
 def farneback_flow(centre: np.ndarray, nbr: np.ndarray) -> np.ndarray:
@@ -158,6 +168,31 @@ def real_alignment_figure(res: dict, nbr: int, label: str = "", arrow_scale: flo
     fig.suptitle(label or "Alignment on real frames: learned PCD motion vs Farneback optical flow")
     fig.tight_layout()
     return fig
+
+
+def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4) -> dict:
+    """End-point errors against the true motion of a synthetic clip, for a :func:`compare_alignment` result.
+
+    Args:
+        res: :func:`compare_alignment` of the window of ``clip`` centred on frame ``center``.
+        root: the embedded set (:func:`edvr_lib.data.prepare_embedded`); ``clip`` must have known motion.
+        border: pixels excluded on each side.
+
+    Returns:
+        ``{"learned": px, "farneback": px, "zero": px}``: mean |estimate - true flow| over the neighbours
+        (``"zero"``: no motion, i.e. the mean true motion).
+    """
+    h, w = res["frames"].shape[1:3]
+    nbrs = res["neighbours"]
+    true = torch.stack([torch.from_numpy(ground_truth_flow(root, clip, center, center + i - res["center"], scale="lr"))
+                        [:, :h, :w] for i in nbrs])
+    b = (..., slice(border, -border or None), slice(border, -border or None))
+
+    def epe(flow):
+        return float(torch.linalg.vector_norm(flow, dim=1)[b].mean())
+
+    return {"learned": epe(res["learned"][nbrs] - true), "farneback": epe(res["farneback"][nbrs] - true),
+            "zero": epe(true)}
 
 
 def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
