@@ -242,6 +242,15 @@ def test_tsa_iter_needs_tsa(tmp_path):
     assert "network_g.with_tsa is false" in _error(load_options, path)
 
 
+def test_offset_fidelity_is_off_by_default_and_needs_a_dataset_with_flow(tmp_path):
+    assert load_options(TINY)[0]["train"]["offset_opt"] is None
+    path = _tiny_with(tmp_path, train__offset_opt={"loss_weight": 1.0})
+    message = _error(load_options, path)
+    assert "train.offset_opt.type" in message and "MotionWindowDataset" in message
+    bad = _tiny_with(tmp_path, train__offset_opt={"threshold": -1})
+    assert "train.offset_opt.threshold" in _error(load_options, bad)
+
+
 def test_missing_required_key(tmp_path):
     message = _error(load_options, _tiny_with(tmp_path, train__total_iter=...))
     assert "missing option train.total_iter" in message and "--set train.total_iter=" in message

@@ -21,6 +21,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -74,13 +75,13 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     from tqdm.auto import tqdm
 
     from edvr_lib.archs import offset_stats, set_offset_monitor
-    from edvr_lib.losses import charbonnier
+    from edvr_lib.losses import OffsetCapture, charbonnier, offset_fidelity, offset_weight
 
     tr, lg = opt["train"], opt["logger"]
     total_iter, tsa_iter = int(tr["total_iter"]), int(tr.get("tsa_iter") or 0)
     print_freq, save_freq = int(lg.get("print_freq", 100)), int(lg.get("save_checkpoint_freq", 5000))
     val_freq = int((opt.get("val") or {}).get("val_freq", 0) or 0)
-    pix = tr["pixel_opt"]
+    pix, off_opt = tr["pixel_opt"], tr.get("offset_opt")
     decay, grad_clip = float(tr.get("ema_decay") or 0), tr.get("grad_clip")
     dev = ddp.device
     amp = AMP_DTYPES.get(tr.get("amp")) if dev.type == "cuda" else None
@@ -144,13 +145,19 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 elif it == tsa_iter:  # the end of the TSA-only stage (not a resume after it)
                     log(f"iteration {it}: training all parameters")
 
-            # forward, loss (Charbonnier, sum over the batch in the recipe), backward
+            # forward, loss (Charbonnier, sum over the batch in the recipe; + offset fidelity if asked), backward
             lq, gt = batch["lq"].to(dev, non_blocking=True), batch["gt"].to(dev, non_blocking=True)
             state.optimizer.zero_grad(set_to_none=True)  # frozen parameters keep grad None: no Adam state
-            with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            off_w = offset_weight(off_opt, it)
+            with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None), \
+                    (OffsetCapture(state.model) if off_w else contextlib.nullcontext()) as offsets:
                 out = net(lq)
             loss = pix.get("loss_weight", 1.0) * charbonnier(out.float(), gt, pix.get("eps", 1e-12),
                                                               pix.get("reduction", "mean"))
+            if off_w:
+                off_loss = offset_fidelity(offsets, batch["flow"].to(dev), batch["flow_valid"].to(dev),
+                                           off_opt["threshold"], off_opt["eps"])
+                loss = loss + off_w * off_loss
             if state.scaler is not None:
                 state.scaler.scale(loss).backward()
             else:
@@ -200,6 +207,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 guard.keep(state)
                 now = time.perf_counter()
                 entry = {"iter": it, "loss": loss_value, "lr": lr,
+                         **({"offset_loss": float(off_loss), "offset_weight": off_w} if off_w else {}),
                          "offset_mean": sum(offsets) / len(offsets) if offsets else None, "offset_max": offset_max,
                          "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9),
                          "lr_scale": state.guard["lr_scale"]}  # < 1 after the guard's rollbacks

@@ -1,0 +1,122 @@
+"""Offset-fidelity loss: PCD's offsets held near a known optical flow (Chan et al., "Understanding Deformable
+Alignment in Video Super-Resolution", AAAI 2021, Sec. 4).
+
+A DCN trained by the pixel loss alone rarely discovers alignment when little in the data rewards it: its offsets
+start at zero and stay there. This term pulls every offset of the pyramid DCNs (L3, L2, L1) towards the true flow
+of its frame, resized and scaled to that level; the cascade's DCN is left free (its input is already aligned).
+Only deviations beyond ``threshold`` pixels are penalised, so each kernel point stays free to differ from the flow
+by a little (the diversity Chan et al. show the offsets need); Chan et al. use 10 px as an overflow guard at REDS
+motions, 0.5-1 px suits the few-pixel motions of the embedded training windows.
+
+Example::
+
+    with OffsetCapture(model) as offsets:
+        out = model(lq)
+    loss = offset_fidelity(offsets, flow, flow_valid, threshold=0.5)
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from edvr_lib.ops.dcn_fast import split_offset_mask
+
+__all__ = ["OffsetCapture", "offset_fidelity", "offset_weight"]
+
+PYRAMID_LEVELS = ("l1", "l2", "l3")
+
+
+class OffsetCapture:
+    """Keeps the ``conv_offset`` outputs of PCD's pyramid DCNs (with their gradients) during a forward.
+
+    Hooks exist only inside the ``with`` block. Works through wrappers (DDP) since the hooks sit on the modules.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR`.
+
+    Yields (``with``):
+        ``{'l1' | 'l2' | 'l3': (b * t, 3 * g * 9, h_l, w_l)}`` (offsets, then mask logits), filled by the forward.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.packs = {level: model.pcd_align.dcn_pack[level] for level in PYRAMID_LEVELS}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles: list = []
+
+    def __enter__(self) -> dict[str, torch.Tensor]:
+        def keep(level):
+            def hook(_module, _args, out):
+                self.outputs[level] = out
+            return hook
+
+        self.outputs.clear()
+        self._handles = [p.conv_offset.register_forward_hook(keep(level)) for level, p in self.packs.items()]
+        return self.outputs
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def _flow_at_level(flow: torch.Tensor, valid: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(n, 2, h, w)`` flow and ``(n, 1, h, w)`` validity at ``1 / factor`` resolution (flow in that level's px)."""
+    if factor == 1:
+        return flow, valid
+    flow_l = F.avg_pool2d(flow, factor, ceil_mode=True) / factor
+    valid_l = -F.max_pool2d(-valid, factor, ceil_mode=True)  # valid only where every finer pixel is
+    return flow_l, valid_l
+
+
+def offset_fidelity(offsets: dict[str, torch.Tensor], flow: torch.Tensor, flow_valid: torch.Tensor,
+                    threshold: float = 0.5, eps: float = 1e-6, deformable_groups: int | None = None) -> torch.Tensor:
+    """Mean Charbonnier distance between each pyramid DCN's offsets and the flow, beyond ``threshold`` pixels.
+
+    Args:
+        offsets: :class:`OffsetCapture`'s outputs, ``{'l1': (b * t, 3 * g * K, h, w), 'l2': ..., 'l3': ...}``.
+        flow: ``(b, t, 2, h, w)`` true flow in L1 (LR) pixels, ``(dy, dx)``: centre-frame pixel ``p`` is found in
+            frame ``i`` at ``p + flow[:, i, :, p]`` (the direction the DCN samples; 0 for the centre frame).
+        flow_valid: ``(b, t, 1, h, w)``, 1 where the flow is known (0: occluded, out of view, or no flow at all).
+        threshold: deviations (Euclidean, in that level's pixels) at or below this cost nothing.
+        eps: Charbonnier's ``eps``.
+        deformable_groups: ``g``; inferred from the kernel size 3 when None.
+
+    Returns:
+        Scalar: the mean over levels of the per-level mean over valid (sample, frame, group, tap, pixel) entries.
+    """
+    b, t = flow.shape[:2]
+    total = flow.new_zeros(())
+    for i, level in enumerate(PYRAMID_LEVELS):
+        if level not in offsets:
+            continue
+        off = split_offset_mask(offsets[level])[0].float()  # (b * t, 2 * g * K, h_l, w_l)
+        n, ch, h, w = off.shape
+        kk = 9
+        g = deformable_groups or ch // (2 * kk)
+        off = off.reshape(b, t, g, kk, 2, h, w)  # groups x kernel points x (dy, dx), torchvision's order
+        flow_l, valid_l = _flow_at_level(flow.flatten(0, 1).float(), flow_valid.flatten(0, 1).float(), 2 ** i)
+        flow_l = flow_l[..., :h, :w].reshape(b, t, 1, 1, 2, h, w)
+        valid_l = valid_l[..., :h, :w].reshape(b, t, 1, 1, 1, h, w)
+        diff = off - flow_l
+        far = (diff.detach().norm(dim=4, keepdim=True) > threshold).float() * valid_l
+        per_entry = torch.sqrt(diff * diff + eps).sum(dim=4, keepdim=True)
+        count = (valid_l.sum() * g * kk).clamp_min(1.0)
+        total = total + (per_entry * far).sum() / count
+    return total / len(PYRAMID_LEVELS)
+
+
+def offset_weight(opt: dict | None, iteration: int) -> float:
+    """The loss weight at ``iteration``: ``loss_weight`` until ``full_until``, then linear to 0 at ``zero_at``.
+
+    Args:
+        opt: the resolved ``train.offset_opt`` section (None: 0).
+        iteration: the 1-based training iteration.
+    """
+    if not opt:
+        return 0.0
+    weight, full, zero = float(opt["loss_weight"]), opt.get("full_until"), opt.get("zero_at")
+    if zero is None or iteration <= (full or 0):
+        return weight
+    start = full or 0
+    return weight * max(0.0, min(1.0, (zero - iteration) / max(zero - start, 1)))
