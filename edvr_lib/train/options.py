@@ -206,6 +206,13 @@ SCHEMA: dict = {
         "pixel_opt": Variants({"CharbonnierLoss": {"loss_weight": ("float", 1.0, above(0)),
                                                    "reduction": ("str", "mean", one_of("mean", "sum")),
                                                    "eps": ("float", 1e-12, above(0))}}, default="CharbonnierLoss"),
+        # offset fidelity (Chan et al. 2021): PCD offsets pulled towards the data's true flow; ~ = off
+        "offset_opt": OptionalSection({"type": ("str", "OffsetFidelityLoss", one_of("OffsetFidelityLoss")),
+                                       "loss_weight": ("float", 1.0, above(0)),
+                                       "threshold": ("float", 0.5, at_least(0)),  # px of each pyramid level
+                                       "eps": ("float", 1e-6, above(0)),
+                                       "full_until": ("int?", None, at_least(0)),  # full weight until here,
+                                       "zero_at": ("int?", None, at_least(1))}),  # then linear to 0 (~: never)
         # project extensions, off by default
         "grad_clip": ("float?", None, above(0)),  # max gradient norm
         "amp": ("str?", None, one_of("bf16", "fp16")),  # CUDA only
@@ -500,6 +507,14 @@ def _cross_checks(opt: dict, notes: list[str]) -> None:
         _fail("train.tsa_iter", tr["tsa_iter"], f"< train.total_iter ({total})")
     if tr["warmup_iter"] >= total:
         _fail("train.warmup_iter", tr["warmup_iter"], f"-1 or < train.total_iter ({total})")
+    off = tr["offset_opt"]
+    if off is not None:
+        if sets["train"].get("type") != "MotionWindowDataset":
+            _fail("train.offset_opt.type", off["type"], f"no offset_opt with datasets.train.type "
+                  f"{sets['train'].get('type')} (it returns no flow)",
+                  "use datasets.train.type MotionWindowDataset, whose windows carry their true flow")
+        if off["zero_at"] is not None and off["zero_at"] <= (off["full_until"] or 0):
+            _fail("train.offset_opt.zero_at", off["zero_at"], f"> train.offset_opt.full_until ({off['full_until']})")
     if sets["val"] is None and opt["val"] is not None:
         notes.append("ignored: val (no datasets.val, so no validation)")
         opt["val"] = None
