@@ -164,11 +164,11 @@ def test_explorer_controls_in_real_browser(lab):
             shown = _wait_for_new_picture(page, img, shown)
             assert slider.locator(".widget-readout").inner_text().strip() == "1.00"
 
-            # 2. corrupt a frame: the first frame of the window gets a black box; attention is recomputed
+            # 2. corrupt a frame: the first frame of the window gets an occluding square; attention is recomputed
             page.locator(".widget-dropdown", has_text="corrupt a frame").first.locator("select").select_option(
-                "black box")
+                "occlusion")
             shown = _wait_for_new_picture(page, img, shown)
-            page.locator(".widget-html", has_text="(* black box)").first.wait_for(timeout=60_000)
+            page.locator(".widget-html", has_text="(* occlusion)").first.wait_for(timeout=60_000)
 
             # 3. the clip's centre frame (3 at the start) to the first frame: a new window, another picture
             slider = _press(page, "clip centre frame", "Home")

@@ -13,9 +13,10 @@ from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 from edvr_lib.archs import TSAFusion, build_edvr  # noqa: E402
+from edvr_lib.data.corruption import corrupt_frame  # noqa: E402
 from edvr_lib.introspect import record_internals  # noqa: E402
 from edvr_lib.tutorial import tsa_demo  # noqa: E402
-from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corrupt_frames, corruption_attention,  # noqa: E402
+from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corruption_attention,  # noqa: E402
                                      edvr_corruption_attention, frame_usefulness, trace_fusion, train_tsa_demo)
 from edvr_lib.utils import EDVRError  # noqa: E402
 
@@ -118,19 +119,19 @@ def test_batch_corruption_bookkeeping(windows):
         windows.batch(2, 18, rng)
 
 
-def test_corrupt_frames():
+def test_corrupt_frame():
     rng = np.random.default_rng(0)
     frame, other = torch.rand(3, 10, 12), torch.rand(3, 10, 12)
-    out, region = corrupt_frames(frame, "occlusion", rng, other=other, size=0.5)
+    out, region = corrupt_frame(frame, "occlusion", rng, other=other, size=0.5)
     assert region.sum() == 5 * 5
     assert torch.equal(out[:, ~region], frame[:, ~region]) and torch.equal(out[:, region], other[:, region])
-    out, region = corrupt_frames(frame, "noise", rng, strength=0.5)
+    out, region = corrupt_frame(frame, "noise", rng, strength=0.5)
     assert region.all() and (out - frame).abs().mean() > 0.2 and out.min() >= 0 and out.max() <= 1
-    out, region = corrupt_frames(frame, "blur", rng, strength=0.5)
+    out, region = corrupt_frame(frame, "blur", rng, strength=0.5)
     assert region.all() and out.shape == frame.shape and out.std() < frame.std() / 2  # smoothed
     assert abs(float(out.mean() - frame.mean())) < 0.02  # a blur keeps the mean (reflect padding: nearly)
     with pytest.raises(EDVRError, match="unknown corruption"):
-        corrupt_frames(frame, "rain", rng)
+        corrupt_frame(frame, "rain", rng)
 
 
 def test_frame_usefulness_averaging_needs_weights(windows):
@@ -235,3 +236,22 @@ def test_aligned_windows_bad_input(embedded_smoke_root):
         AlignedWindows(embedded_smoke_root, clips=["no_such_clip"])
     with pytest.raises(EDVRError, match="odd"):
         AlignedWindows(embedded_smoke_root, clips=TRAIN_CLIPS, num_frame=4)
+
+
+def test_one_corruption_vocabulary_for_training_notebooks_and_explorer():
+    from edvr_lib.data.corruption import FRAME_FAULTS, spoil_neighbour
+    from edvr_lib.tutorial import tsa_demo
+    from edvr_lib.viz import explorer
+
+    assert explorer.CORRUPTIONS == ("none", *FRAME_FAULTS)
+    assert set(tsa_demo.FRAME_FAULTS) <= set(FRAME_FAULTS) and set(tsa_demo.CORRUPTIONS) <= set(FRAME_FAULTS)
+    frame = torch.rand(3, 16, 16)
+    occluded = explorer.corrupt(frame, "occlusion", seed=1)
+    changed = (occluded != frame).any(0)
+    assert changed.float().mean().item() == pytest.approx(0.25, abs=0.02)  # a black square of half the side
+    assert occluded[:, changed].max().item() == 0.0
+    lq = torch.rand(5, 3, 8, 8)
+    for seed in range(10):
+        spoilt, idx = spoil_neighbour(lq, np.random.default_rng(seed), kinds=("noise",))
+        assert idx != 2 and (spoilt[idx] - lq[idx]).abs().mean() > 0.1
+        assert torch.equal(spoilt[[i for i in range(5) if i != idx]], lq[[i for i in range(5) if i != idx]])

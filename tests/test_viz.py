@@ -128,7 +128,7 @@ def test_explorer_over_a_clip_new_controls(explorer_setup):
     assert abs(corrupted[0] - clean[0]) > 1e-4
     assert np.allclose(ex._window(2, "unrelated frame", 0)[0][1:], clip[1:4][1:])  # only frame 0 changed
     assert "0*" in ex.widgets["info"].value and "(* unrelated frame)" in ex.widgets["info"].value
-    for kind in ("noise", "black box"):
+    for kind in ("noise", "occlusion", "blur"):
         ex.set(corruption=kind)
         assert ex._window(2, kind, 0)[0][0].sub(clip[1]).abs().max() > 0.1
     # every redraw was timed; a cached one is only a PNG swap

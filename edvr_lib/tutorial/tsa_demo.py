@@ -7,7 +7,8 @@
   :class:`~edvr_lib.archs.TSAFusion`, and a 3x3 conv that predicts a residual on the centre frame.
 * :class:`AlignedWindows` cuts windows from the synthetic clips with known motion and aligns every neighbour to
   the centre frame with the *true* flow (what a perfect PCD would deliver), so that fusion is the only thing
-  left to learn. :func:`corrupt_frames` spoils one neighbour (strong noise, or an occluding patch).
+  left to learn. :func:`~edvr_lib.data.corruption.corrupt_frame` spoils one neighbour (strong noise, or an occluding
+  patch).
 * :func:`train_tsa_demo` trains the demo to restore the clean centre frame from noisy windows in which a random
   neighbour is corrupted. Which frame is corrupted changes from sample to sample, so a fixed fusion weight cannot
   ignore it: only a content-dependent weight (the temporal attention) can. :func:`corruption_attention` then
@@ -22,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torchvision.transforms.functional import gaussian_blur
 
 from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.tsa_arch import TSAFusion
+from edvr_lib.data.corruption import corrupt_frame
 from edvr_lib.data.transforms import frames_to_tensor
 from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
@@ -35,7 +36,7 @@ from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import as_image, pyplot
 
-__all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "corrupt_frames", "CORRUPTIONS",
+__all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "CORRUPTIONS",
            "FRAME_FAULTS", "frame_usefulness", "frame_usefulness_figure", "train_tsa_demo", "corruption_attention",
            "edvr_corruption_attention", "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
 
@@ -233,46 +234,10 @@ class AlignedWindows:
             if rng.random() < corrupt_prob:
                 corrupt_idx[j] = neighbours[int(rng.integers(0, len(neighbours)))]
                 kind = kinds[int(rng.integers(0, len(kinds)))]
-                lq[j, corrupt_idx[j]], region[j] = corrupt_frames(lq[j, corrupt_idx[j]], kind, rng,
-                                                                  other=self.random_patch(crop, rng))
+                lq[j, corrupt_idx[j]], region[j] = corrupt_frame(lq[j, corrupt_idx[j]], kind, rng,
+                                                                 other=self.random_patch(crop, rng))
         return {"lq": lq, "gt": clean[:, ctr].clone(), "corrupt_idx": torch.from_numpy(corrupt_idx),
                 "region": region}
-
-
-def corrupt_frames(frame: torch.Tensor, kind: str, rng: np.random.Generator, other: torch.Tensor | None = None,
-                   strength: float = 0.5, size: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
-    """Corrupt one frame.
-
-    Args:
-        frame: ``(3, h, w)`` in [0, 1].
-        kind: ``'noise'`` (Gaussian noise of std ``strength`` on the whole frame), ``'occlusion'`` (a square of
-            side ``size * min(h, w)`` at a random place replaced by the same place of ``other``, another image) or
-            ``'blur'`` (a Gaussian blur of std ``4 * strength`` pixels on the whole frame, like motion or defocus).
-        rng: random generator.
-        other: ``(3, H, W)`` occluder image (at least ``h x w``); default: the frame flipped upside down.
-
-    Returns:
-        ``(corrupted frame (3, h, w), region (h, w) bool)``: which pixels were corrupted.
-    """
-    if kind not in FRAME_FAULTS:
-        raise EDVRError(f"unknown corruption {kind!r}; choose one of {FRAME_FAULTS}")
-    _, h, w = frame.shape
-    region = torch.zeros(h, w, dtype=torch.bool)
-    out = frame.clone()
-    if kind == "blur":
-        region[:] = True
-        sigma = 4 * strength
-        return gaussian_blur(out, kernel_size=2 * max(1, round(3 * sigma)) + 1, sigma=sigma), region
-    if kind == "noise":
-        out = (out + strength * torch.from_numpy(rng.standard_normal(out.shape).astype(np.float32))).clamp(0, 1)
-        region[:] = True
-        return out, region
-    side = max(2, int(round(size * min(h, w))))
-    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    src = other if other is not None else frame.flip(-2)
-    out[:, y:y + side, x:x + side] = src[:, y:y + side, x:x + side]
-    region[y:y + side, x:x + side] = True
-    return out, region
 
 
 @torch.no_grad()
@@ -284,7 +249,8 @@ def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 
 
     Args:
         data: the aligned windows.
-        frame: the neighbour that gets a fault (noise, an occluding patch, or blur; see :func:`corrupt_frames`).
+        frame: the neighbour that gets a fault (noise, an occluding patch, or blur; see
+            :func:`~edvr_lib.data.corruption.corrupt_frame`).
         noise_sigma: light noise on every frame (what averaging removes).
         seed: seeds the noise and faults.
 
@@ -311,7 +277,7 @@ def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 
     for kind in FRAME_FAULTS:
         bad = noisy.clone()
         for j in range(n):
-            bad[j, frame] = corrupt_frames(noisy[j, frame], kind, rng, other=noisy[(j + n // 2) % n, ctr])[0]
+            bad[j, frame] = corrupt_frame(noisy[j, frame], kind, rng, other=noisy[(j + n // 2) % n, ctr])[0]
         res[f"{kind}: mean of all"] = psnr(bad.mean(1))
         res[f"{kind}: mean without it"] = psnr(bad[:, keep].mean(1))
         examples[kind] = bad[0]
@@ -420,7 +386,7 @@ def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_wi
     lq = b["lq"]
     region = torch.zeros(num_windows, crop, crop, dtype=torch.bool)
     for j in range(num_windows):
-        lq[j, frame], region[j] = corrupt_frames(lq[j, frame], kind, rng, other=data.random_patch(crop, rng))
+        lq[j, frame], region[j] = corrupt_frame(lq[j, frame], kind, rng, other=data.random_patch(crop, rng))
     model.eval()
     device = next(model.parameters()).device
     x = lq.to(device)
@@ -452,7 +418,7 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
         raise EDVRError("this EDVR has no TSA fusion (with_tsa=False): no temporal attention to compare")
     rng = np.random.default_rng(seed)
     bad = lq.clone()
-    bad[frame], region = corrupt_frames(lq[frame], kind, rng)
+    bad[frame], region = corrupt_frame(lq[frame], kind, rng, other=lq[frame].flip(-2))
     model.eval()
     device = next(model.parameters()).device
     res = {"lq_corrupted": bad, "region": region}

@@ -17,7 +17,7 @@ Both read forward passes recorded with :func:`edvr_lib.introspect.record_interna
 Masks and attention always use the fixed scale 0..1, so a map that hardly varies looks flat, not like structure.
 
 The explorer works on a clip: a slider moves the centre frame (each window is one forward pass, cached), a
-control corrupts or occludes one frame of the window (noise, a black box, unrelated content) so the temporal
+control corrupts or occludes one frame of the window (noise, an occluding square, blur, unrelated content) so the temporal
 attention can be watched reacting, and for the synthetic embedded clips the true flow is drawn beside the
 learned offsets. Every rendered picture is cached, so moving a slider back only redraws. The image is an
 ``ipywidgets.Image`` holding PNG bytes, which JupyterLab renders from the kernel side.
@@ -43,7 +43,7 @@ MAP_TYPES = ("offset magnitude", "offset direction", "DCN mask", "temporal atten
 LEVELS = ("l3", "l2", "l1", "cascade", "l1+cascade")
 #: size of one pixel of each DCN's level in LR pixels
 LEVEL_SCALE = {"l3": 4, "l2": 2, "l1": 1, "cascade": 1}
-CORRUPTIONS = ("none", "noise", "black box", "unrelated frame")
+CORRUPTIONS = ("none", "noise", "occlusion", "blur", "unrelated frame")  # "none" + data.corruption.FRAME_FAULTS
 #: default top of the fixed offset colour scale, in LR pixels
 OFFSET_RANGE_PX = 2.0
 _OFFSET_MAPS = MAP_TYPES[:3]
@@ -165,27 +165,16 @@ def _colormap(values: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis
 
 
 def corrupt(frame, kind: str, seed: int = 0):
-    """A corrupted copy of one LR frame ``(3, h, w)`` in [0, 1].
-
-    Kinds: ``'noise'`` (Gaussian, sigma 0.3, clipped), ``'black box'`` (the central half of the height and width
-    set to 0: an occluder), ``'unrelated frame'`` (the frame rotated by 180 degrees: the same colours and
-    statistics, content that matches no other frame), ``'none'``.
-    """
-    import torch
-
+    """A corrupted copy of one LR frame ``(3, h, w)`` in [0, 1]: ``'none'`` or one of
+    :data:`edvr_lib.data.corruption.FRAME_FAULTS` (noise of std 0.3, a black occluding square, blur, the frame
+    rotated by 180 degrees), seeded by ``seed``."""
     if kind not in CORRUPTIONS:
         raise EDVRError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
     if kind == "none":
         return frame
-    if kind == "noise":
-        gen = torch.Generator().manual_seed(seed)
-        return (frame + 0.3 * torch.randn(frame.shape, generator=gen, dtype=frame.dtype)).clamp(0, 1)
-    if kind == "black box":
-        h, w = frame.shape[-2:]
-        out = frame.clone()
-        out[..., h // 4: h - h // 4, w // 4: w - w // 4] = 0
-        return out
-    return frame.flip(-1, -2).contiguous()
+    from edvr_lib.data.corruption import corrupt_frame
+
+    return corrupt_frame(frame, kind, np.random.default_rng(seed), strength=0.3)[0]
 
 
 def _maps(rec) -> WindowMaps:
