@@ -98,3 +98,25 @@ def test_bad_inputs_name_the_problem():
         alignment_real.compare_alignment(model, np.zeros((3, 8, 8, 3), np.float32))
     with pytest.raises(EDVRError, match="hr_in"):
         alignment_real.learned_motion(build_edvr("L-deblur", **TINY), torch.zeros(1, 5, 3, 16, 16))
+
+
+def test_motion_report_scores_no_motion_as_one_and_true_motion_as_zero(embedded_smoke_root, monkeypatch):
+    model = random_weights_model(seed=0)  # a fresh DCN's offsets are 0: exactly "no motion"
+    rep = alignment_real.motion_report(model, embedded_smoke_root, windows_per_clip=2, max_side=32)
+    assert rep["epe_ratio"] == pytest.approx(1.0, abs=1e-4) and rep["warp_ratio"] == pytest.approx(1.0, abs=1e-4)
+    assert 0 < rep["warp_ratio_farneback"] < 1.0  # Farneback finds some motion in Big Buck Bunny
+    assert {"bbb_102", "syn_mixed_ihc"} <= set(rep["clips"])  # the smoke set's held-out clips
+
+    # a read-out that returns the true flow scores 0 (the crop offset is applied to the true flow too)
+    def perfect(_model, window):
+        return {"flow": truth["flow"], "self_flow": torch.zeros(2), "masks": torch.ones(5, 1, 1), "output": None}
+
+    clip, c = "syn_mixed_ihc", 4  # rotation + zoom: the flow depends on the place, so the crop offset matters
+    frames = alignment_real.read_clip(embedded_paths(embedded_smoke_root)["lq"], clip)
+    y, x = 4, 8
+    truth = {"flow": torch.stack([torch.from_numpy(ground_truth_flow(embedded_smoke_root, clip, c, c + d, scale="lr"))
+                                  [:, y:y + 16, x:x + 16] for d in range(-2, 3)])}
+    monkeypatch.setattr(alignment_real, "learned_motion", perfect)
+    res = alignment_real.compare_alignment(model, frames[c - 2:c + 3, y:y + 16, x:x + 16])
+    epe = alignment_real.true_flow_epe(res, embedded_smoke_root, clip, c, border=2, origin=(y, x))
+    assert epe["learned"] < 1e-6 < epe["zero"]

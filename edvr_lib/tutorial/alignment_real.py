@@ -27,7 +27,7 @@ from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
 __all__ = ["read_clip", "farneback_flow", "learned_motion", "compare_alignment", "true_flow_epe", "most_moving_center",
-           "real_alignment_figure"]
+           "real_alignment_figure", "motion_report"]
 
 
 def read_clip(lq_dir, clip: str) -> np.ndarray:
@@ -170,13 +170,14 @@ def real_alignment_figure(res: dict, nbr: int, label: str = "", arrow_scale: flo
     return fig
 
 
-def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4) -> dict:
+def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4, origin: tuple[int, int] = (0, 0)) -> dict:
     """End-point errors against the true motion of a synthetic clip, for a :func:`compare_alignment` result.
 
     Args:
         res: :func:`compare_alignment` of the window of ``clip`` centred on frame ``center``.
         root: the embedded set (:func:`edvr_lib.data.prepare_embedded`); ``clip`` must have known motion.
         border: pixels excluded on each side.
+        origin: ``(y, x)`` of the window's top-left corner in the clip's frames, when it was cropped.
 
     Returns:
         ``{"learned": px, "farneback": px, "zero": px}``: mean |estimate - true flow| over the neighbours
@@ -184,8 +185,9 @@ def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4) -> d
     """
     h, w = res["frames"].shape[1:3]
     nbrs = res["neighbours"]
+    y, x = origin
     true = torch.stack([torch.from_numpy(ground_truth_flow(root, clip, center, center + i - res["center"], scale="lr"))
-                        [:, :h, :w] for i in nbrs])
+                        [:, y:y + h, x:x + w] for i in nbrs])
     b = (..., slice(border, -border or None), slice(border, -border or None))
 
     def epe(flow):
@@ -207,3 +209,55 @@ def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
     score = [np.mean([np.abs(frames[c + d] - frames[c]).mean() for d in range(-r, r + 1) if d])
              for c in range(r, n - r)]
     return r + int(np.argmax(score))
+
+
+def motion_report(model, root=None, windows_per_clip: int = 3, max_side: int = 96) -> dict:
+    """How well a model's PCD motion follows the true motion of the held-out embedded clips (its alignment score).
+
+    For every held-out clip (``meta_info_embedded_test_GT.txt``) ``windows_per_clip`` windows, spread over the clip,
+    cropped to at most ``max_side`` LR pixels around the frame centre (a forward per window stays cheap on a CPU):
+
+    * clips with known motion: the learned motion's end-point error against the true flow, over "no motion"'s
+      (1.0: the model learned no motion; 0: exact);
+    * the others (Big Buck Bunny): the learned warp error over "no motion"'s, and Farneback's.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` without ``hr_in``.
+        root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
+        windows_per_clip: windows per clip.
+        max_side: crop size limit (LR pixels; divisible by 4).
+
+    Returns:
+        ``{"epe_ratio": mean over known-motion clips, "warp_ratio": ..., "warp_ratio_farneback": ...,
+        "clips": {clip: {...}}}`` (a ratio is None when no clip of that kind is held out).
+    """
+    from edvr_lib.data import embedded_paths, prepare_embedded, read_meta_info, synthetic_clip_names
+
+    root = prepare_embedded(progress=False) if root is None else root
+    paths = embedded_paths(root)
+    known = set(synthetic_clip_names(root))
+    t, r = model.config.num_frame, model.config.num_frame // 2
+    clips, epe, warp_l, warp_f = {}, [], [], []
+    for clip, n, _shape in read_meta_info(paths["meta_test"]):
+        frames = read_clip(paths["lq"], clip)
+        h, w = frames.shape[1:3]
+        ch, cw = min(h, max_side) // 4 * 4, min(w, max_side) // 4 * 4
+        y, x = (h - ch) // 2 // 4 * 4, (w - cw) // 2 // 4 * 4
+        centres = np.linspace(r, n - 1 - r, windows_per_clip).round().astype(int)
+        rows = []
+        for c in centres:
+            res = compare_alignment(model, frames[c - r:c + r + 1, y:y + ch, x:x + cw])
+            row = {"center": int(c), "warp_ratio": res["mean_err_learned"] / res["mean_err_none"],
+                   "warp_ratio_farneback": res["mean_err_farneback"] / res["mean_err_none"]}
+            if clip in known:
+                ep = true_flow_epe(res, root, clip, int(c), origin=(y, x))
+                row["epe_ratio"] = ep["learned"] / max(ep["zero"], 1e-8)
+            rows.append(row)
+        summary = {k: float(np.mean([row[k] for row in rows])) for k in rows[0] if k != "center"}
+        clips[clip] = {**summary, "windows": rows}
+        (epe if clip in known else warp_l).append(summary.get("epe_ratio", summary["warp_ratio"]))
+        if clip not in known:
+            warp_f.append(summary["warp_ratio_farneback"])
+    mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
+    return {"epe_ratio": mean(epe), "warp_ratio": mean(warp_l), "warp_ratio_farneback": mean(warp_f), "clips": clips}
+
