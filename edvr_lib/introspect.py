@@ -34,7 +34,13 @@ class Internals:
     Attributes:
         pcd_offsets: ``{'l3','l2','l1','cascade': (b, t, g, 9, 2, h_l, w_l)}``; axis -3 is ``(dy, dx)`` in pixels of
             that pyramid level; the 9 taps are the 3x3 kernel positions in row-major order. Tap ``k`` of group ``g``
-            at pixel ``p`` samples the neighbour feature at ``p + p_k + offset``.
+            at pixel ``p`` samples the neighbour feature at ``p + p_k + offset``. Layout (pinned by
+            tests/test_introspect.py): groups x kernel points x ``(dy, dx)``, torchvision order, i.e. channel
+            ``g*2*9 + 2k`` of ``conv_offset`` is dy of group ``g``, tap ``k`` and ``+1`` its dx. Convention:
+            reference -> neighbour, the direction a backward warp uses (an offset ``(0, 1)`` aligns a neighbour
+            whose content moved 1 px to the right). "Learned motion" in this project means the L1 pyramid DCN
+            (``'l1'``); the ``'cascade'`` DCN samples the already aligned L1 feature, so its offsets are a residual
+            on top of L1 (read-outs that want the total add them: ``l1 + cascade``).
         pcd_masks: same keys, ``(b, t, g, 9, h_l, w_l)``, modulation after the sigmoid (0..1).
         aligned: ``(b, t, c, h, w)`` PCD output (input of the fusion).
         temporal_attn: ``(b, t, h, w)`` sigmoid of the correlation with the centre embedding (None without TSA).
@@ -145,8 +151,11 @@ def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) ->
     """Summarise DCN offsets as one displacement per pixel: the (mask-weighted) mean over groups and taps.
 
     For a neighbour that is the centre frame shifted by ``d`` pixels, a well-aligned DCN learns ``offset ~ d``
-    at every tap, so this is comparable with an optical flow ``(dy, dx)`` in the convention "centre pixel ``p``
-    is found in the neighbour at ``p + flow``".
+    at every tap, so this is comparable with an optical flow ``(dy, dx)`` in the convention "centre (reference)
+    pixel ``p`` is found in the neighbour at ``p + flow``", the direction a backward warp uses
+    (``warped(p) = neighbour(p + flow)``). The offsets are laid out groups x kernel points x ``(dy, dx)`` in
+    torchvision order (:attr:`Internals.pcd_offsets`). Learned motion is the ``'l1'`` DCN's; the ``'cascade'``
+    offsets are a residual (its input is already aligned), not a motion of their own.
 
     Args:
         offsets: ``(..., g, 9, 2, h, w)`` as in :attr:`Internals.pcd_offsets`.

@@ -1,6 +1,8 @@
 """record_internals: shapes, values consistent with the modules, outputs unchanged, nothing left behind."""
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
@@ -109,3 +111,96 @@ def test_gradients_unaffected_by_recording():
     with record_internals(model):
         model(x).sum().backward()
     assert all(torch.equal(ref[n], p.grad) for n, p in model.named_parameters())
+
+
+# --- Trust the read-out first: known offsets in, the same motion out ---------------------------------------------
+
+def _set_offsets(pack, dy, dx, mask_logit=0.0):
+    """Make ``pack.conv_offset`` output the constant offset ``(dy, dx)`` at every group, tap and pixel."""
+    g, kk = pack.deformable_groups, pack.kernel_size ** 2
+    with torch.no_grad():
+        pack.conv_offset.weight.zero_()
+        bias = pack.conv_offset.bias
+        bias[:2 * g * kk:2] = dy   # torchvision layout: channel g*2*K + 2k is dy ...
+        bias[1:2 * g * kk:2] = dx  # ... and + 1 is dx
+        bias[2 * g * kk:] = mask_logit
+    return g, kk
+
+
+@pytest.mark.parametrize("dy, dx", [(0.0, 1.0), (1.0, 0.0)])
+@pytest.mark.parametrize("with_masks", [False, True])
+def test_known_offsets_read_back_exactly(dy, dx, with_masks):
+    torch.manual_seed(0)
+    pcd = PCDAlignment(num_feat=8, deformable_groups=2)
+    g, kk = _set_offsets(pcd.dcn_pack["l1"], dy, dx, mask_logit=0.3)
+    feats = [torch.rand(2, 8, 8, 8), torch.rand(2, 8, 4, 4), torch.rand(2, 8, 2, 2)]
+    with torch.no_grad(), record_internals(pcd) as rec:
+        pcd(feats, feats)
+    offs = rec.pcd_offsets["l1"]
+    assert offs.shape == (2, 1, g, kk, 2, 8, 8)
+    assert torch.equal(offs[..., 0, :, :], torch.full_like(offs[..., 0, :, :], dy))
+    assert torch.equal(offs[..., 1, :, :], torch.full_like(offs[..., 1, :, :], dx))
+    flow = offsets_to_flow(offs, rec.pcd_masks["l1"] if with_masks else None)
+    expected = torch.tensor([dy, dx]).view(2, 1, 1).expand(2, 8, 8)
+    assert torch.allclose(flow, expected.expand_as(flow), atol=1e-6, rtol=0)
+    # the other levels were left at their zero initialisation and read back as no motion
+    for key in ("l2", "l3"):
+        assert rec.pcd_offsets[key].abs().max() == 0
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 1), (1, 0)])
+def test_offset_sign_convention_aligns_a_shifted_neighbour_back(dy, dx):
+    """Offset (dy, dx) makes the DCN at p sample the neighbour at p + (dy, dx): reference -> neighbour, the
+    direction a backward warp uses. A neighbour whose content moved by (dy, dx) is aligned back onto the reference."""
+    from edvr_lib.archs import DCNv2Pack
+
+    torch.manual_seed(0)
+    pack = DCNv2Pack(4, 5, deformable_groups=2)
+    ref = torch.rand(1, 4, 10, 11)
+    nbr = torch.zeros_like(ref)  # nbr(p + (dy, dx)) = ref(p): the reference moved by +1 px
+    nbr[..., dy:, dx:] = ref[..., :ref.shape[-2] - dy, :ref.shape[-1] - dx]
+    feat = torch.rand_like(ref)
+    with torch.no_grad():
+        plain = pack(ref, feat)  # zero offsets: a plain 3x3 convolution (times sigmoid(0) = 0.5)
+        _set_offsets(pack, float(dy), float(dx))
+        with record_internals_pack(pack) as got:
+            aligned = pack(nbr, feat)
+    inner = (..., slice(2, -2), slice(2, -2))  # away from the zero padding and the edge the shift empties
+    assert torch.allclose(aligned[inner], plain[inner], atol=1e-5)
+    assert not torch.allclose(pack(ref, feat)[inner], plain[inner], atol=1e-3)  # the offset really moved it
+    assert got["offset"][:, 0::2].unique().tolist() == [float(dy)]
+
+
+@contextlib.contextmanager
+def record_internals_pack(pack):
+    """The offsets a bare DCN pack computed, split by its own :meth:`offsets_and_mask`."""
+    got = {}
+    handle = pack.conv_offset.register_forward_hook(
+        lambda _m, _a, out: got.update(offset=type(pack).offsets_and_mask(out.detach())[0]))
+    try:
+        yield got
+    finally:
+        handle.remove()
+
+
+def test_offset_layout_group_tap_dy_dx():
+    """Channel ``g*2*K + 2k`` (+1) of ``conv_offset`` is (dy, dx) of group g, tap k (row-major 3x3)."""
+    torch.manual_seed(0)
+    pcd = PCDAlignment(num_feat=8, deformable_groups=2)
+    pack = pcd.dcn_pack["l1"]
+    g, kk = _set_offsets(pack, 0.0, 1.0)
+    grp, tap = 1, 5  # tap 5 = row 1, column 2 of the 3x3 kernel
+    with torch.no_grad():
+        pack.conv_offset.bias[grp * 2 * kk + 2 * tap] = 3.0      # dy
+        pack.conv_offset.bias[grp * 2 * kk + 2 * tap + 1] = -2.0  # dx
+    feats = [torch.rand(1, 8, 8, 8), torch.rand(1, 8, 4, 4), torch.rand(1, 8, 2, 2)]
+    with torch.no_grad(), record_internals(pcd) as rec:
+        pcd(feats, feats)
+    offs = rec.pcd_offsets["l1"]  # (b, t, g, 9, 2, h, w)
+    assert torch.equal(offs[:, :, grp, tap, 0], torch.full_like(offs[:, :, grp, tap, 0], 3.0))
+    assert torch.equal(offs[:, :, grp, tap, 1], torch.full_like(offs[:, :, grp, tap, 1], -2.0))
+    others = torch.ones(g, kk, dtype=torch.bool)
+    others[grp, tap] = False
+    rest = offs[:, :, others]  # (b, t, g*9 - 1, 2, h, w)
+    assert torch.equal(rest[..., 0, :, :], torch.zeros_like(rest[..., 0, :, :]))
+    assert torch.equal(rest[..., 1, :, :], torch.ones_like(rest[..., 1, :, :]))
