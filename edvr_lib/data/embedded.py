@@ -330,7 +330,15 @@ def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int
     p = np.stack([ys, xs], -1)  # GT continuous coordinates of the pixel centres
     a_c, b_c = np.array(rec["frames"][center_idx]["matrix_yx"]), np.array(rec["frames"][center_idx]["offset_yx"])
     a_n, b_n = np.array(rec["frames"][nbr_idx]["matrix_yx"]), np.array(rec["frames"][nbr_idx]["offset_yx"])
-    q = p @ a_c.T + b_c  # photo coordinates seen at p in the centre frame
+    return affine_flow(p, (a_c, b_c), (a_n, b_n), f)
+
+
+def affine_flow(p: np.ndarray, center: tuple, nbr: tuple, f: float) -> np.ndarray:
+    """Flow ``(2, h, w)`` (float32, in units of ``f`` GT pixels) of the points ``p`` ``(h, w, 2)`` (GT continuous
+    ``[y, x]``) from a frame seen through the affine map ``center = (a, b)`` to one seen through ``nbr``."""
+    a_c, b_c = center
+    a_n, b_n = nbr
+    q = p @ np.asarray(a_c).T + b_c  # photo coordinates seen at p in the centre frame
     p_n = (q - b_n) @ np.linalg.inv(a_n).T  # where the neighbour frame sees them
     return ((p_n - p) / f).transpose(2, 0, 1).astype(np.float32)
 
