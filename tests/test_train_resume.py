@@ -102,3 +102,48 @@ def test_ctrl_c_saves_a_resumable_state(reference_run):
     assert 4 <= stopped_at < TOTAL
     _finish(_start(tmp_path, run, resume=True))
     _assert_same_run(tmp_path / "full", run)
+
+
+# --- Extend a finished run: a larger total_iter / appended periods continue; a changed past is refused ----------
+
+def _extend(root, tmp_path, first, second, n=4):
+    """Train ``first`` to ``n`` iterations in one folder, resume it with ``second``; also ``second`` uninterrupted."""
+    from test_train_loop import quiet, random_batches
+
+    from edvr_lib.train.trainer import train
+
+    batches = random_batches(2 * n)
+    train(options(root, f"train.total_iter={n}", *first), tmp_path / "run", device="cpu", batches=batches,
+          log=quiet())
+    messages = []
+    opt = options(root, f"train.total_iter={2 * n}", *second)
+    resumed = train(opt, tmp_path / "run", resume=True, device="cpu", batches=batches, log=messages.append)
+    full = train(opt, tmp_path / "full", device="cpu", batches=batches, log=quiet())
+    return resumed, full, messages
+
+
+@pytest.mark.parametrize("first, second", [
+    (["train.scheduler.periods=[3,5]"], ["train.scheduler.periods=[3,5]"]),  # schedule already long enough
+    (["train.scheduler.periods=[3,2]", "train.scheduler.restart_weights=[1,0.5]"],  # a period appended
+     ["train.scheduler.periods=[3,2,3]", "train.scheduler.restart_weights=[1,0.5,0.25]"]),
+])
+def test_extend_a_finished_run(embedded_smoke_root, tmp_path, first, second):
+    from edvr_lib.train.options import load_options
+
+    resumed, full, messages = _extend(embedded_smoke_root, tmp_path, first, second)
+    assert resumed["iter"] == 8 and sorted(resumed["lrs"]) == [5, 6, 7, 8]
+    assert resumed["lrs"] == {it: full["lrs"][it] for it in range(5, 9)}
+    assert "extending the run from total_iter 4 to 8" in messages
+    assert load_options(tmp_path / "run" / "options.yml")[0]["train"]["total_iter"] == 8
+
+
+@pytest.mark.parametrize("second, key", [
+    (["train.scheduler.periods=[3,5]", "train.optim_g.lr=0.001"], "train.optim_g.lr"),
+    (["train.scheduler.periods=[2,6]"], "train.scheduler.periods"),  # the first cycle (the past) changes
+])
+def test_extension_that_changes_the_past_is_refused(embedded_smoke_root, tmp_path, second, key):
+    from edvr_lib.utils import EDVRError
+
+    with pytest.raises(EDVRError, match=key) as err:
+        _extend(embedded_smoke_root, tmp_path, ["train.scheduler.periods=[3,5]"], second)
+    assert "\n" not in str(err.value) and "Fix:" in str(err.value)

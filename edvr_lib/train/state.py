@@ -21,6 +21,7 @@ import copy
 import errno
 import hashlib
 import json
+import math
 import os
 import random
 from dataclasses import dataclass, field
@@ -159,7 +160,12 @@ class TrainState:
         if self.ema is not None:
             self.ema.load_state_dict(sd["params_ema"] if sd.get("params_ema") is not None else sd["params"])
         self.optimizer.load_state_dict(sd["optimizer"])
+        # the schedule's shape comes from the options (an extended run has new periods); its progress from the file
+        shape = {k: getattr(self.scheduler, k) for k in (*SCHEDULE_SHAPE_KEYS, "cumulative_period")
+                 if hasattr(self.scheduler, k)}
         self.scheduler.load_state_dict(sd["scheduler"])
+        for key, value in shape.items():
+            setattr(self.scheduler, key, value)
         if self.scaler is not None and sd.get("scaler"):
             self.scaler.load_state_dict(sd["scaler"])
         self.iteration = int(sd["iter"])
@@ -357,13 +363,70 @@ def open_run(run_dir: str | os.PathLike, opt: dict, resume: bool, log=print) -> 
     if not resume:
         raise EDVRError(f"{run_dir} already holds a training run (at iteration {saved['iter']}). Fix: resume it "
                         "(--resume / resume=True), or choose another output folder.")
-    if saved.get("fingerprint") != fingerprint(opt):
+    if saved.get("fingerprint") != fingerprint(opt) and not _allowed_extension(run_dir, saved, opt, log):
         diff = options_diff(saved.get("options") or {}, opt)
         raise EDVRError(f"{run_dir} was trained with other options ({'; '.join(diff[:4]) or 'fingerprint differs'}"
                         f"{'; ...' if len(diff) > 4 else ''}). Fix: resume with {run_dir / 'options.yml'}, or train "
                         "into a new folder.")
     log(f"resuming {run_dir} from iteration {saved['iter']}")
     return saved
+
+
+# train.scheduler keys an extension may change, as long as the rates up to the saved iteration stay the same
+SCHEDULE_SHAPE_KEYS = ("periods", "restart_weights", "milestones", "restarts")
+
+
+def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
+    """True when ``opt`` only extends the saved run (BasicSR allows it): ``train.total_iter`` raised and/or the
+    scheduler's periods / milestones / restarts / restart_weights changed without changing the learning rate of
+    any iteration up to the saved one (checked by running both schedules). False for any other difference.
+
+    Raises:
+        EDVRError: the extension would end before the saved iteration, or it changes a past learning rate.
+    """
+    old = saved.get("options")
+    if not isinstance(old, dict) or not isinstance(old.get("train"), dict) or not isinstance(opt.get("train"), dict):
+        return False
+    tr_old, tr_new = old["train"], opt["train"]
+    sched_old, sched_new = dict(tr_old.get("scheduler") or {}), dict(tr_new.get("scheduler") or {})
+    probe = {**old, "train": {**tr_old, "total_iter": tr_new.get("total_iter"),
+                              "scheduler": {**{k: v for k, v in sched_old.items() if k not in SCHEDULE_SHAPE_KEYS},
+                                            **{k: v for k, v in sched_new.items() if k in SCHEDULE_SHAPE_KEYS}}}}
+    if fingerprint(probe) != fingerprint(opt):
+        return False  # something besides total_iter and the schedule's shape changed
+    at, a, b = int(saved["iter"]), int(tr_old.get("total_iter", 0)), int(tr_new.get("total_iter", 0))
+    if b < at:
+        raise EDVRError(f"{run_dir} is at iteration {at}; train.total_iter {b} would end before it. Fix: set "
+                        f"train.total_iter >= {at}, or train into a new folder.")
+    lr = float(tr_old.get("optim_g", {}).get("lr", 1.0))
+    past_old, past_new = _schedule_lrs(sched_old, a, lr, at), _schedule_lrs(sched_new, b, lr, at)
+    for it, (x, y) in enumerate(zip(past_old, past_new), start=1):
+        if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0):
+            keys = ", ".join(f"train.scheduler.{k}" for k in SCHEDULE_SHAPE_KEYS if sched_old.get(k) != sched_new.get(k))
+            raise EDVRError(f"{run_dir} cannot be extended: {keys or 'train.total_iter'} "
+                            f"changes the learning rate of iteration {it} ({x:.6g} -> {y:.6g}), before the saved "
+                            f"iteration {at}. Fix: keep the schedule up to iteration {at} unchanged (lengthen "
+                            "train.total_iter, append periods), or train into a new folder.")
+    if b != a:
+        log(f"extending the run from total_iter {a} to {b}")
+    else:
+        log(f"continuing the run with the new train.scheduler (same learning rates up to iteration {at})")
+    return True
+
+
+def _schedule_lrs(scheduler_opt: dict, total_iter: int, lr: float, upto: int) -> list[float]:
+    """The learning rate of iterations ``1..upto`` under ``scheduler_opt`` (the trainer's timing: iteration ``k``
+    uses scheduler epoch ``k - 1``), from the project's own scheduler classes."""
+    from edvr_lib.train.schedulers import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = build_scheduler(optimizer, scheduler_opt, total_iter)
+    out = []
+    for it in range(1, upto + 1):
+        if it > 1:
+            scheduler.step()
+        out.append(optimizer.param_groups[0]["lr"])
+    return out
 
 
 def write_options(opt: dict, run_dir: str | os.PathLike) -> None:
