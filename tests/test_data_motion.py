@@ -96,3 +96,27 @@ def test_no_held_out_clips(paths):
     ds = MotionWindowDataset(paths["gt"], paths["meta_train"], num_frame=5, gt_size=64, bbb_mix=0.5)
     test_clips = {line.split()[0] for line in paths["meta_test"].read_text().splitlines() if line.strip()}
     assert test_clips and not test_clips & {c for c, _ in ds.clips}
+
+
+def test_option_file_route(paths, tmp_path):
+    import yaml
+
+    from edvr_lib.train.data import build_train_dataset
+    from edvr_lib.train.options import OptionsError, load_options
+
+    raw = yaml.safe_load(open("configs/train_EDVR_tiny_embedded.yml"))
+    raw["datasets"]["train"] = {"name": "motion", "type": "MotionWindowDataset", "dataroot_gt": str(paths["gt"]),
+                                "meta_info_file": str(paths["meta_train"]), "num_frame": 5, "gt_size": 64,
+                                "occlusion_prob": 0.5, "bbb_mix": 0.25, "length": 40, "batch_size_per_gpu": 2}
+    raw["datasets"]["val"] = None
+    f = tmp_path / "motion.yml"
+    f.write_text(yaml.safe_dump(raw))
+    opt, _ = load_options(f)
+    ds = build_train_dataset(opt)
+    assert isinstance(ds, MotionWindowDataset) and len(ds) == 40 and ds.bbb_mix == 0.25
+    batch = torch.utils.data.default_collate([_sample(ds, 0), _sample(ds, 1)])
+    assert batch["flow"].shape == (2, 5, 2, 16, 16) and batch["flow_valid"].shape == (2, 5, 1, 16, 16)
+    raw["datasets"]["train"]["dataroot_lq"] = str(paths["lq"])  # an option of the REDS-style sets only
+    f.write_text(yaml.safe_dump(raw))
+    with pytest.raises(OptionsError, match="dataroot_lq"):
+        load_options(f)

@@ -11,11 +11,12 @@ from edvr_lib.data.embedded import (embedded_paths, ground_truth_flow, load_moti
                                     read_meta_info, synthetic_clip_names)
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import read_image, write_png
+from edvr_lib.data.motion_dataset import MotionWindowDataset
 from edvr_lib.data.reds_dataset import REDSDataset
 from edvr_lib.data.transforms import augment, dihedral_variants, generate_frame_indices, paired_random_crop
 from edvr_lib.data.video_test_dataset import VideoTestDataset
 from edvr_lib.data.vimeo_dataset import Vimeo90KDataset
 
 __all__ = ["embedded_paths", "ground_truth_flow", "load_motion", "prepare_embedded", "read_meta_info",
-           "synthetic_clip_names", "imresize", "read_image", "write_png", "REDSDataset", "VideoTestDataset",
+           "synthetic_clip_names", "imresize", "read_image", "write_png", "REDSDataset", "MotionWindowDataset", "VideoTestDataset",
            "Vimeo90KDataset", "augment", "dihedral_variants", "generate_frame_indices", "paired_random_crop"]

@@ -37,6 +37,15 @@ def build_train_dataset(opt: dict):
     """
     d = opt["datasets"]["train"]
     kind = d.get("type", "REDSDataset")
+    if kind == "MotionWindowDataset":  # GT frames only: the LR is rendered
+        from edvr_lib.data import MotionWindowDataset
+
+        _check_folders(d, "datasets.train", ("dataroot_gt", "meta_info_file"))
+        return MotionWindowDataset(
+            d["dataroot_gt"], d["meta_info_file"], num_frame=d.get("num_frame", 5), gt_size=d.get("gt_size", 128),
+            scale=opt.get("scale", 4), max_shift=d.get("max_shift", 4.0), static_prob=d.get("static_prob", 0.1),
+            affine_prob=d.get("affine_prob", 0.3), occlusion_prob=d.get("occlusion_prob", 0.2),
+            bbb_mix=d.get("bbb_mix", 0.0), interval_list=d.get("interval_list", [1]), length=d.get("length", 1000))
     _check_folders(d, "datasets.train")
     common = dict(dataroot_gt=d["dataroot_gt"], dataroot_lq=d["dataroot_lq"],
                   meta_info_file=d.get("meta_info_file"), num_frame=d.get("num_frame", 5),
@@ -52,7 +61,8 @@ def build_train_dataset(opt: dict):
         from edvr_lib.data import Vimeo90KDataset
 
         return Vimeo90KDataset(**common)
-    raise EDVRError(f"datasets.train.type {kind!r} is not supported; use REDSDataset or Vimeo90KDataset")
+    raise EDVRError(f"datasets.train.type {kind!r} is not supported; use REDSDataset, Vimeo90KDataset or "
+                     "MotionWindowDataset")
 
 
 def build_val_dataset(opt: dict):
@@ -70,8 +80,8 @@ def build_val_dataset(opt: dict):
                             scale=opt.get("scale", 4), io_backend=(d.get("io_backend") or {}).get("type", "disk"))
 
 
-def _check_folders(d: dict, where: str) -> None:
-    for key in ("dataroot_gt", "dataroot_lq"):
+def _check_folders(d: dict, where: str, keys=("dataroot_gt", "dataroot_lq")) -> None:
+    for key in keys:
         if not d.get(key):
             raise EDVRError(f"{where}.{key} is not set. Fix: point it at the dataset folder.")
         if not Path(d[key]).exists():

@@ -153,6 +153,7 @@ _VAL_SET = {
 _OPTIM = {"lr": ("float", 4e-4, above(0)), "weight_decay": ("float", 0.0, at_least(0)),
           "betas": ("floats", [0.9, 0.99], BETAS)}
 _METRIC = {"crop_border": ("int", 0, at_least(0)), "test_y_channel": ("bool", False, None)}
+_PROB = Check("in [0, 1]", lambda v: 0 <= v <= 1)
 
 SCHEMA: dict = {
     "name": ("str", R, None),
@@ -165,6 +166,18 @@ SCHEMA: dict = {
             "REDSDataset": {**_TRAIN_SET, "val_partition": ("str?", "REDS4", one_of("REDS4", "official")),
                             "interval_list": ("ints", [1], each(at_least(1)))},
             "Vimeo90KDataset": {**_TRAIN_SET, "num_frame": ("int", 7, ODD)},
+            "MotionWindowDataset": {  # LR rendered from GT frames: no dataroot_lq, no flips (random motion)
+                **{k: v for k, v in _TRAIN_SET.items() if k not in ("dataroot_lq", "random_reverse", "use_hflip",
+                                                                    "use_rot")},
+                "meta_info_file": ("path", R, None),  # the training clips (a folder scan finds held-out ones)
+                "gt_size": ("int", 128, above(0)),
+                "max_shift": ("float", 4.0, above(0.1)),
+                "static_prob": ("float", 0.1, _PROB),
+                "affine_prob": ("float", 0.3, _PROB),
+                "occlusion_prob": ("float", 0.2, _PROB),
+                "bbb_mix": ("float", 0.0, _PROB),
+                "interval_list": ("ints", [1], each(at_least(1))),
+                "length": ("int", 1000, at_least(1))},
         }),
         "val": OptionalSection(_VAL_SET),  # absent or ~: no validation
     },
