@@ -19,8 +19,9 @@ skipping it keeps the flow vectors trivially consistent with the frames.
 Randomness comes from Python's ``random`` module only (seeded per sample by
 :class:`edvr_lib.train.data.SeededDataset`), so a resumed run sees the same samples.
 
-Throughput (gt_size 128, num_frame 5, smoke embedded set): measured: 38 samples/s on one core of
-this 2-core Xeon (0 loader workers; 1 worker: 36 samples/s), i.e. ~0.2 s per batch of 8.
+Throughput (gt_size 128, num_frame 5, default probabilities, smoke embedded set, machine shared with other
+jobs): measured: 12.7 samples/s on one core of this 2-core Xeon (0 loader workers; 1 worker: 13.6 samples/s),
+i.e. ~0.6 s per batch of 8, below a training step of ~1-2 s.
 """
 from __future__ import annotations
 
