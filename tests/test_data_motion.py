@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from edvr_lib.data.motion_dataset import MotionWindowDataset, _off_lattice, draw_motion
+from edvr_lib.utils import EDVRError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -120,3 +121,26 @@ def test_option_file_route(paths, tmp_path):
     f.write_text(yaml.safe_dump(raw))
     with pytest.raises(OptionsError, match="dataroot_lq"):
         load_options(f)
+
+
+def test_spoilt_neighbour_windows(embedded_smoke_root):
+    from edvr_lib.data import embedded_paths
+
+    paths = embedded_paths(embedded_smoke_root)
+    ds = MotionWindowDataset(paths["gt"], paths["meta_train"], gt_size=32, spoil_prob=1.0, static_prob=1.0,
+                             occlusion_prob=0.0)
+    for seed in range(4):
+        random.seed(seed)
+        np.random.seed(seed)
+        s = ds[0]
+        idx = s["spoilt_idx"]
+        assert idx in (0, 1, 3, 4)  # never the centre frame
+        others = [i for i in range(5) if i != idx]
+        # a static window: every frame but the spoilt one equals the centre frame
+        assert all(torch.allclose(s["lq"][i], s["lq"][2], atol=1e-6) for i in others)
+        assert (s["lq"][idx] - s["lq"][2]).abs().mean() > 0.02
+        assert s["flow_valid"][idx].sum() == 0 and s["flow_valid"][others].min() == 1
+    none = MotionWindowDataset(paths["gt"], paths["meta_train"], gt_size=32)[0]
+    assert none["spoilt_idx"] == -1
+    with pytest.raises(EDVRError, match="spoil_kinds"):
+        MotionWindowDataset(paths["gt"], paths["meta_train"], gt_size=32, spoil_kinds=("rain",))

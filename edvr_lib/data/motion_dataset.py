@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from edvr_lib.data.corruption import FRAME_FAULTS, spoil_neighbour
 from edvr_lib.data.embedded import _affine, affine_flow, read_meta_info
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import png_header, read_image_uint8
@@ -102,6 +103,9 @@ def _in_box(p: np.ndarray, top_left: np.ndarray, size: np.ndarray, margin: float
     return np.all((p >= lo) & (p < hi), axis=-1)
 
 
+#: faults of the spoilt neighbour (edvr_lib.data.corruption)
+SPOIL_KINDS = ("noise", "occlusion", "unrelated frame")
+
 class MotionWindowDataset(Dataset):
     """Windows of a training frame under a random known motion, with the true flow of every frame.
 
@@ -120,6 +124,9 @@ class MotionWindowDataset(Dataset):
             unknown (``flow`` and ``flow_valid`` are zeros).
         interval_list: frame spacings for the real windows.
         length: samples per epoch (the index only numbers them: every sample is drawn at random).
+        spoil_prob: fraction of windows with one neighbour spoilt (:func:`edvr_lib.data.corruption.spoil_neighbour`,
+            one of ``spoil_kinds``): unequal frames, so TSA's temporal attention has something to learn. Its
+            ``flow_valid`` is set to 0; ``'spoilt_idx'`` says which frame (-1: none).
 
     Items:
         ``{'lq': (t, 3, h, w), 'gt': (3, H, W)`` (centre frame), ``'key': str,
@@ -132,7 +139,8 @@ class MotionWindowDataset(Dataset):
     def __init__(self, dataroot_gt: str | os.PathLike, meta_info_file: str | os.PathLike, num_frame: int = 5,
                  gt_size: int = 128, scale: int = 4, max_shift: float = 4.0, static_prob: float = 0.1,
                  affine_prob: float = 0.3, occlusion_prob: float = 0.2, bbb_mix: float = 0.0,
-                 interval_list=(1,), length: int = 1000):
+                 interval_list=(1,), length: int = 1000, spoil_prob: float = 0.0,
+                 spoil_kinds: tuple[str, ...] = SPOIL_KINDS):
         if num_frame < 1 or num_frame % 2 == 0:
             raise EDVRError(f"num_frame must be odd, got {num_frame}")
         if gt_size % scale:
@@ -141,7 +149,7 @@ class MotionWindowDataset(Dataset):
             raise EDVRError("MotionWindowDataset needs meta_info_file (the training clips): scanning the GT folder "
                             "would also use held-out clips. Fix: pass meta_info_embedded_train_GT.txt or REDS's.")
         for name, v in (("static_prob", static_prob), ("affine_prob", affine_prob),
-                        ("occlusion_prob", occlusion_prob), ("bbb_mix", bbb_mix)):
+                        ("occlusion_prob", occlusion_prob), ("bbb_mix", bbb_mix), ("spoil_prob", spoil_prob)):
             if not 0.0 <= v <= 1.0:
                 raise EDVRError(f"{name} must be in [0, 1], got {v}")
         if max_shift <= _MIN_FRAC:
@@ -152,6 +160,10 @@ class MotionWindowDataset(Dataset):
         self.num_frame, self.gt_size, self.scale, self.max_shift = num_frame, gt_size, scale, float(max_shift)
         self.static_prob, self.affine_prob, self.occlusion_prob = static_prob, affine_prob, occlusion_prob
         self.bbb_mix, self.length = bbb_mix, int(length)
+        self.spoil_prob, self.spoil_kinds = spoil_prob, tuple(spoil_kinds)
+        unknown = [k for k in self.spoil_kinds if k not in FRAME_FAULTS]
+        if unknown or not self.spoil_kinds:
+            raise EDVRError(f"spoil_kinds {list(spoil_kinds)} must be a non-empty list of {list(FRAME_FAULTS)}")
         self.interval_list = [int(i) for i in interval_list]
         self.clips = []  # (name, num_frames)
         for clip, n, _ in read_meta_info(meta_info_file):
@@ -177,9 +189,15 @@ class MotionWindowDataset(Dataset):
         return self.length
 
     def __getitem__(self, item: int) -> dict:
-        if self.bbb_mix > 0 and random.random() < self.bbb_mix:
-            return self._real_window()
-        return self._motion_window()
+        sample = self._real_window() if self.bbb_mix > 0 and random.random() < self.bbb_mix else self._motion_window()
+        sample["spoilt_idx"] = -1
+        if self.spoil_prob > 0 and random.random() < self.spoil_prob:
+            # unequal frames for TSA: one neighbour spoilt; its flow no longer describes its pixels
+            rng = np.random.default_rng(random.getrandbits(32))
+            sample["lq"], idx = spoil_neighbour(sample["lq"], rng, self.spoil_kinds, strength=0.3)
+            sample["flow_valid"][idx] = 0
+            sample["spoilt_idx"] = idx
+        return sample
 
     # ------------------------------------------------------------------------------------------- real windows
     def _real_window(self) -> dict:

@@ -177,7 +177,9 @@ SCHEMA: dict = {
                 "occlusion_prob": ("float", 0.2, _PROB),
                 "bbb_mix": ("float", 0.0, _PROB),
                 "interval_list": ("ints", [1], each(at_least(1))),
-                "length": ("int", 1000, at_least(1))},
+                "length": ("int", 1000, at_least(1)),
+                "spoil_prob": ("float", 0.0, _PROB),  # one neighbour spoilt (noise / occlusion / unrelated frame)
+            },
         }),
         "val": OptionalSection(_VAL_SET),  # absent or ~: no validation
     },

@@ -207,7 +207,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 guard.keep(state)
                 now = time.perf_counter()
                 entry = {"iter": it, "loss": loss_value, "lr": lr,
-                         **({"offset_loss": float(off_loss), "offset_weight": off_w} if off_w else {}),
+                         **({"offset_loss": off_loss.item(), "offset_weight": off_w} if off_w else {}),
                          "offset_mean": sum(offsets) / len(offsets) if offsets else None, "offset_max": offset_max,
                          "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9),
                          "lr_scale": state.guard["lr_scale"]}  # < 1 after the guard's rollbacks
