@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.utils.io import atomic_path
+from edvr_lib.utils.io import atomic_path, free_bytes, space_text, write_failure
 
 __all__ = ["TrainState", "init_state", "build_model", "build_optimizer", "load_pretrained_into", "save_checkpoint",
            "load_latest", "fingerprint", "options_diff", "STATE_FORMAT"]
@@ -294,6 +294,32 @@ def _link_latest(src: Path, dest: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _estimate_bytes(obj) -> int:
+    """The tensor bytes in a nested dict / list (what torch.save will write, give or take the pickle)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(_estimate_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_estimate_bytes(v) for v in obj)
+    return 0
+
+
+def _raise_no_room(info: dict, target: Path, prev: Path):
+    """The one-line EDVRError of a checkpoint that could not be written (:func:`save_checkpoint`)."""
+    if prev.exists():
+        try:
+            it = torch.load(prev, map_location="cpu", weights_only=True).get("iter", "?")
+        except Exception:  # noqa: BLE001 - only for the message
+            it = "?"
+        kept = f"the previous checkpoint {prev} is still valid"
+        resume = f"rerun with --resume (it continues from iteration {it})"
+    else:
+        kept, resume = "there is no earlier checkpoint", "rerun"
+    raise EDVRError(f"could not write {target} ({info['reason']}); {kept}. Fix: {info['fix']} "
+                    f"({space_text(info)}), then {resume}.") from None
+
+
 def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) -> Path:
     """Write the network files and the training state of ``state.iteration`` (module docstring), atomically.
 
@@ -310,19 +336,26 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     payload = state.state_dict()
     payload.update(options=opt, fingerprint=fingerprint(opt))
     target = models / f"net_g_{it}.pth"
+    needed = _estimate_bytes(net) + _estimate_bytes(payload)
+    prev = states / "latest.state"
+    free = free_bytes(run_dir)
+    if free is not None and free < needed:  # say so before a half-written file
+        info = write_failure(OSError(errno.ENOSPC, "not enough free space"), target, needed)
+        _raise_no_room({**info, "free": free}, target, prev)
     try:
         _save(net, target)
         _link_latest(target, models / "net_g_latest.pth")
         target = states / f"{it}.state"
         _save(payload, target)
         _link_latest(target, states / "latest.state")
-    except OSError as err:
-        prev = states / "latest.state"
-        reason = err.strerror or str(err)
-        fix = "free disk space" if err.errno in (errno.ENOSPC, errno.EDQUOT) else "check the folder's permissions"
-        raise EDVRError(f"could not write {target} ({reason}); the previous checkpoint "
-                        f"{f'{prev} is still valid' if prev.exists() else 'does not exist'}. Fix: {fix}, then rerun "
-                        "with resume.") from None
+    except (OSError, RuntimeError) as err:
+        info = write_failure(err, target, needed)
+        if info is None:
+            if not isinstance(err, OSError):
+                raise
+            info = {"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
+                    "free": free_bytes(target.parent), "fix": "check the folder's permissions"}
+        _raise_no_room(info, target, prev)
     return states / f"{it}.state"
 
 

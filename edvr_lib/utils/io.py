@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -45,10 +47,69 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None) -> Iterator[
         raise
 
 
+#: errno values that mean "this folder cannot take the file" (full disk, quota, read-only, no permission)
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+# torch.save's zip writer reports a failed write as a RuntimeError ("unexpected pos", "file write failed")
+_TORCH_WRITE_FAILED = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Bytes free in ``folder`` (its nearest existing parent); None when unknown."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def write_failure(err: BaseException, dest: str | os.PathLike, needed: int | None = None) -> dict | None:
+    """What a failed write of ``dest`` means, or None when ``err`` is not a disk / permission failure.
+
+    Returns ``{'reason', 'folder', 'needed', 'free', 'fix'}``; a torch zip-writer RuntimeError counts as a full
+    disk when the folder has less than ``needed`` (or under 1 MiB) free.
+    """
+    folder = Path(dest).parent
+    free = free_bytes(folder)
+    if isinstance(err, OSError) and err.errno in NO_ROOM:
+        reason = err.strerror or str(err)
+        room = err.errno in (errno.ENOSPC, errno.EDQUOT)
+    elif isinstance(err, RuntimeError) and any(m in str(err) for m in _TORCH_WRITE_FAILED):
+        if free is not None and free >= max(needed or 0, 1 << 20):
+            return None
+        reason, room = "No space left on device", True
+    else:
+        return None
+    fix = (f"free disk space in {folder}" if room else
+           f"make {folder} writable (or choose another folder)")
+    return {"reason": reason, "folder": folder, "needed": needed, "free": free, "fix": fix}
+
+
+def space_text(info: dict) -> str:
+    """``'needs about N bytes, M bytes free'`` (the folder is in ``info['fix']``) for :func:`write_failure`'s answer."""
+    need = f"needs about {info['needed']:,} bytes" if info["needed"] else "needs more room"
+    free = f"{info['free']:,} bytes free" if info["free"] is not None else "free space unknown"
+    return f"{need}, {free}"
+
+
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``dest`` atomically."""
-    with atomic_path(dest) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``dest`` atomically.
+
+    Raises:
+        EDVRError: the folder is full or not writable (one line: the folder, the bytes needed and free).
+    """
+    try:
+        with atomic_path(dest) as tmp:
+            tmp.write_bytes(data)
+    except (OSError, RuntimeError) as err:
+        info = write_failure(err, dest, len(data))
+        if info is None:
+            raise
+        from edvr_lib.utils.errors import EDVRError
+
+        raise EDVRError(f"could not write {dest} ({info['reason']}): {space_text(info)}. Fix: {info['fix']}, "
+                        "then rerun.") from None
 
 
 def atomic_write_text(dest: str | os.PathLike, text: str) -> None:
