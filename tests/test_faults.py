@@ -70,3 +70,23 @@ def test_atomic_writers_on_a_full_or_read_only_folder(tmp_path, monkeypatch, cod
         assert str(dest.parent) in msg and "free" in msg and "\n" not in msg
     monkeypatch.undo()
     assert dest.read_text() == "old" and sorted(p.name for p in dest.parent.iterdir()) == ["log.txt"]
+
+
+def test_damaged_states_fall_back_to_the_newest_complete_one(embedded_smoke_root, tmp_path):
+    opt = options(embedded_smoke_root, "train.total_iter=4", "logger.save_checkpoint_freq=2")
+    run = tmp_path / "run"
+    train(opt, run, device="cpu", batches=random_batches(4), log=quiet())
+    states = run / "training_states"
+    for name in ("latest.state", "4.state"):  # a hard link: truncating one truncates both; do both to be sure
+        (states / name).unlink()
+        (states / name).write_bytes(b"PK\x03\x04 truncated")
+    messages = []
+    summary = train(opt, run, device="cpu", batches=random_batches(4), resume=True,
+                    log=messages.append)
+    assert any("damaged" in m for m in messages) and any("iteration 2" in m for m in messages)
+    assert summary["iter"] == 4 and sorted(summary["losses"]) == [3, 4]
+    for p in states.glob("*.state"):
+        p.unlink()
+        p.write_bytes(b"junk")
+    with pytest.raises(EDVRError, match="every training state .* is damaged"):
+        train(opt, run, device="cpu", batches=random_batches(4), resume=True, log=quiet())

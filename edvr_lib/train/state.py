@@ -359,19 +359,39 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     return states / f"{it}.state"
 
 
-def load_latest(run_dir: str | os.PathLike) -> dict | None:
-    """The newest training state in ``run_dir`` (None when there is none)."""
-    path = Path(run_dir) / "training_states" / "latest.state"
-    if not path.exists():
-        return None
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
-        raise EDVRError(f"cannot read the training state {path} ({type(err).__name__}: {str(err)[:200]}). Fix: "
-                        f"point latest.state at an older <iter>.state in {path.parent}.") from None
+def _read_state(path: Path) -> dict:
+    sd = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(sd, dict) or sd.get("format") != STATE_FORMAT:
-        raise EDVRError(f"{path} is not an edvr_lib training state (format {STATE_FORMAT}).")
+        raise ValueError(f"not an edvr_lib training state (format {STATE_FORMAT})")
     return sd
+
+
+def load_latest(run_dir: str | os.PathLike, log=print) -> dict | None:
+    """The newest complete training state in ``run_dir`` (None when there is none).
+
+    A damaged ``latest.state`` (truncated, corrupt) is named and the newest readable ``<iter>.state`` is used.
+
+    Raises:
+        EDVRError: states exist but none of them can be read.
+    """
+    folder = Path(run_dir) / "training_states"
+    path = folder / "latest.state"
+    numbered = sorted((p for p in folder.glob("[0-9]*.state") if p.stem.isdigit()), key=lambda p: -int(p.stem))
+    if not path.exists() and not numbered:
+        return None
+    damaged = []
+    for candidate in ([path] if path.exists() else []) + numbered:
+        try:
+            sd = _read_state(candidate)
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
+            damaged.append(candidate.name)
+            log(f"training state {candidate} is damaged ({type(err).__name__}: {str(err)[:120]}); trying an older one")
+            continue
+        if damaged:
+            log(f"using {candidate} (iteration {sd['iter']}) instead of the damaged {', '.join(damaged)}")
+        return sd
+    raise EDVRError(f"every training state in {folder} is damaged ({', '.join(damaged)}). Fix: train into a new "
+                    "folder, or initialise from models/net_g_<iter>.pth with path.pretrain_network_g.")
 
 
 def seed_everything(seed: int) -> None:
