@@ -408,7 +408,7 @@ def open_run(run_dir: str | os.PathLike, opt: dict, resume: bool, log=print) -> 
         EDVRError: the folder holds a run but ``resume`` is off, or it holds a run of other options.
     """
     run_dir = Path(run_dir)
-    saved = load_latest(run_dir)
+    saved = load_latest(run_dir, log=log)
     if saved is None:
         if resume:
             log(f"nothing to resume in {run_dir} (no training_states/latest.state); starting at iteration 0")
