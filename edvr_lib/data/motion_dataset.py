@@ -106,6 +106,7 @@ def _in_box(p: np.ndarray, top_left: np.ndarray, size: np.ndarray, margin: float
 #: faults of the spoilt neighbour (edvr_lib.data.corruption)
 SPOIL_KINDS = ("noise", "occlusion", "unrelated frame")
 
+
 class MotionWindowDataset(Dataset):
     """Windows of a training frame under a random known motion, with the true flow of every frame.
 
@@ -258,14 +259,16 @@ class MotionWindowDataset(Dataset):
         flow[half] = 0.0
 
         gts, lqs = [], []
+        if occ is not None:
+            jy = (np.arange(size * _SS) + 0.5) / _SS  # GT coordinates of the rendering's pixel centres
+            hi_pts = np.stack(np.meshgrid(jy, jy, indexing="ij"), -1)
         for i, (a, b) in enumerate(maps):
             hi = _warp(src, a, b, frame_hw)
             if occ is not None:
                 psize, src0, pos0, vel = occ
                 pos = pos0 + (i - half) * vel
                 patch = _warp(src, np.eye(2), src0 - pos, frame_hw)  # frame point p shows source p - pos + src0
-                jy = (np.arange(size * _SS) + 0.5) / _SS
-                inside = _in_box(np.stack(np.meshgrid(jy, jy, indexing="ij"), -1), pos, psize, 0.0)
+                inside = _in_box(hi_pts, pos, psize, 0.0)
                 hi = np.where(inside[..., None], patch, hi)
             gt = _to_uint8(imresize(hi.astype(np.float64), 1.0 / _SS))
             gts.append(gt)

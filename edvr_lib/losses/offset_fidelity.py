@@ -91,8 +91,8 @@ def offset_fidelity(offsets: dict[str, torch.Tensor], flow: torch.Tensor, flow_v
         if level not in offsets:
             continue
         off = split_offset_mask(offsets[level])[0].float()  # (b * t, 2 * g * K, h_l, w_l)
-        n, ch, h, w = off.shape
-        kk = 9
+        ch, h, w = off.shape[1:]
+        kk = 9  # 3x3 kernel points
         g = deformable_groups or ch // (2 * kk)
         off = off.reshape(b, t, g, kk, 2, h, w)  # groups x kernel points x (dy, dx), torchvision's order
         flow_l, valid_l = _flow_at_level(flow.flatten(0, 1).float(), flow_valid.flatten(0, 1).float(), 2 ** i)

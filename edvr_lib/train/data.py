@@ -41,12 +41,10 @@ def build_train_dataset(opt: dict):
         from edvr_lib.data import MotionWindowDataset
 
         _check_folders(d, "datasets.train", ("dataroot_gt", "meta_info_file"))
-        return MotionWindowDataset(
-            d["dataroot_gt"], d["meta_info_file"], num_frame=d.get("num_frame", 5), gt_size=d.get("gt_size", 128),
-            scale=opt.get("scale", 4), max_shift=d.get("max_shift", 4.0), static_prob=d.get("static_prob", 0.1),
-            affine_prob=d.get("affine_prob", 0.3), occlusion_prob=d.get("occlusion_prob", 0.2),
-            bbb_mix=d.get("bbb_mix", 0.0), interval_list=d.get("interval_list", [1]), length=d.get("length", 1000),
-            spoil_prob=d.get("spoil_prob", 0.0))
+        keys = ("num_frame", "gt_size", "max_shift", "static_prob", "affine_prob", "occlusion_prob", "bbb_mix",
+                "interval_list", "length", "spoil_prob")  # resolved options hold every one (the schema's defaults)
+        return MotionWindowDataset(d["dataroot_gt"], d["meta_info_file"], scale=opt["scale"],
+                                   **{k: d[k] for k in keys})
     _check_folders(d, "datasets.train")
     common = dict(dataroot_gt=d["dataroot_gt"], dataroot_lq=d["dataroot_lq"],
                   meta_info_file=d.get("meta_info_file"), num_frame=d.get("num_frame", 5),

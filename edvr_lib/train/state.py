@@ -307,13 +307,10 @@ def _estimate_bytes(obj) -> int:
 
 def _raise_no_room(info: dict, target: Path, prev: Path):
     """The one-line EDVRError of a checkpoint that could not be written (:func:`save_checkpoint`)."""
-    if prev.exists():
-        try:
-            it = torch.load(prev, map_location="cpu", weights_only=True).get("iter", "?")
-        except Exception:  # noqa: BLE001 - only for the message
-            it = "?"
+    numbered = _numbered_states(prev.parent)
+    if prev.exists() and numbered:  # latest.state is the newest <iter>.state: its name says the iteration
         kept = f"the previous checkpoint {prev} is still valid"
-        resume = f"rerun with --resume (it continues from iteration {it})"
+        resume = f"rerun with --resume (it continues from iteration {numbered[0].stem})"
     else:
         kept, resume = "there is no earlier checkpoint", "rerun"
     raise EDVRError(f"could not write {target} ({info['reason']}); {kept}. Fix: {info['fix']} "
@@ -366,6 +363,11 @@ def _read_state(path: Path) -> dict:
     return sd
 
 
+def _numbered_states(folder: Path) -> list[Path]:
+    """The ``<iter>.state`` files of ``folder``, newest first."""
+    return sorted((p for p in folder.glob("[0-9]*.state") if p.stem.isdigit()), key=lambda p: -int(p.stem))
+
+
 def load_latest(run_dir: str | os.PathLike, log=print) -> dict | None:
     """The newest complete training state in ``run_dir`` (None when there is none).
 
@@ -376,7 +378,7 @@ def load_latest(run_dir: str | os.PathLike, log=print) -> dict | None:
     """
     folder = Path(run_dir) / "training_states"
     path = folder / "latest.state"
-    numbered = sorted((p for p in folder.glob("[0-9]*.state") if p.stem.isdigit()), key=lambda p: -int(p.stem))
+    numbered = _numbered_states(folder)
     if not path.exists() and not numbered:
         return None
     damaged = []
@@ -451,7 +453,7 @@ def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
     if b < at:
         raise EDVRError(f"{run_dir} is at iteration {at}; train.total_iter {b} would end before it. Fix: set "
                         f"train.total_iter >= {at}, or train into a new folder.")
-    lr = float(tr_old.get("optim_g", {}).get("lr", 1.0))
+    lr = float(tr_old["optim_g"]["lr"])
     past_old, past_new = _schedule_lrs(sched_old, a, lr, at), _schedule_lrs(sched_new, b, lr, at)
     for it, (x, y) in enumerate(zip(past_old, past_new), start=1):
         if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0):

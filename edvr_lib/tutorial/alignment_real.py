@@ -255,9 +255,12 @@ def motion_report(model, root=None, windows_per_clip: int = 3, max_side: int = 9
             rows.append(row)
         summary = {k: float(np.mean([row[k] for row in rows])) for k in rows[0] if k != "center"}
         clips[clip] = {**summary, "windows": rows}
-        (epe if clip in known else warp_l).append(summary.get("epe_ratio", summary["warp_ratio"]))
-        if clip not in known:
+        if clip in known:
+            epe.append(summary["epe_ratio"])
+        else:
+            warp_l.append(summary["warp_ratio"])
             warp_f.append(summary["warp_ratio_farneback"])
-    mean = lambda v: float(np.mean(v)) if v else None  # noqa: E731
-    return {"epe_ratio": mean(epe), "warp_ratio": mean(warp_l), "warp_ratio_farneback": mean(warp_f), "clips": clips}
+    means = {k: float(np.mean(v)) if v else None
+             for k, v in (("epe_ratio", epe), ("warp_ratio", warp_l), ("warp_ratio_farneback", warp_f))}
+    return {**means, "clips": clips}
 

@@ -17,7 +17,7 @@ Both read forward passes recorded with :func:`edvr_lib.introspect.record_interna
 Masks and attention always use the fixed scale 0..1, so a map that hardly varies looks flat, not like structure.
 
 The explorer works on a clip: a slider moves the centre frame (each window is one forward pass, cached), a
-control corrupts or occludes one frame of the window (noise, an occluding square, blur, unrelated content) so the temporal
+control spoils one frame of the window (noise, an occluding square, blur, unrelated content) so the temporal
 attention can be watched reacting, and for the synthetic embedded clips the true flow is drawn beside the
 learned offsets. Every rendered picture is cached, so moving a slider back only redraws. The image is an
 ``ipywidgets.Image`` holding PNG bytes, which JupyterLab renders from the kernel side.
