@@ -40,7 +40,7 @@ from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import png_header, read_image_uint8
 from edvr_lib.utils import EDVRError
 
-__all__ = ["MotionWindowDataset", "draw_motion"]
+__all__ = ["MotionWindowDataset", "draw_motion", "render_motion_window"]
 
 _SS = 2  # supersampling factor of the rendering
 _MIN_FRAC = 0.1  # a neighbour's shift must stay this far (LR px) from the integer lattice
@@ -64,8 +64,9 @@ def _random_shift(max_shift: float, half: int, min_mag: float = 0.0) -> np.ndarr
 
 
 def draw_motion(num_frame: int, max_shift: float = 4.0, static_prob: float = 0.1,
-                affine_prob: float = 0.3) -> dict:
-    """One random camera motion (Python's ``random``).
+                affine_prob: float = 0.3, min_shift: float = 0.0) -> dict:
+    """One random camera motion (Python's ``random``): a translation of ``min_shift`` to ``max_shift`` LR px per
+    frame (random direction), sometimes with a small rotation and zoom, or none at all (``static_prob``).
 
     Returns:
         ``dict(kind='static'|'translate'|'affine', shift_lr=[dy, dx] per frame (LR px), deg=per frame,
@@ -73,7 +74,7 @@ def draw_motion(num_frame: int, max_shift: float = 4.0, static_prob: float = 0.1
     """
     if random.random() < static_prob:
         return {"kind": "static", "shift_lr": np.zeros(2), "deg": 0.0, "log_zoom": 0.0}
-    d = _random_shift(max_shift, num_frame // 2)
+    d = _random_shift(max_shift, num_frame // 2, min_mag=min_shift)
     if random.random() < affine_prob:
         return {"kind": "affine", "shift_lr": d, "deg": random.uniform(-_MAX_DEG, _MAX_DEG),
                 "log_zoom": random.uniform(-_MAX_LOG_ZOOM, _MAX_LOG_ZOOM)}
@@ -118,6 +119,7 @@ class MotionWindowDataset(Dataset):
         gt_size: GT patch side ``H = W`` (LR ``h = gt_size // scale``); source frames must be at least this big.
         scale: LR factor (4).
         max_shift: largest translation per frame, in LR pixels.
+        min_shift: smallest translation per frame of a moving window, in LR pixels.
         static_prob: probability of a window without motion.
         affine_prob: probability of adding a small rotation and zoom to the translation.
         occlusion_prob: probability of an independently moving foreground patch.
@@ -141,7 +143,7 @@ class MotionWindowDataset(Dataset):
                  gt_size: int = 128, scale: int = 4, max_shift: float = 4.0, static_prob: float = 0.1,
                  affine_prob: float = 0.3, occlusion_prob: float = 0.2, bbb_mix: float = 0.0,
                  interval_list=(1,), length: int = 1000, spoil_prob: float = 0.0,
-                 spoil_kinds: tuple[str, ...] = SPOIL_KINDS):
+                 spoil_kinds: tuple[str, ...] = SPOIL_KINDS, min_shift: float = 0.0):
         if num_frame < 1 or num_frame % 2 == 0:
             raise EDVRError(f"num_frame must be odd, got {num_frame}")
         if gt_size % scale:
@@ -155,10 +157,13 @@ class MotionWindowDataset(Dataset):
                 raise EDVRError(f"{name} must be in [0, 1], got {v}")
         if max_shift <= _MIN_FRAC:
             raise EDVRError(f"max_shift must be > {_MIN_FRAC} LR px, got {max_shift}")
+        if not 0.0 <= min_shift < max_shift:
+            raise EDVRError(f"min_shift must be in [0, max_shift={max_shift}), got {min_shift}")
         self.root = Path(dataroot_gt)
         if not self.root.is_dir():
             raise EDVRError(f"GT folder not found: {self.root}. Fix: check dataroot_gt.")
         self.num_frame, self.gt_size, self.scale, self.max_shift = num_frame, gt_size, scale, float(max_shift)
+        self.min_shift = float(min_shift)
         self.static_prob, self.affine_prob, self.occlusion_prob = static_prob, affine_prob, occlusion_prob
         self.bbb_mix, self.length = bbb_mix, int(length)
         self.spoil_prob, self.spoil_kinds = spoil_prob, tuple(spoil_kinds)
@@ -223,59 +228,80 @@ class MotionWindowDataset(Dataset):
         clip, n = random.choice(self.clips)
         idx = random.randrange(n)
         src = read_image_uint8(self._path(clip, idx)).astype(np.float32) / 255.0
-        t, half, size, sc = self.num_frame, self.num_frame // 2, self.gt_size, self.scale
-        frame_hw = (size, size)
-        sh, sw = src.shape[:2]
-        centre = np.array([random.uniform(size / 2, sh - size / 2), random.uniform(size / 2, sw - size / 2)])
-        motion = draw_motion(t, self.max_shift, self.static_prob, self.affine_prob)
-        maps = []
+        sample = render_motion_window(src, self.num_frame, self.gt_size, self.scale, self.max_shift,
+                                      self.static_prob, self.affine_prob, self.occlusion_prob, self.min_shift)
+        sample["key"] = f"{clip}/{idx:08d}/{sample['key']}"
+        return sample
+
+
+def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128, scale: int = 4,
+                         max_shift: float = 4.0, static_prob: float = 0.1, affine_prob: float = 0.3,
+                         occlusion_prob: float = 0.2, min_shift: float = 0.0) -> dict:
+    """One window of ``src`` under a random known motion (Python's ``random``), as :class:`MotionWindowDataset`
+    renders its samples; also used to render held-out material (:mod:`edvr_lib.tutorial.checkpoint_report`).
+
+    Args:
+        src: ``(H_src, W_src, 3)`` float32 RGB in [0, 1], at least ``gt_size`` on each side.
+        num_frame, gt_size, scale, max_shift, static_prob, affine_prob, occlusion_prob: as
+            :class:`MotionWindowDataset`.
+        min_shift: smallest translation per frame, LR px (when the window moves).
+
+    Returns:
+        ``{'lq', 'gt', 'flow', 'flow_valid'}`` as the dataset's items, and ``'key'``: the kind of motion.
+    """
+    t, half, size, sc = num_frame, num_frame // 2, gt_size, scale
+    frame_hw = (size, size)
+    sh, sw = src.shape[:2]
+    centre = np.array([random.uniform(size / 2, sh - size / 2), random.uniform(size / 2, sw - size / 2)])
+    motion = draw_motion(t, max_shift, static_prob, affine_prob, min_shift)
+    maps = []
+    for i in range(t):
+        s = i - half
+        p = {"shift_yx": list(s * sc * motion["shift_lr"]), "angle_deg": s * motion["deg"],
+             "zoom": math.exp(s * motion["log_zoom"])}
+        maps.append(_affine(p, 1.0, tuple(2 * centre), frame_hw))  # centre frame = crop around `centre`
+
+    # LR pixel centres in GT continuous coordinates, and the background flow
+    hw = size // sc
+    ys, xs = np.meshgrid((np.arange(hw) + 0.5) * sc, (np.arange(hw) + 0.5) * sc, indexing="ij")
+    pts = np.stack([ys, xs], -1)
+    flow = np.stack([affine_flow(pts, maps[half], maps[i], sc) for i in range(t)])  # (t, 2, h, w)
+    p_nbr = pts[None] + flow.transpose(0, 2, 3, 1) * sc  # (t, h, w, 2) where p lies in frame i (GT coords)
+    valid = np.all((p_nbr >= sc / 2) & (p_nbr <= size - sc / 2), axis=-1)  # stays in view (LR pixel centres)
+
+    occ = None
+    if random.random() < occlusion_prob:
+        psize = np.array([random.randint(size // 4, size // 2), random.randint(size // 4, size // 2)], float)
+        src0 = np.array([random.uniform(0, sh - psize[0]), random.uniform(0, sw - psize[1])])
+        pos0 = np.array([random.uniform(0, size - psize[0]), random.uniform(0, size - psize[1])])
+        vel = _random_shift(max_shift, half, min_mag=0.5) * sc  # GT px per frame, own motion
+        occ = (psize, src0, pos0, vel)
+        margin = 1.5 * sc  # cubic support + a pixel
+        in_centre = _in_box(pts, pos0, psize, margin)
         for i in range(t):
-            s = i - half
-            p = {"shift_yx": list(s * sc * motion["shift_lr"]), "angle_deg": s * motion["deg"],
-                 "zoom": math.exp(s * motion["log_zoom"])}
-            maps.append(_affine(p, 1.0, tuple(2 * centre), frame_hw))  # centre frame = crop around `centre`
+            covered = _in_box(p_nbr[i], pos0 + (i - half) * vel, psize, margin)
+            valid[i] &= ~(covered | in_centre)
+    valid[half] = True  # the centre frame's flow (0) is known everywhere
+    flow[half] = 0.0
 
-        # LR pixel centres in GT continuous coordinates, and the background flow
-        hw = size // sc
-        ys, xs = np.meshgrid((np.arange(hw) + 0.5) * sc, (np.arange(hw) + 0.5) * sc, indexing="ij")
-        pts = np.stack([ys, xs], -1)
-        flow = np.stack([affine_flow(pts, maps[half], maps[i], sc) for i in range(t)])  # (t, 2, h, w)
-        p_nbr = pts[None] + flow.transpose(0, 2, 3, 1) * sc  # (t, h, w, 2) where p lies in frame i (GT coords)
-        valid = np.all((p_nbr >= sc / 2) & (p_nbr <= size - sc / 2), axis=-1)  # stays in view (LR pixel centres)
-
-        occ = None
-        if random.random() < self.occlusion_prob:
-            psize = np.array([random.randint(size // 4, size // 2), random.randint(size // 4, size // 2)], float)
-            src0 = np.array([random.uniform(0, sh - psize[0]), random.uniform(0, sw - psize[1])])
-            pos0 = np.array([random.uniform(0, size - psize[0]), random.uniform(0, size - psize[1])])
-            vel = _random_shift(self.max_shift, half, min_mag=0.5) * sc  # GT px per frame, own motion
-            occ = (psize, src0, pos0, vel)
-            margin = 1.5 * sc  # cubic support + a pixel
-            in_centre = _in_box(pts, pos0, psize, margin)
-            for i in range(t):
-                covered = _in_box(p_nbr[i], pos0 + (i - half) * vel, psize, margin)
-                valid[i] &= ~(covered | in_centre)
-        valid[half] = True  # the centre frame's flow (0) is known everywhere
-        flow[half] = 0.0
-
-        gts, lqs = [], []
+    gts, lqs = [], []
+    if occ is not None:
+        jy = (np.arange(size * _SS) + 0.5) / _SS  # GT coordinates of the rendering's pixel centres
+        hi_pts = np.stack(np.meshgrid(jy, jy, indexing="ij"), -1)
+    for i, (a, b) in enumerate(maps):
+        hi = _warp(src, a, b, frame_hw)
         if occ is not None:
-            jy = (np.arange(size * _SS) + 0.5) / _SS  # GT coordinates of the rendering's pixel centres
-            hi_pts = np.stack(np.meshgrid(jy, jy, indexing="ij"), -1)
-        for i, (a, b) in enumerate(maps):
-            hi = _warp(src, a, b, frame_hw)
-            if occ is not None:
-                psize, src0, pos0, vel = occ
-                pos = pos0 + (i - half) * vel
-                patch = _warp(src, np.eye(2), src0 - pos, frame_hw)  # frame point p shows source p - pos + src0
-                inside = _in_box(hi_pts, pos, psize, 0.0)
-                hi = np.where(inside[..., None], patch, hi)
-            gt = _to_uint8(imresize(hi.astype(np.float64), 1.0 / _SS))
-            gts.append(gt)
-            lqs.append(imresize(gt, 1.0 / sc))
-        lq = np.stack(lqs).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
-        key = f"{clip}/{idx:08d}/{motion['kind']}" + ("+occlusion" if occ is not None else "")
-        return {"lq": torch.from_numpy(np.ascontiguousarray(lq)),
-                "gt": torch.from_numpy(gts[half].astype(np.float32).transpose(2, 0, 1) / 255.0),
-                "key": key, "flow": torch.from_numpy(flow.astype(np.float32)),
-                "flow_valid": torch.from_numpy(valid[:, None].astype(np.float32))}
+            psize, src0, pos0, vel = occ
+            pos = pos0 + (i - half) * vel
+            patch = _warp(src, np.eye(2), src0 - pos, frame_hw)  # frame point p shows source p - pos + src0
+            inside = _in_box(hi_pts, pos, psize, 0.0)
+            hi = np.where(inside[..., None], patch, hi)
+        gt = _to_uint8(imresize(hi.astype(np.float64), 1.0 / _SS))
+        gts.append(gt)
+        lqs.append(imresize(gt, 1.0 / sc))
+    lq = np.stack(lqs).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    key = motion["kind"] + ("+occlusion" if occ is not None else "")
+    return {"lq": torch.from_numpy(np.ascontiguousarray(lq)),
+            "gt": torch.from_numpy(gts[half].astype(np.float32).transpose(2, 0, 1) / 255.0),
+            "key": key, "flow": torch.from_numpy(flow.astype(np.float32)),
+            "flow_valid": torch.from_numpy(valid[:, None].astype(np.float32))}

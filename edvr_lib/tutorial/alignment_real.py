@@ -4,10 +4,12 @@ Real footage has no true flow, so alignment is judged by the **warp error**: how
 onto the centre frame with a motion estimate, still is from the centre frame (mean absolute difference, LR pixels,
 0..1 intensity). Two estimates are compared with "no motion" (the raw difference):
 
-* the learned EDVR's PCD motion: the L1 and cascading DCN offsets recorded in one forward
-  (:func:`edvr_lib.introspect.record_internals`), each summarised as a mask-weighted mean over groups and taps
-  (:func:`edvr_lib.introspect.offsets_to_flow`) and added, minus the centre frame's self-alignment (the centre is
-  aligned to itself in the same forward; its offsets are not zero, and a constant pattern carries no motion);
+* the learned EDVR's PCD motion: the offsets of the L1 pyramid DCN (the one that samples the neighbour's own
+  feature; the cascade's DCN samples the already aligned feature, so its offsets are a residual correction),
+  recorded in one forward (:func:`edvr_lib.introspect.record_internals`), summarised as a mask-weighted mean over
+  groups and taps (:func:`edvr_lib.introspect.offsets_to_flow`), minus the centre frame's self-alignment (the
+  centre is aligned to itself in the same forward; its offsets are not zero, and a constant pattern carries no
+  motion);
 * OpenCV's Farneback dense optical flow between the grey LR frames (a classical, untrained reference point).
 
 The warp is only a probe: EDVR never warps pixels; its DCNs sample *features* with 9 taps per group and a mask, so
@@ -64,7 +66,7 @@ def learned_motion(model, window: torch.Tensor) -> dict:
         window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
 
     Returns:
-        ``dict`` with ``raw`` ``(t, 2, h, w)`` (L1 + cascade motion of every frame, centre included), ``self_flow``
+        ``dict`` with ``raw`` ``(t, 2, h, w)`` (L1 DCN motion of every frame, centre included), ``self_flow``
         ``(2, h, w)`` (the centre frame's, aligned to itself), ``flow`` ``(t, 2, h, w)`` (``raw - self_flow``),
         ``masks`` ``(t, h, w)`` (L1 DCN mask, mean over groups and taps) and ``output`` ``(1, 3, 4h, 4w)``.
     """
@@ -75,7 +77,7 @@ def learned_motion(model, window: torch.Tensor) -> dict:
     model.eval()
     with record_internals(model) as rec:
         out = model(window.to(device)).cpu()
-    raw = sum(offsets_to_flow(rec.pcd_offsets[k][0], rec.pcd_masks[k][0]) for k in ("l1", "cascade"))
+    raw = offsets_to_flow(rec.pcd_offsets["l1"][0], rec.pcd_masks["l1"][0])
     ctr = model.config.center
     return {"raw": raw, "self_flow": raw[ctr], "flow": raw - raw[ctr], "output": out,
             "masks": rec.pcd_masks["l1"][0].mean(dim=(1, 2))}
