@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.utils.io import atomic_path, free_bytes, space_text, write_failure
+from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, write_failure
 
 __all__ = ["TrainState", "init_state", "build_model", "build_optimizer", "load_pretrained_into", "save_checkpoint",
            "load_latest", "fingerprint", "options_diff", "STATE_FORMAT"]
@@ -277,8 +277,8 @@ def options_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- files
-def _save(obj, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
+def _save(obj, dest: Path, needed: int | None = None) -> None:
+    with atomic_path(dest, needed=needed) as tmp:
         torch.save(obj, tmp)
 
 
@@ -340,19 +340,16 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
         info = write_failure(OSError(errno.ENOSPC, "not enough free space"), target, needed)
         _raise_no_room({**info, "free": free}, target, prev)
     try:
-        _save(net, target)
+        _save(net, target, needed)
         _link_latest(target, models / "net_g_latest.pth")
         target = states / f"{it}.state"
-        _save(payload, target)
+        _save(payload, target, needed)
         _link_latest(target, states / "latest.state")
-    except (OSError, RuntimeError) as err:
-        info = write_failure(err, target, needed)
-        if info is None:
-            if not isinstance(err, OSError):
-                raise
-            info = {"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
-                    "free": free_bytes(target.parent), "fix": "check the folder's permissions"}
-        _raise_no_room(info, target, prev)
+    except NoRoomError as err:
+        _raise_no_room({**err.info, "needed": needed}, target, prev)
+    except OSError as err:
+        _raise_no_room({"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
+                        "free": free_bytes(target.parent), "fix": "check the folder's permissions"}, target, prev)
     return states / f"{it}.state"
 
 
