@@ -42,6 +42,7 @@ from edvr_lib.archs.config import EDVRConfig
 from edvr_lib.ops import speed_policy
 from edvr_lib.ops.policy import dcn_backend_for
 from edvr_lib.utils import EDVRError, atomic_path
+from edvr_lib.utils.io import NoRoomError, no_room_as_error, tensor_bytes
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "TOLERANCE", "check_opset", "check_size", "export_onnx",
            "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference", "time_call", "real_frames",
@@ -198,8 +199,11 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
     import onnx
 
     try:
-        program.save(str(path), external_data=False)
+        with no_room_as_error(path):
+            program.save(str(path), external_data=False)
         proto = onnx.load(str(path))
+    except NoRoomError:
+        raise
     except Exception as err:
         raise EDVRError(f"the exported graph could not be saved and read back ({_first_line(err)}); "
                         f"{path.name} was not kept") from None
@@ -261,7 +265,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
     example = torch.rand(1, t, c, height, width, generator=gen)
     program, names = _to_onnx(model, example, opset)
 
-    with atomic_path(output) as tmp:
+    with atomic_path(output, needed=tensor_bytes(model.state_dict())) as tmp:  # the graph holds the weights
         _write(program, tmp, model, names, opset, (height, width), source)
         runner = OnnxModel(tmp, threads=threads)
         m = model.size_multiple

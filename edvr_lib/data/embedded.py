@@ -57,7 +57,7 @@ import numpy as np
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import write_png
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
-from edvr_lib.utils.io import sha256_file
+from edvr_lib.utils.io import no_room_as_error, sha256_file
 
 __all__ = ["EmbeddedSpec", "FULL_SPEC", "SMOKE_SPEC", "prepare_embedded", "embedded_paths", "default_embedded_root",
            "synthetic_clip_names", "ground_truth_flow", "load_motion", "bigbuckbunny_path", "read_meta_info",
@@ -417,8 +417,10 @@ def _record_stats(folder: Path) -> None:
 def _lock(path: Path):
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    with no_room_as_error(path):  # a full or read-only dataset folder: one line, not a traceback
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "w")
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

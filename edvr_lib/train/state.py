@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, write_failure
+from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, tensor_bytes, write_failure
 
 __all__ = ["TrainState", "init_state", "build_model", "build_optimizer", "load_pretrained_into", "save_checkpoint",
            "load_latest", "fingerprint", "options_diff", "STATE_FORMAT"]
@@ -294,17 +294,6 @@ def _link_latest(src: Path, dest: Path) -> None:
             shutil.copyfile(src, tmp)
 
 
-def _estimate_bytes(obj) -> int:
-    """The tensor bytes in a nested dict / list (what torch.save will write, give or take the pickle)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_estimate_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_estimate_bytes(v) for v in obj)
-    return 0
-
-
 def _raise_no_room(info: dict, target: Path, prev: Path):
     """The one-line EDVRError of a checkpoint that could not be written (:func:`save_checkpoint`)."""
     numbered = _numbered_states(prev.parent)
@@ -333,7 +322,7 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     payload = state.state_dict()
     payload.update(options=opt, fingerprint=fingerprint(opt))
     target = models / f"net_g_{it}.pth"
-    needed = _estimate_bytes(net) + _estimate_bytes(payload)
+    needed = tensor_bytes(net) + tensor_bytes(payload)
     prev = states / "latest.state"
     free = free_bytes(run_dir)
     if free is not None and free < needed:  # say so before a half-written file

@@ -67,6 +67,20 @@ def space_text(info: dict) -> str:
     return f"{need}, {free}"
 
 
+def tensor_bytes(obj) -> int:
+    """The bytes of the tensors in a nested dict / list / tuple (what ``torch.save`` writes, give or take the
+    pickle): the room a checkpoint or an exported graph needs."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
+
+
 def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``dest`` atomically.
 
