@@ -242,8 +242,10 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.M
             if video:
                 _encode_video(staging, names, output, source.fps)
         except NoRoomError as err:
-            kept = sum(1 for _ in staging.glob("*.png"))
-            raise NoRoomError(f"{err} (the rerun reuses the {kept} finished frames in {staging})", err.info) from None
+            kept = [f.stat().st_size for f in staging.glob("*.png")]
+            needed = sum(kept) // len(kept) * (len(names) - len(kept)) if kept else None  # the frames to come
+            err = err.retold(output, needed)
+            raise NoRoomError(f"{err} It reuses the {len(kept)} finished frames in {staging}.", err.info) from None
         except EDVRError:
             shutil.rmtree(staging, ignore_errors=True)  # bad input: its frames would not be reused
             raise

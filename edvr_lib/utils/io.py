@@ -101,11 +101,24 @@ class NoRoomError(EDVRError):
 
     Attributes:
         info: :func:`write_failure`'s answer (``reason``, ``folder``, ``needed``, ``free``, ``fix``).
+        cause: the error the write met.
     """
 
-    def __init__(self, message: str, info: dict):
+    def __init__(self, message: str, info: dict, cause: BaseException | None = None):
         super().__init__(message)
-        self.info = info
+        self.info, self.cause = info, cause
+
+    def retold(self, dest: str | os.PathLike, needed: int | None = None) -> NoRoomError:
+        """The same failure told of ``dest`` (e.g. a finished folder instead of a temporary one inside it)."""
+        return _no_room(self.cause, Path(dest), needed) or self
+
+
+def _no_room(err: BaseException | None, dest: Path, needed: int | None) -> NoRoomError | None:
+    info = write_failure(err, dest, needed) if err is not None else None
+    if info is None:
+        return None
+    return NoRoomError(f"could not write {dest} ({info['reason']}): {space_text(info)}. Fix: {info['fix']}, "
+                       "then rerun.", info, err)
 
 
 def _concerns(err: BaseException, dest: Path) -> bool:
@@ -137,11 +150,10 @@ def no_room_as_error(dest: str | os.PathLike, needed: int | None = None) -> Iter
     try:
         yield
     except (OSError, RuntimeError) as err:
-        info = write_failure(err, dest, needed) if _concerns(err, dest) else None
-        if info is None:
+        failure = _no_room(err, dest, needed) if _concerns(err, dest) else None
+        if failure is None:
             raise
-        raise NoRoomError(f"could not write {dest} ({info['reason']}): {space_text(info)}. Fix: {info['fix']}, "
-                          "then rerun.", info) from None
+        raise failure from None
 
 
 @contextlib.contextmanager
