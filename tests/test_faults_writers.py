@@ -128,9 +128,9 @@ _SLOW_INFER = """
 import sys, time
 import edvr_lib.data.io as io
 real = io.write_png
-def slow(*args, **kwargs):  # a slow network: one frame every 0.3 s
+def slow(*args, **kwargs):  # a slow network: one frame every 0.2 s
     out = real(*args, **kwargs)
-    time.sleep(0.3)
+    time.sleep(0.2)
     return out
 io.write_png = slow
 from edvr_lib.cli import main
@@ -138,6 +138,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # the killed `edvr infer` is a new Python process: importing torch takes seconds
 def test_a_killed_infer_is_finished_by_a_rerun(tmp_path, capsys):
     _frames(tmp_path / "in", 12)
     out, staging = tmp_path / "out", tmp_path / ".out.partial"

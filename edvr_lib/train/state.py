@@ -8,9 +8,10 @@ A run folder::
 
     DIR/options.yml                    the resolved options
     DIR/models/net_g_<iter>.pth        {'params', 'params_ema' (with EMA), 'options', 'config'} (BasicSR format)
-    DIR/models/net_g_latest.pth        the newest of them (a hard link)
+    DIR/models/net_g_latest.pth        the newest of them (a hard link: a real .pth, no second write)
     DIR/training_states/<iter>.state   the whole TrainState (torch.load(weights_only=True) reads it)
     DIR/training_states/latest.state   the newest of them (a hard link), what ``resume`` reads
+                                       (both are copies on a filesystem without hard links)
 
 Every file is written to a temporary name and renamed, the state last, so a kill at any moment leaves
 ``latest.state`` pointing at a complete checkpoint.
