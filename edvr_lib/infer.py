@@ -21,6 +21,7 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -238,7 +239,9 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.M
             frames = super_resolve_stream(model, source, tile=tile, tile_pad=tile_pad, device=device,
                                           precision=precision, progress=progress,
                                           skip={i for i, n in enumerate(names) if n in done})
-            _stage_frames(frames, staging)
+            # closed at once when a write fails: a suspended stream would keep inference mode on for the caller
+            with contextlib.closing(frames):
+                _stage_frames(frames, staging)
             if video:
                 _encode_video(staging, names, output, source.fps)
         except NoRoomError as err:

@@ -82,6 +82,7 @@ def test_infer_on_a_full_disk_then_rerun(tmp_path, capsys, monkeypatch, code, ki
     out, staging = tmp_path / name, tmp_path / STAGING.format(name)
     _fail_png_writes_after(monkeypatch, 2, code)
     assert _infer(tmp_path / "in", out) == 2
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()  # the stream was closed
     line = _one_line(capsys.readouterr().err, tmp_path)
     assert f"could not write {out} " in line and "needs about" in line and f"2 finished frames in {staging}" in line
     monkeypatch.undo()
