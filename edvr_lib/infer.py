@@ -230,7 +230,10 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.M
         stamp = {"input": _input_stamp(input, source), "model": _model_stamp(model),
                  "settings": {"tile": tile, "tile_pad": tile_pad, "precision": precision,
                               "device": torch.device(device).type}}
-        staging, done = _staging(output, stamp, log)
+        try:
+            staging, done = _staging(output, stamp, log)
+        except NoRoomError as err:
+            raise err.retold(output) from None  # name --output's folder, not the hidden one
         names = [_png_name(n) for n in source.names]
         done &= set(names)
         if done:

@@ -116,6 +116,22 @@ def test_infer_staging_of_other_arguments_is_removed_or_named(tmp_path, capsys, 
     assert (tmp_path / ".other.partial" / STAMP).is_file() and not (tmp_path / ".out.partial").exists()
 
 
+def test_infer_into_a_read_only_folder(tmp_path, capsys, monkeypatch):
+    _frames(tmp_path / "in", 6)
+    real = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self.name.endswith(".partial"):
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert _infer(tmp_path / "in", tmp_path / "out") == 2
+    line = _one_line(capsys.readouterr().err, tmp_path)
+    assert f"could not write {tmp_path / 'out'} (Read-only file system)" in line and f"make {tmp_path} writable" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
 def test_infer_bad_input_after_some_frames_leaves_nothing(tmp_path, capsys):
     _frames(tmp_path / "in", 6)
     data = (tmp_path / "in" / "00000005.png").read_bytes()
