@@ -42,6 +42,7 @@ from edvr_lib.archs.config import EDVRConfig
 from edvr_lib.ops import speed_policy
 from edvr_lib.ops.policy import dcn_backend_for
 from edvr_lib.utils import EDVRError, atomic_path
+from edvr_lib.utils.io import tensor_bytes, write_failure
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "TOLERANCE", "check_opset", "check_size", "export_onnx",
            "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference", "time_call", "real_frames",
@@ -201,6 +202,8 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
         program.save(str(path), external_data=False)
         proto = onnx.load(str(path))
     except Exception as err:
+        if write_failure(err, path) is not None:
+            raise  # a full or read-only folder: atomic_path names it with the room the graph needs
         raise EDVRError(f"the exported graph could not be saved and read back ({_first_line(err)}); "
                         f"{path.name} was not kept") from None
     scale = 1 if model.hr_in else 4
@@ -261,7 +264,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
     example = torch.rand(1, t, c, height, width, generator=gen)
     program, names = _to_onnx(model, example, opset)
 
-    with atomic_path(output) as tmp:
+    with atomic_path(output, needed=tensor_bytes(model.state_dict())) as tmp:  # the graph holds the weights
         _write(program, tmp, model, names, opset, (height, width), source)
         runner = OnnxModel(tmp, threads=threads)
         m = model.size_multiple

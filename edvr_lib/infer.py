@@ -8,7 +8,8 @@
   pixels of context that are cropped away again, so memory is bounded for 4K input and
   the stitched result matches the untiled one;
 * any frame size works (reflect-pad to the multiple the network needs, crop back);
-* the output (PNG folder or video file) appears only when every frame succeeded;
+* the output (PNG folder or video file) appears only when every frame succeeded; the frames are staged
+  in a hidden folder beside it, so a rerun after a kill or a full disk reuses the finished ones;
 * ``--backend onnxruntime`` runs a graph written by ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) through
   the same padding, tiling and streaming.
 
@@ -20,9 +21,12 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
+import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -31,7 +35,8 @@ import torch
 
 from edvr_lib.data.frame_sources import VIDEO_EXTS, open_source
 from edvr_lib.inference import super_resolve_stream
-from edvr_lib.utils import EDVRError, atomic_path
+from edvr_lib.utils import EDVRError, atomic_path, atomic_write_text
+from edvr_lib.utils.io import NoRoomError, free_bytes, no_room_as_error
 
 __all__ = ["infer", "load_backend", "BACKENDS"]
 
@@ -75,66 +80,186 @@ def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch
     return load_onnx(weights, device=onnxruntime_device(device))
 
 
-def _write_video(frames: Iterator[tuple[str, np.ndarray]], dest: Path, fps: float) -> int:
+#: the folder an unfinished ``edvr infer`` keeps its frames in, beside ``--output``
+STAGING = ".{}.partial"
+STAMP = "stamp.json"
+_PNG_END = b"IEND\xaeB`\x82"  # the last 8 bytes of every complete PNG
+
+
+def _png_name(name: str) -> str:
+    return Path(name).stem + ".png"
+
+
+def _model_stamp(model) -> dict:
+    """What identifies the network: a digest of its weights (torch), or its file (onnxruntime)."""
+    if isinstance(model, torch.nn.Module):
+        h = hashlib.sha256()
+        for key, value in model.state_dict().items():
+            value = value.detach().cpu().contiguous()
+            h.update(f"{key} {value.dtype} {tuple(value.shape)}".encode())
+            h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return {"type": type(model).__name__, "num_frame": getattr(model, "num_frame", None), "weights": h.hexdigest()}
+    path = Path(getattr(model, "path", "")).resolve()
+    st = path.stat() if path.is_file() else None
+    return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size, "mtime_ns": st and st.st_mtime_ns}
+
+
+def _input_stamp(input: Path, source) -> dict:
+    """What identifies the input: its frames' (or video's) names, sizes and modification times."""
+    files = list(getattr(source, "paths", None) or [input])
+    return {"input": str(input.resolve()), "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]}
+
+
+def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
+    """The staging folder of ``output`` and the names of the frames an interrupted run with the same stamp finished.
+
+    A staging folder made with other arguments (weights, input, settings) is removed, with one line saying so;
+    those of other outputs in the same folder are named, not touched.
+    """
+    staging = output.parent / STAGING.format(output.name)
+    done = set()
+    if staging.is_dir():
+        try:
+            old = json.loads((staging / STAMP).read_text())
+        except (OSError, ValueError):
+            old = None
+        if old == stamp:
+            done = {f.name for f in staging.glob("*.png") if _complete_png(f)}
+        else:
+            shutil.rmtree(staging)
+            log(f"removed {staging}: frames of an interrupted `edvr infer` with other "
+                f"{'arguments' if old is None else _what_changed(old, stamp)}")
+    for other in sorted(output.parent.glob(STAGING.format("*"))):
+        if other != staging and (other / STAMP).is_file():
+            log(f"note: {other} holds the frames of an interrupted `edvr infer` into "
+                f"{output.parent / other.name[1:-len('.partial')]}; rerun that command to finish it, or delete it")
+    with no_room_as_error(staging / STAMP):
+        staging.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(staging / STAMP, json.dumps(stamp))
+    return staging, done
+
+
+def _what_changed(old: dict, new: dict) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(keys) or "arguments"
+
+
+def _complete_png(path: Path) -> bool:
+    """True for a whole PNG (frames are renamed into place, so only a damaged disk leaves a partial one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(-8, os.SEEK_END)
+            return head == b"\x89PNG\r\n\x1a\n" and f.read() == _PNG_END
+    except OSError:
+        return False
+
+
+def _stage_frames(frames: Iterator[tuple[str, np.ndarray]], staging: Path) -> None:
+    """Write each new frame into ``staging`` (atomically, so a kill leaves only whole frames)."""
+    from edvr_lib.data.io import write_png
+
+    for name, img in frames:
+        write_png(staging / _png_name(name), img)
+
+
+def _encode_video(staging: Path, names: list[str], dest: Path, fps: float) -> None:
+    """Encode the staged frames ``names`` (in order) into ``dest`` atomically."""
     import cv2
 
-    count = 0
     with atomic_path(dest) as tmp:
         writer = None
         try:
-            for _, img in frames:
+            for name in names:
+                img = cv2.imread(str(staging / name))  # BGR, as the writer wants
                 if writer is None:
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
                     if not writer.isOpened():
                         raise EDVRError(f"cannot write video {dest} (OpenCV has no mp4v encoder here); "
                                         "write PNG frames to a folder instead")
-                writer.write(np.ascontiguousarray(img[..., ::-1]))
-                count += 1
+                writer.write(img)
         finally:
             if writer is not None:
                 writer.release()
-    return count
+        written = cv2.VideoCapture(str(tmp))
+        frames = int(written.get(cv2.CAP_PROP_FRAME_COUNT)) if written.isOpened() else 0
+        written.release()
+        if frames != len(names):  # OpenCV's writer does not raise when the disk fills up
+            free = free_bytes(dest.parent)
+            if free is not None and free < 1 << 20:
+                with no_room_as_error(dest):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+            raise EDVRError(f"OpenCV encoded {frames} of {len(names)} frames into {dest}; write PNG frames to a "
+                            "folder instead")
 
 
-def _write_folder(frames: Iterator[tuple[str, np.ndarray]], dest: Path) -> int:
-    """Write PNGs into a temporary sibling folder, then move them into ``dest`` (no partial output)."""
-    from edvr_lib.data.io import write_png
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    count = 0
-    try:
-        for name, img in frames:
-            write_png(tmp / (Path(name).stem + ".png"), img)
-            count += 1
-        dest.mkdir(exist_ok=True)
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, dest / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return count
+def _move_into(staging: Path, dest: Path) -> None:
+    """Give ``dest`` the staged frames: one rename when it does not exist yet, else frame by frame."""
+    (staging / STAMP).unlink()
+    if not dest.exists():
+        os.replace(staging, dest)
+        return
+    for f in sorted(staging.iterdir()):
+        os.replace(f, dest / f.name)
+    staging.rmdir()
 
 
 def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.Module, tile: int | None = None,
-          tile_pad: int = 16, device: str = "cpu", precision: str = "fp32", progress: bool = False) -> dict:
+          tile_pad: int = 16, device: str = "cpu", precision: str = "fp32", progress: bool = False,
+          log=print) -> dict:
     """Super-resolve every frame of ``input`` into ``output`` (a folder of PNGs, or a video if it ends in .mp4, ...).
 
+    Frames are written one by one into a hidden staging folder beside ``output`` (:data:`STAGING`) with a stamp
+    of the input, the weights and the settings; ``output`` appears (by rename, or encoding for a video) only
+    when every frame is done. A rerun after a kill, a Ctrl-C or a full disk with the same arguments reuses the
+    finished frames and computes the rest; a bad input removes the staging folder.
+
+    Args:
+        log: one-line messages (reused frames, removed or other staging folders).
+
     Returns:
-        ``{'frames': n, 'output': path, 'input_size': (h, w), 'max_cached_frames': k}``.
+        ``{'frames': n, 'reused': frames taken from an interrupted run, 'output': path, 'input_size': (h, w),
+        'max_cached_frames': k}``.
     """
-    output = Path(output)
+    input, output = Path(input), Path(output)
+    video = output.suffix.lower() in VIDEO_EXTS
+    if not video and output.exists() and not output.is_dir():
+        raise EDVRError(f"--output {output} is a file; give a folder or a video name ending in .mp4")
     source = open_source(input, getattr(model, "num_frame", 5))
     try:
-        frames = super_resolve_stream(model, source, tile=tile, tile_pad=tile_pad, device=device, precision=precision,
-                                      progress=progress)
-        if output.suffix.lower() in VIDEO_EXTS:
-            count = _write_video(frames, output, source.fps)
+        stamp = {"input": _input_stamp(input, source), "model": _model_stamp(model),
+                 "settings": {"tile": tile, "tile_pad": tile_pad, "precision": precision,
+                              "device": torch.device(device).type}}
+        try:
+            staging, done = _staging(output, stamp, log)
+        except NoRoomError as err:
+            raise err.retold(output) from None  # name --output's folder, not the hidden one
+        names = [_png_name(n) for n in source.names]
+        done &= set(names)
+        if done:
+            log(f"reusing {len(done)} finished frames of {len(names)} from {staging}")
+        try:
+            frames = super_resolve_stream(model, source, tile=tile, tile_pad=tile_pad, device=device,
+                                          precision=precision, progress=progress,
+                                          skip={i for i, n in enumerate(names) if n in done})
+            # closed at once when a write fails: a suspended stream would keep inference mode on for the caller
+            with contextlib.closing(frames):
+                _stage_frames(frames, staging)
+            if video:
+                _encode_video(staging, names, output, source.fps)
+        except NoRoomError as err:
+            kept = [f.stat().st_size for f in staging.glob("*.png")]
+            needed = sum(kept) // len(kept) * (len(names) - len(kept)) if kept else None  # the frames to come
+            err = err.retold(output, needed)
+            raise NoRoomError(f"{err} It reuses the {len(kept)} finished frames in {staging}.", err.info) from None
+        except EDVRError:
+            shutil.rmtree(staging, ignore_errors=True)  # bad input: its frames would not be reused
+            raise
+        if video:
+            shutil.rmtree(staging)
         else:
-            if output.exists() and not output.is_dir():
-                raise EDVRError(f"--output {output} is a file; give a folder or a video name ending in .mp4")
-            count = _write_folder(frames, output)
+            _move_into(staging, output)
     finally:
         source.close()
-    return {"frames": count, "output": str(output), "input_size": source.size, "max_cached_frames": source.max_cached}
-
-
+    return {"frames": len(names), "reused": len(done), "output": str(output), "input_size": source.size,
+            "max_cached_frames": source.max_cached}

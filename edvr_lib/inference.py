@@ -11,7 +11,7 @@ share:
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
 
 import numpy as np
 import torch
@@ -132,7 +132,8 @@ def autocast(device: str, precision: str):
 
 def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None = None,
                          tile: int | None = None, tile_pad: int = 16, device: str = "cpu", precision: str = "fp32",
-                         padding: str = "reflection_circle", progress: bool = False) -> Iterator[tuple[str, np.ndarray]]:
+                         padding: str = "reflection_circle", progress: bool = False,
+                         skip: Container[int] = ()) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
 
     Args:
@@ -144,6 +145,7 @@ def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None =
         precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast on CUDA.
         padding: window padding at the clip's ends.
         progress: show a tqdm progress bar.
+        skip: indices of frames not to compute (an interrupted run finished them).
     """
     from edvr_lib.data.transforms import generate_frame_indices
     from edvr_lib.metrics import tensor2img
@@ -162,6 +164,8 @@ def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None =
         indices = tqdm(indices, desc="edvr infer", unit="frame")
     with torch.inference_mode(), autocast(device, precision):
         for i in indices:
+            if i in skip:
+                continue
             window = [source.get(j) for j in generate_frame_indices(i, num_frame, n, padding)]
             x = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2).unsqueeze(0).to(device)
             out = tiled_forward(run_model, x, tile, tile_pad, scale=scale)

@@ -1,11 +1,13 @@
 """Faults a user meets: a full disk while saving checkpoints and files -> one line naming the folder and its
 free space, no temp file left, the previous checkpoint intact."""
 import errno
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from edvr_lib.train.state import init_state, load_latest, save_checkpoint
 from edvr_lib.train.trainer import train
 from edvr_lib.utils import EDVRError
 from edvr_lib.utils import io as io_mod
@@ -90,3 +92,33 @@ def test_damaged_states_fall_back_to_the_newest_complete_one(embedded_smoke_root
         p.write_bytes(b"junk")
     with pytest.raises(EDVRError, match="every training state .* is damaged"):
         train(opt, run, device="cpu", batches=random_batches(4), resume=True, log=quiet())
+
+
+def test_a_save_writes_the_model_and_the_state_once(embedded_smoke_root, tmp_path, monkeypatch):
+    opt = options(embedded_smoke_root, "train.total_iter=4")
+    state = init_state(opt, torch.device("cpu"), log=quiet())
+    run, real, written = tmp_path / "run", torch.save, []
+
+    def save(obj, f, *args, **kwargs):
+        written.append(Path(f).name)
+        return real(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    state.iteration = 2
+    save_checkpoint(state, run, opt)
+    assert len(written) == 2  # net_g_2.pth and 2.state; the latest names are hard links to them
+    pairs = [(run / "models" / "net_g_{}.pth", run / "models" / "net_g_latest.pth"),
+             (run / "training_states" / "{}.state", run / "training_states" / "latest.state")]
+    for numbered, latest in pairs:
+        assert os.path.samefile(str(numbered).format(2), latest)
+
+    def no_links(src, dst):  # a filesystem without hard links (FAT, some network mounts): latest is a copy
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    state.iteration = 4
+    save_checkpoint(state, run, opt)
+    for numbered, latest in pairs:
+        numbered = Path(str(numbered).format(4))
+        assert not os.path.samefile(numbered, latest) and numbered.read_bytes() == latest.read_bytes()
+    assert load_latest(run, log=quiet())["iter"] == 4 and not leftovers(run)

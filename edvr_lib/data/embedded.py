@@ -57,7 +57,7 @@ import numpy as np
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import write_png
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
-from edvr_lib.utils.io import sha256_file
+from edvr_lib.utils.io import NoRoomError, no_room_as_error, sha256_file
 
 __all__ = ["EmbeddedSpec", "FULL_SPEC", "SMOKE_SPEC", "prepare_embedded", "embedded_paths", "default_embedded_root",
            "synthetic_clip_names", "ground_truth_flow", "load_motion", "bigbuckbunny_path", "read_meta_info",
@@ -417,8 +417,10 @@ def _record_stats(folder: Path) -> None:
 def _lock(path: Path):
     import fcntl
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
+    with no_room_as_error(path):  # a full or read-only dataset folder: one line, not a traceback
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "w")
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -445,6 +447,12 @@ def _decode_bbb(last_frame: int):
         cap.release()
 
 
+def _built_bytes(folder: Path) -> int | None:
+    """The size of an earlier build of ``folder`` (from its manifest), what a rebuild needs; None when unknown."""
+    man = _read_manifest(folder)
+    return man.get("total_bytes") if man else None
+
+
 def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
     t0 = time.perf_counter()
     n_bbb = sum(c[2] for c in spec.bbb_clips)
@@ -454,57 +462,59 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_bbb + n_syn, desc=f"embedded dataset ({spec.variant})", unit="frame")
-    meta = {"train": [], "test": []}
-    gt_root, lq_root = dest / GT_DIR, dest / LQ_DIR
+    try:
+        meta = {"train": [], "test": []}
+        gt_root, lq_root = dest / GT_DIR, dest / LQ_DIR
 
-    def save(clip: str, idx: int, gt: np.ndarray) -> None:
-        write_png(gt_root / clip / f"{idx:08d}.png", gt, spec.png_compression)
-        write_png(lq_root / clip / f"{idx:08d}.png", imresize(gt, 1.0 / SCALE), spec.png_compression)
+        def save(clip: str, idx: int, gt: np.ndarray) -> None:
+            write_png(gt_root / clip / f"{idx:08d}.png", gt, spec.png_compression)
+            write_png(lq_root / clip / f"{idx:08d}.png", imresize(gt, 1.0 / SCALE), spec.png_compression)
+            if bar is not None:
+                bar.update(1)
+
+        # Big Buck Bunny: one sequential decode, each frame routed to the clip that owns it
+        owner = {}
+        for name, start, n, _ in spec.bbb_clips:
+            for j in range(n):
+                if start + j in owner:
+                    raise AssertionError(f"frame {start + j} in two clips")  # recipe bug, not user input
+                owner[start + j] = (name, j)
+        bh, bw = spec.bbb_size
+        for i, frame in _decode_bbb(max(owner)):
+            if i not in owner:
+                continue
+            small = imresize(frame, 1.0 / spec.bbb_down)
+            top, left = (small.shape[0] - bh) // 2, (small.shape[1] - bw) // 2
+            name, j = owner[i]
+            save(name, j, np.ascontiguousarray(small[top:top + bh, left:left + bw]))
+        for name, start, n, split in spec.bbb_clips:
+            meta[split].append((name, n, (bh, bw)))
+
+        # synthetic clips with known motion
+        (dest / "motion").mkdir(parents=True, exist_ok=True)
+        for name, photo_name, kind, split in spec.syn_clips:
+            photo = _load_photo(photo_name)
+            params = _motion_params(kind, spec.syn_frames)
+            k = _choose_scale(params, photo.shape[:2], spec.syn_size)
+            frames = []
+            for p in params:
+                a, b = _affine(p, k, photo.shape[:2], spec.syn_size)
+                frames.append({**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()})
+            for j, gt in enumerate(_render_synthetic(photo, params, k, spec.syn_size)):
+                save(name, j, gt)
+            record = {
+                "clip": name, "photo": f"skimage.data.{photo_name}", "photo_size": list(photo.shape[:2]),
+                "motion": kind, "photo_pixels_per_gt_pixel": k, "gt_size": list(spec.syn_size), "scale": SCALE,
+                "convention": ("GT continuous [y, x] (pixel i spans [i, i+1), centre i+0.5) maps to photo continuous "
+                               "[y, x] as q = matrix_yx @ p + offset_yx; shift_yx in GT pixels, angle in degrees, "
+                               "zoom > 1 magnifies"),
+                "frames": frames,
+            }
+            atomic_write_text(dest / "motion" / f"{name}.json", json.dumps(record, indent=1))
+            meta[split].append((name, spec.syn_frames, spec.syn_size))
+    finally:  # also on a failure, so an error line does not share the bar's line
         if bar is not None:
-            bar.update(1)
-
-    # Big Buck Bunny: one sequential decode, each frame routed to the clip that owns it
-    owner = {}
-    for name, start, n, _ in spec.bbb_clips:
-        for j in range(n):
-            if start + j in owner:
-                raise AssertionError(f"frame {start + j} in two clips")  # recipe bug, not user input
-            owner[start + j] = (name, j)
-    bh, bw = spec.bbb_size
-    for i, frame in _decode_bbb(max(owner)):
-        if i not in owner:
-            continue
-        small = imresize(frame, 1.0 / spec.bbb_down)
-        top, left = (small.shape[0] - bh) // 2, (small.shape[1] - bw) // 2
-        name, j = owner[i]
-        save(name, j, np.ascontiguousarray(small[top:top + bh, left:left + bw]))
-    for name, start, n, split in spec.bbb_clips:
-        meta[split].append((name, n, (bh, bw)))
-
-    # synthetic clips with known motion
-    (dest / "motion").mkdir(parents=True, exist_ok=True)
-    for name, photo_name, kind, split in spec.syn_clips:
-        photo = _load_photo(photo_name)
-        params = _motion_params(kind, spec.syn_frames)
-        k = _choose_scale(params, photo.shape[:2], spec.syn_size)
-        frames = []
-        for p in params:
-            a, b = _affine(p, k, photo.shape[:2], spec.syn_size)
-            frames.append({**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()})
-        for j, gt in enumerate(_render_synthetic(photo, params, k, spec.syn_size)):
-            save(name, j, gt)
-        record = {
-            "clip": name, "photo": f"skimage.data.{photo_name}", "photo_size": list(photo.shape[:2]),
-            "motion": kind, "photo_pixels_per_gt_pixel": k, "gt_size": list(spec.syn_size), "scale": SCALE,
-            "convention": ("GT continuous [y, x] (pixel i spans [i, i+1), centre i+0.5) maps to photo continuous "
-                           "[y, x] as q = matrix_yx @ p + offset_yx; shift_yx in GT pixels, angle in degrees, "
-                           "zoom > 1 magnifies"),
-            "frames": frames,
-        }
-        atomic_write_text(dest / "motion" / f"{name}.json", json.dumps(record, indent=1))
-        meta[split].append((name, spec.syn_frames, spec.syn_size))
-    if bar is not None:
-        bar.close()
+            bar.close()
 
     atomic_write_text(dest / META_TRAIN, _meta_lines(meta["train"]))
     atomic_write_text(dest / META_TEST, _meta_lines(meta["test"]))
@@ -560,7 +570,10 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
         tmp = root / f".{spec.variant}.building-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            _build(tmp, spec, progress)
+            try:
+                _build(tmp, spec, progress)
+            except NoRoomError as err:  # name the dataset's folder, not the temporary one that is removed
+                raise err.retold(dest, _built_bytes(dest)) from None
             if dest.exists():
                 old = root / f".{spec.variant}.old-{os.getpid()}"
                 os.replace(dest, old)

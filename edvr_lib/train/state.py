@@ -8,9 +8,10 @@ A run folder::
 
     DIR/options.yml                    the resolved options
     DIR/models/net_g_<iter>.pth        {'params', 'params_ema' (with EMA), 'options', 'config'} (BasicSR format)
-    DIR/models/net_g_latest.pth        the newest of them (a hard link)
+    DIR/models/net_g_latest.pth        the newest of them (a hard link: a real .pth, no second write)
     DIR/training_states/<iter>.state   the whole TrainState (torch.load(weights_only=True) reads it)
     DIR/training_states/latest.state   the newest of them (a hard link), what ``resume`` reads
+                                       (both are copies on a filesystem without hard links)
 
 Every file is written to a temporary name and renamed, the state last, so a kill at any moment leaves
 ``latest.state`` pointing at a complete checkpoint.
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.utils.io import atomic_path, free_bytes, space_text, write_failure
+from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, tensor_bytes, write_failure
 
 __all__ = ["TrainState", "init_state", "build_model", "build_optimizer", "load_pretrained_into", "save_checkpoint",
            "load_latest", "fingerprint", "options_diff", "STATE_FORMAT"]
@@ -277,8 +278,8 @@ def options_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- files
-def _save(obj, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
+def _save(obj, dest: Path, needed: int | None = None) -> None:
+    with atomic_path(dest, needed=needed) as tmp:
         torch.save(obj, tmp)
 
 
@@ -292,17 +293,6 @@ def _link_latest(src: Path, dest: Path) -> None:
             import shutil
 
             shutil.copyfile(src, tmp)
-
-
-def _estimate_bytes(obj) -> int:
-    """The tensor bytes in a nested dict / list (what torch.save will write, give or take the pickle)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.numel() * obj.element_size()
-    if isinstance(obj, dict):
-        return sum(_estimate_bytes(v) for v in obj.values())
-    if isinstance(obj, (list, tuple)):
-        return sum(_estimate_bytes(v) for v in obj)
-    return 0
 
 
 def _raise_no_room(info: dict, target: Path, prev: Path):
@@ -333,26 +323,23 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     payload = state.state_dict()
     payload.update(options=opt, fingerprint=fingerprint(opt))
     target = models / f"net_g_{it}.pth"
-    needed = _estimate_bytes(net) + _estimate_bytes(payload)
+    needed = tensor_bytes(net) + tensor_bytes(payload)
     prev = states / "latest.state"
     free = free_bytes(run_dir)
     if free is not None and free < needed:  # say so before a half-written file
         info = write_failure(OSError(errno.ENOSPC, "not enough free space"), target, needed)
         _raise_no_room({**info, "free": free}, target, prev)
     try:
-        _save(net, target)
+        _save(net, target, needed)
         _link_latest(target, models / "net_g_latest.pth")
         target = states / f"{it}.state"
-        _save(payload, target)
+        _save(payload, target, needed)
         _link_latest(target, states / "latest.state")
-    except (OSError, RuntimeError) as err:
-        info = write_failure(err, target, needed)
-        if info is None:
-            if not isinstance(err, OSError):
-                raise
-            info = {"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
-                    "free": free_bytes(target.parent), "fix": "check the folder's permissions"}
-        _raise_no_room(info, target, prev)
+    except NoRoomError as err:
+        _raise_no_room({**err.info, "needed": needed}, target, prev)
+    except OSError as err:
+        _raise_no_room({"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
+                        "free": free_bytes(target.parent), "fix": "check the folder's permissions"}, target, prev)
     return states / f"{it}.state"
 
 
