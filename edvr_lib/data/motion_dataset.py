@@ -195,7 +195,7 @@ class MotionWindowDataset(Dataset):
         return self.length
 
     def __getitem__(self, item: int) -> dict:
-        sample = self._real_window() if self.bbb_mix > 0 and random.random() < self.bbb_mix else self._motion_window()
+        sample = self._real_window() if self.bbb_mix > 0 and random.random() < self.bbb_mix else self.motion_window()
         sample["spoilt_idx"] = -1
         if self.spoil_prob > 0 and random.random() < self.spoil_prob:
             # unequal frames for TSA: one neighbour spoilt; its flow no longer describes its pixels
@@ -224,7 +224,8 @@ class MotionWindowDataset(Dataset):
                 "flow_valid": torch.zeros(t, 1, hw, hw)}
 
     # ----------------------------------------------------------------------------------------- motion windows
-    def _motion_window(self) -> dict:
+    def motion_window(self) -> dict:
+        """One rendered window with known motion (never a real window, never spoilt)."""
         clip, n = random.choice(self.clips)
         idx = random.randrange(n)
         src = read_image_uint8(self._path(clip, idx)).astype(np.float32) / 255.0
