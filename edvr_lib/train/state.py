@@ -65,19 +65,11 @@ def build_optimizer(model: torch.nn.Module, train_opt: dict) -> torch.optim.Opti
                             **optim)
 
 
-def _checkpoint_api():
-    # read_state_dict / convert_state_dict are moving from edvr_lib.archs.checkpoint to edvr_lib.models
-    try:
-        from edvr_lib.models import read_state_dict
-    except ImportError:
-        from edvr_lib.archs.checkpoint import read_state_dict
-    return read_state_dict
-
-
 def read_params(path: str | os.PathLike, param_key: str) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict under ``param_key`` of a checkpoint, else under ``'params'``, else whatever the file holds
     (bare, MMagic or original naming; keys renamed to ours). Returns ``(state_dict, container used)``."""
-    read_state_dict = _checkpoint_api()
+    from edvr_lib.models import read_state_dict
+
     sd, info = read_state_dict(path)  # auto: params_ema > params > state_dict > bare
     for key in (param_key, "params"):
         if info["container"] == key:
