@@ -72,9 +72,10 @@ def build_val_dataset(opt: Options):
 
 def _check_folders(d, where: str, keys=("dataroot_gt", "dataroot_lq")) -> None:
     for key in keys:
-        if not Path(getattr(d, key)).exists():
-            raise EDVRError(f"{where}.{key} does not exist: {getattr(d, key)}. Fix: correct the path in the options, or "
-                            "build the data first (`edvr prepare-embedded`, `edvr prepare-reds --root PATH`).")
+        path = getattr(d, key)
+        if not Path(path).exists():
+            raise EDVRError(f"{where}.{key} does not exist: {path}. Fix: correct the path in the options, or build "
+                            "the data first (`edvr prepare-embedded`, `edvr prepare-reds --root PATH`).")
 
 
 def sample_seed(manual_seed: int, epoch: int, position: int) -> int:
