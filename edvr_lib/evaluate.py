@@ -24,6 +24,7 @@ from typing import Annotated, Optional
 import torch
 from pydantic import Field
 
+from edvr_lib.models import SRModel
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
 from edvr_lib.train.schema import Bool, Int, PathStr, Section, Str, one_of, read_options
 
@@ -131,7 +132,7 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop_border: int = 0,
+def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border: int = 0,
              self_ensemble: bool = False, device: str = "cpu", keep_clips: list[str] | None = None,
              max_frames: int | None = None, progress: bool = False, ssim: bool = True) -> dict:
     """Per-frame PSNR / SSIM of ``model`` on ``dataset``, then per-clip and overall means.
@@ -191,11 +192,12 @@ class CentreFrameOnly(torch.nn.Module):
     ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: SRModel):
         super().__init__()
         self.model = model
         self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
-        self.size_multiple, self.hr_in = getattr(model, "size_multiple", 4), getattr(model, "hr_in", False)
+        self.size_multiple, self.scale = model.size_multiple, model.scale
+        self.hr_in = model.scale == 1  # inference.forward_padded still reads hr_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
