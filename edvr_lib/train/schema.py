@@ -25,7 +25,8 @@ from pydantic import model_validator
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["OptionsError", "Kind", "Section", "Int", "Float", "Bool", "Str", "PathStr", "ints", "floats", "one_of",
-           "rule", "variants", "validate", "read_options", "resolve_paths"]
+           "rule", "variants", "tag_of", "walk", "kind_of", "number", "validate", "fail", "short", "get",
+           "UniqueKeyLoader", "read_yaml", "read_options", "resolve_paths"]
 
 
 class OptionsError(EDVRError):
@@ -103,7 +104,7 @@ class Section(BaseModel):
         return {} if value is None else value
 
     def to_dict(self) -> dict:
-        """The plain nested dict (what ``options.yml`` and checkpoints hold)."""
+        """The plain nested dict (e.g. what a run's ``options.yml`` and checkpoints hold)."""
         return self.model_dump()
 
 
