@@ -7,11 +7,7 @@ on first use.
 """
 from __future__ import annotations
 
-from edvr_lib import _compat
-
 __version__ = "0.2.0"
-
-_compat.install()
 
 
 def __getattr__(name: str):

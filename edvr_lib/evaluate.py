@@ -19,10 +19,14 @@ import io
 import os
 import time
 from pathlib import Path
+from typing import Annotated, Optional
 
 import torch
+from pydantic import Field
 
+from edvr_lib.models import SRModel
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
+from edvr_lib.train.schema import Bool, Int, PathStr, Section, Str, one_of, read_options
 
 __all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
            "load_test_config", "CentreFrameOnly"]
@@ -128,7 +132,7 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
 
 
 # ----------------------------------------------------------------------------------------- evaluation
-def evaluate(model: torch.nn.Module, dataset, test_y_channel: bool = False, crop_border: int = 0,
+def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border: int = 0,
              self_ensemble: bool = False, device: str = "cpu", keep_clips: list[str] | None = None,
              max_frames: int | None = None, progress: bool = False, ssim: bool = True) -> dict:
     """Per-frame PSNR / SSIM of ``model`` on ``dataset``, then per-clip and overall means.
@@ -188,11 +192,12 @@ class CentreFrameOnly(torch.nn.Module):
     ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: SRModel):
         super().__init__()
         self.model = model
         self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
-        self.size_multiple, self.hr_in = getattr(model, "size_multiple", 4), getattr(model, "hr_in", False)
+        self.size_multiple, self.scale = model.size_multiple, model.scale
+        self.hr_in = model.scale == 1  # inference.forward_padded still reads hr_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
@@ -226,43 +231,66 @@ def format_table(dataset_name: str, results: dict[str, dict], test_y_channel: bo
 
 
 # ----------------------------------------------------------------------------------------- config
-_CONFIG_KEYS = {"name", "model", "num_frame", "self_ensemble", "path", "datasets", "val", "device", "random_weights"}
+class _TestSet(Section):
+    name: Str = "embedded"  # the benchmark: embedded, REDS4, Vid4, Vimeo90K-T
+    root: Optional[PathStr] = None
+    dataroot_gt: Optional[PathStr] = None
+    dataroot_lq: Optional[PathStr] = None
+    meta_info_file: Optional[PathStr] = None
+    padding: Str = "reflection_circle"
+    clips: Optional[list[Str]] = None
+
+
+class _PSNR(Section):
+    crop_border: Annotated[Int, Field(ge=0)] = 0
+    test_y_channel: Optional[Bool] = None  # ~: the benchmark's convention
+
+
+class _Metrics(Section):
+    psnr: _PSNR = _PSNR()
+
+
+class _Val(Section):
+    metrics: _Metrics = _Metrics()
+
+
+class _Datasets(Section):
+    test: _TestSet = _TestSet()
+
+
+class _Path(Section):
+    pretrain_network_g: Optional[PathStr] = None
+
+
+class TestConfig(Section):
+    """A BasicSR-like test config (``configs/test_*.yaml``)."""
+
+    name: Optional[Str] = None  # ~: the file's name
+    model: one_of("edvr", "bicubic") = "edvr"
+    num_frame: Optional[Int] = None
+    self_ensemble: Bool = False
+    path: _Path = _Path()
+    datasets: _Datasets = _Datasets()
+    val: _Val = _Val()
+    device: Optional[Str] = None
+    random_weights: Bool = False
 
 
 def load_test_config(path: str | os.PathLike) -> dict:
-    """Read a BasicSR-like test YAML (``configs/test_*.yaml``) into flat options.
+    """Read a test config (:class:`TestConfig`) into flat options, relative paths under the repository root.
 
-    Keys: ``name``, ``model`` (edvr / bicubic), ``num_frame``, ``self_ensemble``,
-    ``path.pretrain_network_g``, ``datasets.test.{name, dataroot_gt, dataroot_lq, meta_info_file, padding, clips}``
-    (``name`` is the benchmark: embedded, REDS4, Vid4, Vimeo90K-T; ``root`` is also accepted),
-    ``val.metrics.psnr.{crop_border, test_y_channel}``. Relative paths are relative to the repository root.
+    Keys: ``name``, ``model``, ``num_frame``, ``self_ensemble``, ``weights``, ``dataset`` (the benchmark),
+    ``root``, ``dataroot_gt``, ``dataroot_lq``, ``meta_info_file``, ``padding``, ``clips``, ``crop_border``,
+    ``test_y_channel``, ``random_weights``, ``device``.
+
+    Raises:
+        EDVRError: a missing or unreadable file, an unknown key or a wrong value (one line).
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise EDVRError(f"config not found: {path} (see configs/test_*.yaml)")
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise EDVRError(f"cannot parse {path}: {err}") from None
-    unknown = sorted(set(cfg) - _CONFIG_KEYS)
-    if unknown:
-        raise EDVRError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(_CONFIG_KEYS)}")
-    test = (cfg.get("datasets") or {}).get("test") or {}
-    psnr_opt = ((cfg.get("val") or {}).get("metrics") or {}).get("psnr") or {}
-
-    def rel(p):
-        return None if p is None else str(p if Path(p).is_absolute() else REPO_ROOT / p)
-
-    return {"name": cfg.get("name", path.stem), "model": cfg.get("model", "edvr"), "num_frame": cfg.get("num_frame"),
-            "self_ensemble": bool(cfg.get("self_ensemble", False)),
-            "weights": rel((cfg.get("path") or {}).get("pretrain_network_g")),
-            "dataset": test.get("name", "embedded"), "root": rel(test.get("root")),
-            "dataroot_gt": rel(test.get("dataroot_gt")), "dataroot_lq": rel(test.get("dataroot_lq")),
-            "meta_info_file": rel(test.get("meta_info_file")), "padding": test.get("padding", "reflection_circle"),
-            "clips": test.get("clips"), "crop_border": int(psnr_opt.get("crop_border", 0)),
-            "test_y_channel": psnr_opt.get("test_y_channel"), "random_weights": bool(cfg.get("random_weights", False)),
-            "device": cfg.get("device")}
-
-
+    cfg = read_options(path, TestConfig, base_dir=REPO_ROOT, example="configs/test_edvr_embedded.yaml")
+    test, psnr = cfg.datasets.test, cfg.val.metrics.psnr
+    return {"name": cfg.name or Path(path).stem, "model": cfg.model, "num_frame": cfg.num_frame,
+            "self_ensemble": cfg.self_ensemble, "weights": cfg.path.pretrain_network_g, "dataset": test.name,
+            "root": test.root, "dataroot_gt": test.dataroot_gt, "dataroot_lq": test.dataroot_lq,
+            "meta_info_file": test.meta_info_file, "padding": test.padding, "clips": test.clips,
+            "crop_border": psnr.crop_border, "test_y_channel": psnr.test_y_channel,
+            "random_weights": cfg.random_weights, "device": cfg.device}

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from edvr_lib.archs.config import EDVRConfig
+from edvr_lib.archs.edvr_arch import EDVR
 from edvr_lib.ops import speed_policy
 from edvr_lib.ops.policy import dcn_backend_for
 from edvr_lib.utils import EDVRError, atomic_path
@@ -61,7 +62,7 @@ _META = "edvr_"  # prefix of the ONNX metadata this module writes and reads
 
 def _edvr_model(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` as a float32 CPU module in eval mode (a copy when it is not one already)."""
-    if not isinstance(getattr(model, "config", None), EDVRConfig):
+    if not isinstance(model, EDVR):
         raise EDVRError(f"export needs an EDVR network (edvr_lib.archs.EDVR), got {type(model).__name__}; "
                         "load one with edvr_lib.load_pretrained(FILE)")
     p = next(model.parameters())
@@ -206,8 +207,7 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
             raise  # a full or read-only folder: atomic_path names it with the room the graph needs
         raise EDVRError(f"the exported graph could not be saved and read back ({_first_line(err)}); "
                         f"{path.name} was not kept") from None
-    scale = 1 if model.hr_in else 4
-    m = model.size_multiple
+    scale, m = model.scale, model.size_multiple
     out_dims = proto.graph.output[0].type.tensor_type.shape.dim
     if len(out_dims) == 4:
         out_dims[2].dim_param, out_dims[3].dim_param = (f"{m * scale}*{n}" for n in names)

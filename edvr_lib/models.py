@@ -4,7 +4,8 @@
   the original xinntao/EDVR code, MMagic and this project's trainer, strict and safe (details below);
 * :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
 * :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
-* :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists.
+* :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists;
+* :class:`SRModel`: what every one of them offers the code that runs it (EDVR, the baseline, an ONNX runner).
 
 Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
 
@@ -36,6 +37,7 @@ import os
 import pickle
 import re
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -43,8 +45,25 @@ from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.io import REPO_ROOT, atomic_path
 
-__all__ = ["load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
+__all__ = ["SRModel", "load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
            "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
+
+
+@runtime_checkable
+class SRModel(Protocol):
+    """A video super-resolution model as inference, evaluation and export use it.
+
+    ``model(x)`` maps ``(b, num_frame, c, h, w)`` frames, ``h`` and ``w`` multiples of ``size_multiple``, to the
+    centre frame ``(b, c, scale * h, scale * w)``.
+    """
+
+    num_frame: int  #: frames per window
+    center_frame_idx: int  #: the window's frame that is super-resolved
+    size_multiple: int  #: h and w must be multiples of this (pad with edvr_lib.inference.forward_padded)
+    scale: int  #: output size / input size (4; 1 for EDVR's deblurring models)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
 
 # Original xinntao/EDVR (old_version) names -> ours/BasicSR's. Order matters (first match wins).
 ORIGINAL_TO_BASICSR: list[tuple[str, str]] = [
@@ -352,7 +371,7 @@ def bicubic_model(num_frame: int = 5) -> BicubicUpsampler:
 
 
 def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", num_frame: int = 5,
-               device: str = "cpu") -> torch.nn.Module:
+               device: str = "cpu") -> SRModel:
     """The network ``edvr infer`` / ``edvr test`` runs, in eval mode on ``device``.
 
     Args:

@@ -25,8 +25,6 @@ FLOORS = {
 }
 #: the network floors may use only these outside the standard library
 NETWORK_THIRD_PARTY = {"torch", "torchvision"}
-#: one-release deprecation aliases (edvr_lib/_compat.py) are the only import that may point up
-EXEMPT = {"_compat"}
 
 
 def _unit(module: str) -> str:
@@ -57,7 +55,7 @@ SOURCES = sorted(LIB.rglob("*.py"))
 
 
 def test_every_unit_has_a_floor():
-    units = {_unit(_module_name(p)) for p in SOURCES} - {"edvr_lib"} - EXEMPT
+    units = {_unit(_module_name(p)) for p in SOURCES} - {"edvr_lib"}
     assert units <= set(FLOORS), f"add {sorted(units - set(FLOORS))} to FLOORS and to docs/architecture.md"
 
 
@@ -66,9 +64,7 @@ def _violations(path: Path, unit: str) -> list[str]:
     for line, name in _imports(path):
         if name.startswith("edvr_lib"):
             target = _unit(name)
-            if target == "edvr_lib" or target in EXEMPT:
-                if unit in ("archs", "ops") and target == "_compat" and path.name == "__init__.py":
-                    continue  # archs/__init__ serves moved names for one release
+            if target == "edvr_lib":
                 bad.append(f"line {line}: {name} (the package root; import the module that holds the name)")
             elif FLOORS[target] > FLOORS[unit]:
                 bad.append(f"line {line}: {name} (floor {FLOORS[target]} above {unit}'s floor {FLOORS[unit]})")
@@ -82,7 +78,7 @@ def _violations(path: Path, unit: str) -> list[str]:
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(LIB)))
 def test_imports_go_down_or_sideways(path):
     unit = _unit(_module_name(path))
-    if unit in EXEMPT or unit == "edvr_lib":
+    if unit == "edvr_lib":
         return
     bad = _violations(path, unit)
     assert not bad, f"{path.relative_to(LIB.parent)} imports upward:\n" + "\n".join(bad)
@@ -104,20 +100,16 @@ def test_architecture_doc_lists_every_floor():
     assert not missing, f"docs/architecture.md does not mention {missing}"
 
 
-def test_old_import_paths_work_for_one_release_with_a_warning():
+def test_the_old_layout_is_gone():
+    """The 0.1 module paths were never released: importing one fails, and no finder serves them."""
     import importlib
     import sys
 
-    import edvr_lib.inference
-    import edvr_lib.models
-
-    sys.modules.pop("edvr_lib.archs.checkpoint", None)
-    with pytest.warns(DeprecationWarning, match="edvr_lib.archs.checkpoint moved to edvr_lib.models"):
-        old = importlib.import_module("edvr_lib.archs.checkpoint")
-    assert old.load_pretrained is edvr_lib.models.load_pretrained
     import edvr_lib.archs
 
-    with pytest.warns(DeprecationWarning, match="forward_padded moved to edvr_lib.inference"):
-        assert edvr_lib.archs.forward_padded is edvr_lib.inference.forward_padded
+    sys.modules.pop("edvr_lib.archs.checkpoint", None)
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("edvr_lib.archs.checkpoint")
     with pytest.raises(AttributeError):
-        edvr_lib.archs.no_such_name  # noqa: B018
+        edvr_lib.archs.forward_padded  # noqa: B018
+    assert not any("edvr_lib" in type(f).__module__ for f in sys.meta_path)

@@ -204,3 +204,18 @@ def test_submodules_standalone_shapes():
     tsa = TSAFusion(num_feat=8, num_frame=3)
     assert tsa(torch.rand(2, 3, 8, 8, 12)).shape == (2, 8, 8, 12)
     assert PredeblurModule(num_feat=8, hr_in=True)(torch.rand(1, 3, 16, 16)).shape == (1, 8, 4, 4)
+
+
+@pytest.mark.parametrize("preset", ["M", "L-deblur"])
+def test_edvr_follows_the_model_protocol_and_scale_is_its_output_ratio(preset):
+    from edvr_lib.evaluate import CentreFrameOnly
+    from edvr_lib.models import SRModel, bicubic_model
+
+    model = build_edvr(preset, num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
+    assert isinstance(model, SRModel) and isinstance(bicubic_model(), SRModel)
+    assert model.scale == (1 if preset == "L-deblur" else 4) == CentreFrameOnly(model).scale
+    m = model.size_multiple
+    with torch.no_grad():
+        out = model(torch.rand(1, model.num_frame, 3, 2 * m, 3 * m))
+    assert out.shape[-2:] == (2 * m * model.scale, 3 * m * model.scale)
+    assert not isinstance(torch.nn.Identity(), SRModel)  # the protocol can tell a model without it

@@ -93,7 +93,9 @@ def test_offset_fidelity_gradient_pulls_a_real_pcd_towards_the_flow():
 
 
 def test_offset_weight_schedule():
-    opt = {"loss_weight": 2.0, "full_until": 100, "zero_at": 200}
+    from edvr_lib.train.options import OffsetFidelityLoss
+
+    opt = OffsetFidelityLoss(loss_weight=2.0, full_until=100, zero_at=200)
     assert [offset_weight(opt, i) for i in (1, 100, 150, 200, 250)] == [2.0, 2.0, 1.0, 0.0, 0.0]
-    assert offset_weight({"loss_weight": 0.5, "full_until": None, "zero_at": None}, 10 ** 6) == 0.5
+    assert offset_weight(OffsetFidelityLoss(loss_weight=0.5), 10 ** 6) == 0.5
     assert offset_weight(None, 5) == 0.0

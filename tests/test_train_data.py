@@ -36,7 +36,7 @@ def test_batches_depend_only_on_their_position(embedded_smoke_root):
     opt = options(embedded_smoke_root, "datasets.train.dataset_enlarge_ratio=1")
     dataset = build_train_dataset(opt)
     from_start = list(train_stream(opt, dataset, 0, 25))  # crosses an epoch (20 batches of 2)
-    opt["datasets"]["train"]["num_worker_per_gpu"] = 2
+    opt.datasets.train.num_worker_per_gpu = 2
     resumed = list(train_stream(opt, dataset, 18, 25))  # other start, two workers
     for a, b in zip(from_start[18:], resumed):
         assert a["key"] == b["key"] and torch.equal(a["lq"], b["lq"]) and torch.equal(a["gt"], b["gt"])

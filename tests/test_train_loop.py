@@ -112,7 +112,7 @@ def test_schedule_timing_tsa_stage_and_ema(embedded_smoke_root, tmp_path, monkey
 
     def spy_build(model, train_opt):
         names.update(dict(model.named_parameters()))
-        return SpyAdam(model.parameters(), **{k: v for k, v in train_opt["optim_g"].items() if k != "type"})
+        return SpyAdam(model.parameters(), **{k: v for k, v in train_opt.optim_g.to_dict().items() if k != "type"})
 
     names = {}
     monkeypatch.setattr(state_mod, "build_optimizer", spy_build)
@@ -130,11 +130,11 @@ def test_schedule_timing_tsa_stage_and_ema(embedded_smoke_root, tmp_path, monkey
     order = list(names)
     for k, expected in ((1, fusion), (2, fusion), (3, set(names)), (4, set(names))):
         assert {order[i] for i in st[k]["optimizer"]["state"]} == expected
-    state_mod.seed_everything(opt["manual_seed"])  # as the trainer: the weights before iteration 1
+    state_mod.seed_everything(opt.manual_seed)  # as the trainer: the weights before iteration 1
     init = state_mod.init_state(opt, torch.device("cpu"), quiet())
     for n, p in init.model.named_parameters():
         assert torch.equal(st[2]["params"][n], p.detach()) == (n not in fusion), n
-    d = opt["train"]["ema_decay"]
+    d = opt.train.ema_decay
     for k in range(2, 5):
         for n in names:
             expected = st[k - 1]["params_ema"][n].mul(d).add(st[k]["params"][n], alpha=1 - d)
@@ -314,7 +314,7 @@ def test_guard_offsets_and_giving_up(embedded_smoke_root, tmp_path, monkeypatch)
     batches[2]["lq"][0, 0, 0, 0, 0] = float("nan")
     with pytest.raises(EDVRError, match=r"diverged at iteration 3 .*after 2 rollbacks.*Fix: lower"):
         train(opt, tmp_path / "nan", device="cpu", batches=batches, log=quiet())
-    opt["train"]["guard"]["enabled"] = False
+    opt.train.guard.enabled = False
     with pytest.raises(EDVRError, match=r"diverged at iteration 3: loss is nan.*turn on train.guard"):
         train(opt, tmp_path / "off", device="cpu", batches=batches, log=quiet())
     assert states(tmp_path / "off") == {}  # nothing half-written

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edvr_lib.train.options import (SCHEMA, OptionsError, apply_overrides, dump_options, load_options,
+from edvr_lib.train.options import (MOVED, OptionsError, apply_overrides, dump_options, load_options,
                                     options_fingerprint, validate_options)
 from edvr_lib.utils import EDVRError
 
@@ -105,17 +105,17 @@ def test_official_files_load_with_expected_notes(name):
     if "_L_" in name:
         expected.add(EMA_MOVED)
     assert set(notes) == expected
-    assert opt["train"]["ema_decay"] == 0.999 and "ema_decay" not in opt["network_g"]
-    net, tr = opt["network_g"], opt["train"]
-    assert (net["num_feat"], net["num_reconstruct_block"]) == ((128, 40) if "_L_" in name else (64, 10))
-    assert net["with_tsa"] == ("woTSA" not in name)
-    assert tr["tsa_iter"] == (0 if "woTSA" in name else 50000)
-    assert tr["total_iter"] == 600000 == sum(tr["scheduler"]["periods"])
-    assert tr["optim_g"] == {"type": "Adam", "lr": 4e-4, "weight_decay": 0.0, "betas": [0.9, 0.99]}
-    assert tr["pixel_opt"] == {"type": "CharbonnierLoss", "loss_weight": 1.0, "reduction": "sum", "eps": 1e-12}
-    assert opt["val"]["val_freq"] == 5000 and opt["logger"]["save_checkpoint_freq"] == 5000  # `!!float 5e3`
-    assert opt["datasets"]["train"]["dataroot_gt"] == "datasets/REDS/train_sharp"
-    assert opt["path"]["strict_load_g"] == ("woTSA" in name)
+    assert opt.train.ema_decay == 0.999 and "ema_decay" not in opt.network_g.to_dict()
+    net, tr = opt.network_g, opt.train
+    assert (net.num_feat, net.num_reconstruct_block) == ((128, 40) if "_L_" in name else (64, 10))
+    assert net.with_tsa == ("woTSA" not in name)
+    assert tr.tsa_iter == (0 if "woTSA" in name else 50000)
+    assert tr.total_iter == 600000 == sum(tr.scheduler.periods)
+    assert tr.optim_g.to_dict() == {"type": "Adam", "lr": 4e-4, "weight_decay": 0.0, "betas": [0.9, 0.99]}
+    assert tr.pixel_opt.to_dict() == {"type": "CharbonnierLoss", "loss_weight": 1.0, "reduction": "sum", "eps": 1e-12}
+    assert opt.val.val_freq == 5000 and opt.logger.save_checkpoint_freq == 5000  # `!!float 5e3`
+    assert opt.datasets.train.dataroot_gt == "datasets/REDS/train_sharp"
+    assert opt.path.strict_load_g == ("woTSA" in name)
     validate_options(opt)
 
 
@@ -128,38 +128,45 @@ def test_official_files_contain_exactly_the_listed_keys():
 
 @pytest.mark.parametrize("key", OFFICIAL_KEYS)
 def test_every_official_key_is_accepted_and_settable(key):
-    # Loading the four files (above) accepts every key; here each one can also be set with --set.
+    # Loading the four files (above) accepts every key; here each one can also be set with --set, from a file
+    # that lacks it.
     source = next(_raw(CONFIGS / n) for n in OFFICIAL if key in _leaves(_raw(CONFIGS / n)))
     value = _leaves(source)[key]
+    holder = source
+    for part in key.split(".")[:-1]:
+        holder = holder[part]
+    del holder[key.rpartition(".")[2]]
+    assert key not in _leaves(source)
     changed = apply_overrides(source, [f"{key}={json.dumps(value)}"])
     validate_options(changed)  # raises OptionsError if the key or its value were refused
-    assert _leaves(changed)[key] == value
+    assert _leaves(changed)[MOVED.get(key, (key,))[0]] == value  # an old name lands in its new place
 
 
 def test_resolved_options_have_every_schema_section():
     opt, _ = load_options(CONFIGS / OFFICIAL[1])
-    assert list(opt) == list(SCHEMA)
-    assert opt["path"] == {"pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
+    assert list(opt.to_dict()) == ["name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
+                                   "path", "train", "val", "logger"]  # BasicSR's sections, in its order
+    assert opt.path.to_dict() == {"pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
                                                  "models/net_g_600000.pth",
                            "strict_load_g": False, "param_key_g": "params", "resume_state": None}
-    assert opt["train"]["grad_clip"] is None and opt["train"]["amp"] is None
-    assert opt["train"]["guard"] == {"enabled": False, "max_retries": 3, "lr_factor": 0.5, "offset_limit": 50.0}
-    assert opt["datasets"]["train"]["phase"] == "train" and opt["datasets"]["val"]["phase"] == "val"
-    assert opt["num_gpu"] == 8
+    assert opt.train.grad_clip is None and opt.train.amp is None
+    assert opt.train.guard.to_dict() == {"enabled": False, "max_retries": 3, "lr_factor": 0.5, "offset_limit": 50.0}
+    assert opt.datasets.train.phase == "train" and opt.datasets.val.phase == "val"
+    assert opt.num_gpu == 8
 
 
 def test_tiny_config_loads_without_notes_and_points_at_the_embedded_build():
     opt, notes = load_options(TINY)
     assert notes == []
-    train, val = opt["datasets"]["train"], opt["datasets"]["val"]
-    assert train["dataroot_gt"] == val["dataroot_gt"] == "data/embedded/full/GT"
-    assert train["dataroot_lq"] == val["dataroot_lq"] == "data/embedded/full/LR_bicubic_x4"
-    assert train["meta_info_file"] == "data/embedded/full/meta_info_embedded_train_GT.txt"
-    assert val["meta_info_file"] == "data/embedded/full/meta_info_embedded_test_GT.txt"
-    assert train["val_partition"] is None and train["gt_size"] == 64 and train["batch_size_per_gpu"] == 8
-    assert opt["network_g"]["num_feat"] % opt["network_g"]["deformable_groups"] == 0
-    assert set(opt["val"]["metrics"]) == {"psnr", "ssim"}
-    assert opt["train"]["guard"]["enabled"] is False and opt["train"]["grad_clip"] is None
+    train, val = opt.datasets.train, opt.datasets.val
+    assert train.dataroot_gt == val.dataroot_gt == "data/embedded/full/GT"
+    assert train.dataroot_lq == val.dataroot_lq == "data/embedded/full/LR_bicubic_x4"
+    assert train.meta_info_file == "data/embedded/full/meta_info_embedded_train_GT.txt"
+    assert val.meta_info_file == "data/embedded/full/meta_info_embedded_test_GT.txt"
+    assert train.val_partition is None and train.gt_size == 64 and train.batch_size_per_gpu == 8
+    assert opt.network_g.num_feat % opt.network_g.deformable_groups == 0
+    assert set(opt.val.metrics) == {"psnr", "ssim"}
+    assert opt.train.guard.enabled is False and opt.train.grad_clip is None
 
 
 def test_tiny_config_paths_match_the_embedded_layout():
@@ -167,11 +174,11 @@ def test_tiny_config_paths_match_the_embedded_layout():
 
     root = Path("data/embedded") / embedded.FULL_SPEC.variant
     opt, _ = load_options(TINY)
-    train = opt["datasets"]["train"]
-    assert Path(train["dataroot_gt"]) == root / embedded.GT_DIR
-    assert Path(train["dataroot_lq"]) == root / embedded.LQ_DIR
-    assert Path(train["meta_info_file"]) == root / embedded.META_TRAIN
-    assert Path(opt["datasets"]["val"]["meta_info_file"]) == root / embedded.META_TEST
+    train = opt.datasets.train
+    assert Path(train.dataroot_gt) == root / embedded.GT_DIR
+    assert Path(train.dataroot_lq) == root / embedded.LQ_DIR
+    assert Path(train.meta_info_file) == root / embedded.META_TRAIN
+    assert Path(opt.datasets.val.meta_info_file) == root / embedded.META_TEST
 
 
 # ----------------------------------------------------------------------------------------------- errors
@@ -243,7 +250,7 @@ def test_tsa_iter_needs_tsa(tmp_path):
 
 
 def test_offset_fidelity_is_off_by_default_and_needs_a_dataset_with_flow(tmp_path):
-    assert load_options(TINY)[0]["train"]["offset_opt"] is None
+    assert load_options(TINY)[0].train.offset_opt is None
     path = _tiny_with(tmp_path, train__offset_opt={"loss_weight": 1.0})
     message = _error(load_options, path)
     assert "train.offset_opt.type" in message and "MotionWindowDataset" in message
@@ -281,11 +288,11 @@ def test_set_overrides_nested_lists_null_booleans():
                                  "train.total_iter=1000", "network_g.with_tsa=false", "datasets.val=null",
                                  "path.pretrain_network_g=~", "train:ema_decay=0.5", "train.grad_clip=1.0e+3",
                                  "val.metrics={psnr: {type: calculate_psnr, test_y_channel: true}}"])
-    assert opt["train"]["optim_g"]["lr"] == 2e-4 and isinstance(opt["train"]["optim_g"]["lr"], float)
-    assert opt["train"]["scheduler"]["periods"] == [500, 500] and opt["train"]["total_iter"] == 1000
-    assert opt["network_g"]["with_tsa"] is False
-    assert opt["datasets"]["val"] is None and opt["val"] is None  # the val block is dropped with a note
-    assert opt["train"]["ema_decay"] == 0.5 and opt["train"]["grad_clip"] == 1000.0
+    assert opt.train.optim_g.lr == 2e-4 and isinstance(opt.train.optim_g.lr, float)
+    assert opt.train.scheduler.periods == [500, 500] and opt.train.total_iter == 1000
+    assert opt.network_g.with_tsa is False
+    assert opt.datasets.val is None and opt.val is None  # the val block is dropped with a note
+    assert opt.train.ema_decay == 0.5 and opt.train.grad_clip == 1000.0
 
 
 def test_set_on_a_file_value_and_a_new_key():
@@ -294,7 +301,7 @@ def test_set_on_a_file_value_and_a_new_key():
     assert out["datasets"]["train"]["gt_size"] == 128 and out["train"]["amp"] == "bf16"
     assert raw["datasets"]["train"]["gt_size"] == 64  # the input is not modified
     opt, notes = load_options(TINY, ["train.amp=bf16", "logger.wandb.project=x"])
-    assert opt["train"]["amp"] == "bf16" and any(n.startswith("ignored: logger.wandb") for n in notes)
+    assert opt.train.amp == "bf16" and any(n.startswith("ignored: logger.wandb") for n in notes)
 
 
 def test_set_unknown_key_names_the_nearest():
@@ -317,12 +324,12 @@ def test_set_checks_the_value_on_load():
 
 def test_ema_decay_relocation_and_conflict():
     opt, notes = load_options(CONFIGS / "train_EDVR_L_x4_SR_REDS.yml")
-    assert opt["train"]["ema_decay"] == 0.999 and EMA_MOVED in notes
+    assert opt.train.ema_decay == 0.999 and EMA_MOVED in notes
     opt, notes = load_options(CONFIGS / "train_EDVR_L_x4_SR_REDS.yml", ["train.ema_decay=0.9"])
-    assert opt["train"]["ema_decay"] == 0.9
+    assert opt.train.ema_decay == 0.9
     assert any(n.startswith("dropped network_g.ema_decay = 0.999: train.ema_decay = 0.9 is set") for n in notes)
     opt, _ = load_options(CONFIGS / "train_EDVR_L_x4_SR_REDS.yml", ["network_g.ema_decay=0.5"])  # old place
-    assert opt["train"]["ema_decay"] == 0.5 and "ema_decay" not in opt["network_g"]
+    assert opt.train.ema_decay == 0.5 and "ema_decay" not in opt.network_g.to_dict()
 
 
 def test_older_basicsr_names_are_moved(tmp_path):
@@ -330,16 +337,16 @@ def test_older_basicsr_names_are_moved(tmp_path):
     raw["datasets"]["train"]["use_flip"] = raw["datasets"]["train"].pop("use_hflip")
     raw["path"] = {"pretrain_model_g": "w.pth", "strict_load": False}
     opt, notes = load_options(_write(tmp_path, raw))
-    assert opt["datasets"]["train"]["use_hflip"] is True
-    assert opt["path"]["pretrain_network_g"] == "w.pth" and opt["path"]["strict_load_g"] is False
+    assert opt.datasets.train.use_hflip is True
+    assert opt.path.pretrain_network_g == "w.pth" and opt.path.strict_load_g is False
     assert "moved datasets.train.use_flip to datasets.train.use_hflip (older BasicSR name)" in notes
 
 
 def test_notes_for_defaults_and_ignored_values(tmp_path):
     opt, notes = load_options(_tiny_with(tmp_path, manual_seed=..., datasets__train__prefetch_mode="cuda"))
-    assert opt["manual_seed"] == 10
+    assert opt.manual_seed == 10
     assert "manual_seed not set: using 10 (BasicSR would draw a random seed)" in notes
-    assert opt["datasets"]["train"]["prefetch_mode"] == "cuda"
+    assert opt.datasets.train.prefetch_mode == "cuda"
     assert any("datasets.train.prefetch_mode = 'cuda'" in n for n in notes)
 
 
@@ -348,18 +355,18 @@ def test_notes_for_defaults_and_ignored_values(tmp_path):
 
 def test_missing_val_means_no_validation(tmp_path):
     opt, notes = load_options(_tiny_with(tmp_path, datasets__val=..., val=...))
-    assert opt["datasets"]["val"] is None and opt["val"] is None and notes == []
+    assert opt.datasets.val is None and opt.val is None and notes == []
     opt, notes = load_options(_tiny_with(tmp_path, datasets__val=...))
-    assert opt["val"] is None and "ignored: val (no datasets.val, so no validation)" in notes
+    assert opt.val is None and "ignored: val (no datasets.val, so no validation)" in notes
     opt, _ = load_options(_tiny_with(tmp_path, val=...))  # a validation set without settings: defaults
-    assert opt["val"] == {"val_freq": 5000, "save_img": False,
+    assert opt.val.to_dict() == {"val_freq": 5000, "save_img": False,
                           "metrics": {"psnr": {"type": "calculate_psnr", "crop_border": 0, "test_y_channel": False}}}
 
 
 def test_validate_options_on_a_changed_resolved_dict():
     opt, _ = load_options(TINY)
     validate_options(opt)
-    opt["network_g"]["deformable_groups"] = 5
+    opt.network_g.deformable_groups = 5
     assert "network_g.num_feat = 32" in _error(validate_options, opt)
 
 
@@ -380,7 +387,7 @@ def test_dump_load_round_trip(tmp_path, name):
 def test_dump_without_validation(tmp_path):
     opt, _ = load_options(TINY, ["datasets.val=~"])
     again, _ = load_options(dump_options(opt, tmp_path / "o.yml"))
-    assert again["datasets"]["val"] is None and again["val"] is None
+    assert again.datasets.val is None and again.val is None
 
 
 def test_fingerprint_ignores_paths_and_loading_but_not_the_recipe():
@@ -400,16 +407,16 @@ def test_fingerprint_ignores_paths_and_loading_but_not_the_recipe():
 def test_base_dir_resolves_relative_paths(tmp_path):
     opt, _ = load_options(TINY, ["path.pretrain_network_g=w.pth", "datasets.val.dataroot_gt=/abs/GT"],
                           base_dir=tmp_path)
-    assert opt["datasets"]["train"]["dataroot_gt"] == str(tmp_path / "data/embedded/full/GT")
-    assert opt["path"]["pretrain_network_g"] == str(tmp_path / "w.pth")
-    assert opt["datasets"]["val"]["dataroot_gt"] == "/abs/GT"
+    assert opt.datasets.train.dataroot_gt == str(tmp_path / "data/embedded/full/GT")
+    assert opt.path.pretrain_network_g == str(tmp_path / "w.pth")
+    assert opt.datasets.val.dataroot_gt == "/abs/GT"
 
 
 def test_key_of_another_type_says_which_type_it_belongs_to():
     message = _error(load_options, TINY, ["train.scheduler.milestones=[1000]"])
     assert "train.scheduler.milestones is an option of train.scheduler.type MultiStepRestartLR" in message
     opt, _ = load_options(TINY, ["train.scheduler={type: MultiStepRestartLR, milestones: [1000, 2000]}"])
-    assert opt["train"]["scheduler"] == {"type": "MultiStepRestartLR", "milestones": [1000, 2000], "gamma": 0.1,
+    assert opt.train.scheduler.to_dict() == {"type": "MultiStepRestartLR", "milestones": [1000, 2000], "gamma": 0.1,
                                          "restarts": [0], "restart_weights": [1.0]}
 
 

@@ -87,9 +87,9 @@ def test_tsa_stage_counts_match_basicsr(tmp_path):
     """Per-iteration counts of trainable parameters and Adam states, from the loop's own files after each step."""
     ref = torch.load(FIXTURE / "reference.pt", weights_only=False)
     opt = _options("options.yml", tmp_path)
-    opt["logger"]["save_checkpoint_freq"] = 1
+    opt.logger.save_checkpoint_freq = 1
     batches = torch.load(FIXTURE / "batches.pt", weights_only=True)
-    opt["train"]["total_iter"] = 4
+    opt.train.total_iter = 4
     train(opt, tmp_path / "run", device="cpu", batches=batches, log=lambda m: None)
     pretrain = torch.load(FIXTURE / "pretrain.pth", weights_only=True)["params"]
     for k in range(1, 5):

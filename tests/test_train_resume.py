@@ -134,7 +134,7 @@ def test_extend_a_finished_run(embedded_smoke_root, tmp_path, first, second):
     assert resumed["iter"] == 8 and sorted(resumed["lrs"]) == [5, 6, 7, 8]
     assert resumed["lrs"] == {it: full["lrs"][it] for it in range(5, 9)}
     assert "extending the run from total_iter 4 to 8" in messages
-    assert load_options(tmp_path / "run" / "options.yml")[0]["train"]["total_iter"] == 8
+    assert load_options(tmp_path / "run" / "options.yml")[0].train.total_iter == 8
 
 
 @pytest.mark.parametrize("second, key", [

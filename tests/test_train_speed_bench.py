@@ -60,16 +60,16 @@ def test_one_override_list_for_both_trainers(tmp_path):
     before = copy.deepcopy(raw)
     ref = ts.apply_reference_overrides(raw, items)
     assert raw == before  # the loaded file is not modified
-    assert "val" not in ref and "val" not in ref["datasets"] and opt["val"] is None and opt["datasets"]["val"] is None
+    assert "val" not in ref and "val" not in ref["datasets"] and opt.val is None and opt.datasets.val is None
     for key in ("dataroot_gt", "dataroot_lq", "meta_info_file", "gt_size", "num_worker_per_gpu",
                 "batch_size_per_gpu", "val_partition"):
-        assert opt["datasets"]["train"][key] == ref["datasets"]["train"][key], key
-    assert opt["datasets"]["train"]["dataroot_gt"] == str(tmp_path / "my data" / "train_sharp")
-    assert opt["datasets"]["train"]["batch_size_per_gpu"] == 4 and opt["datasets"]["train"]["val_partition"] == "REDS4"
-    assert opt["num_gpu"] == ref["num_gpu"] == 0
-    assert opt["train"]["total_iter"] == ref["train"]["total_iter"] == 8
+        assert getattr(opt.datasets.train, key) == ref["datasets"]["train"][key], key
+    assert opt.datasets.train.dataroot_gt == str(tmp_path / "my data" / "train_sharp")
+    assert opt.datasets.train.batch_size_per_gpu == 4 and opt.datasets.train.val_partition == "REDS4"
+    assert opt.num_gpu == ref["num_gpu"] == 0
+    assert opt.train.total_iter == ref["train"]["total_iter"] == 8
     for key in ("print_freq", "save_checkpoint_freq", "use_tb_logger"):
-        assert opt["logger"][key] == ref["logger"][key], key
+        assert getattr(opt.logger, key) == ref["logger"][key], key
     assert ref["network_g"] == before["network_g"] and ref["train"]["optim_g"] == before["train"]["optim_g"]
     # without --quick / --workers the file's batch, crop and workers stay
     plain = dict(ts.override_items(tmp_path, 8, "cuda"))

@@ -177,18 +177,18 @@ def test_notebook_overrides_list_only_changes_and_load(embedded_smoke_root):
     assert {"train.total_iter", "train.scheduler.periods", "val.val_freq", "num_gpu"} <= set(keys)
     assert "train.scheduler.periods=[400, 800]" in items
     opt = load_options(TINY, items)[0]
-    assert opt["datasets"]["val"]["meta_info_file"] == str(data["meta_test"]) and opt["num_gpu"] == 0
-    assert opt["train"]["total_iter"] == 1200 and opt["val"]["val_freq"] == 300
+    assert opt.datasets.val.meta_info_file == str(data["meta_test"]) and opt.num_gpu == 0
+    assert opt.train.total_iter == 1200 and opt.val.val_freq == 300
 
     items = td.notebook_overrides(M_STAGE2, data, 2000, 250, device="cuda")
     opt = load_options(M_STAGE2, items)[0]
-    assert opt["path"]["pretrain_network_g"] is None and opt["train"]["tsa_iter"] == 0
-    assert opt["train"]["amp"] == "bf16" and opt["train"]["ema_decay"] == 0.99
-    assert opt["datasets"]["train"]["val_partition"] is None and opt["network_g"]["num_feat"] == 64
+    assert opt.path.pretrain_network_g is None and opt.train.tsa_iter == 0
+    assert opt.train.amp == "bf16" and opt.train.ema_decay == 0.99
+    assert opt.datasets.train.val_partition is None and opt.network_g.num_feat == 64
 
     opt = load_options(TINY, td.notebook_overrides(TINY, data, 4, 4, smoke=True))[0]
-    assert opt["network_g"]["num_feat"] == 8 and opt["datasets"]["train"]["gt_size"] == 32
-    assert opt["datasets"]["val"]["num_frame"] == 3 and opt["train"]["scheduler"]["periods"] == [1, 3]
+    assert opt.network_g.num_feat == 8 and opt.datasets.train.gt_size == 32
+    assert opt.datasets.val.num_frame == 3 and opt.train.scheduler.periods == [1, 3]
     with pytest.raises(EDVRError, match="cannot read the option file"):
         td.notebook_overrides(CONFIGS / "missing.yml", data, 4, 4)
 

@@ -43,10 +43,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    opt, _ = load_options(args.config)
-    if opt["datasets"]["train"].get("type") != "MotionWindowDataset":
+    opt, _ = load_options(args.config, [f"datasets.train.gt_size={args.bank_gt_size}"])
+    if opt.datasets.train.type != "MotionWindowDataset":
         raise EDVRError(f"{args.config}: datasets.train.type must be MotionWindowDataset (windows with known flow)")
-    opt["datasets"]["train"]["gt_size"] = args.bank_gt_size
     torch.manual_seed(args.seed)
     model = load_pretrained(args.init) if args.init else build_model(opt)
     args.output.parent.mkdir(parents=True, exist_ok=True)

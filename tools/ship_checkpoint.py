@@ -25,7 +25,7 @@ import torch
 from benchmarks.edvr_speed import cpu_model
 from edvr_lib.evaluate import CentreFrameOnly, build_dataset, evaluate
 from edvr_lib.models import DEFAULT_CHECKPOINT, bicubic_model, load_pretrained, save_pretrained
-from edvr_lib.train.options import load_options
+from edvr_lib.train.options import Options, load_options
 from edvr_lib.utils import REPO_ROOT, atomic_write_text
 
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     run, dest = args.run, args.output
     opt, _ = load_options(run / "options.yml")  # the resolved options the run saved
     model = load_pretrained(run / "models" / "net_g_latest.pth", param_key=args.param_key)
-    save_pretrained(model, dest, ema=args.param_key == "params_ema", dtype=torch.float16, options=opt)
+    save_pretrained(model, dest, ema=args.param_key == "params_ema", dtype=torch.float16, options=opt.to_dict())
     for name in ("options.yml", "train_log.jsonl"):
         shutil.copyfile(run / name, dest.parent / f"{dest.stem}.{name}")
     shipped = load_pretrained(dest)  # what users get
@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     results = {"Bicubic (MATLAB)": evaluate(bicubic_model(), dataset),
                "EDVR, centre frame x5 (no neighbours)": evaluate(CentreFrameOnly(shipped), dataset),
                "EDVR (shipped)": evaluate(shipped, dataset)}
-    train = _training_summary(dest.parent / f"{dest.stem}.train_log.jsonl", int(opt["logger"]["print_freq"]))
+    train = _training_summary(dest.parent / f"{dest.stem}.train_log.jsonl", opt.logger.print_freq)
     # the weights' own iteration (a run stopped between two log lines saves a checkpoint the log does not name)
     saved = {int(f.stem.split("_")[-1]): f for f in (run / "models").glob("net_g_[0-9]*.pth")}
     train["iterations"] = max(saved)
@@ -104,17 +104,16 @@ def raw_weights_curve(saved: dict, dataset, every: int, logged: list[dict]) -> l
     return curve
 
 
-def _data_row(ds: dict) -> str:
-    meta = ds["meta_info_file"]
-    if ds.get("type") == "MotionWindowDataset":
-        return (f"the embedded TRAINING clips only ({meta}): windows of their frames rendered under random known "
-                f"motion (0-{ds['max_shift']:g} LR px per frame, {ds['affine_prob']:.0%} with rotation/zoom, "
-                f"{ds['static_prob']:.0%} static, {ds['occlusion_prob']:.0%} with an occluding patch), "
-                f"{ds['bbb_mix']:.0%} real Big Buck Bunny windows (frame spacings {ds['interval_list']}), one "
-                f"neighbour spoilt in {ds['spoil_prob']:.0%}; GT {ds['gt_size']} px, batch {ds['batch_size_per_gpu']}")
-    return (f"the embedded TRAINING clips only ({meta}): Big Buck Bunny shots and scikit-image photos moved with "
-            f"known motion; GT {ds['gt_size']} px crops, batch {ds['batch_size_per_gpu']}, flips and rotations, "
-            f"frame spacings {ds['interval_list']}")
+def _data_row(ds) -> str:
+    if ds.type == "MotionWindowDataset":
+        return (f"the embedded TRAINING clips only ({ds.meta_info_file}): windows of their frames rendered under "
+                f"random known motion (0-{ds.max_shift:g} LR px per frame, {ds.affine_prob:.0%} with rotation/zoom, "
+                f"{ds.static_prob:.0%} static, {ds.occlusion_prob:.0%} with an occluding patch), "
+                f"{ds.bbb_mix:.0%} real Big Buck Bunny windows (frame spacings {ds.interval_list}), one "
+                f"neighbour spoilt in {ds.spoil_prob:.0%}; GT {ds.gt_size} px, batch {ds.batch_size_per_gpu}")
+    return (f"the embedded TRAINING clips only ({ds.meta_info_file}): Big Buck Bunny shots and scikit-image photos "
+            f"moved with known motion; GT {ds.gt_size} px crops, batch {ds.batch_size_per_gpu}, flips and rotations, "
+            f"frame spacings {ds.interval_list}")
 
 
 def _gates_section(gates: dict | None, stem: str) -> str:
@@ -165,7 +164,7 @@ of the acceptance targets it meets and which it misses. Alignment is the slow pa
 models train 600k iterations."""
 
 
-def model_card(dest: Path, model, opt: dict, results: dict, train: dict, wall_minutes: float | None,
+def model_card(dest: Path, model, opt: Options, results: dict, train: dict, wall_minutes: float | None,
                param_key: str, config: str = "configs/train_EDVR_shipped_embedded.yml", gates: dict | None = None,
                stages: str = "") -> str:
     cfg = model.config
@@ -183,15 +182,14 @@ def model_card(dest: Path, model, opt: dict, results: dict, train: dict, wall_mi
                 for v in train["val"]]
     curve_rows = [f"| {c['iter']} | {c['params_psnr']:.2f} | {c['params_psnr'] - c['bicubic_psnr']:+.2f} | "
                   + (f"{c['ema_psnr']:.2f} |" if c["ema_psnr"] is not None else "- |") for c in train["curve"]]
-    ds = opt["datasets"]["train"]
-    tr = opt["train"]
-    offset = tr.get("offset_opt")
-    extras = (f"; offset fidelity (Chan et al. 2021) weight {offset['loss_weight']:g}, threshold {offset['threshold']:g} px"
+    ds, tr = opt.datasets.train, opt.train
+    offset = tr.offset_opt
+    extras = (f"; offset fidelity (Chan et al. 2021) weight {offset.loss_weight:g}, threshold {offset.threshold:g} px"
               if offset else "")
-    init = opt["path"].get("pretrain_network_g")
+    init = opt.path.pretrain_network_g
     start = f"; started from `{Path(init).name}`" if init else "; from scratch"
     wall = f"{wall_minutes:.0f} min wall clock as observed; " if wall_minutes else ""
-    decay = float(opt["train"].get("ema_decay") or 0)
+    decay = opt.train.ema_decay
     ema_note = (f"; not the EMA (decay {decay:g}: after {train['iterations']} iterations it still holds "
                 f"{decay ** train['iterations']:.0%} of the {'starting weights' if init else 'random initialisation'})"
                 if param_key == "params" and decay else "")
@@ -210,7 +208,7 @@ substitute for the official REDS-trained EDVR-M / EDVR-L weights (see the README
 | architecture | EDVR, num_feat {cfg.num_feat}, deformable_groups {cfg.deformable_groups}, {cfg.num_extract_block} extraction / {cfg.num_reconstruct_block} reconstruction blocks, TSA {cfg.with_tsa}; {n_params:,} parameters |
 | file | {dest.stat().st_size / 1e6:.1f} MB: the run's final `{param_key}` stored in float16 (loaded into float32 by `load_pretrained`){ema_note} |
 | data | {_data_row(ds)} |
-| recipe | BasicSR's EDVR recipe (Adam {tr['optim_g']['lr']:g}, betas {tr['optim_g']['betas']}, Charbonnier sum, cosine restarts {tr['scheduler']['periods']}, EMA {tr['ema_decay']}){extras} for {train['iterations']} iterations{start} |
+| recipe | BasicSR's EDVR recipe (Adam {tr.optim_g.lr:g}, betas {tr.optim_g.betas}, Charbonnier sum, cosine restarts {tr.scheduler.periods}, EMA {tr.ema_decay}){extras} for {train['iterations']} iterations{start} |
 | compute | {wall}{train['train_seconds'] / 60:.0f} min of training iterations by the log's it/s; {cpu_model()}, 2 cores, shared with other work during the run; torch {torch.__version__} |
 
 ## Held-out results (embedded test clips, never trained on; x4, RGB, crop border 0, every frame a centre)

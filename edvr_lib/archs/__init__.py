@@ -19,9 +19,3 @@ __all__ = ["DCNv2Pack", "EDVR", "EDVRConfig", "EDVRSizeError", "PCDAlignment", "
            "ResidualBlockNoBN", "TSAFusion", "build_edvr", "get_config", "make_layer", "offset_stats",
            "set_offset_monitor"]
 
-
-def __getattr__(name: str):
-    # names that moved out of this package in 0.2 (forward_padded, record_internals, ...): one release of grace
-    from edvr_lib import _compat
-
-    return _compat.moved_attribute(__name__, name)

@@ -112,6 +112,11 @@ class EDVR(nn.Module):
         """H and W of the input must be multiples of this (4, or 16 with ``hr_in``)."""
         return 16 if self.hr_in else 4
 
+    @property
+    def scale(self) -> int:
+        """Output size / input size: 4, or 1 with ``hr_in`` (deblurring keeps the size)."""
+        return 1 if self.hr_in else 4
+
     def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 5:
             raise EDVRSizeError(f"EDVR expects frames shaped (b, t, c, h, w); got shape {tuple(x.shape)}")

@@ -55,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
     info = infer(args.input, args.output, net, tile=args.tile, tile_pad=args.tile_pad, device=args.device,
                  precision=args.precision, progress=not args.no_progress)
     h, w = info["input_size"]
-    scale = 1 if getattr(net, "hr_in", False) else 4  # deblurring models (hr_in) keep the size
+    scale = net.scale  # deblurring models (hr_in) keep the size
     print(f"wrote {info['frames']} frames ({w}x{h} -> {w * scale}x{h * scale}) to {info['output']}")
     return 0

@@ -106,16 +106,16 @@ def offset_fidelity(offsets: dict[str, torch.Tensor], flow: torch.Tensor, flow_v
     return total / len(PYRAMID_LEVELS)
 
 
-def offset_weight(opt: dict | None, iteration: int) -> float:
+def offset_weight(opt, iteration: int) -> float:
     """The loss weight at ``iteration``: ``loss_weight`` until ``full_until``, then linear to 0 at ``zero_at``.
 
     Args:
         opt: the resolved ``train.offset_opt`` section (None: 0).
         iteration: the 1-based training iteration.
     """
-    if not opt:
+    if opt is None:
         return 0.0
-    weight, full, zero = float(opt["loss_weight"]), opt.get("full_until"), opt.get("zero_at")
+    weight, full, zero = opt.loss_weight, opt.full_until, opt.zero_at
     if zero is None or iteration <= (full or 0):
         return weight
     start = full or 0

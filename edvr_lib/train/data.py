@@ -23,68 +23,58 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from edvr_lib.train.options import Options, PSNRMetric
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["build_train_dataset", "build_val_dataset", "SampleOrder", "sample_seed", "train_stream",
            "SeededDataset"]
 
 
-def build_train_dataset(opt: dict):
-    """``REDSDataset`` or ``Vimeo90KDataset`` from ``opt['datasets']['train']`` (and ``opt['scale']``).
+def build_train_dataset(opt: Options):
+    """The ``REDSDataset``, ``Vimeo90KDataset`` or ``MotionWindowDataset`` of ``opt.datasets.train``.
 
     Raises:
-        EDVRError: an unknown type; the datasets' own errors (missing folders, clips too short, ...).
+        EDVRError: the datasets' own errors (missing folders, clips too short, ...).
     """
-    d = opt["datasets"]["train"]
-    kind = d.get("type", "REDSDataset")
-    if kind == "MotionWindowDataset":  # GT frames only: the LR is rendered
+    d = opt.datasets.train
+    if d.type == "MotionWindowDataset":  # GT frames only: the LR is rendered
         from edvr_lib.data import MotionWindowDataset
 
         _check_folders(d, "datasets.train", ("dataroot_gt", "meta_info_file"))
         keys = ("num_frame", "gt_size", "max_shift", "static_prob", "affine_prob", "occlusion_prob", "bbb_mix",
                 "interval_list", "length", "spoil_prob")  # resolved options hold every one (the schema's defaults)
-        return MotionWindowDataset(d["dataroot_gt"], d["meta_info_file"], scale=opt["scale"],
-                                   **{k: d[k] for k in keys})
+        return MotionWindowDataset(d.dataroot_gt, d.meta_info_file, scale=opt.scale,
+                                   **{k: getattr(d, k) for k in keys})
     _check_folders(d, "datasets.train")
-    common = dict(dataroot_gt=d["dataroot_gt"], dataroot_lq=d["dataroot_lq"],
-                  meta_info_file=d.get("meta_info_file"), num_frame=d.get("num_frame", 5),
-                  gt_size=d.get("gt_size", 256), random_reverse=d.get("random_reverse", False),
-                  use_hflip=d.get("use_hflip", True), use_rot=d.get("use_rot", True), scale=opt.get("scale", 4),
-                  io_backend=(d.get("io_backend") or {}).get("type", "disk"))
-    if kind == "REDSDataset":
+    common = dict(dataroot_gt=d.dataroot_gt, dataroot_lq=d.dataroot_lq, meta_info_file=d.meta_info_file,
+                  num_frame=d.num_frame, gt_size=d.gt_size, random_reverse=d.random_reverse, use_hflip=d.use_hflip,
+                  use_rot=d.use_rot, scale=opt.scale, io_backend=d.io_backend.type)
+    if d.type == "REDSDataset":
         from edvr_lib.data import REDSDataset
 
-        return REDSDataset(**common, val_partition=d.get("val_partition"),
-                           interval_list=d.get("interval_list", [1]))
-    if kind == "Vimeo90KDataset":
-        from edvr_lib.data import Vimeo90KDataset
+        return REDSDataset(**common, val_partition=d.val_partition, interval_list=d.interval_list)
+    from edvr_lib.data import Vimeo90KDataset
 
-        return Vimeo90KDataset(**common)
-    raise EDVRError(f"datasets.train.type {kind!r} is not supported; use REDSDataset, Vimeo90KDataset or "
-                     "MotionWindowDataset")
+    return Vimeo90KDataset(**common)
 
 
-def build_val_dataset(opt: dict):
-    """``VideoTestDataset`` from ``opt['datasets']['val']``, or None when the options have no validation."""
-    d = (opt.get("datasets") or {}).get("val")
-    if not d or not opt.get("val"):
+def build_val_dataset(opt: Options):
+    """``VideoTestDataset`` from ``opt.datasets.val``, or None when the options have no validation."""
+    d = opt.datasets.val
+    if d is None or opt.val is None:
         return None
-    if d.get("type", "VideoTestDataset") != "VideoTestDataset":
-        raise EDVRError(f"datasets.val.type {d.get('type')!r} is not supported; use VideoTestDataset")
     _check_folders(d, "datasets.val")
     from edvr_lib.data import VideoTestDataset
 
-    return VideoTestDataset(d["dataroot_gt"], d["dataroot_lq"], meta_info_file=d.get("meta_info_file"),
-                            num_frame=d.get("num_frame", 5), padding=d.get("padding", "reflection_circle"),
-                            scale=opt.get("scale", 4), io_backend=(d.get("io_backend") or {}).get("type", "disk"))
+    return VideoTestDataset(d.dataroot_gt, d.dataroot_lq, meta_info_file=d.meta_info_file, num_frame=d.num_frame,
+                            padding=d.padding, scale=opt.scale, io_backend=d.io_backend.type)
 
 
-def _check_folders(d: dict, where: str, keys=("dataroot_gt", "dataroot_lq")) -> None:
+def _check_folders(d, where: str, keys=("dataroot_gt", "dataroot_lq")) -> None:
     for key in keys:
-        if not d.get(key):
-            raise EDVRError(f"{where}.{key} is not set. Fix: point it at the dataset folder.")
-        if not Path(d[key]).exists():
-            raise EDVRError(f"{where}.{key} does not exist: {d[key]}. Fix: correct the path in the options, or build "
+        path = getattr(d, key)
+        if not Path(path).exists():
+            raise EDVRError(f"{where}.{key} does not exist: {path}. Fix: correct the path in the options, or build "
                             "the data first (`edvr prepare-embedded`, `edvr prepare-reds --root PATH`).")
 
 
@@ -166,7 +156,7 @@ def check_batch_size(dataset_len: int, batch_size: int, enlarge: int, world_size
                         "batch_size_per_gpu, raise dataset_enlarge_ratio, or add data.")
 
 
-def train_stream(opt: dict, dataset, start: int, stop: int, rank: int = 0, world_size: int = 1,
+def train_stream(opt: Options, dataset, start: int, stop: int, rank: int = 0, world_size: int = 1,
                  pin_memory: bool = False) -> Iterator[dict]:
     """Batches ``start .. stop - 1`` (0-based) of this rank, from a DataLoader with the options' workers.
 
@@ -181,13 +171,12 @@ def train_stream(opt: dict, dataset, start: int, stop: int, rank: int = 0, world
     Yields:
         ``{'lq': (B, t, 3, h, w), 'gt': (B, 3, H, W), 'key': [...]}``.
     """
-    d = opt["datasets"]["train"]
-    batch_size = int(d.get("batch_size_per_gpu", 4))
-    enlarge = int(d.get("dataset_enlarge_ratio", 1))
+    d = opt.datasets.train
+    batch_size, enlarge = d.batch_size_per_gpu, d.dataset_enlarge_ratio
     check_batch_size(len(dataset), batch_size, enlarge, world_size)
     order = SampleOrder(len(dataset), batch_size, enlarge, rank, world_size)
-    sampler = _PositionBatchSampler(order, int(opt.get("manual_seed") or 0), start, stop)
-    workers = int(d.get("num_worker_per_gpu", 0))
+    sampler = _PositionBatchSampler(order, opt.manual_seed, start, stop)
+    workers = d.num_worker_per_gpu
     loader = DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
                         prefetch_factor=2 if workers else None)
     return iter(loader)
@@ -201,10 +190,10 @@ def explicit_stream(batches: Sequence[dict], start: int, stop: int) -> Iterator[
     return (batches[b] for b in range(start, stop))
 
 
-def check_first_sample(dataset, opt: dict) -> None:
+def check_first_sample(dataset, opt: Options) -> None:
     """Report a crop larger than the frames (or an unreadable frame) before training starts rather than in a
     worker later: every clip's LQ frame size (header only, where the dataset can tell it), then one sample."""
-    gt_size, scale = opt["datasets"]["train"].get("gt_size"), int(opt.get("scale", 4))
+    gt_size, scale = opt.datasets.train.gt_size, opt.scale
     store = getattr(dataset, "lq_store", None)
     if gt_size and hasattr(store, "frame_hw"):
         for clip in getattr(dataset, "clips", []):
@@ -213,10 +202,10 @@ def check_first_sample(dataset, opt: dict) -> None:
                 raise EDVRError(f"datasets.train.gt_size={gt_size} needs LQ frames of at least {gt_size // scale}x"
                                 f"{gt_size // scale} but clip {clip.name!r} has {w}x{h}. Fix: use a smaller gt_size "
                                 f"(at most {min(h, w) * scale}) or leave that clip out of the meta info file.")
-    SeededDataset(dataset)[(0, sample_seed(int(opt.get("manual_seed") or 0), 0, 0))]
+    SeededDataset(dataset)[(0, sample_seed(opt.manual_seed, 0, 0))]
 
 
-def validate(model: torch.nn.Module, dataset, opt: dict, device: torch.device, cache: dict) -> dict:
+def validate(model: torch.nn.Module, dataset, opt: Options, device: torch.device, cache: dict) -> dict:
     """PSNR / SSIM of ``model`` on the validation clips (every frame a centre, uint8-rounded, as ``edvr test``),
     and the bicubic baseline's PSNR on the same clips (computed once, kept in ``cache``).
 
@@ -225,9 +214,8 @@ def validate(model: torch.nn.Module, dataset, opt: dict, device: torch.device, c
     """
     from edvr_lib.evaluate import evaluate
 
-    metric = ((opt.get("val") or {}).get("metrics") or {}).get("psnr") or {}
-    kwargs = dict(test_y_channel=bool(metric.get("test_y_channel", False)),
-                  crop_border=int(metric.get("crop_border", 0)), device=str(device))
+    metric = opt.val.metrics.get("psnr") or PSNRMetric(type="calculate_psnr")  # defaults without a psnr entry
+    kwargs = dict(test_y_channel=metric.test_y_channel, crop_border=metric.crop_border, device=str(device))
     if "bicubic_psnr" not in cache:
         from edvr_lib.models import bicubic_model
 

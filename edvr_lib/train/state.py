@@ -41,23 +41,21 @@ STATE_FORMAT = "edvr_lib.train_state/1"
 
 
 # ----------------------------------------------------------------------------------------- building
-def build_model(opt: dict) -> torch.nn.Module:
-    """The EDVR of ``opt['network_g']`` (``type: EDVR`` plus constructor arguments)."""
+def build_model(opt) -> torch.nn.Module:
+    """The EDVR of ``opt.network_g`` (``type: EDVR`` plus the fields of EDVRConfig)."""
     from edvr_lib.archs import EDVRConfig, build_edvr
 
-    net = dict(opt["network_g"])
-    if net.pop("type", "EDVR") != "EDVR":
-        raise EDVRError(f"network_g.type {opt['network_g'].get('type')!r} is not supported; use EDVR")
-    return build_edvr(EDVRConfig().replace(**net))
+    net = opt.network_g.to_dict()
+    net.pop("type")
+    return build_edvr(EDVRConfig(**net))
 
 
-def build_optimizer(model: torch.nn.Module, train_opt: dict) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, train_opt) -> torch.optim.Optimizer:
     """Adam over every parameter (frozen ones too, as BasicSR), or two groups when ``dcn_lr_mul != 1``: the
     parameters without ``'dcn'`` in their name, then the DCN packs' (``dcn_pack``, ``cas_dcnpack``) at lr x mul."""
-    optim = dict(train_opt["optim_g"])
-    if optim.pop("type", "Adam") != "Adam":
-        raise EDVRError(f"train.optim_g.type {train_opt['optim_g'].get('type')!r} is not supported; use Adam")
-    mul = float(train_opt.get("dcn_lr_mul", 1) or 1)
+    optim = train_opt.optim_g.to_dict()
+    optim.pop("type")
+    mul = train_opt.dcn_lr_mul
     if mul == 1:
         return torch.optim.Adam(model.parameters(), **optim)
     normal = [p for n, p in model.named_parameters() if "dcn" not in n]
@@ -66,19 +64,11 @@ def build_optimizer(model: torch.nn.Module, train_opt: dict) -> torch.optim.Opti
                             **optim)
 
 
-def _checkpoint_api():
-    # read_state_dict / convert_state_dict are moving from edvr_lib.archs.checkpoint to edvr_lib.models
-    try:
-        from edvr_lib.models import read_state_dict
-    except ImportError:
-        from edvr_lib.archs.checkpoint import read_state_dict
-    return read_state_dict
-
-
 def read_params(path: str | os.PathLike, param_key: str) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict under ``param_key`` of a checkpoint, else under ``'params'``, else whatever the file holds
     (bare, MMagic or original naming; keys renamed to ours). Returns ``(state_dict, container used)``."""
-    read_state_dict = _checkpoint_api()
+    from edvr_lib.models import read_state_dict
+
     sd, info = read_state_dict(path)  # auto: params_ema > params > state_dict > bare
     for key in (param_key, "params"):
         if info["container"] == key:
@@ -215,7 +205,7 @@ def restore_rng(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
-def init_state(opt: dict, device: torch.device, log=print, load_pretrain: bool = True) -> TrainState:
+def init_state(opt, device: torch.device, log=print, load_pretrain: bool = True) -> TrainState:
     """A fresh :class:`TrainState` from the options, as BasicSR's ``EDVRModel`` builds it.
 
     The generators are seeded with ``manual_seed + rank`` by the caller; the network is built first and its EMA
@@ -223,14 +213,13 @@ def init_state(opt: dict, device: torch.device, log=print, load_pretrain: bool =
     the file (the EMA from its ``params_ema``, else ``params``); parameters the file lacks keep their random init.
     ``load_pretrain=False`` skips that (a resume overwrites every weight anyway).
     """
-    train_opt, path_opt = opt["train"], opt.get("path") or {}
+    train_opt, path_opt = opt.train, opt.path
     model = build_model(opt)
-    decay = float(train_opt.get("ema_decay") or 0)
-    ema = build_model(opt) if decay > 0 else None
-    pretrain = path_opt.get("pretrain_network_g") if load_pretrain else None
+    ema = build_model(opt) if train_opt.ema_decay > 0 else None
+    pretrain = path_opt.pretrain_network_g if load_pretrain else None
     if pretrain:
-        strict = bool(path_opt.get("strict_load_g", True))
-        missing, unexpected, used = load_pretrained_into(model, pretrain, strict, path_opt.get("param_key_g") or "params")
+        strict = path_opt.strict_load_g
+        missing, unexpected, used = load_pretrained_into(model, pretrain, strict, path_opt.param_key_g)
         log(f"initialised network_g from {pretrain} ['{used}']" + (
             f"; not in the file (kept at random init): {len(missing)} keys {_short(missing)}" if missing else "") + (
             f"; in the file but not in the model (ignored): {len(unexpected)} keys {_short(unexpected)}"
@@ -246,8 +235,8 @@ def init_state(opt: dict, device: torch.device, log=print, load_pretrain: bool =
     optimizer = build_optimizer(model, train_opt)
     from edvr_lib.train.schedulers import build_scheduler
 
-    scheduler = build_scheduler(optimizer, train_opt["scheduler"], int(train_opt["total_iter"]))
-    scaler = torch.amp.GradScaler("cuda") if train_opt.get("amp") == "fp16" and device.type == "cuda" else None
+    scheduler = build_scheduler(optimizer, train_opt.scheduler.to_dict(), train_opt.total_iter)
+    scaler = torch.amp.GradScaler("cuda") if train_opt.amp == "fp16" and device.type == "cuda" else None
     return TrainState(model, ema, optimizer, scheduler, scaler)
 
 
@@ -307,7 +296,7 @@ def _raise_no_room(info: dict, target: Path, prev: Path):
                     f"({space_text(info)}), then {resume}.") from None
 
 
-def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) -> Path:
+def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt) -> Path:
     """Write the network files and the training state of ``state.iteration`` (module docstring), atomically.
 
     Raises:
@@ -319,9 +308,9 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt: dict) ->
     net = {"params": state.model.state_dict()}
     if state.ema is not None:
         net["params_ema"] = state.ema.state_dict()
-    net.update(options=opt, config=state.model.config.to_dict())
+    net.update(options=opt.to_dict(), config=state.model.config.to_dict())
     payload = state.state_dict()
-    payload.update(options=opt, fingerprint=fingerprint(opt))
+    payload.update(options=opt.to_dict(), fingerprint=fingerprint(opt))
     target = models / f"net_g_{it}.pth"
     needed = tensor_bytes(net) + tensor_bytes(payload)
     prev = states / "latest.state"
@@ -390,7 +379,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def open_run(run_dir: str | os.PathLike, opt: dict, resume: bool, log=print) -> dict | None:
+def open_run(run_dir: str | os.PathLike, opt, resume: bool, log=print) -> dict | None:
     """Check ``run_dir`` against the request and return the training state to resume from (or None).
 
     Raises:
@@ -405,6 +394,7 @@ def open_run(run_dir: str | os.PathLike, opt: dict, resume: bool, log=print) -> 
     if not resume:
         raise EDVRError(f"{run_dir} already holds a training run (at iteration {saved['iter']}). Fix: resume it "
                         "(--resume / resume=True), or choose another output folder.")
+    opt = opt.to_dict()  # compared with the options the state file holds
     if saved.get("fingerprint") != fingerprint(opt) and not _allowed_extension(run_dir, saved, opt, log):
         diff = options_diff(saved.get("options") or {}, opt)
         raise EDVRError(f"{run_dir} was trained with other options ({'; '.join(diff[:4]) or 'fingerprint differs'}"
@@ -492,17 +482,14 @@ class DivergenceGuard:
     consecutive failures.
 
     Args:
-        guard_opt: ``{enabled, max_retries, lr_factor, offset_limit}``.
+        guard_opt: the resolved ``train.guard`` (``enabled``, ``max_retries``, ``lr_factor``, ``offset_limit``).
         state: the training state (its first snapshot is taken now).
         log: one-line messages.
     """
 
-    def __init__(self, guard_opt: dict | None, state: TrainState, log=print):
-        g = guard_opt or {}
-        self.enabled = bool(g.get("enabled", False))
-        self.max_retries = int(g.get("max_retries", 3))
-        self.lr_factor = float(g.get("lr_factor", 0.5))
-        self.offset_limit = float(g.get("offset_limit", 50.0) or float("inf"))
+    def __init__(self, guard_opt, state: TrainState, log=print):
+        self.enabled, self.max_retries = guard_opt.enabled, guard_opt.max_retries
+        self.lr_factor, self.offset_limit = guard_opt.lr_factor, guard_opt.offset_limit
         self.log = log
         self.rollbacks = 0  # in this process
         # (snapshot, its lr_scale): ``good`` passed a later check; ``pending`` (taken at the last healthy check)

@@ -31,6 +31,7 @@ import torch
 from edvr_lib.train import distributed
 from edvr_lib.train.data import (build_train_dataset, build_val_dataset, check_first_sample, explicit_stream,
                                  train_stream, validate)
+from edvr_lib.train.options import Options
 from edvr_lib.train.schedulers import warmup_lr
 from edvr_lib.train.state import (DivergenceGuard, RunLog, init_state, open_run, save_checkpoint, seed_everything,
                                   write_options)
@@ -40,7 +41,7 @@ __all__ = ["train", "run_train"]
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def train(opt: dict, output_dir, *, resume: bool = False, device: str = "auto",
+def train(opt: Options, output_dir, *, resume: bool = False, device: str = "auto",
           batches: Sequence[dict] | None = None, log: Callable[[str], None] = print) -> dict:
     """Train EDVR as the options say, writing checkpoints and logs into ``output_dir``.
 
@@ -64,7 +65,7 @@ def train(opt: dict, output_dir, *, resume: bool = False, device: str = "auto",
         EDVRError: bad options or data, a folder of another run, a full disk, a divergence the guard could
             not fix. The message names the culprit and the fix; files on disk stay valid.
     """
-    ddp = distributed.setup(device, opt.get("num_gpu", "auto"))
+    ddp = distributed.setup(device, opt.num_gpu)
     try:
         return _train(opt, Path(output_dir), resume, ddp, batches, log if ddp.is_main else (lambda msg: None))
     finally:
@@ -77,20 +78,20 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     from edvr_lib.archs import offset_stats, set_offset_monitor
     from edvr_lib.losses import OffsetCapture, charbonnier, offset_fidelity, offset_weight
 
-    tr, lg = opt["train"], opt["logger"]
-    total_iter, tsa_iter = int(tr["total_iter"]), int(tr.get("tsa_iter") or 0)
-    print_freq, save_freq = int(lg.get("print_freq", 100)), int(lg.get("save_checkpoint_freq", 5000))
-    val_freq = int((opt.get("val") or {}).get("val_freq", 0) or 0)
-    pix, off_opt = tr["pixel_opt"], tr.get("offset_opt")
-    decay, grad_clip = float(tr.get("ema_decay") or 0), tr.get("grad_clip")
+    tr, lg = opt.train, opt.logger
+    total_iter, tsa_iter = tr.total_iter, tr.tsa_iter
+    print_freq, save_freq = lg.print_freq, lg.save_checkpoint_freq
+    val_freq = opt.val.val_freq if opt.val is not None else 0
+    pix, off_opt = tr.pixel_opt, tr.offset_opt
+    decay, grad_clip = tr.ema_decay, tr.grad_clip
     dev = ddp.device
-    amp = AMP_DTYPES.get(tr.get("amp")) if dev.type == "cuda" else None
-    if tr.get("amp") and amp is None:
-        log(f"train.amp={tr['amp']!r} needs CUDA; training in float32 on {dev}")
+    amp = AMP_DTYPES.get(tr.amp) if dev.type == "cuda" else None
+    if tr.amp and amp is None:
+        log(f"train.amp={tr.amp!r} needs CUDA; training in float32 on {dev}")
 
     # ---- state: fresh from the options (+ pretrained weights), or the run folder's latest checkpoint
     saved = open_run(run_dir, opt, resume, log)
-    seed_everything(int(opt.get("manual_seed") or 0) + ddp.rank)
+    seed_everything(opt.manual_seed + ddp.rank)
     state = init_state(opt, dev, log, load_pretrain=saved is None)
     if saved is not None:
         state.load_state_dict(saved)
@@ -116,8 +117,8 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     params = list(state.model.parameters())
     ema_params = list(state.ema.parameters()) if state.ema is not None else []
     frozen, net = None, state.model  # set by the TSA stage check of the first iteration
-    guard = DivergenceGuard(tr.get("guard"), state, log)
-    runlog = RunLog(run_dir, upto=state.iteration, tensorboard=bool(lg.get("use_tb_logger")) and ddp.is_main, log=log)
+    guard = DivergenceGuard(tr.guard, state, log)
+    runlog = RunLog(run_dir, upto=state.iteration, tensorboard=lg.use_tb_logger and ddp.is_main, log=log)
     losses, lrs, last_val, bicubic = {}, {}, None, {}
     start_time = last_log_time = time.perf_counter()
     last_log_iter = state.iteration
@@ -131,7 +132,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             # schedule: BasicSR's update_learning_rate, before the step and only from iteration 2
             if it > 1:
                 state.scheduler.step()
-            warmup_lr(state.optimizer, it, int(tr.get("warmup_iter", -1)))
+            warmup_lr(state.optimizer, it, tr.warmup_iter)
             lr = [g["lr"] for g in state.optimizer.param_groups]
 
             # TSA-only stage: only parameters named '...fusion...' train during iterations 1 .. tsa_iter - 1
@@ -152,11 +153,10 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None), \
                     (OffsetCapture(state.model) if off_w else contextlib.nullcontext()) as offsets:
                 out = net(lq)
-            loss = pix.get("loss_weight", 1.0) * charbonnier(out.float(), gt, pix.get("eps", 1e-12),
-                                                              pix.get("reduction", "mean"))
+            loss = pix.loss_weight * charbonnier(out.float(), gt, pix.eps, pix.reduction)
             if off_w:
                 off_loss = offset_fidelity(offsets, batch["flow"].to(dev), batch["flow_valid"].to(dev),
-                                           off_opt["threshold"], off_opt["eps"])
+                                           off_opt.threshold, off_opt.eps)
                 loss = loss + off_w * off_loss
             if state.scaler is not None:
                 state.scaler.scale(loss).backward()

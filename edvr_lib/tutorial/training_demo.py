@@ -131,7 +131,7 @@ def fresh_run_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def draw_batches(opt: dict, count: int, start: int = 0) -> list[dict]:
+def draw_batches(opt, count: int, start: int = 0) -> list[dict]:
     """Batches ``start .. start + count - 1`` of the options' training stream, exactly as the trainer would draw them
     (same samples, crops and flips: they depend only on the seed and the position), without loader workers.
 
@@ -140,7 +140,8 @@ def draw_batches(opt: dict, count: int, start: int = 0) -> list[dict]:
     """
     from edvr_lib.train.data import build_train_dataset, train_stream
 
-    solo = {**opt, "datasets": {**opt["datasets"], "train": {**opt["datasets"]["train"], "num_worker_per_gpu": 0}}}
+    solo = opt.model_copy(deep=True)
+    solo.datasets.train.num_worker_per_gpu = 0
     stream = train_stream(solo, build_train_dataset(solo), start, start + count)
     return list(stream)
 

@@ -414,7 +414,7 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
         ``attn_corrupted`` ``(t, h, w)``, ``lq_corrupted`` and ``region``.
     """
-    if not getattr(model, "with_tsa", False):
+    if not model.with_tsa:
         raise EDVRError("this EDVR has no TSA fusion (with_tsa=False): no temporal attention to compare")
     rng = np.random.default_rng(seed)
     bad = lq.clone()

@@ -369,8 +369,11 @@ class AttentionExplorer:
         if offset_range_px <= 0:
             raise EDVRError(f"offset_range_px must be > 0 (LR pixels), got {offset_range_px}")
         self.model = model
-        self.num_frame = getattr(model, "num_frame", None) or internals.pcd_offsets["l1"].shape[1]
-        self.center_frame_idx = getattr(model, "center_frame_idx", self.num_frame // 2)
+        if model is not None:
+            self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
+        else:  # recorded internals only
+            self.num_frame = internals.pcd_offsets["l1"].shape[1]
+            self.center_frame_idx = self.num_frame // 2
         if clip is not None:
             if clip.dim() != 4 or clip.shape[0] < 1:
                 raise EDVRError(f"clip must be (n, 3, h, w) LR frames, got {tuple(clip.shape)}")

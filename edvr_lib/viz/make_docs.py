@@ -188,7 +188,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
     model, label = tutorial_model(weights, num_frame=5, device=device)
     trained = weights is not None
     short = label if trained else "EDVR (random weights)"
-    num_frame = int(getattr(model, "num_frame", 5))
+    num_frame = model.num_frame
 
     root = prepare_embedded(data_root, smoke=smoke, progress=False)
     dataset = build_dataset("embedded", root, num_frame=num_frame)

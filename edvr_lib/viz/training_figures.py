@@ -70,21 +70,21 @@ def _entries_with(log, key: str, missing: str) -> tuple[list[dict], list[int]]:
     return entries, [e["iter"] for e in entries]
 
 
-def pixels_in_loss(opt: dict) -> int:
+def pixels_in_loss(opt) -> int:
     """How many values the summed Charbonnier adds up per iteration and process: ``B * C * H * W`` of the GT patch.
 
     With ``pixel_opt.reduction: sum`` (the EDVR recipe) the logged loss is this many times the per-pixel loss:
     8 x 3 x 64 x 64 = 98,304 for ``configs/train_EDVR_tiny_embedded.yml``, 4 x 3 x 256 x 256 = 786,432 per GPU for
     the REDS recipe (mmagic#41: losses of 1e4 to 1e7 are normal). With ``reduction: mean`` it is 1.
     """
-    if opt["train"]["pixel_opt"].get("reduction", "mean") != "sum":
+    if opt.train.pixel_opt.reduction != "sum":
         return 1
-    d = opt["datasets"]["train"]
-    return int(d["batch_size_per_gpu"]) * int(opt["network_g"]["num_out_ch"]) * int(d["gt_size"]) ** 2
+    d = opt.datasets.train
+    return d.batch_size_per_gpu * opt.network_g.num_out_ch * d.gt_size ** 2
 
 
 # ----------------------------------------------------------------------------------------------- schedules
-def lr_schedule(opt: dict, iterations: Sequence[int] | None = None, points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+def lr_schedule(opt, iterations: Sequence[int] | None = None, points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     """The learning rate every iteration trains with, as the trainer applies the options' scheduler.
 
     Same timing as :mod:`edvr_lib.train.trainer` (and BasicSR): iteration ``k`` uses scheduler epoch ``k - 1``,
@@ -104,9 +104,9 @@ def lr_schedule(opt: dict, iterations: Sequence[int] | None = None, points: int 
 
     from edvr_lib.train.schedulers import CosineAnnealingRestartLR, build_scheduler
 
-    tr = opt["train"]
-    total, base_lr, warmup = int(tr["total_iter"]), float(tr["optim_g"]["lr"]), int(tr.get("warmup_iter", -1))
-    sched_opt = tr["scheduler"]
+    tr = opt.train
+    total, base_lr, warmup = tr.total_iter, tr.optim_g.lr, tr.warmup_iter
+    sched_opt = tr.scheduler.to_dict()
     if iterations is None:
         its = set(np.linspace(1, total, min(points, total)).round().astype(int).tolist())
         if sched_opt["type"] == "CosineAnnealingRestartLR":
@@ -286,7 +286,7 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
     fig, axes = plt.subplots(1, len(schedules), figsize=(6.0 * len(schedules), 3.6), squeeze=False)
     for ax, (label, opt) in zip(axes[0], schedules.items()):
         its, lrs = lr_schedule(opt)
-        total, tsa = int(opt["train"]["total_iter"]), int(opt["train"].get("tsa_iter") or 0)
+        total, tsa = opt.train.total_iter, opt.train.tsa_iter
         ax.plot(its, lrs, "-", lw=1.3, label="schedule")
         if tsa > 1:
             ax.axvspan(1, tsa - 1, color="tab:orange", alpha=0.18, label=f"TSA-only stage (1 .. {tsa - 1})")
@@ -294,9 +294,9 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
             entries = [e for e in logged[label] if e.get("lr")]
             ax.plot([e["iter"] for e in entries], [e["lr"][0] for e in entries], ".", color="tab:green", ms=4,
                     label="logged by the run")
-        sched = opt["train"]["scheduler"]
-        detail = (f"periods {sched['periods']}, eta_min {sched.get('eta_min', 0):g}"
-                  if sched["type"] == "CosineAnnealingRestartLR" else sched["type"])
+        sched = opt.train.scheduler
+        detail = (f"periods {sched.periods}, eta_min {sched.eta_min:g}"
+                  if sched.type == "CosineAnnealingRestartLR" else sched.type)
         ax.set(title=f"{label}\n{detail}", xlabel="iteration", ylabel="learning rate")
         ax.title.set_fontsize(9)
         ax.set_xlim(0, total)
