@@ -2,9 +2,10 @@
 
 The demo network is EDVR's front end at a small width: ``conv_first`` + residual blocks + the L2/L3 pyramid, a
 real :class:`~edvr_lib.archs.PCDAlignment`, and a 3x3 conv that decodes the aligned feature back to RGB. It is
-trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame, so the only way to succeed is to
-sample the neighbour where the centre frame's content moved to: the learned offsets become a motion estimate
-that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`).
+trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame. The intended way to succeed is to
+sample the neighbour where the centre frame's content moved to, so the learned offsets become a motion estimate
+that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`); it is not the only way,
+since PCD also sees the reference, and its masks and feature merges can carry reference content into the output.
 
 :func:`evaluate_alignment` makes that comparison (end-point error, warping error before / after), and the
 ``*_figure`` functions at the end draw notebook 02's figures (titled, axes in pixels).
