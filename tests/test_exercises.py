@@ -43,6 +43,26 @@ def test_dcn_grid_sample_equals_torchvision(groups, scale):
     assert torch.allclose(solutions.dcn_grid_sample(x, offset, mask, weight, bias), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("level", ["l2", "l1"])
+def test_pcd_level_equals_the_recorded_level(level):
+    from edvr_lib.archs import PCDAlignment
+    from edvr_lib.tutorial.pcd_demo import record_pcd_level
+
+    torch.manual_seed(0)
+    pcd = PCDAlignment(num_feat=8, deformable_groups=2).eval()
+    with torch.no_grad():
+        for pack in (*pcd.dcn_pack.values(), pcd.cas_dcnpack):  # non-zero offsets: the DCNs really sample
+            pack.conv_offset.weight.normal_(0, 0.05)
+        nbr = [torch.randn(2, 8, 16 // 2**i, 16 // 2**i) for i in range(3)]
+        ref = [torch.randn(2, 8, 16 // 2**i, 16 // 2**i) for i in range(3)]
+        rec = record_pcd_level(pcd, nbr, ref, level)
+        mine = solutions.pcd_level(pcd, level, rec["nbr"], rec["ref"], rec["up_offset"], rec["up_feat"])
+    assert rec["up_offset"].shape == rec["up_feat"].shape == rec["nbr"].shape
+    assert torch.allclose(mine, rec["feat"], atol=1e-5)
+    if level == "l1":  # the aligned L1 feature is what the cascade refines: the module's output differs
+        assert not torch.allclose(pcd(nbr, ref), rec["feat"], atol=1e-3)
+
+
 def test_temporal_attention_equals_the_recorded_map():
     from edvr_lib.archs import TSAFusion
     from edvr_lib.tutorial.tsa_demo import trace_fusion

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["ANSWERS", "conv_gflop", "reflection_circle_indices", "dcn_grid_sample", "temporal_attention",
+__all__ = ["ANSWERS", "conv_gflop", "reflection_circle_indices", "dcn_grid_sample", "pcd_level", "temporal_attention",
            "cosine_restart_lr", "psnr_uint8", "reflect_pad_to_multiple"]
 
 #: predict-then-reveal answers, ``'<notebook>.<name>'`` -> value (compared with a tolerance by ``exercises.check``)
@@ -24,7 +24,6 @@ ANSWERS = {
     "00.gflop_ratio": 4.0,                          # twice the side, four times the pixels
     "01.lr_crop_ratio": 4.0,                        # x4: the LR crop is gt_size // 4
     "01.flat_value": 0.5,                           # weights sum to 1: a constant stays that constant
-    "02.conv_offset_params": 64 * (8 * 3 * 9) * 9 + 8 * 3 * 9,  # 216 output channels (dy, dx, mask x 9 taps x 8)
     "02.pyramid_px": [1.5, 3.0],                    # 6 px at L3 (/4), then up x2 and times 2 at L2
     "03.worst_fault": "noise",                      # spoils every pixel with a large error
     "03.most_trusted": "centre",                    # the reference correlates best with itself
@@ -100,6 +99,31 @@ def dcn_grid_sample(x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, w
     cols = torch.stack(samples, dim=3).reshape(n, c * taps, h, w)  # channel-major, then tap: as weight.view
     out = torch.einsum("ok,nkhw->nohw", weight.reshape(weight.shape[0], -1), cols)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def pcd_level(pcd, level: str, nbr: torch.Tensor, ref: torch.Tensor, up_offset: torch.Tensor,
+              up_feat: torch.Tensor) -> torch.Tensor:
+    """One level below L3 of :class:`~edvr_lib.archs.PCDAlignment` (EDVR Eq. 2-3), written from its docstring.
+
+    Args:
+        pcd: the alignment module (its ``offset_conv1/2/3``, ``dcn_pack`` and ``feat_conv`` of ``level``).
+        level: ``'l2'`` or ``'l1'``.
+        nbr, ref: this level's neighbour and reference features, ``(n, c, h, w)``.
+        up_offset: the coarser level's offset feature, upsampled x2 and doubled, ``(n, c, h, w)``.
+        up_feat: the coarser level's aligned feature, upsampled x2, ``(n, c, h, w)``.
+
+    Returns:
+        this level's aligned feature ``(n, c, h, w)`` (with its activation below L1; L1's goes to the cascade as is).
+    """
+    def act(x):
+        return F.leaky_relu(x, 0.1)
+
+    offset = act(pcd.offset_conv1[level]([nbr, ref]))            # offset feature from [neighbour, reference]
+    offset = act(pcd.offset_conv2[level]([offset, up_offset]))    # ... with the coarser level's
+    offset = act(pcd.offset_conv3[level](offset))
+    feat = pcd.dcn_pack[level](nbr, offset)                       # deformable alignment (Eq. 1)
+    feat = pcd.feat_conv[level]([feat, up_feat])                  # merged with the coarser aligned feature
+    return feat if level == "l1" else act(feat)
 
 
 def temporal_attention(aligned: torch.Tensor, fusion, center: int) -> torch.Tensor:
