@@ -45,7 +45,7 @@ BENCHMARKS: dict[str, dict] = {
 }
 
 #: Published PSNR / SSIM (BI x4), each with its source in the last column. Never ours.
-#: Sources as in ``../shared/reference/published_results.md``: the EDVR paper reports EDVR(-L); the EDVR-M rows come
+#: Sources: the EDVR paper reports EDVR(-L); the EDVR-M rows come
 #: from the BasicSR Model Zoo (the converted official ``EDVR_REDS_SR_M``) and the BasicVSR paper's comparison table.
 PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
     "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),

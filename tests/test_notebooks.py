@@ -35,6 +35,22 @@ def test_convention_checker_catches_problems(tmp_path):
         assert expected in problems
 
 
+def test_an_exercise_cell_may_hold_the_learners_todo_function(tmp_path):
+    path = tmp_path / "07_exercise.ipynb"
+    nb = nbformat.v4.new_notebook()
+    todo = nbformat.v4.new_code_cell("def my_answer(x):\n    raise NotImplementedError  # TODO: your code")
+    nb.cells = [nbformat.v4.new_markdown_cell("What you will learn, Prerequisites, Runtime"),
+                nbformat.v4.new_code_cell("SMOKE = False", metadata={"tags": ["parameters"]}), todo]
+    nbformat.write(nb, path)
+    assert any("logic belongs in edvr_lib" in p for p in notebooks.convention_problems(path))  # untagged: refused
+    todo.metadata["tags"] = ["exercise"]
+    nbformat.write(nb, path)
+    assert notebooks.convention_problems(path) == []
+    todo.source = "def my_answer(x):\n    return x + 1"  # a tagged cell with real logic is refused
+    nbformat.write(nb, path)
+    assert any("logic belongs in edvr_lib" in p for p in notebooks.convention_problems(path))
+
+
 def test_strip_is_idempotent_and_removes_outputs(tmp_path):
     path = tmp_path / ALL[0].name
     shutil.copy(ALL[0], path)

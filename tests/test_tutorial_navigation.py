@@ -1,4 +1,5 @@
-"""Tutorial navigation and exercises: relative links resolve; every notebook ends with checked exercises and links."""
+"""Tutorial navigation and exercises: relative links resolve; every notebook ends with checked exercises (one of
+them implement-it), troubleshooting and links."""
 from __future__ import annotations
 
 import re
@@ -28,8 +29,13 @@ def test_notebook_ends_with_exercises_troubleshooting_and_links(stem):
              None)
     assert i is not None, f"{path.name} has no '## Exercises' section"
     tail = cells[i:]
-    checks = [c for c in tail if c.cell_type == "code" and "assert " in c.source]
-    assert checks, f"{path.name}: the exercises need a cell that checks answers with assert"
+    checks = [c for c in tail if c.cell_type == "code" and "exercises.check(" in c.source]
+    assert checks, f"{path.name}: the exercises need a cell that checks answers (edvr_lib.tutorial.exercises)"
+    # at least one implement-it exercise: a function left as a TODO, checked against a reference computation
+    assert any("raise NotImplementedError" in c.source and "exercises.check_function(" in c.source for c in checks), \
+        f"{path.name}: the exercises need an implement-it exercise"
+    # predictions are written in the cell, not printed in the text above it
+    assert all(re.search(r"^my_\w+ = \.\.\.  # TODO", c.source, re.M) for c in checks)
     assert len(re.findall(r"^\d\. \*\*", tail[0].source, re.M)) in (2, 3), "two or three exercises"
     assert "Prediction" in tail[0].source
     assert any("Troubleshooting" in c.source for c in tail if c.cell_type == "markdown")

@@ -84,7 +84,7 @@ def test_deblur_track_restores_at_the_same_size():
 def test_module_table_matches_the_reference_and_the_analytic_count(preset, params):
     tab = network_tour.module_table(preset, h=64, w=96)
     cfg = tab["config"]
-    assert tab["params"] == params  # ../shared/reference/edvr_architecture.md
+    assert tab["params"] == params  # BasicSR 1.4.2's counts for the official presets
     assert tab["params"] == sum(p.numel() for p in build_edvr(preset).parameters())
     analytic = edvr_gflop(cfg.num_feat, cfg.num_frame, cfg.num_extract_block, cfg.num_reconstruct_block, 64, 96,
                           with_tsa=cfg.with_tsa)

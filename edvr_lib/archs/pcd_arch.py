@@ -1,4 +1,9 @@
-"""Pyramid, Cascading and Deformable (PCD) alignment (EDVR, Wang et al. 2019, Sec. 3.2, Fig. 3)."""
+"""Pyramid, Cascading and Deformable (PCD) alignment (EDVR, Wang et al. 2019, Sec. 3.2, Fig. 3).
+
+Equation numbers are the EDVR paper's: Eq. 1 the modulated deformable convolution, Eq. 2 offsets from the
+concatenated neighbour and reference features, Eq. 3 the pyramid (offsets ``h`` and aligned features ``g`` from the
+coarser level, upsampled). TSA's are Eq. 4-6 (:mod:`edvr_lib.archs.tsa_arch`).
+"""
 from __future__ import annotations
 
 import torch
@@ -78,7 +83,7 @@ class PCDAlignment(nn.Module):
                 # ... refined with the coarser level's offset feature, upsampled (Eq. 3).
                 offset = lrelu(self.offset_conv2[level]([offset, up_offset]))
                 offset = lrelu(self.offset_conv3[level](offset))
-            # Deformable alignment of the neighbour feature (Eq. 1 / 3).
+            # Deformable alignment of the neighbour feature (Eq. 1; the DConv of Eq. 3).
             feat = self.dcn_pack[level](nbr, offset)
             if i < 3:
                 # ... merged with the coarser level's aligned feature, upsampled (Eq. 3, g).

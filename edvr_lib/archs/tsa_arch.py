@@ -1,4 +1,9 @@
-"""Temporal and Spatial Attention (TSA) fusion (EDVR, Wang et al. 2019, Sec. 3.3, Fig. 4)."""
+"""Temporal and Spatial Attention (TSA) fusion (EDVR, Wang et al. 2019, Sec. 3.3, Fig. 4).
+
+Equation numbers are the EDVR paper's: Eq. 4 the temporal attention ``sigmoid(θ(F_i) · φ(F_ctr))``, Eq. 5 each frame
+weighted by it, Eq. 6 the fusion convolution over the weighted frames. The spatial attention has no equation in
+the paper (Fig. 4). PCD's are Eq. 1-3 (:mod:`edvr_lib.archs.pcd_arch`).
+"""
 from __future__ import annotations
 
 import torch
@@ -20,7 +25,7 @@ class TSAFusion(nn.Module):
 
     Temporal attention (Eq. 4-5): each frame's embedding ``temporal_attn2(F_t)`` is correlated (dot product over
     channels, per pixel) with the centre frame's embedding ``temporal_attn1(F_ctr)``; the sigmoid of that
-    correlation weights the frame. The weighted frames are fused by a 1x1 conv. Spatial attention: a
+    correlation weights the frame. The weighted frames are fused by a 1x1 conv (Eq. 6). Spatial attention: a
     three-level pyramid (max+avg pooling) on the same weighted frames gives a map ``a`` (pre-sigmoid) and an
     additive map ``add``; the output is ``fused * sigmoid(a) * 2 + add``.
 
@@ -68,7 +73,7 @@ class TSAFusion(nn.Module):
         embedding = self.temporal_attn2(aligned_feat.reshape(-1, c, h, w)).view(b, t, c, h, w)
         temporal_attn = self.temporal_gate((embedding * embedding_ref.unsqueeze(1)).sum(dim=2))  # (b, t, h, w)
 
-        # Each frame weighted by its attention (Eq. 5), then fused by a 1x1 conv (frame-major channels).
+        # Each frame weighted by its attention (Eq. 5), then fused by a 1x1 conv (Eq. 6; frame-major channels).
         weighted = frames_to_channels(aligned_feat * temporal_attn.unsqueeze(2))  # (b, t*c, h, w)
         feat = lrelu(self.feat_fusion(weighted))
 

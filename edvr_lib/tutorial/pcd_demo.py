@@ -2,9 +2,10 @@
 
 The demo network is EDVR's front end at a small width: ``conv_first`` + residual blocks + the L2/L3 pyramid, a
 real :class:`~edvr_lib.archs.PCDAlignment`, and a 3x3 conv that decodes the aligned feature back to RGB. It is
-trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame, so the only way to succeed is to
-sample the neighbour where the centre frame's content moved to: the learned offsets become a motion estimate
-that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`).
+trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame. The intended way to succeed is to
+sample the neighbour where the centre frame's content moved to, so the learned offsets become a motion estimate
+that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`); it is not the only way,
+since PCD also sees the reference, and its masks and feature merges can carry reference content into the output.
 
 :func:`evaluate_alignment` makes that comparison (end-point error, warping error before / after), and the
 ``*_figure`` functions at the end draw notebook 02's figures (titled, axes in pixels).
@@ -26,7 +27,7 @@ from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import as_image, pyplot
 
-__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp",
+__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "record_pcd_level",
            "pyramid_figure", "sampling_positions_figure", "alignment_figure", "flow_scatter_figure"]
 
 
@@ -237,6 +238,46 @@ def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[s
 
 
 # ----------------------------------------------------------------------------------------- figures (notebook 02)
+@torch.no_grad()
+def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: list[torch.Tensor],
+                     level: str = "l2") -> dict[str, torch.Tensor]:
+    """What one level of a :class:`~edvr_lib.archs.PCDAlignment` receives and produces in a real forward (hooks).
+
+    Args:
+        pcd: the alignment module.
+        nbr_feats, ref_feats: ``[L1, L2, L3]`` pyramids, ``(n, c, h, w)``, ``(n, c, h/2, w/2)``, ``(n, c, h/4, w/4)``.
+        level: ``'l2'`` or ``'l1'`` (the levels that also receive the coarser level's results).
+
+    Returns:
+        ``nbr``, ``ref``: this level's features; ``up_offset``: the coarser level's offset feature, upsampled x2 and
+        doubled; ``up_feat``: the coarser level's aligned feature, upsampled x2; ``feat``: this level's aligned
+        feature (after its activation below L1, before the cascade at L1).
+    """
+    if level not in ("l2", "l1"):
+        raise EDVRError(f"level must be 'l2' or 'l1', got {level!r}")
+    i = int(level[1]) - 1
+    kept = {"nbr": nbr_feats[i], "ref": ref_feats[i]}
+
+    def before_offset(_m, args):
+        kept["up_offset"] = args[0][1].clone()
+
+    def before_merge(_m, args):
+        kept["up_feat"] = args[0][1].clone()
+
+    def after_merge(_m, _args, out):
+        kept["feat"] = out.clone() if level == "l1" else F.leaky_relu(out, 0.1)
+
+    handles = [pcd.offset_conv2[level].register_forward_pre_hook(before_offset),
+               pcd.feat_conv[level].register_forward_pre_hook(before_merge),
+               pcd.feat_conv[level].register_forward_hook(after_merge)]
+    try:
+        pcd(nbr_feats, ref_feats)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return kept
+
+
 def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, title: str | None = None):
     """One channel of the ``[L1, L2, L3]`` features of one frame, each at its own resolution.
 

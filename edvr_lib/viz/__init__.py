@@ -2,6 +2,7 @@
 
 ``edvr_lib.viz.figures``: comparison panels, error maps, temporal profile, PSNR per frame, the ablations.
 ``edvr_lib.viz.explorer``: the ipywidgets attention explorer and its static grid.
+``edvr_lib.viz.diagrams``: block diagrams of EDVR, PCD and TSA with computed tensor shapes.
 ``edvr_lib.viz.make_docs``: ``edvr docs`` / ``make docs`` (figures + metrics table under ``docs/``).
 Import the submodules explicitly (``data_figures`` belongs to the data tutorial and is not imported here).
 """

@@ -7,7 +7,9 @@ Evaluates the bicubic baseline and EDVR on the embedded test clips (the same cod
   REDS4 numbers for context (labelled as published), what was run and how to regenerate it;
 * ``results_comparison.png``: LR / bicubic / EDVR / GT with a zoom box;
 * ``results_attention_grid.png``: PCD offsets, DCN masks and TSA attention of one window;
-* ``results_psnr_per_frame.png``: PSNR per frame of the figure clip.
+* ``results_psnr_per_frame.png``: PSNR per frame of the figure clip;
+* ``diagram_edvr_pipeline.png``, ``diagram_pcd.png``, ``diagram_tsa.png``: the block diagrams with computed shapes
+  (:func:`edvr_lib.viz.diagrams.write_diagrams`; no evaluation needed, so they are written in smoke runs too).
 
 With ``--readme README.md`` it also refreshes the block between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` in the README (overall table + the two figures), so the README's numbers
@@ -174,6 +176,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
     from edvr_lib.models import DEFAULT_CHECKPOINT, bicubic_model, tutorial_model
     from edvr_lib.metrics import calculate_psnr
     from edvr_lib.viz.explorer import attention_grid_figure, compute_internals
+    from edvr_lib.viz.diagrams import write_diagrams
     from edvr_lib.viz.figures import comparison_figure, psnr_per_frame_figure
 
     smoke = smoke_mode() if smoke is None else smoke
@@ -261,6 +264,7 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
               "Regenerate: `make docs` (or `edvr docs --output docs [--weights FILE]`).", ""]
     atomic_write_text(out_dir / FILES[0], "\n".join(lines))
     written = {name: out_dir / name for name in FILES}
+    written.update(write_diagrams(out_dir))
     if readme is not None:
         rel = os.path.relpath(out_dir.resolve(), Path(readme).resolve().parent).replace(os.sep, "/")
         update_readme(readme, readme_block(res_bic, res_edvr, edvr_col, fingerprint, trained, rel))
