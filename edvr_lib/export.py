@@ -441,7 +441,9 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
         source = open_source(source_path, net.num_frame)
         try:
             start = time.perf_counter()
-            results[name] = list(itertools.islice(super_resolve_stream(net, source, tile=tile), max_frames))
+            # closed, not left suspended: the stream's inference mode ends with it
+            with contextlib.closing(super_resolve_stream(net, source, tile=tile)) as frames:
+                results[name] = list(itertools.islice(frames, max_frames))
             results[name + "_s"] = time.perf_counter() - start
             size = source.size
         finally:
