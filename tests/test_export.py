@@ -136,6 +136,26 @@ def test_infer_api_takes_the_onnx_runner(exported, tmp_path):
         load_backend(exported["ckpt"], "onnxruntime")
 
 
+def test_stream_parity_leaves_inference_mode_off(tmp_path, monkeypatch):
+    # stream_parity stops each stream early; a stream still referenced elsewhere (here: kept by the wrapper)
+    # stays suspended inside torch.inference_mode() unless stream_parity closes it
+    import edvr_lib.inference
+    from edvr_lib.export import stream_parity
+    from edvr_lib.models import bicubic_model
+
+    streams, stream = [], edvr_lib.inference.super_resolve_stream
+    monkeypatch.setattr(edvr_lib.inference, "super_resolve_stream",
+                        lambda *a, **k: streams.append(stream(*a, **k)) or streams[-1])
+    _frames(tmp_path / "in", n=4, h=8, w=12)
+    try:
+        res = stream_parity(bicubic_model(3), bicubic_model(3), tmp_path / "in", max_frames=2)
+        assert len(streams) == 2 and res["max_level_diff"] == [0, 0]
+        assert not torch.is_inference_mode_enabled()
+    finally:
+        for s in reversed(streams):
+            s.close()
+
+
 def test_opset_bounds_come_from_onnx():
     first = min(s.since_version for s in onnx.defs.get_all_schemas_with_history() if s.name == "DeformConv")
     assert MIN_OPSET == first == 19

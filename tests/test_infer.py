@@ -88,8 +88,8 @@ def test_streaming_window_uses_reflection_circle(tmp_path):
     _frames(tmp_path / "in", n=6)
     seen = []
 
-    class Spy(torch.nn.Module):
-        num_frame = 3
+    class Spy(torch.nn.Module):  # an SRModel
+        num_frame, center_frame_idx, size_multiple, scale = 3, 1, 1, 4
 
         def forward(self, x):
             seen.append(x[0, :, 0, 0, 0].clone())

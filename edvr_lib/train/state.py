@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import hashlib
 import json
 import math
 import os
@@ -245,12 +244,10 @@ def _short(keys: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------------------- fingerprint
-def fingerprint(opt: dict) -> str:
-    """The options' fingerprint (:func:`edvr_lib.train.options.options_fingerprint` when available)."""
-    try:
-        from edvr_lib.train.options import options_fingerprint
-    except ImportError:
-        return hashlib.sha256(json.dumps(opt, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def fingerprint(opt) -> str:
+    """The options' fingerprint (:func:`edvr_lib.train.options.options_fingerprint`)."""
+    from edvr_lib.train.options import options_fingerprint
+
     return options_fingerprint(opt)
 
 
@@ -461,19 +458,11 @@ def _schedule_lrs(scheduler_opt: dict, total_iter: int, lr: float, upto: int) ->
     return out
 
 
-def write_options(opt: dict, run_dir: str | os.PathLike) -> None:
-    """``run_dir/options.yml``, atomically (:func:`edvr_lib.train.options.dump_options` when available)."""
-    path = Path(run_dir) / "options.yml"
-    try:
-        from edvr_lib.train.options import dump_options
-    except ImportError:
-        import yaml
+def write_options(opt, run_dir: str | os.PathLike) -> None:
+    """``run_dir/options.yml``, atomically (:func:`edvr_lib.train.options.dump_options`)."""
+    from edvr_lib.train.options import dump_options
 
-        from edvr_lib.utils.io import atomic_write_text
-
-        atomic_write_text(path, yaml.safe_dump(opt, sort_keys=False))
-        return
-    dump_options(opt, path)
+    dump_options(opt, Path(run_dir) / "options.yml")
 
 
 class DivergenceGuard:
