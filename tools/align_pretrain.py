@@ -22,7 +22,7 @@ from edvr_lib.train.align_pretrain import pretrain_alignment, render_bank
 from edvr_lib.train.data import build_train_dataset
 from edvr_lib.train.options import load_options
 from edvr_lib.train.state import build_model
-from edvr_lib.utils import EDVRError, atomic_write_text
+from edvr_lib.utils import EDVRError
 
 
 def main(argv=None) -> int:
@@ -58,12 +58,12 @@ def main(argv=None) -> int:
         torch.save(bank, bank_file)
         print(f"rendered {args.bank} windows in {time.time() - t0:.0f} s -> {bank_file}", flush=True)
     log_file, t0 = args.output.with_suffix(".log.jsonl"), time.time()
-    lines = []
+    log_file.unlink(missing_ok=True)
 
     def log(entry):
         entry["seconds"] = round(time.time() - t0, 1)
-        lines.append(json.dumps(entry))
-        atomic_write_text(log_file, "\n".join(lines) + "\n")
+        with open(log_file, "a") as f:  # one line appended per entry, not the whole log rewritten
+            f.write(json.dumps(entry) + "\n")
         print(entry, flush=True)
         if entry["iter"] % args.save_every == 0:
             save_pretrained(model, args.output.with_name(f"{args.output.stem}_{entry['iter']}.pth"))
