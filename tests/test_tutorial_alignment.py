@@ -120,3 +120,35 @@ def test_motion_report_scores_no_motion_as_one_and_true_motion_as_zero(embedded_
     res = alignment_real.compare_alignment(model, frames[c - 2:c + 3, y:y + 16, x:x + 16])
     epe = alignment_real.true_flow_epe(res, embedded_smoke_root, clip, c, border=2, origin=(y, x))
     assert epe["learned"] < 1e-6 < epe["zero"]
+
+
+def test_level_motion_reads_each_level_in_lr_pixels():
+    """A known L3 offset field per frame (dx = 0.25 * (i - centre) L3 px) reads as (i - centre) LR px at LR size."""
+    torch.manual_seed(0)
+    model = build_edvr("M", **TINY).eval()
+    pack = model.pcd_align.dcn_pack["l3"]
+    g, calls = pack.deformable_groups, []
+
+    def known_offsets(_module, _args, out):  # all 5 frames in one call (b * t rows), or one frame a call
+        rows = torch.arange(5).float() - 2 if out.shape[0] == 5 else torch.tensor([len(calls) % 5 - 2.0])
+        calls.append(out.shape[0])
+        out = torch.zeros_like(out)  # offsets (g x 9 x (dy, dx)) then mask logits 0 (mask 0.5 everywhere)
+        out[:, 1:2 * g * 9:2] = 0.25 * rows.view(-1, 1, 1, 1)
+        return out
+
+    handle = pack.conv_offset.register_forward_hook(known_offsets)
+    try:
+        window = torch.rand(1, 5, 3, 32, 32)
+        res = alignment_real.level_motion(model, window)
+        true = torch.zeros(5, 2, 32, 32)
+        true[:, 1] = torch.arange(5).float().view(5, 1, 1) - 2
+        with_truth = alignment_real.level_motion(model, window, true_flow=true)
+    finally:
+        handle.remove()
+    assert torch.allclose(res["flow"]["l3"], true, atol=1e-5)
+    assert set(res["flow"]) == {"l3", "l2", "l1", "cascade"} and res["epe"] is None
+    assert with_truth["epe"]["l3"] < 1e-5 and with_truth["epe_zero"] == pytest.approx(1.5)  # (2 + 1 + 1 + 2) / 4
+    assert torch.equal(res["flow"]["l1"], torch.zeros(5, 2, 32, 32))  # L1's conv_offset is zero-initialised
+    fig = alignment_real.level_motion_figure(with_truth, 0, true, label="test")
+    assert len(fig.axes) == 6 and all(ax.get_xlabel() for ax in fig.axes)
+    plt.close(fig)

@@ -29,7 +29,7 @@ from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
 __all__ = ["read_clip", "farneback_flow", "learned_motion", "compare_alignment", "true_flow_epe", "most_moving_center",
-           "real_alignment_figure", "motion_report"]
+           "real_alignment_figure", "motion_report", "level_motion", "level_motion_figure"]
 
 
 def read_clip(lq_dir, clip: str) -> np.ndarray:
@@ -168,6 +168,95 @@ def real_alignment_figure(res: dict, nbr: int, label: str = "", arrow_scale: flo
     for ax in axes.ravel():
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
     fig.suptitle(label or "Alignment on real frames: learned PCD motion vs Farneback optical flow")
+    fig.tight_layout()
+    return fig
+
+
+LEVEL_NAMES = {"l3": "L3 (1/4 size)", "l2": "L2 (1/2 size)", "l1": "L1 (full LR size)",
+               "cascade": "L1 + cascade"}
+
+
+@torch.no_grad()
+def level_motion(model, window: torch.Tensor, true_flow: torch.Tensor | None = None,
+                 valid: torch.Tensor | None = None, border: int = 4) -> dict:
+    """Coarse to fine: the motion each PCD stage estimates, in LR pixels at LR size, and its end-point error.
+
+    Each level's offsets are summarised as in :func:`learned_motion` (mask-weighted mean over groups and taps, minus
+    the centre frame's self-alignment), multiplied by the level's downscale (x4 for L3, x2 for L2: an offset of one
+    L3 pixel is four LR pixels) and upsampled bilinearly to LR size. ``'cascade'`` is the total after the cascading
+    DCN, L1 plus its residual offsets (the cascade samples the already aligned L1 feature).
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` with LR input.
+        window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
+        true_flow: optional ``(t, 2, h, w)`` true motion (centre -> frame, LR px), for the end-point errors.
+        valid: optional ``(t, 1, h, w)``, 0 where the true flow is unknown.
+        border: pixels excluded on each side from the errors.
+
+    Returns:
+        ``{'flow': {level: (t, 2, h, w)}, 'epe': {level: px} or None, 'epe_zero': px or None}`` with levels
+        ``l3, l2, l1, cascade``; the errors are means over the neighbours' valid pixels.
+    """
+    import torch.nn.functional as F
+
+    model.eval()
+    device = next(model.parameters()).device
+    with record_internals(model) as rec:
+        model(window.to(device))
+    h, w = window.shape[-2:]
+    ctr = model.config.center
+    flows = {}
+    for level, factor in (("l3", 4), ("l2", 2), ("l1", 1)):
+        raw = offsets_to_flow(rec.pcd_offsets[level][0], rec.pcd_masks[level][0]) * factor
+        raw = F.interpolate(raw, size=(h, w), mode="bilinear", align_corners=False) if factor > 1 else raw
+        flows[level] = raw - raw[ctr]
+    casc = offsets_to_flow(rec.pcd_offsets["cascade"][0], rec.pcd_masks["cascade"][0])
+    flows["cascade"] = flows["l1"] + casc - casc[ctr]
+    if true_flow is None:
+        return {"flow": flows, "epe": None, "epe_zero": None}
+    nbrs = [i for i in range(window.shape[1]) if i != ctr]
+    keep = torch.zeros(len(nbrs), h, w)
+    keep[:, border:h - border, border:w - border] = 1
+    if valid is not None:
+        keep = keep * valid[nbrs, 0]
+
+    def epe(flow):
+        return float((torch.linalg.vector_norm(flow[nbrs] - true_flow[nbrs], dim=1) * keep).sum() / keep.sum())
+
+    return {"flow": flows, "epe": {k: epe(v) for k, v in flows.items()},
+            "epe_zero": epe(torch.zeros_like(true_flow))}
+
+
+def level_motion_figure(res: dict, frame: int, true_flow: torch.Tensor | None = None, max_mag: float | None = None,
+                        label: str = ""):
+    """One neighbour's motion at every PCD stage (and the true motion), in flow colours on one fixed scale.
+
+    Args:
+        res: :func:`level_motion`'s result.
+        frame: the neighbour's index in the window.
+        true_flow: optional ``(t, 2, h, w)`` true motion, drawn first.
+        max_mag: the colour wheel's rim in LR px (default: the largest true or L1 motion).
+    """
+    from edvr_lib.viz.explorer import colour_wheel, flow_rgb
+
+    plt = pyplot()
+    panels = [("true motion", true_flow[frame], None)] if true_flow is not None else []
+    panels += [(LEVEL_NAMES[k], res["flow"][k][frame], res["epe"][k] if res["epe"] else None) for k in LEVEL_NAMES]
+    if max_mag is None:
+        ref = true_flow[frame] if true_flow is not None else res["flow"]["l1"][frame]
+        max_mag = max(float(torch.linalg.vector_norm(ref, dim=0).max()), 0.5)
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(3.2 * (len(panels) + 1), 3.4),
+                             gridspec_kw={"width_ratios": [1] * len(panels) + [0.6]})
+    for ax, (name, flow, epe) in zip(axes, panels):
+        h, w = flow.shape[-2:]
+        ax.imshow(flow_rgb(flow.numpy(), max_mag), extent=(0, w, h, 0), interpolation="nearest")
+        mean = float(torch.linalg.vector_norm(flow, dim=0).mean())
+        extra = f"\nEPE {epe:.2f} px (all neighbours)" if epe is not None else ""
+        ax.set_title(f"{name}\nmean |motion| {mean:.2f} LR px{extra}", fontsize=9)
+        ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
+    axes[-1].imshow(colour_wheel(101, max_mag), extent=(-max_mag, max_mag, max_mag, -max_mag))
+    axes[-1].set(title=f"direction; rim {max_mag:.1f} LR px", xlabel="dx (LR px)", ylabel="dy (LR px)")
+    fig.suptitle(label or f"PCD coarse to fine: the motion of window frame {frame} at every level")
     fig.tight_layout()
     return fig
 
