@@ -79,7 +79,8 @@ def main(argv=None) -> int:
     if args.gates:
         from edvr_lib.tutorial.checkpoint_report import checkpoint_report
 
-        gates = {"shipped": checkpoint_report(shipped)}
+        held = dict(zip(("bicubic", "centre_x5", "model"), results.values()))  # evaluated above
+        gates = {"shipped": checkpoint_report(shipped, held=held)}
         if args.compare:
             gates[str(args.compare)] = checkpoint_report(load_pretrained(args.compare))
         atomic_write_text(dest.parent / f"{dest.stem}.gates.json", json.dumps(gates, indent=1) + "\n")

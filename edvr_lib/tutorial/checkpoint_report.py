@@ -118,7 +118,7 @@ def _noise_attention_drop(model, lq: torch.Tensor, frame: int = 0) -> list[float
 
 @torch.no_grad()
 def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: int = 192,
-                      motion_windows_per_clip: int = 3) -> dict:
+                      motion_windows_per_clip: int = 3, held: dict | None = None) -> dict:
     """Every figure of :data:`GATES` for one model, on held-out material only.
 
     Args:
@@ -126,6 +126,8 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
         root: the embedded set (default: build / reuse it).
         windows_per_source, gt_size: size of the large-motion set (:func:`large_motion_set`).
         motion_windows_per_clip: windows per clip of :func:`~edvr_lib.tutorial.alignment_real.motion_report`.
+        held: the held-out clips already evaluated (:func:`edvr_lib.evaluate.evaluate` results under ``'bicubic'``,
+            ``'centre_x5'`` and ``'model'``), to skip evaluating them again.
 
     Returns:
         ``dict`` with every key of :data:`GATES`, plus ``held_out`` (PSNR of bicubic / centre x5 / model, overall
@@ -140,10 +142,11 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
 
     root = prepare_embedded(progress=False) if root is None else root
     model.eval()
-    dataset = build_dataset("embedded", root=root)
-    held = {"bicubic": evaluate(bicubic_model(model.num_frame), dataset),
-            "centre_x5": evaluate(CentreFrameOnly(model), dataset),
-            "model": evaluate(model, dataset)}
+    if held is None:
+        dataset = build_dataset("embedded", root=root)
+        held = {"bicubic": evaluate(bicubic_model(model.num_frame), dataset),
+                "centre_x5": evaluate(CentreFrameOnly(model), dataset),
+                "model": evaluate(model, dataset)}
     psnr = {k: v["overall"]["psnr"] for k, v in held.items()}
 
     data = large_motion_set(root, windows_per_source, gt_size, model.num_frame)

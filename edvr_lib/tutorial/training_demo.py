@@ -1,7 +1,9 @@
 """Helpers of notebook 04 (training EDVR): the notebook's option overrides, a run folder it may reuse, Ctrl-C and
-a diverging batch on cue, and a comparison of two runs.
+a diverging batch on cue, a comparison of two runs, and the alignment lesson (the alignment pre-stage run briefly,
+with the learned-motion error measured as it trains).
 
-The training itself is :func:`edvr_lib.train.train` (the loop behind ``edvr train``); nothing here trains.
+The training itself is :func:`edvr_lib.train.train` (the loop behind ``edvr train``) and
+:func:`edvr_lib.train.align_pretrain.pretrain_alignment`.
 """
 from __future__ import annotations
 
@@ -18,13 +20,16 @@ import yaml
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["notebook_overrides", "SMOKE_NETWORK", "fresh_run_dir", "draw_batches", "CtrlCAt", "PoisonedBatches",
-           "compare_runs", "trainer_loop_source", "RUN_FILES"]
+           "compare_runs", "trainer_loop_source", "RUN_FILES", "ALIGNING_CONFIG", "alignment_lesson",
+           "motion_curve"]
 
 # The smallest EDVR that still has every part (PCD with its 3 levels, TSA, reconstruction), for smoke runs.
 SMOKE_NETWORK = {"network_g.num_feat": 8, "network_g.num_frame": 3, "network_g.deformable_groups": 2,
                  "network_g.num_extract_block": 1, "network_g.num_reconstruct_block": 1}
 # What a run folder of edvr_lib.train holds (fresh_run_dir deletes nothing else).
 RUN_FILES = {"options.yml", "train_log.jsonl", "models", "training_states", "tb_logger"}
+# The shipped aligning recipe's data: motion-rich windows rendered from the training clips (MotionWindowDataset).
+ALIGNING_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "train_EDVR_aligning_stage2.yml"
 
 
 def _get(tree: dict, dotted: str):
@@ -234,3 +239,81 @@ def trainer_loop_source() -> str:
     start = next(i for i, line in enumerate(lines) if "while state.iteration < total_iter" in line)
     end = next(i for i, line in enumerate(lines) if i > start and line.strip() == "bar.close()")
     return "\n".join(lines[start - 1:end])
+
+
+def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: int = 96, bank_gt_size: int = 128,
+                     lr: float = 1e-3, windows_per_clip: int = 2, seed: int = 0) -> dict:
+    """Does PCD learn motion when motion pays? A copy of ``model`` gets the alignment pre-stage for ``steps`` steps.
+
+    The copy's PCD is trained on the offset-fidelity loss alone (:func:`~edvr_lib.train.align_pretrain.
+    pretrain_alignment`) on windows with large known motion rendered from the training clips (the data of
+    :data:`ALIGNING_CONFIG`); its learned-motion error on the held-out clips
+    (:func:`~edvr_lib.tutorial.alignment_real.motion_report`) is measured before and every ``eval_every`` steps.
+    ``model`` itself is not changed.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` with LR input, e.g. the one notebook 04 trained.
+        data: :func:`edvr_lib.data.embedded_paths` of the embedded set.
+        steps, eval_every: training steps and the measuring period.
+        bank_size, bank_gt_size: windows rendered once (GT side; LR side a quarter).
+        lr: peak learning rate (cosine decay to 1/100).
+        windows_per_clip: windows per held-out clip of each measurement.
+        seed: seed of the rendering and the batches.
+
+    Returns:
+        ``{'steps': [0, eval_every, ...], 'epe_ratio': [...], 'offset_loss': [...] (None at step 0),
+        'seconds': training time}``: ``epe_ratio`` is the learned motion's end-point error over "no motion"'s.
+    """
+    import copy
+    import time
+
+    from edvr_lib.train.align_pretrain import pretrain_alignment, render_bank
+    from edvr_lib.train.data import build_train_dataset
+    from edvr_lib.train.options import load_options
+    from edvr_lib.tutorial.alignment_real import motion_report
+
+    if steps < 1 or eval_every < 1:
+        raise EDVRError(f"alignment_lesson needs steps >= 1 and eval_every >= 1; got {steps}, {eval_every}")
+    opt, _ = load_options(ALIGNING_CONFIG, [
+        f"datasets.train.dataroot_gt={data['gt']}", f"datasets.train.meta_info_file={data['meta_train']}",
+        f"datasets.train.gt_size={bank_gt_size}", f"datasets.train.num_frame={model.num_frame}"])
+    bank = render_bank(build_train_dataset(opt), bank_size, seed=seed)
+    pupil = copy.deepcopy(model)
+
+    measuring = [0.0]  # seconds spent measuring, not training
+
+    def measure() -> float:
+        t0 = time.perf_counter()
+        ratio = motion_report(pupil, data["root"], windows_per_clip=windows_per_clip)["epe_ratio"]
+        pupil.train()
+        measuring[0] += time.perf_counter() - t0
+        return ratio
+
+    curve = {"steps": [0], "epe_ratio": [measure()], "offset_loss": [None]}
+
+    def log(entry):
+        curve["steps"].append(entry["iter"])
+        curve["epe_ratio"].append(measure())
+        curve["offset_loss"].append(entry["offset_loss"])
+
+    start, measuring_before = time.perf_counter(), measuring[0]
+    pretrain_alignment(pupil, bank, steps, lr=lr, crop=min(32, bank_gt_size // 4), seed=seed, log=log,
+                       log_every=eval_every)
+    pupil.eval()
+    return {**curve, "seconds": time.perf_counter() - start - (measuring[0] - measuring_before)}
+
+
+def motion_curve(path: str | os.PathLike) -> list[dict]:
+    """The recorded learned-motion errors of the aligning recipe's runs (a JSON list beside the checkpoint).
+
+    Returns:
+        ``[{'run': str, 'iter': int, 'epe_ratio': float, ...}]``.
+    """
+    import json
+
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise EDVRError(f"cannot read the recorded motion curve {path} ({err}). Fix: restore it from the "
+                        "repository (git checkout -- checkpoints/)") from None
+    return rows

@@ -306,3 +306,34 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right", framealpha=0.95)
     return _finish(fig, title)
+
+
+def motion_curve_figure(recorded: Sequence[dict], lesson: dict | None = None,
+                        title: str = "Learned motion against training steps"):
+    """Learned-motion error (over "no motion"'s) against training steps, one line per run.
+
+    Args:
+        recorded: rows ``{'run', 'step', 'epe_ratio'}`` (``step``: counted from the start of the recipe, so the
+            stages of one recipe follow each other), e.g. :func:`edvr_lib.tutorial.training_demo.motion_curve`.
+        lesson: optionally :func:`edvr_lib.tutorial.training_demo.alignment_lesson`'s result, drawn as its own line.
+        title: figure title.
+    """
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    runs: dict[str, list[dict]] = {}
+    for row in recorded:
+        runs.setdefault(row["run"], []).append(row)
+    for name, rows in runs.items():
+        ax.plot([r["step"] for r in rows], [r["epe_ratio"] for r in rows], "-o", ms=4, label=name)
+    if lesson is not None:
+        ax.plot(lesson["steps"], lesson["epe_ratio"], "-s", ms=4, color="black",
+                label="this notebook: its model + the alignment pre-stage")
+    ax.axhline(1.0, color="tab:gray", ls="--", lw=1, label="no motion (offsets carry nothing)")
+    ax.axhline(0.5, color="tab:red", ls=":", lw=1, label="the shipped model's target (0.5)")
+    ax.set(title=title, xlabel="training step (stages of a recipe follow each other)",
+           ylabel="learned-motion EPE / no-motion EPE")
+    ax.set_ylim(0, max(1.15, ax.get_ylim()[1]))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
