@@ -344,8 +344,8 @@ def inspect_checkpoint(path: str | os.PathLike) -> dict:
     return report
 
 
-#: Where the project's trained checkpoint lives once the training issue ships it.
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_tiny_embedded.pth"
+#: The checkpoint the tutorial, `edvr infer` and `edvr docs` use by default (model card: checkpoints/README.md).
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_aligning_embedded.pth"
 
 
 class BicubicUpsampler(torch.nn.Module):

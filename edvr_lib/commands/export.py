@@ -42,7 +42,7 @@ def multiple_of_4(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
                         help="checkpoint (any file `edvr inspect-checkpoint` loads; default: the shipped "
-                             "checkpoints/edvr_tiny_embedded.pth)")
+                             "checkpoints/edvr_aligning_embedded.pth)")
     add_output(parser, "the ONNX file to write (.onnx)", required=True, type=onnx_file)
     parser.add_argument("--frames", type=int_at_least(1, example=5),
                         help="frames per window; must be the checkpoint's num_frame (default: read from it)")

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "folder for PNG frames (same names), or a video file (.mp4)", required=True,
                type=output_path(file_suffixes=VIDEO_EXTS))
     parser.add_argument("--weights", type=existing_file("checkpoint (.pth) or ONNX file (.onnx)"),
-                        help="checkpoint (default: the shipped checkpoints/edvr_tiny_embedded.pth), or with "
+                        help="checkpoint (default: the shipped checkpoints/edvr_aligning_embedded.pth), or with "
                              "--backend onnxruntime an .onnx file from `edvr export`")
     parser.add_argument("--model", default="edvr", choices=["edvr", "bicubic"], help="'bicubic' needs no weights")
     parser.add_argument("--backend", default="torch", choices=["torch", "onnxruntime"],

@@ -33,7 +33,7 @@ __all__ = ["SHIPPED_OPTIONS", "DIAGRAM_FILES", "shipped_config", "default_networ
            "traced_shapes", "format_shape", "pipeline_diagram", "pcd_diagram", "tsa_diagram", "write_diagrams"]
 
 #: the resolved training options of the shipped checkpoint (its ``network_g`` block is the architecture)
-SHIPPED_OPTIONS = REPO_ROOT / "checkpoints" / "edvr_tiny_embedded.options.yml"
+SHIPPED_OPTIONS = REPO_ROOT / "checkpoints" / "edvr_aligning_embedded.options.yml"
 #: file names :func:`write_diagrams` writes (the README links them)
 DIAGRAM_FILES = ("diagram_edvr_pipeline.png", "diagram_pcd.png", "diagram_tsa.png")
 #: LR size (h, w) of a REDS frame (EDVR-M's training data) and of the embedded Big Buck Bunny clips

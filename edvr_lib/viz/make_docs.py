@@ -41,8 +41,8 @@ __all__ = ["FILES", "RANDOM_WEIGHTS_NOTE", "README_START", "README_END", "checkp
 FILES = ("results.md", "results_comparison.png", "results_attention_grid.png", "results_psnr_per_frame.png")
 FIGURE_CLIP, FIGURE_FRAME = "bbb_102", 3
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
-RANDOM_WEIGHTS_NOTE = ("random weights: not meaningful until the training issue ships a checkpoint "
-                       "(`checkpoints/edvr_tiny_embedded.pth`)")
+RANDOM_WEIGHTS_NOTE = ("random weights: not meaningful without a trained checkpoint "
+                       "(`checkpoints/edvr_aligning_embedded.pth` is missing)")
 
 
 def checkpoint_fingerprint(weights: str | os.PathLike | None) -> str:
@@ -249,9 +249,8 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
                   .replace(os.sep, "/"), ""]
     if not trained:
         lines += ["The EDVR column comes from an **untrained network with random weights**; it shows that the "
-                  "pipeline runs, not how well EDVR works. Regenerate this page with `make docs` once the "
-                  "training issue ships `checkpoints/edvr_tiny_embedded.pth` (or pass "
-                  "`--weights FILE`).", ""]
+                  "pipeline runs, not how well EDVR works. Regenerate this page with `make docs` once "
+                  "`checkpoints/edvr_aligning_embedded.pth` is there (or pass `--weights FILE`).", ""]
     lines += ["For context, the **published** REDS4 numbers (RGB, official weights; not measured here, not "
               "comparable with the embedded clips above):", "",
               "| method | REDS4 PSNR / SSIM (published) | source |", "|---|---|---|"]

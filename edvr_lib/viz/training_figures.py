@@ -208,7 +208,7 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_cur
         log: entries of :func:`read_train_log`, or a run folder / log file.
         title: figure title.
         raw_curve: optionally, the raw weights' PSNR of saved checkpoints, ``[{"iter": k, "params_psnr": dB}, ...]``
-            (``checkpoints/edvr_tiny_embedded.val_curve.json``), drawn as a second line.
+            (``checkpoints/edvr_aligning_embedded.val_curve.json``), drawn as a second line.
 
     Raises:
         EDVRError: the log has no validation entries.
