@@ -161,7 +161,7 @@ iterations."""
     return f"""Trained on six short clips (cartoon shots and photos under synthetic motion), it has seen little of the world. Its
 offsets now follow the motion (learned-motion error {rep['epe_ratio']:.2f}x that of "no motion" on the held-out
 synthetic clips), which the alignment pre-stage and the offset-fidelity term taught it; the table above says which
-of the acceptance targets it meets and which it misses. Aligned is not yet used: the true window beats the centre
+of the acceptance targets it meets and which it misses. The alignment is not yet used: the true window beats the centre
 frame fed five times by only {rep['window_over_centre_db']:+.2f} dB on the held-out clips and
 {rep['large_window_over_centre_db']:+.2f} dB on the large-motion set, so fusion and reconstruction have learned little
 from the aligned neighbours so far. Alignment is the slow part of EDVR to learn; the official models train 600k
