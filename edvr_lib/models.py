@@ -37,7 +37,7 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -45,8 +45,8 @@ from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.io import REPO_ROOT, atomic_path
 
-__all__ = ["SRModel", "load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
-           "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
+__all__ = ["SRModel", "load_pretrained", "inspect_checkpoint", "read_state_dict", "read_state_dicts", "key_mismatch",
+           "infer_config", "convert_state_dict", "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
 
 
 @runtime_checkable
@@ -250,19 +250,42 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = None) -> tu
     return sd, info
 
 
-def _check_keys(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, config: EDVRConfig) -> None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[tuple]]:
+    """How ``sd`` differs from ``model.state_dict()``.
+
+    Returns:
+        ``(missing keys, unexpected keys, [(key, file shape, model shape), ...] of the keys whose shapes differ)``.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items()
              if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        def show(items):
-            return f"{len(items)} ({', '.join(items[:8])}{', ...' if len(items) > 8 else ''})"
-        raise EDVRError(
-            f"{path} does not match EDVR({', '.join(f'{k}={v}' for k, v in config.to_dict().items())}): "
-            f"missing keys {show(missing)}; unexpected keys {show(unexpected)}; wrong shapes {show(wrong)}. "
-            "Check the overrides you passed, or run `edvr inspect-checkpoint FILE` to see what the file holds.")
+    return missing, unexpected, wrong
+
+
+def read_state_dicts(path: str | os.PathLike, param_keys: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], str]]:
+    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``).
+
+    For each key: the state dict under it, else under ``'params'``, else the one :func:`read_state_dict` picks
+    (``params_ema`` > ``params`` > ``state_dict`` > bare); keys renamed to ours.
+
+    Returns:
+        ``[(state_dict, container used), ...]`` in the order of ``param_keys``.
+    """
+    path = Path(path)
+    obj = _torch_load(path)
+    auto, auto_key, _ = _unwrap(obj, path, None)
+    out = []
+    for want in param_keys:
+        key = next((k for k in (want, "params") if k == auto_key or k in obj), auto_key)
+        raw = auto if key == auto_key else _unwrap(obj, path, key)[0]
+        out.append((convert_state_dict(raw)[0], key))
+    return out
+
+
+def _show(items: list[str]) -> str:
+    return f"{len(items)} ({', '.join(items[:8])}{', ...' if len(items) > 8 else ''})"
 
 
 def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_location: str | torch.device = "cpu",
@@ -293,7 +316,13 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
         config = config.replace(**{k: v for k, v in info["saved_config"].items() if k in fields})
     config = config.replace(**overrides) if overrides else config
     model = EDVR(config)
-    _check_keys(model, sd, path, config)
+    missing, unexpected, wrong = key_mismatch(model, sd)
+    if missing or unexpected or wrong:
+        raise EDVRError(
+            f"{path} does not match EDVR({', '.join(f'{k}={v}' for k, v in config.to_dict().items())}): "
+            f"missing keys {_show(missing)}; unexpected keys {_show(unexpected)}; wrong shapes "
+            f"{_show([f'{k}: file {a} vs model {b}' for k, a, b in wrong])}. "
+            "Check the overrides you passed, or run `edvr inspect-checkpoint FILE` to see what the file holds.")
     model.load_state_dict(sd, strict=True)
     return model.to(map_location).eval()
 
