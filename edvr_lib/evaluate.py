@@ -29,7 +29,7 @@ from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
 from edvr_lib.train.schema import Bool, Int, PathStr, Section, Str, one_of, read_options
 
 __all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
-           "load_test_config", "CentreFrameOnly"]
+           "load_test_config"]
 
 REDS4_CLIPS = ["000", "011", "015", "020"]
 
@@ -183,24 +183,6 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     per_clip, overall = summarize(rows, metrics)
     return {"rows": rows, "per_clip": per_clip, "overall": overall, "outputs": outputs,
             "seconds": time.perf_counter() - start}
-
-
-class CentreFrameOnly(torch.nn.Module):
-    """An ablation: ``model`` fed its centre frame ``t`` times, so alignment and fusion have nothing to add.
-
-    What a video model gains over this is what it takes from the neighbouring frames.
-    ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
-    """
-
-    def __init__(self, model: SRModel):
-        super().__init__()
-        self.model = model
-        self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
-        self.size_multiple, self.scale = model.size_multiple, model.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
-        return self.model(centre.expand_as(x).contiguous())
 
 
 def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:

@@ -9,10 +9,10 @@ import torch
 
 from edvr_lib import cli
 from edvr_lib.commands import export as export_cmd
-from edvr_lib.export import (MAX_OPSET, MIN_OPSET, OnnxModel, data_dependent_branch_attempt, export_onnx, load_onnx,
-                             opset_attempt, relative_difference)
+from edvr_lib.export import MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx, load_onnx, relative_difference
 from edvr_lib.inference import forward_padded
 from edvr_lib.models import load_pretrained, random_weights_model, save_pretrained
+from edvr_lib.tutorial.deployment import data_dependent_branch_attempt, opset_attempt
 from edvr_lib.utils import EDVRError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -140,8 +140,8 @@ def test_stream_parity_leaves_inference_mode_off(tmp_path, monkeypatch):
     # stream_parity stops each stream early; a stream still referenced elsewhere (here: kept by the wrapper)
     # stays suspended inside torch.inference_mode() unless stream_parity closes it
     import edvr_lib.inference
-    from edvr_lib.export import stream_parity
     from edvr_lib.models import bicubic_model
+    from edvr_lib.tutorial.deployment import stream_parity
 
     streams, stream = [], edvr_lib.inference.super_resolve_stream
     monkeypatch.setattr(edvr_lib.inference, "super_resolve_stream",
