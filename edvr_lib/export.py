@@ -81,8 +81,8 @@ def check_size(model: torch.nn.Module, height: int, width: int) -> None:
     for name, value in (("height", height), ("width", width)):
         if value % m or value < 2 * m:
             why = " (hr_in=True: the input is high resolution)" if model.hr_in else ""
-            raise EDVRError(f"--{name} {value} is not a multiple of {m} that is at least {2 * m}: this network needs "
-                            f"multiples of {m}{why}; use e.g. --{name} {max(2 * m, value // m * m or 2 * m)}")
+            raise EDVRError(f"`{name}` {value} is not a multiple of {m} that is at least {2 * m}: this network needs "
+                            f"multiples of {m}{why}; use e.g. `{name}` {max(2 * m, value // m * m or 2 * m)}")
 
 
 def check_opset(opset: int) -> None:
@@ -92,7 +92,7 @@ def check_opset(opset: int) -> None:
         why = "is too old" if old else "is newer than the opsets checked here"
         raise EDVRError(f"opset {opset} {why}: EDVR's deformable convolutions need ONNX DeformConv, which exists "
                         f"from opset {MIN_OPSET} (opset 11, as in older walkthroughs, cannot express it); "
-                        f"use --opset {MIN_OPSET} (checked up to {MAX_OPSET})")
+                        f"use `opset` {MIN_OPSET} (checked up to {MAX_OPSET})")
 
 
 def relative_difference(a: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> tuple[float, float]:
@@ -280,7 +280,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
                 if not rel <= tolerance:
                     raise EDVRError(f"onnxruntime differs from torch on {name} frames: max relative difference "
                                     f"{rel:.2e} > {tolerance:.0e} (max abs {diff:.2e}); {output} was not written. "
-                                    "Report this with the checkpoint and the --opset used")
+                                    "Report this with the checkpoint and the `opset` used")
             torch_s = time_call(lambda: model(example), repeats)
             ort_s = time_call(lambda: runner(example), repeats)
         ops = sorted(runner.op_types())
@@ -321,8 +321,8 @@ class OnnxModel:
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise EDVRError(f"--device {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
-                                f"provider (it has {', '.join(ort.get_available_providers())}); use --device cpu")
+                raise EDVRError(f"`device` {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
+                                f"provider (it has {', '.join(ort.get_available_providers())}); use `device` cpu")
             index = str(device).partition(":")[2] or "0"
             providers = [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
         options = ort.SessionOptions()

@@ -5,6 +5,7 @@
 * :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
 * :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
 * :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists;
+* :func:`labelled_model`: any of them with the label its results carry;
 * :class:`SRModel`: what every one of them offers the code that runs it (EDVR, the baseline, an ONNX runner).
 
 Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
@@ -413,17 +414,17 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
     if model == "bicubic":
         return bicubic_model(num_frame).to(device).eval()
     if model != "edvr":
-        raise EDVRError(f"unknown --model {model!r}; use 'edvr' or 'bicubic'")
+        raise EDVRError(f"unknown `model` {model!r}; use 'edvr' or 'bicubic'")
     if weights is None:
         if not DEFAULT_CHECKPOINT.exists():
             raise EDVRError(
-                f"no --weights given and the project's shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)} "
-                "does not exist yet. Pass --weights FILE (e.g. an official BasicSR EDVR_*.pth or a checkpoint "
-                "from `edvr train`), or use --model bicubic for the baseline.")
+                f"no `weights` given and the project's shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)} "
+                "does not exist yet. Pass `weights` FILE (e.g. an official BasicSR EDVR_*.pth or a checkpoint "
+                "from `edvr train`), or use `model` bicubic for the baseline.")
         weights = DEFAULT_CHECKPOINT
     weights = Path(weights)
     if not weights.is_file():
-        raise EDVRError(f"checkpoint not found: {weights}; check the --weights path")
+        raise EDVRError(f"checkpoint not found: {weights}; check the `weights` path")
     try:
         net = load_pretrained(str(weights))
     except EDVRError as err:
@@ -455,6 +456,17 @@ def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
     return model
 
 
+def labelled_model(weights: str | os.PathLike | None = None, model: str = "edvr", num_frame: int = 5,
+                   device: str = "cpu", random_weights: bool = False) -> tuple[SRModel, str]:
+    """A model (:func:`load_model`, or :func:`random_weights_model` with ``random_weights``) and the label its results
+    carry in tables and figures: ``'EDVR (FILE NAME)'``, ``'Bicubic'`` or ``'EDVR (random weights, untrained)'``.
+    """
+    if random_weights:
+        return random_weights_model(num_frame=num_frame).to(device), "EDVR (random weights, untrained)"
+    net = load_model(weights, model, num_frame=num_frame, device=device)
+    return net, "Bicubic" if model == "bicubic" else f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
+
+
 def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5, device: str = "cpu"):
     """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
 
@@ -462,8 +474,5 @@ def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5,
         ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
         so no figure or table can pass an untrained network off as EDVR.
     """
-    if weights is not None or DEFAULT_CHECKPOINT.exists():
-        model = load_model(weights, "edvr", device=device)
-        return model, f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
-    model = random_weights_model(num_frame=num_frame).to(device)
-    return model, "EDVR (random weights, untrained)"
+    untrained = weights is None and not DEFAULT_CHECKPOINT.exists()
+    return labelled_model(weights, num_frame=num_frame, device=device, random_weights=untrained)

@@ -130,9 +130,9 @@ def test_infer_api_takes_the_onnx_runner(exported, tmp_path):
     assert isinstance(runner, OnnxModel)
     info = infer(tmp_path / "in", tmp_path / "out", runner)
     assert info["frames"] == 3 and len(list((tmp_path / "out").glob("*.png"))) == 3
-    with pytest.raises(EDVRError, match=r"is an ONNX file; run it with --backend onnxruntime"):
+    with pytest.raises(EDVRError, match=r"is an ONNX file; run it with `backend` onnxruntime"):
         load_backend(exported["onnx"], "torch")
-    with pytest.raises(EDVRError, match=r"needs --weights FILE.onnx \(got .*tiny.pth\); make one with `edvr export"):
+    with pytest.raises(EDVRError, match=r"needs `weights` FILE.onnx \(got .*tiny.pth\); make one with `edvr export"):
         load_backend(exported["ckpt"], "onnxruntime")
 
 
@@ -193,13 +193,13 @@ def test_a_failed_check_leaves_no_file(exported, tmp_path, monkeypatch):
 
 def test_export_refuses_sizes_and_models_before_exporting(exported, tmp_path):
     net = exported["net"]
-    with pytest.raises(EDVRError, match=r"--height 18 is not a multiple of 4 that is at least 8.*--height 16"):
+    with pytest.raises(EDVRError, match=r"`height` 18 is not a multiple of 4 that is at least 8.*`height` 16"):
         export_onnx(net, tmp_path / "a.onnx", 18, 24)
-    with pytest.raises(EDVRError, match=r"--width 4 is not a multiple of 4 that is at least 8"):
+    with pytest.raises(EDVRError, match=r"`width` 4 is not a multiple of 4 that is at least 8"):
         export_onnx(net, tmp_path / "a.onnx", 16, 4)
     deblur = random_weights_model(num_frame=3, num_feat=8, deformable_groups=2, num_extract_block=1,
                                   num_reconstruct_block=1, hr_in=True, with_predeblur=True)
-    with pytest.raises(EDVRError, match=r"--height 24 is not a multiple of 16 .*hr_in=True"):
+    with pytest.raises(EDVRError, match=r"`height` 24 is not a multiple of 16 .*hr_in=True"):
         export_onnx(deblur, tmp_path / "a.onnx", 24, 32)
     with pytest.raises(EDVRError, match="export needs an EDVR network"):
         export_onnx(torch.nn.Conv2d(3, 3, 3), tmp_path / "a.onnx")
