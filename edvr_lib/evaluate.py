@@ -221,10 +221,9 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
     spec = _spec(dataset)
     y = spec["test_y_channel"] if test_y_channel is None else test_y_channel
     net, label = labelled_model(weights, model, num_frame or spec["num_frame"], device, random_weights)
-    if model == "edvr" and not random_weights:
-        if num_frame and num_frame != net.num_frame:
-            raise EDVRError(f"`num_frame` {num_frame} does not match the checkpoint's num_frame {net.num_frame}; "
-                            "leave `num_frame` out")
+    if num_frame and num_frame != net.num_frame:  # a checkpoint's window is fixed
+        raise EDVRError(f"`num_frame` {num_frame} does not match the checkpoint's num_frame {net.num_frame}; "
+                        "leave `num_frame` out")
     if self_ensemble:
         label += " + self-ensemble x8"
     data = build_dataset(dataset, root, net.num_frame, dataroot_gt, dataroot_lq, meta_info_file, clips, padding)
