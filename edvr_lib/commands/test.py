@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.random_weights:
         opts["random_weights"] = True
     _check(args, opts)
-    opts.update(dataset=opts.get("dataset") or "embedded", model=opts.get("model") or "edvr", device=_device(args, opts))
+    opts.update(dataset=opts.get("dataset") or "embedded", model=opts.get("model") or "edvr",
+                device=_device(args, opts))
     if args.y_channel in ("yes", "no"):
         opts["test_y_channel"] = args.y_channel == "yes"
     with flags_named(dataset="--dataset", root="--root", num_frame="--num-frame", weights="--weights", model="--model"):

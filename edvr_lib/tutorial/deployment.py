@@ -19,7 +19,8 @@ import warnings
 import numpy as np
 import torch
 
-from edvr_lib.export import DEFAULT_OPSET, OnnxModel, _edvr_model, _first_line, _quiet, time_call  # the exporter's own set-up
+# the exporter's own set-up (quiet exporters, an exception's first line), so the demos fail as the export does
+from edvr_lib.export import DEFAULT_OPSET, OnnxModel, _edvr_model, _first_line, _quiet, time_call
 from edvr_lib.ops import speed_policy
 
 __all__ = ["benchmark_backends", "stream_parity", "free_size_attempt", "opset_attempt", "data_dependent_branch_attempt"]
