@@ -190,15 +190,15 @@ def worker_ours(argv: list[str], threads: int) -> int:
     import torch
 
     torch.set_num_threads(threads)
-    from edvr_lib.train import state
+    from edvr_lib.train import runlog
 
-    write = state.RunLog.write
+    write = runlog.RunLog.write
 
     def stamped_write(self, entry):
         write(self, entry)
         print(stamp_line(entry["iter"], entry["loss"]), flush=True)
 
-    state.RunLog.write = stamped_write
+    runlog.RunLog.write = stamped_write
     from edvr_lib.cli import main
 
     return main(["train", *argv])

@@ -17,7 +17,7 @@ hooks on the model's own modules (removed on exit), or a wrapper module around t
   the usual scale and what changes is only *where and which frame* gets more weight -- the part the attention
   computes. Setting the weights to 1 would also rescale the fused feature and measure a scale error instead.
 * :func:`centre_frame_only` -- the model fed its centre frame ``t`` times
-  (:class:`edvr_lib.evaluate.CentreFrameOnly`): what the neighbouring frames add altogether.
+  (:class:`CentreFrameOnly`): what the neighbouring frames add altogether.
 
 :func:`run_ablations` runs the same window through the full model and every variant and returns the outputs
 and PSNR side by side (``edvr_lib.viz.figures.ablation_figure`` draws them).
@@ -40,11 +40,11 @@ import torch
 from torch import nn
 
 from edvr_lib.archs import DCNv2Pack, TSAFusion
-from edvr_lib.evaluate import CentreFrameOnly
+from edvr_lib.models import SRModel
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["ABLATIONS", "AblationResults", "zero_offsets", "centre_offsets", "uniform_attention", "centre_frame_only",
-           "run_ablations"]
+           "CentreFrameOnly", "run_ablations"]
 
 
 def _edvr_part(model: nn.Module, name: str) -> nn.Module:
@@ -154,6 +154,24 @@ def uniform_attention(model: nn.Module, temporal: bool = True, spatial: bool = T
         hooks += [(fusion.spatial_gate, _mean_over((2, 3))), (fusion.spatial_attn_add2, _mean_over((2, 3)))]
     with _hooked(hooks):
         yield model
+
+
+class CentreFrameOnly(nn.Module):
+    """``model`` fed its centre frame ``t`` times, so alignment and fusion have nothing to add.
+
+    What a video model gains over this is what it takes from the neighbouring frames.
+    ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
+    """
+
+    def __init__(self, model: SRModel):
+        super().__init__()
+        self.model = model
+        self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
+        self.size_multiple, self.scale = model.size_multiple, model.scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
+        return self.model(centre.expand_as(x).contiguous())
 
 
 @contextlib.contextmanager

@@ -313,27 +313,3 @@ def verdict_markdown(report: dict) -> str:
     rows = ["| task | verdict | measured |", "|---|---|---|"]
     rows += [f"| {v['task']} | **{v['verdict']}** | {v['why']} |" for v in report["verdicts"]]
     return "\n".join(rows)
-
-
-def plot_throughput(report: dict, sizes: tuple[int, ...] = (64, 128, 180, 256, 320)):
-    """Two panels: measured dense-conv throughput per device, and the EDVR-M forward time it implies.
-
-    Returns:
-        The matplotlib figure.
-    """
-    import matplotlib.pyplot as plt
-
-    from edvr_lib.utils.flops import edvr_gflop
-
-    devices = [d for d in report["devices"] if d["dense_conv_gflops"]]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    ax1.bar([d["name"] for d in devices], [d["dense_conv_gflops"] for d in devices], color="tab:blue")
-    ax1.set(title="Measured 64->64 3x3 convolution throughput", xlabel="device", ylabel="throughput (GFLOP/s)")
-    for d in devices:
-        ms = [1e3 * edvr_gflop(h=s, w=s) / d["dense_conv_gflops"] for s in sizes]
-        ax2.plot(sizes, ms, marker="o", label=d["name"])
-    ax2.set(title="EDVR-M forward time implied (lower bound)", xlabel="LR frame side (pixels, 5 frames in)",
-            ylabel="time per output frame (ms)", yscale="log")
-    ax2.legend(title="device")
-    fig.tight_layout()
-    return fig

@@ -5,6 +5,7 @@ of a ``num_frame`` window (``reflection_circle`` at the ends), the output is rou
 PSNR / SSIM are computed with ``crop_border 0`` on RGB (REDS4, embedded) or on the BT.601 Y
 channel (Vid4, Vimeo-90K-T, as those tables are reported), averaged over the frames of each
 clip, then over clips. The table prints the published numbers beside ours, labelled.
+:func:`run_test` is the whole command (model, benchmark, CSV, report); :func:`evaluate` the measurement.
 
 Examples::
 
@@ -28,8 +29,8 @@ from edvr_lib.models import SRModel
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text
 from edvr_lib.train.schema import Bool, Int, PathStr, Section, Str, one_of, read_options
 
-__all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "format_table", "write_csv",
-           "load_test_config", "CentreFrameOnly"]
+__all__ = ["BENCHMARKS", "PUBLISHED", "build_dataset", "evaluate", "run_test", "format_table", "write_csv",
+           "load_test_config"]
 
 REDS4_CLIPS = ["000", "011", "015", "020"]
 
@@ -77,6 +78,12 @@ class _VimeoAsClips(torch.utils.data.Dataset):
         return {**item, "clip": item["key"], "frame_idx": 3}
 
 
+def _spec(name: str) -> dict:
+    if name not in BENCHMARKS:
+        raise EDVRError(f"unknown dataset {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
 def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: int | None = None,
                   dataroot_gt=None, dataroot_lq=None, meta_info_file=None, clips: list[str] | None = None,
                   padding: str = "reflection_circle"):
@@ -91,9 +98,7 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
         clips: subset of clips.
         padding: window padding at clip ends.
     """
-    if name not in BENCHMARKS:
-        raise EDVRError(f"unknown dataset {name!r}; choose one of {', '.join(BENCHMARKS)}")
-    spec = BENCHMARKS[name]
+    spec = _spec(name)
     num_frame = num_frame or spec["num_frame"]
     if name == "embedded":
         from edvr_lib.data import embedded_paths, prepare_embedded
@@ -104,14 +109,14 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
                                 meta_info_file=meta_info_file or paths["meta_test"], num_frame=num_frame,
                                 padding=padding, clips=clips)
     if root is None and (dataroot_gt is None or dataroot_lq is None):
-        raise EDVRError(f"--dataset {name} needs --root (the folder holding {spec['gt']} and {spec['lq']}), "
+        raise EDVRError(f"`dataset` {name} needs `root` (the folder holding {spec['gt']} and {spec['lq']}), "
                         "or dataroot_gt / dataroot_lq in the config. These sets are not downloaded by this project; "
                         "see the README's 'Datasets' section.")
     gt = Path(dataroot_gt) if dataroot_gt else Path(root) / spec["gt"]
     lq = Path(dataroot_lq) if dataroot_lq else Path(root) / spec["lq"]
     for what, p in (("GT", gt), ("LQ", lq)):
         if not p.is_dir():
-            raise EDVRError(f"{name} {what} folder not found: {p}. Fix: pass --root pointing at the folder that "
+            raise EDVRError(f"{name} {what} folder not found: {p}. Fix: pass `root` pointing at the folder that "
                             f"contains {spec['gt'] if what == 'GT' else spec['lq']}.")
     if name == "Vimeo90K-T":
         from edvr_lib.data.vimeo_dataset import Vimeo90KDataset
@@ -185,22 +190,58 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
             "seconds": time.perf_counter() - start}
 
 
-class CentreFrameOnly(torch.nn.Module):
-    """An ablation: ``model`` fed its centre frame ``t`` times, so alignment and fusion have nothing to add.
+def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", random_weights: bool = False,
+             num_frame: int | None = None, self_ensemble: bool = False, test_y_channel: bool | None = None,
+             crop_border: int = 0, root=None, dataroot_gt=None, dataroot_lq=None, meta_info_file=None,
+             clips: list[str] | None = None, padding: str = "reflection_circle", name: str | None = None,
+             output: str | os.PathLike | None = None, device: str = "cpu", max_frames: int | None = None,
+             progress: bool = False) -> dict:
+    """``edvr test``: pick the model, build the benchmark, evaluate, write the per-frame CSV, format the report.
 
-    What a video model gains over this is what it takes from the neighbouring frames.
-    ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
+    Args:
+        dataset: one of :data:`BENCHMARKS`.
+        weights, model, random_weights: the network (:func:`edvr_lib.models.labelled_model`).
+        num_frame: window length (default: the checkpoint's, else the benchmark's).
+        test_y_channel: measure on Y (default: the benchmark's convention).
+        name: the run's name (default ``<dataset>_<model>``); output: the CSV's folder (default
+            ``outputs/test/<name>``).
+        crop_border, self_ensemble, device, max_frames, progress: as :func:`evaluate`.
+        root, dataroot_gt, dataroot_lq, meta_info_file, clips, padding: as :func:`build_dataset`.
+
+    Returns:
+        :func:`evaluate`'s result plus ``'label'``, ``'csv'`` (the file written) and ``'report'`` (the text
+        ``edvr test`` prints: per clip, our rows beside the published ones).
+
+    Raises:
+        EDVRError: an unknown benchmark, missing folders, a checkpoint that cannot be read or whose num_frame
+            differs from ``num_frame``.
     """
+    from edvr_lib.models import labelled_model
 
-    def __init__(self, model: SRModel):
-        super().__init__()
-        self.model = model
-        self.num_frame, self.center_frame_idx = model.num_frame, model.center_frame_idx
-        self.size_multiple, self.scale = model.size_multiple, model.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        centre = x[:, self.center_frame_idx : self.center_frame_idx + 1]
-        return self.model(centre.expand_as(x).contiguous())
+    spec = _spec(dataset)
+    y = spec["test_y_channel"] if test_y_channel is None else test_y_channel
+    net, label = labelled_model(weights, model, num_frame or spec["num_frame"], device, random_weights)
+    if num_frame and num_frame != net.num_frame:  # a checkpoint's window is fixed
+        raise EDVRError(f"`num_frame` {num_frame} does not match the checkpoint's num_frame {net.num_frame}; "
+                        "leave `num_frame` out")
+    if self_ensemble:
+        label += " + self-ensemble x8"
+    data = build_dataset(dataset, root, net.num_frame, dataroot_gt, dataroot_lq, meta_info_file, clips, padding)
+    res = evaluate(net, data, test_y_channel=y, crop_border=crop_border, self_ensemble=self_ensemble, device=device,
+                   max_frames=max_frames, progress=progress)
+    name = name or f"{dataset}_{label.split(' ')[0].lower()}"
+    res["csv"] = write_csv(res["rows"], Path(output or REPO_ROOT / "outputs" / "test" / name) / "metrics.csv")
+    lines = [f"{dataset}: {len(res['rows'])} frames in {len(res['per_clip'])} clips, {'Y' if y else 'RGB'}, "
+             f"crop_border {crop_border}, {res['seconds']:.1f} s"]
+    lines += [f"  {clip:<28} {m['num_frames']:>4} frames  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}"
+              for clip, m in res["per_clip"].items()]
+    if max_frames:
+        lines.append(f"  (only the first {max_frames} frames: not comparable with published numbers)")
+    lines += ["", format_table(dataset, {label: res}, y)]
+    if not PUBLISHED.get(dataset):
+        lines.append(f"({dataset}: {spec['note']})")
+    lines.append(f"\nper-frame metrics: {res['csv']}")
+    return {**res, "label": label, "report": "\n".join(lines)}
 
 
 def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:

@@ -8,8 +8,9 @@
   :func:`edvr_lib.inference.super_resolve_stream` uses (:class:`edvr_lib.models.SRModel`: ``num_frame``,
   ``size_multiple``, ``scale``, ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's
   padding, tiling and streaming.
-* :func:`opset_attempt`, :func:`data_dependent_branch_attempt`: what notebook 06 shows about the two classic
-  export blockers (an opset without ``DeformConv``; a Python ``if`` on a tensor's value).
+
+Notebook 06's demos (the export blockers, each backend's speed) live in :mod:`edvr_lib.tutorial.deployment`, its
+figures in :mod:`edvr_lib.viz.speed_figures`.
 
 Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19, with the semantics of
 ``torchvision.ops.deform_conv2d`` with a mask, and the dynamo exporter translates the torchvision op into it.
@@ -47,9 +48,7 @@ from edvr_lib.utils import EDVRError, atomic_path
 from edvr_lib.utils.io import tensor_bytes, write_failure
 
 __all__ = ["MIN_OPSET", "MAX_OPSET", "DEFAULT_OPSET", "TOLERANCE", "check_opset", "check_size", "export_onnx",
-           "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference", "time_call", "real_frames",
-           "benchmark_backends", "stream_parity", "free_size_attempt", "opset_attempt", "data_dependent_branch_attempt",
-           "speed_figure", "parity_figure", "output_difference_figure"]
+           "OnnxModel", "load_onnx", "onnxruntime_device", "relative_difference", "time_call", "real_frames"]
 
 #: ``DeformConv`` entered the ONNX standard at opset 19 (``tests/test_export.py`` reads it from onnx's schemas).
 MIN_OPSET = 19
@@ -82,8 +81,8 @@ def check_size(model: torch.nn.Module, height: int, width: int) -> None:
     for name, value in (("height", height), ("width", width)):
         if value % m or value < 2 * m:
             why = " (hr_in=True: the input is high resolution)" if model.hr_in else ""
-            raise EDVRError(f"--{name} {value} is not a multiple of {m} that is at least {2 * m}: this network needs "
-                            f"multiples of {m}{why}; use e.g. --{name} {max(2 * m, value // m * m or 2 * m)}")
+            raise EDVRError(f"`{name}` {value} is not a multiple of {m} that is at least {2 * m}: this network needs "
+                            f"multiples of {m}{why}; use e.g. `{name}` {max(2 * m, value // m * m or 2 * m)}")
 
 
 def check_opset(opset: int) -> None:
@@ -93,7 +92,7 @@ def check_opset(opset: int) -> None:
         why = "is too old" if old else "is newer than the opsets checked here"
         raise EDVRError(f"opset {opset} {why}: EDVR's deformable convolutions need ONNX DeformConv, which exists "
                         f"from opset {MIN_OPSET} (opset 11, as in older walkthroughs, cannot express it); "
-                        f"use --opset {MIN_OPSET} (checked up to {MAX_OPSET})")
+                        f"use `opset` {MIN_OPSET} (checked up to {MAX_OPSET})")
 
 
 def relative_difference(a: torch.Tensor | np.ndarray, ref: torch.Tensor | np.ndarray) -> tuple[float, float]:
@@ -281,7 +280,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
                 if not rel <= tolerance:
                     raise EDVRError(f"onnxruntime differs from torch on {name} frames: max relative difference "
                                     f"{rel:.2e} > {tolerance:.0e} (max abs {diff:.2e}); {output} was not written. "
-                                    "Report this with the checkpoint and the --opset used")
+                                    "Report this with the checkpoint and the `opset` used")
             torch_s = time_call(lambda: model(example), repeats)
             ort_s = time_call(lambda: runner(example), repeats)
         ops = sorted(runner.op_types())
@@ -322,8 +321,8 @@ class OnnxModel:
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise EDVRError(f"--device {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
-                                f"provider (it has {', '.join(ort.get_available_providers())}); use --device cpu")
+                raise EDVRError(f"`device` {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
+                                f"provider (it has {', '.join(ort.get_available_providers())}); use `device` cpu")
             index = str(device).partition(":")[2] or "0"
             providers = [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
         options = ort.SessionOptions()
@@ -394,219 +393,3 @@ def onnxruntime_device(device: str) -> str:
 def load_onnx(path: str | os.PathLike, threads: int | None = None, device: str = "cpu") -> OnnxModel:
     """An :class:`OnnxModel` for ``path``, ready for :func:`edvr_lib.infer.infer` and the inference functions."""
     return OnnxModel(path, threads=threads, device=device)
-
-
-# ----------------------------------------------------------------------------------- notebook 06 demos
-def benchmark_backends(model: torch.nn.Module, runner: OnnxModel, height: int, width: int, repeats: int = 3,
-                       seed: int = 0) -> dict[str, float]:
-    """Median seconds per window of the three ways to run the same weights on this machine.
-
-    Args:
-        model: the torch EDVR; runner: its export (:class:`OnnxModel`).
-        height, width: the window's size (multiples of ``model.size_multiple``).
-
-    Returns:
-        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)', 'onnxruntime'}`` -> seconds.
-        The fast DCN and NHWC are what torch runs on CPU by default (:mod:`edvr_lib.ops.policy`).
-    """
-    x = torch.rand(1, model.num_frame, model.num_in_ch, height, width, generator=torch.Generator().manual_seed(seed))
-    times = {}
-    with torch.no_grad():
-        for label, backend, nhwc in (("torch, reference DCN (torchvision, NCHW)", "torchvision", False),
-                                     ("torch, fast DCN (NHWC)", "fast", True)):
-            with speed_policy(dcn_backend=backend, channels_last=nhwc):
-                times[label] = time_call(lambda: model(x), repeats)
-        times["onnxruntime"] = time_call(lambda: runner(x), repeats)
-    return times
-
-
-def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | os.PathLike, max_frames: int,
-                  tile: int | None = None) -> dict:
-    """Super-resolve the first ``max_frames`` frames of a clip with torch and with onnxruntime, as ``edvr infer`` does.
-
-    Both go through :func:`edvr_lib.inference.super_resolve_stream` (windows, padding, tiles, uint8 rounding).
-
-    Returns:
-        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'differing_values' (per frame, how many of the
-        ``h * w * 3`` uint8 values differ), 'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s'
-        (seconds in all), 'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
-    """
-    import itertools
-
-    from edvr_lib.data.frame_sources import open_source
-    from edvr_lib.inference import super_resolve_stream
-
-    results = {}
-    for name, net in (("torch", model), ("onnxruntime", runner)):
-        source = open_source(source_path, net.num_frame)
-        try:
-            start = time.perf_counter()
-            # closed, not left suspended: the stream's inference mode ends with it
-            with contextlib.closing(super_resolve_stream(net, source, tile=tile)) as frames:
-                results[name] = list(itertools.islice(frames, max_frames))
-            results[name + "_s"] = time.perf_counter() - start
-            size = source.size
-        finally:
-            source.close()
-    diffs = [np.abs(a.astype(int) - b.astype(int)) for (_, a), (_, b) in zip(results["torch"], results["onnxruntime"])]
-    return {"names": [n for n, _ in results["onnxruntime"]], "max_level_diff": [int(d.max()) for d in diffs],
-            "differing_values": [int((d > 0).sum()) for d in diffs], "values": int(diffs[0].size),
-            "torch_s": results["torch_s"],
-            "onnxruntime_s": results["onnxruntime_s"], "input_size": size,
-            "torch_frames": [img for _, img in results["torch"]],
-            "onnxruntime_frames": [img for _, img in results["onnxruntime"]]}
-
-
-def free_size_attempt(model: torch.nn.Module, height: int = 32, width: int = 32) -> dict:
-    """``torch.export`` with height and width as free dimensions (``Dim('h')``): what it refuses, and its fix.
-
-    Returns:
-        ``{'exported': bool, 'guards': the guard lines torch.export could not prove for every h, w,
-        'suggested': its suggested fixes (e.g. ``h = 4*_h``)}``.
-    """
-    import re
-
-    from torch.export import Dim
-
-    model = _edvr_model(model)
-    x = torch.rand(1, model.num_frame, model.num_in_ch, height, width)
-    with speed_policy(dcn_backend="torchvision", channels_last=False), torch.no_grad(), _quiet():
-        try:
-            # non-strict, as torch.onnx.export calls it
-            torch.export.export(model, (x,), dynamic_shapes=({3: Dim("h"), 4: Dim("w")},), strict=False)
-        except Exception as err:
-            text = str(err)
-            guards = [line.strip(" -") for line in text.splitlines() if "satisfy the generated guard" in line]
-            fixes = text.split("Suggested fixes:", 1)[1].splitlines() if "Suggested fixes:" in text else []
-            suggested = [f.strip() for f in fixes if re.match(r"\s+\w+ = ", f)]
-            return {"exported": False, "guards": guards, "suggested": suggested}
-    return {"exported": True, "guards": [], "suggested": []}
-
-
-def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], opset: int,
-                  exporter: str = "dynamo") -> dict:
-    """Try to export ``module`` at ``opset`` and load the result in onnxruntime; say where it stopped.
-
-    Args:
-        module: e.g. one :class:`~edvr_lib.archs.blocks.DCNv2Pack` (the op that decides whether EDVR exports).
-        example: example inputs.
-        opset: the ONNX opset asked for.
-        exporter: ``'dynamo'`` (``torch.onnx.export(dynamo=True)``) or ``'torchscript'`` (the legacy exporter the
-            popular walkthroughs call with ``opset_version=11``).
-
-    Returns:
-        ``{'opset', 'exporter', 'stage': 'export' | 'onnxruntime' | 'ok', 'error': first line or None,
-        'ops': node types or None, 'written_opset': the default-domain opset of the graph written, or None}``.
-    """
-    import onnx
-    import onnxruntime as ort
-
-    result = {"opset": opset, "exporter": exporter, "stage": "export", "error": None, "ops": None,
-              "written_opset": None}
-    with speed_policy(dcn_backend="torchvision", channels_last=False), torch.no_grad(), _quiet():
-        try:
-            if exporter == "dynamo":
-                proto = torch.onnx.export(module, example, dynamo=True, opset_version=opset).model_proto
-            else:
-                buf = io.BytesIO()
-                torch.onnx.export(module, example, buf, dynamo=False, opset_version=opset)
-                proto = onnx.load_from_string(buf.getvalue())
-        except Exception as err:
-            result["error"] = _first_line(err)
-            return result
-    result["ops"] = sorted({n.op_type for n in proto.graph.node})
-    result["written_opset"] = {o.domain: o.version for o in proto.opset_import}.get("")
-    result["stage"] = "onnxruntime"
-    try:
-        ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception as err:
-        result["error"] = _first_line(err)
-        return result
-    result["stage"] = "ok"
-    return result
-
-
-class _OffsetCheck(torch.nn.Module):
-    """A DCN pack with the reference's offset check: a Python ``if`` on ``mean(|offset|)`` (BasicSR warns above 50)."""
-
-    def __init__(self, pack: torch.nn.Module):
-        super().__init__()
-        self.pack = pack
-
-    def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
-        offset, _ = self.pack.offsets_and_mask(self.pack.conv_offset(feat))
-        if torch.mean(torch.abs(offset)) > 50:  # the branch the export cannot follow: it depends on the values
-            warnings.warn("Offset abs mean is > 50")
-        return self.pack(x, feat)
-
-
-def data_dependent_branch_attempt(pack: torch.nn.Module, example: tuple[torch.Tensor, ...],
-                                  opset: int = DEFAULT_OPSET) -> dict:
-    """Export ``pack`` wrapped with the reference's data-dependent offset check (``if mean(|offset|) > 50``).
-
-    Returns:
-        :func:`opset_attempt`'s result: the check stops ``torch.export`` (it cannot trace a branch on a value it
-        does not know); compare with ``opset_attempt(pack, example, opset)``, the plain pack (this project's, whose
-        offset monitor only stores the statistic), which exports.
-    """
-    return opset_attempt(_OffsetCheck(pack).eval(), example, opset)
-
-
-# ---------------------------------------------------------------------------------- notebook 06 figures
-def speed_figure(times: dict[str, float], title: str):
-    """Bar chart of :func:`benchmark_backends`' seconds per window, in milliseconds."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    labels = list(times)
-    ms = [times[k] * 1e3 for k in labels]
-    bars = ax.barh(labels, ms, color=["#999999", "#4c72b0", "#dd8452"][:len(labels)])
-    ax.bar_label(bars, labels=[f"{v:.0f} ms" for v in ms], padding=3)
-    ax.invert_yaxis()
-    ax.set_xlabel("time per window (ms, median)")
-    ax.set_ylabel("backend")
-    ax.set_xlim(0, max(ms) * 1.25)
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def parity_figure(labels: list[str], rel_diffs: list[float], tolerance: float, title: str):
-    """Max relative difference onnxruntime vs torch per input (log scale), with the tolerance line."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    ax.bar(range(len(labels)), rel_diffs, color="#4c72b0")
-    ax.axhline(tolerance, color="#c44e52", linestyle="--", label=f"tolerance {tolerance:.0e}")
-    ax.set_yscale("log")
-    ax.set_ylim(min(min(rel_diffs) / 10, tolerance / 1e4) if min(rel_diffs) > 0 else tolerance / 1e4, tolerance * 10)
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right")
-    ax.set_xlabel("input frames (h x w, LR pixels)")
-    ax.set_ylabel("max |onnx - torch| / max |torch|")
-    ax.set_title(title)
-    ax.legend(loc="upper right")
-    fig.tight_layout()
-    return fig
-
-
-def output_difference_figure(torch_img: np.ndarray, ort_img: np.ndarray, title: str):
-    """torch's and onnxruntime's uint8 outputs of one frame side by side, and their difference in uint8 levels."""
-    import matplotlib.pyplot as plt
-
-    diff = np.abs(torch_img.astype(int) - ort_img.astype(int)).max(axis=2)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, img, name in ((axes[0], torch_img, "torch"), (axes[1], ort_img, "onnxruntime")):
-        ax.imshow(img)
-        ax.set_title(f"{name} ({img.shape[1]}x{img.shape[0]})")
-    # each pixel that differs is drawn as a dot (single pixels would vanish at this scale)
-    ys, xs = np.nonzero(diff)
-    axes[2].imshow(np.zeros_like(diff), cmap="gray", vmin=0, vmax=1)
-    dots = axes[2].scatter(xs, ys, c=diff[ys, xs], s=9, cmap="autumn", vmin=1, vmax=max(2, int(diff.max())))
-    axes[2].set_title(f"{len(xs)} of {diff.size} px differ (max {int(diff.max())})")
-    fig.colorbar(dots, ax=axes[2], label="difference (uint8 levels)")
-    for ax in axes:
-        ax.set_xlabel("x (px)")
-        ax.set_ylabel("y (px)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig

@@ -63,18 +63,18 @@ def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch
     onnx_named = weights is not None and Path(weights).suffix.lower() == ".onnx"
     if backend == "torch":
         if onnx_named:
-            raise EDVRError(f"--weights {weights} is an ONNX file; run it with --backend onnxruntime")
+            raise EDVRError(f"`weights` {weights} is an ONNX file; run it with `backend` onnxruntime")
         from edvr_lib.models import load_model
 
         return load_model(weights, model, device=device)
     if backend != "onnxruntime":
-        raise EDVRError(f"unknown --backend {backend!r}; use {' or '.join(BACKENDS)}")
+        raise EDVRError(f"unknown `backend` {backend!r}; use {' or '.join(BACKENDS)}")
     if model != "edvr":
-        raise EDVRError(f"--model {model} with --backend onnxruntime: the baseline is not exported; "
-                        "use --backend torch for --model bicubic")
+        raise EDVRError(f"`model` {model} with `backend` onnxruntime: the baseline is not exported; "
+                        "use `backend` torch for `model` bicubic")
     if weights is None or not onnx_named:
         hint = f"`edvr export --weights {weights} --output model.onnx`" if weights else "`edvr export`"
-        raise EDVRError(f"--backend onnxruntime needs --weights FILE.onnx{f' (got {weights})' if weights else ''}; "
+        raise EDVRError(f"`backend` onnxruntime needs `weights` FILE.onnx{f' (got {weights})' if weights else ''}; "
                         f"make one with {hint}")
     from edvr_lib.export import load_onnx, onnxruntime_device
 
@@ -225,7 +225,7 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
     input, output = Path(input), Path(output)
     video = output.suffix.lower() in VIDEO_EXTS
     if not video and output.exists() and not output.is_dir():
-        raise EDVRError(f"--output {output} is a file; give a folder or a video name ending in .mp4")
+        raise EDVRError(f"`output` {output} is a file; give a folder or a video name ending in .mp4")
     source = open_source(input, model.num_frame)
     try:
         stamp = {"input": _input_stamp(input, source), "model": _model_stamp(model),

@@ -107,7 +107,7 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     if tile is None or tile <= 0 or (tile >= h and tile >= w):
         return model(x)
     if tile < align:
-        raise EDVRError(f"--tile {tile} is too small; use at least {align} LR pixels (e.g. 128)")
+        raise EDVRError(f"`tile` {tile} is too small; use at least {align} LR pixels (e.g. 128)")
     out = None
     for ys, ye, cys, cye in tile_boxes(h, tile, tile_pad, align):
         for xs, xe, cxs, cxe in tile_boxes(w, tile, tile_pad, align):
@@ -124,9 +124,9 @@ def autocast(device: str, precision: str):
         return contextlib.nullcontext()
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
     if dtype is None:
-        raise EDVRError(f"unknown --precision {precision!r}; use fp32, fp16 or bf16")
+        raise EDVRError(f"unknown `precision` {precision!r}; use fp32, fp16 or bf16")
     if not str(device).startswith("cuda"):
-        raise EDVRError(f"--precision {precision} needs a CUDA device (got --device {device}); use fp32 on CPU")
+        raise EDVRError(f"`precision` {precision} needs a CUDA device (got `device` {device}); use fp32 on CPU")
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 

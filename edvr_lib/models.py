@@ -5,6 +5,7 @@
 * :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
 * :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
 * :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists;
+* :func:`labelled_model`: any of them with the label its results carry;
 * :class:`SRModel`: what every one of them offers the code that runs it (EDVR, the baseline, an ONNX runner).
 
 Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
@@ -37,7 +38,7 @@ import os
 import pickle
 import re
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -45,8 +46,8 @@ from edvr_lib.archs.config import PRESETS, EDVRConfig
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.io import REPO_ROOT, atomic_path
 
-__all__ = ["SRModel", "load_pretrained", "inspect_checkpoint", "read_state_dict", "infer_config", "convert_state_dict",
-           "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
+__all__ = ["SRModel", "load_pretrained", "inspect_checkpoint", "read_state_dict", "read_state_dicts", "key_mismatch",
+           "infer_config", "convert_state_dict", "save_pretrained", "ORIGINAL_TO_BASICSR", "MMAGIC_TO_BASICSR"]
 
 
 @runtime_checkable
@@ -250,19 +251,42 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = None) -> tu
     return sd, info
 
 
-def _check_keys(model: torch.nn.Module, sd: dict[str, torch.Tensor], path: Path, config: EDVRConfig) -> None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[tuple]]:
+    """How ``sd`` differs from ``model.state_dict()``.
+
+    Returns:
+        ``(missing keys, unexpected keys, [(key, file shape, model shape), ...] of the keys whose shapes differ)``.
+    """
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [(k, tuple(sd[k].shape), tuple(v.shape)) for k, v in own.items()
              if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
-    if missing or unexpected or wrong:
-        def show(items):
-            return f"{len(items)} ({', '.join(items[:8])}{', ...' if len(items) > 8 else ''})"
-        raise EDVRError(
-            f"{path} does not match EDVR({', '.join(f'{k}={v}' for k, v in config.to_dict().items())}): "
-            f"missing keys {show(missing)}; unexpected keys {show(unexpected)}; wrong shapes {show(wrong)}. "
-            "Check the overrides you passed, or run `edvr inspect-checkpoint FILE` to see what the file holds.")
+    return missing, unexpected, wrong
+
+
+def read_state_dicts(path: str | os.PathLike, param_keys: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], str]]:
+    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``).
+
+    For each key: the state dict under it, else under ``'params'``, else the one :func:`read_state_dict` picks
+    (``params_ema`` > ``params`` > ``state_dict`` > bare); keys renamed to ours.
+
+    Returns:
+        ``[(state_dict, container used), ...]`` in the order of ``param_keys``.
+    """
+    path = Path(path)
+    obj = _torch_load(path)
+    auto, auto_key, _ = _unwrap(obj, path, None)
+    out = []
+    for want in param_keys:
+        key = next((k for k in (want, "params") if k == auto_key or k in obj), auto_key)
+        raw = auto if key == auto_key else _unwrap(obj, path, key)[0]
+        out.append((convert_state_dict(raw)[0], key))
+    return out
+
+
+def _show(items: list[str]) -> str:
+    return f"{len(items)} ({', '.join(items[:8])}{', ...' if len(items) > 8 else ''})"
 
 
 def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_location: str | torch.device = "cpu",
@@ -293,7 +317,13 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
         config = config.replace(**{k: v for k, v in info["saved_config"].items() if k in fields})
     config = config.replace(**overrides) if overrides else config
     model = EDVR(config)
-    _check_keys(model, sd, path, config)
+    missing, unexpected, wrong = key_mismatch(model, sd)
+    if missing or unexpected or wrong:
+        raise EDVRError(
+            f"{path} does not match EDVR({', '.join(f'{k}={v}' for k, v in config.to_dict().items())}): "
+            f"missing keys {_show(missing)}; unexpected keys {_show(unexpected)}; wrong shapes "
+            f"{_show([f'{k}: file {a} vs model {b}' for k, a, b in wrong])}. "
+            "Check the overrides you passed, or run `edvr inspect-checkpoint FILE` to see what the file holds.")
     model.load_state_dict(sd, strict=True)
     return model.to(map_location).eval()
 
@@ -384,17 +414,17 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
     if model == "bicubic":
         return bicubic_model(num_frame).to(device).eval()
     if model != "edvr":
-        raise EDVRError(f"unknown --model {model!r}; use 'edvr' or 'bicubic'")
+        raise EDVRError(f"unknown `model` {model!r}; use 'edvr' or 'bicubic'")
     if weights is None:
         if not DEFAULT_CHECKPOINT.exists():
             raise EDVRError(
-                f"no --weights given and the project's shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)} "
-                "does not exist yet. Pass --weights FILE (e.g. an official BasicSR EDVR_*.pth or a checkpoint "
-                "from `edvr train`), or use --model bicubic for the baseline.")
+                f"no `weights` given and the project's shipped checkpoint {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)} "
+                "does not exist yet. Pass `weights` FILE (e.g. an official BasicSR EDVR_*.pth or a checkpoint "
+                "from `edvr train`), or use `model` bicubic for the baseline.")
         weights = DEFAULT_CHECKPOINT
     weights = Path(weights)
     if not weights.is_file():
-        raise EDVRError(f"checkpoint not found: {weights}; check the --weights path")
+        raise EDVRError(f"checkpoint not found: {weights}; check the `weights` path")
     try:
         net = load_pretrained(str(weights))
     except EDVRError as err:
@@ -426,6 +456,17 @@ def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
     return model
 
 
+def labelled_model(weights: str | os.PathLike | None = None, model: str = "edvr", num_frame: int = 5,
+                   device: str = "cpu", random_weights: bool = False) -> tuple[SRModel, str]:
+    """A model (:func:`load_model`, or :func:`random_weights_model` with ``random_weights``) and the label its results
+    carry in tables and figures: ``'EDVR (FILE NAME)'``, ``'Bicubic'`` or ``'EDVR (random weights, untrained)'``.
+    """
+    if random_weights:
+        return random_weights_model(num_frame=num_frame).to(device), "EDVR (random weights, untrained)"
+    net = load_model(weights, model, num_frame=num_frame, device=device)
+    return net, "Bicubic" if model == "bicubic" else f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
+
+
 def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5, device: str = "cpu"):
     """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
 
@@ -433,8 +474,5 @@ def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5,
         ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
         so no figure or table can pass an untrained network off as EDVR.
     """
-    if weights is not None or DEFAULT_CHECKPOINT.exists():
-        model = load_model(weights, "edvr", device=device)
-        return model, f"EDVR ({Path(weights or DEFAULT_CHECKPOINT).name})"
-    model = random_weights_model(num_frame=num_frame).to(device)
-    return model, "EDVR (random weights, untrained)"
+    untrained = weights is None and not DEFAULT_CHECKPOINT.exists()
+    return labelled_model(weights, num_frame=num_frame, device=device, random_weights=untrained)

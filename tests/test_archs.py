@@ -208,7 +208,7 @@ def test_submodules_standalone_shapes():
 
 @pytest.mark.parametrize("preset", ["M", "L-deblur"])
 def test_edvr_follows_the_model_protocol_and_scale_is_its_output_ratio(preset):
-    from edvr_lib.evaluate import CentreFrameOnly
+    from edvr_lib.ablations import CentreFrameOnly
     from edvr_lib.models import SRModel, bicubic_model
 
     model = build_edvr(preset, num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()

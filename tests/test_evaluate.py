@@ -137,7 +137,7 @@ def test_vimeo90k_t_layout_on_y_channel(tmp_path, capsys):
 
 def test_centre_frame_only_feeds_the_centre_frame_to_every_slot():
     from edvr_lib.archs import build_edvr
-    from edvr_lib.evaluate import CentreFrameOnly
+    from edvr_lib.ablations import CentreFrameOnly
 
     torch.manual_seed(0)
     model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()

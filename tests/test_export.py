@@ -9,10 +9,10 @@ import torch
 
 from edvr_lib import cli
 from edvr_lib.commands import export as export_cmd
-from edvr_lib.export import (MAX_OPSET, MIN_OPSET, OnnxModel, data_dependent_branch_attempt, export_onnx, load_onnx,
-                             opset_attempt, relative_difference)
+from edvr_lib.export import MAX_OPSET, MIN_OPSET, OnnxModel, export_onnx, load_onnx, relative_difference
 from edvr_lib.inference import forward_padded
 from edvr_lib.models import load_pretrained, random_weights_model, save_pretrained
+from edvr_lib.tutorial.deployment import data_dependent_branch_attempt, opset_attempt
 from edvr_lib.utils import EDVRError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -130,9 +130,9 @@ def test_infer_api_takes_the_onnx_runner(exported, tmp_path):
     assert isinstance(runner, OnnxModel)
     info = infer(tmp_path / "in", tmp_path / "out", runner)
     assert info["frames"] == 3 and len(list((tmp_path / "out").glob("*.png"))) == 3
-    with pytest.raises(EDVRError, match=r"is an ONNX file; run it with --backend onnxruntime"):
+    with pytest.raises(EDVRError, match=r"is an ONNX file; run it with `backend` onnxruntime"):
         load_backend(exported["onnx"], "torch")
-    with pytest.raises(EDVRError, match=r"needs --weights FILE.onnx \(got .*tiny.pth\); make one with `edvr export"):
+    with pytest.raises(EDVRError, match=r"needs `weights` FILE.onnx \(got .*tiny.pth\); make one with `edvr export"):
         load_backend(exported["ckpt"], "onnxruntime")
 
 
@@ -140,8 +140,8 @@ def test_stream_parity_leaves_inference_mode_off(tmp_path, monkeypatch):
     # stream_parity stops each stream early; a stream still referenced elsewhere (here: kept by the wrapper)
     # stays suspended inside torch.inference_mode() unless stream_parity closes it
     import edvr_lib.inference
-    from edvr_lib.export import stream_parity
     from edvr_lib.models import bicubic_model
+    from edvr_lib.tutorial.deployment import stream_parity
 
     streams, stream = [], edvr_lib.inference.super_resolve_stream
     monkeypatch.setattr(edvr_lib.inference, "super_resolve_stream",
@@ -193,13 +193,13 @@ def test_a_failed_check_leaves_no_file(exported, tmp_path, monkeypatch):
 
 def test_export_refuses_sizes_and_models_before_exporting(exported, tmp_path):
     net = exported["net"]
-    with pytest.raises(EDVRError, match=r"--height 18 is not a multiple of 4 that is at least 8.*--height 16"):
+    with pytest.raises(EDVRError, match=r"`height` 18 is not a multiple of 4 that is at least 8.*`height` 16"):
         export_onnx(net, tmp_path / "a.onnx", 18, 24)
-    with pytest.raises(EDVRError, match=r"--width 4 is not a multiple of 4 that is at least 8"):
+    with pytest.raises(EDVRError, match=r"`width` 4 is not a multiple of 4 that is at least 8"):
         export_onnx(net, tmp_path / "a.onnx", 16, 4)
     deblur = random_weights_model(num_frame=3, num_feat=8, deformable_groups=2, num_extract_block=1,
                                   num_reconstruct_block=1, hr_in=True, with_predeblur=True)
-    with pytest.raises(EDVRError, match=r"--height 24 is not a multiple of 16 .*hr_in=True"):
+    with pytest.raises(EDVRError, match=r"`height` 24 is not a multiple of 16 .*hr_in=True"):
         export_onnx(deblur, tmp_path / "a.onnx", 24, 32)
     with pytest.raises(EDVRError, match="export needs an EDVR network"):
         export_onnx(torch.nn.Conv2d(3, 3, 3), tmp_path / "a.onnx")

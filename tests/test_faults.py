@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from edvr_lib.train.state import init_state, load_latest, save_checkpoint
+from edvr_lib.train.checkpoint import load_latest, save_checkpoint
+from edvr_lib.train.state import init_state
 from edvr_lib.train.trainer import train
 from edvr_lib.utils import EDVRError
 from edvr_lib.utils import io as io_mod
@@ -48,7 +49,7 @@ def test_checkpoint_on_a_full_disk(embedded_smoke_root, tmp_path, monkeypatch, e
 
 def test_checkpoint_says_early_when_the_disk_is_too_small(embedded_smoke_root, tmp_path, monkeypatch):
     opt = options(embedded_smoke_root, "train.total_iter=2", "logger.save_checkpoint_freq=2")
-    monkeypatch.setattr("edvr_lib.train.state.free_bytes", lambda folder: 10)
+    monkeypatch.setattr("edvr_lib.train.checkpoint.free_bytes", lambda folder: 10)
     writes = []
     monkeypatch.setattr(torch, "save", lambda *a, **k: writes.append(a))
     with pytest.raises(EDVRError, match=r"there is no earlier checkpoint.*needs about .* bytes, 10 bytes free"):

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from benchmarks.edvr_speed import cpu_model
-from edvr_lib.evaluate import CentreFrameOnly, build_dataset, evaluate
+from edvr_lib.ablations import CentreFrameOnly
+from edvr_lib.evaluate import build_dataset, evaluate
 from edvr_lib.models import DEFAULT_CHECKPOINT, bicubic_model, load_pretrained, save_pretrained
 from edvr_lib.train.options import Options, load_options
 from edvr_lib.utils import REPO_ROOT, atomic_write_text

@@ -11,13 +11,16 @@ Checks that need two options at once live at the top of each command's ``run`` a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["DEVICE_HELP", "check_device", "resolve_device", "int_at_least", "odd_int", "existing_file",
-           "existing_dir", "existing_path", "output_path", "add_output"]
+           "existing_dir", "existing_path", "output_path", "add_output", "flags_named"]
 
 DEVICE_HELP = "auto (default: cuda if available, else cpu), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
@@ -170,3 +173,20 @@ def add_output(parser: argparse.ArgumentParser, help: str, default: str | None =
     if old:
         parser.add_argument(old, dest="output", type=type, action=_DeprecatedAlias, metavar="--output",
                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+@contextlib.contextmanager
+def flags_named(**flags: str) -> Iterator[None]:
+    """Library errors name a parameter as `` `name` ``; inside this block they name the command's flag instead.
+
+    Example: ``with flags_named(root="--root"): run_test(...)`` turns "needs `root`" into "needs --root".
+    """
+    try:
+        yield
+    except EDVRError as err:
+        text = str(err)
+        for name, flag in flags.items():
+            text = text.replace(f"`{name}`", flag)
+        if text == str(err):
+            raise
+        raise EDVRError(text) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edvr_lib.commands._options import add_output, existing_file, int_at_least, output_path
+from edvr_lib.commands._options import add_output, existing_file, flags_named, int_at_least, output_path
 from edvr_lib.export import MAX_OPSET, MIN_OPSET, check_opset
 from edvr_lib.utils import EDVRError
 
@@ -23,7 +23,8 @@ def opset(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give an opset such as {MIN_OPSET}") from None
     try:
-        check_opset(n)
+        with flags_named(opset="--opset"):
+            check_opset(n)
     except EDVRError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return n
@@ -61,12 +62,13 @@ def run(args: argparse.Namespace) -> int:
     from edvr_lib.models import DEFAULT_CHECKPOINT, load_model
 
     weights = args.weights or DEFAULT_CHECKPOINT
-    net = load_model(weights, "edvr", device="cpu")
-    if args.frames is not None and args.frames != net.num_frame:
-        raise EDVRError(f"--frames {args.frames} but {weights} is an EDVR built for num_frame={net.num_frame} "
-                        f"(its fusion layers fix the window); drop --frames or pass --frames {net.num_frame}")
-    report = export_onnx(net, args.output, height=args.height, width=args.width, opset=args.opset,
-                         repeats=args.repeats, source=Path(weights).name)
+    with flags_named(weights="--weights", height="--height", width="--width", opset="--opset"):
+        net = load_model(weights, "edvr", device="cpu")
+        if args.frames is not None and args.frames != net.num_frame:
+            raise EDVRError(f"--frames {args.frames} but {weights} is an EDVR built for num_frame={net.num_frame} "
+                            f"(its fusion layers fix the window); drop --frames or pass --frames {net.num_frame}")
+        report = export_onnx(net, args.output, height=args.height, width=args.width, opset=args.opset,
+                             repeats=args.repeats, source=Path(weights).name)
     config = ", ".join(f"{k}={v}" for k, v in net.config.to_dict().items())
     shape = "(" + ", ".join(str(d) for d in report["input_shape"]) + ")"
     print(f"exported {weights} (EDVR {config}) to {report['output']} ({report['bytes'] / 1e6:.1f} MB, "

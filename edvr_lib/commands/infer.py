@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from edvr_lib.commands._options import (DEVICE_HELP, add_output, check_device, existing_file, existing_path,
-                                        int_at_least, output_path, resolve_device)
+                                        flags_named, int_at_least, output_path, resolve_device)
 from edvr_lib.data.frame_sources import VIDEO_EXTS
 from edvr_lib.utils import EDVRError
 
@@ -51,9 +51,11 @@ def run(args: argparse.Namespace) -> int:
                         "sources; give another --output")
     from edvr_lib.infer import infer, load_backend
 
-    net = load_backend(args.weights, args.backend, args.model, device=args.device)
-    info = infer(args.input, args.output, net, tile=args.tile, tile_pad=args.tile_pad, device=args.device,
-                 precision=args.precision, progress=not args.no_progress)
+    with flags_named(weights="--weights", backend="--backend", model="--model", output="--output", tile="--tile",
+                     precision="--precision", device="--device"):
+        net = load_backend(args.weights, args.backend, args.model, device=args.device)
+        info = infer(args.input, args.output, net, tile=args.tile, tile_pad=args.tile_pad, device=args.device,
+                     precision=args.precision, progress=not args.no_progress)
     h, w = info["input_size"]
     scale = net.scale  # deblurring models (hr_in) keep the size
     print(f"wrote {info['frames']} frames ({w}x{h} -> {w * scale}x{h * scale}) to {info['output']}")

@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_dir, existing_file, int_at_least, odd_int,
-                                        resolve_device)
-from edvr_lib.evaluate import (BENCHMARKS, PUBLISHED, build_dataset, evaluate, format_table,
-                               load_test_config, write_csv)
-from edvr_lib.models import REPO_ROOT, load_model, random_weights_model
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_dir, existing_file, flags_named, int_at_least,
+                                        odd_int, resolve_device)
+from edvr_lib.evaluate import BENCHMARKS, load_test_config, run_test
 from edvr_lib.utils import EDVRError
 
 
@@ -65,8 +62,7 @@ def _device(args: argparse.Namespace, opts: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = load_test_config(args.config) if args.config else {"name": None, "model": "edvr", "dataset": "embedded",
-                                                               "padding": "reflection_circle", "crop_border": 0}
+    opts = load_test_config(args.config) if args.config else {"dataset": "embedded"}
     for key, flag in (("dataset", args.dataset), ("root", args.root), ("weights", args.weights), ("model", args.model),
                       ("num_frame", args.num_frame), ("meta_info_file", args.meta)):
         if flag is not None:
@@ -76,46 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if args.random_weights:
         opts["random_weights"] = True
     _check(args, opts)
-    dataset_name = opts.get("dataset") or "embedded"
-    device = _device(args, opts)
-    y = opts.get("test_y_channel")
+    opts.update(dataset=opts.get("dataset") or "embedded", model=opts.get("model") or "edvr",
+                device=_device(args, opts))
     if args.y_channel in ("yes", "no"):
-        y = args.y_channel == "yes"
-    if y is None:
-        y = BENCHMARKS[dataset_name]["test_y_channel"]
-
-    num_frame = opts.get("num_frame") or BENCHMARKS[dataset_name]["num_frame"]
-    if opts.get("random_weights"):
-        model, label = random_weights_model(num_frame=num_frame).to(device), "EDVR (random weights, untrained)"
-    elif opts.get("model", "edvr") == "bicubic":
-        model, label = load_model(None, "bicubic", num_frame=num_frame, device=device), "Bicubic"
-    else:
-        model = load_model(opts.get("weights"), "edvr", device=device)
-        label = f"EDVR ({Path(opts.get('weights') or 'shipped checkpoint').name})"
-        if opts.get("num_frame") and opts["num_frame"] != model.num_frame:
-            raise EDVRError(f"--num-frame {opts['num_frame']} does not match the checkpoint's num_frame "
-                            f"{model.num_frame}; leave --num-frame out")
-        num_frame = model.num_frame
-    if opts.get("self_ensemble"):
-        label += " + self-ensemble x8"
-    dataset = build_dataset(dataset_name, opts.get("root"), num_frame, opts.get("dataroot_gt"), opts.get("dataroot_lq"),
-                            opts.get("meta_info_file"), opts.get("clips"), opts.get("padding", "reflection_circle"))
-    res = evaluate(model, dataset, test_y_channel=y, crop_border=opts.get("crop_border", 0),
-                   self_ensemble=bool(opts.get("self_ensemble")), device=device, max_frames=args.max_frames,
-                   progress=not args.no_progress)
-    name = opts.get("name") or f"{dataset_name}_{label.split(' ')[0].lower()}"
-    out_dir = args.output or REPO_ROOT / "outputs" / "test" / name
-    csv_path = write_csv(res["rows"], out_dir / "metrics.csv")
-    channel = "Y" if y else "RGB"
-    print(f"{dataset_name}: {len(res['rows'])} frames in {len(res['per_clip'])} clips, {channel}, "
-          f"crop_border {opts.get('crop_border', 0)}, {res['seconds']:.1f} s")
-    for clip, m in res["per_clip"].items():
-        print(f"  {clip:<28} {m['num_frames']:>4} frames  PSNR {m['psnr']:.2f} dB  SSIM {m['ssim']:.4f}")
-    if args.max_frames:
-        print(f"  (only the first {args.max_frames} frames: not comparable with published numbers)")
-    print()
-    print(format_table(dataset_name, {label: res}, y))
-    if not PUBLISHED.get(dataset_name):
-        print(f"({dataset_name}: {BENCHMARKS[dataset_name]['note']})")
-    print(f"\nper-frame metrics: {csv_path}")
+        opts["test_y_channel"] = args.y_channel == "yes"
+    with flags_named(dataset="--dataset", root="--root", num_frame="--num-frame", weights="--weights", model="--model"):
+        res = run_test(**opts, output=args.output, max_frames=args.max_frames, progress=not args.no_progress)
+    print(res["report"])
     return 0

@@ -52,7 +52,7 @@ from edvr_lib.train.schema import (Bool, Float, Int, Kind, OptionsError, PathStr
                                    short, validate, variants, walk)
 
 __all__ = ["OptionsError", "Options", "load_options", "apply_overrides", "validate_options", "dump_options",
-           "options_fingerprint", "IGNORED", "MOVED"]
+           "options_fingerprint", "options_diff", "IGNORED", "MOVED"]
 
 Odd = Annotated[Int, Field(ge=1), rule("odd", lambda v: v % 2 == 1)]
 Prob = Annotated[Float, Field(ge=0, le=1)]
@@ -508,3 +508,15 @@ def options_fingerprint(opt: dict | Options) -> str:
                                   if k not in _FINGERPRINT_SKIP}}
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def options_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two option dicts (``'train.optim_g.lr: 0.0004 -> 0.0002'``)."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += options_diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

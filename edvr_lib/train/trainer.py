@@ -1,8 +1,9 @@
 """Training EDVR: the loop behind ``edvr train``, the recipe of BasicSR's ``EDVRModel`` in one function.
 
 One iteration, top to bottom: get batch, schedule, (un)freeze the TSA-only stage, forward, loss, backward,
-clip, step, EMA, log, validate, save. Everything else lives next door: the state and its files in
-:mod:`~edvr_lib.train.state`, the batches in :mod:`~edvr_lib.train.data`, the learning-rate schedules in
+clip, step, EMA, log, validate, save. Everything else lives next door: the state in :mod:`~edvr_lib.train.state`,
+its files in :mod:`~edvr_lib.train.checkpoint`, the guard in :mod:`~edvr_lib.train.guard`, the log in
+:mod:`~edvr_lib.train.runlog`, the batches in :mod:`~edvr_lib.train.data`, the learning-rate schedules in
 :mod:`~edvr_lib.train.schedulers`, torchrun in :mod:`~edvr_lib.train.distributed`.
 
 Timing as in BasicSR (``basicsr/train.py``, ``models/base_model.py``, ``models/edvr_model.py``): the scheduler
@@ -31,10 +32,12 @@ import torch
 from edvr_lib.train import distributed
 from edvr_lib.train.data import (build_train_dataset, build_val_dataset, check_first_sample, explicit_stream,
                                  train_stream, validate)
-from edvr_lib.train.options import Options
+from edvr_lib.train.checkpoint import open_run, save_checkpoint
+from edvr_lib.train.guard import DivergenceGuard
+from edvr_lib.train.options import Options, dump_options
+from edvr_lib.train.runlog import RunLog
 from edvr_lib.train.schedulers import warmup_lr
-from edvr_lib.train.state import (DivergenceGuard, RunLog, init_state, open_run, save_checkpoint, seed_everything,
-                                  write_options)
+from edvr_lib.train.state import init_state, seed_everything
 
 __all__ = ["train", "run_train"]
 
@@ -99,7 +102,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     distributed.sync_from_rank0([m for m in (state.model, state.ema) if m is not None], ddp)
     if ddp.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_options(opt, run_dir)
+        dump_options(opt, run_dir / "options.yml")
 
     # ---- data: the options' dataset (or the given batches), from the position of the state's iteration
     dataset = build_train_dataset(opt) if batches is None else None
@@ -125,6 +128,12 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     bar = tqdm(total=total_iter, initial=state.iteration, desc="edvr train", unit="it", disable=not ddp.is_main,
                dynamic_ncols=True)
     with distributed.StopRequest(log) as stop:
+        def roll_back(it: int, problem: str) -> None:  # the last good state, lr lowered (or stop with a message)
+            nonlocal stream, frozen
+            guard.roll_back(state, it, problem)
+            runlog.drop_after(state.iteration)
+            stream, frozen, bar.n = open_stream(state.iteration), None, state.iteration
+
         while state.iteration < total_iter:
             it = state.iteration + 1
             batch = next(stream)
@@ -168,9 +177,8 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             loss_value, stop_share = distributed.all_mean(flags, ddp).tolist()
             stop_now = stop_share > 0  # any process was asked
             problem = guard.problem(loss_value)
-            if problem:  # non-finite loss: back to the last good state, lr lowered (or stop with a message)
-                guard.roll_back(state, it, problem)
-                stream, frozen, bar.n = open_stream(state.iteration), None, state.iteration
+            if problem:  # non-finite loss
+                roll_back(it, problem)
                 continue
 
             # clip, step
@@ -201,8 +209,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 offset_max = distributed.all_max(torch.tensor(max(offsets, default=0.0)), ddp).item()
                 problem = guard.problem(loss_value, offset_max)
                 if problem:
-                    guard.roll_back(state, it, problem)
-                    stream, frozen, bar.n = open_stream(state.iteration), None, state.iteration
+                    roll_back(it, problem)
                     continue
                 guard.keep(state)
                 now = time.perf_counter()
@@ -210,7 +217,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                          **({"offset_loss": off_loss.item(), "offset_weight": off_w} if off_w else {}),
                          "offset_mean": sum(offsets) / len(offsets) if offsets else None, "offset_max": offset_max,
                          "it_per_s": (it - last_log_iter) / max(now - last_log_time, 1e-9),
-                         "lr_scale": state.guard["lr_scale"]}  # < 1 after the guard's rollbacks
+                         "lr_scale": state.guard.lr_scale}  # < 1 after the guard's rollbacks
                 last_log_iter, last_log_time = it, now
 
             # validate (rank 0; the EMA weights when there are some, as BasicSR)

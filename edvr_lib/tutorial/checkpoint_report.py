@@ -134,9 +134,9 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
         and per clip), ``large_motion`` (the ablation PSNRs, per-window attention drops) and ``motion`` (the whole
         motion report).
     """
-    from edvr_lib.ablations import run_ablations
+    from edvr_lib.ablations import CentreFrameOnly, run_ablations
     from edvr_lib.data import prepare_embedded
-    from edvr_lib.evaluate import CentreFrameOnly, build_dataset, evaluate
+    from edvr_lib.evaluate import build_dataset, evaluate
     from edvr_lib.models import bicubic_model
     from edvr_lib.tutorial.alignment_real import motion_report
 

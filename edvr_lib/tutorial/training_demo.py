@@ -231,14 +231,14 @@ def compare_runs(run_a: str | os.PathLike, run_b: str | os.PathLike) -> dict:
 
 
 def trainer_loop_source() -> str:
-    """The source of the training loop in :func:`edvr_lib.train.trainer._train` (from the ``while`` over
+    """The source of the training loop in :func:`edvr_lib.train.trainer._train` (from the ``with`` around the
     iterations to the end of the loop), to read it in the notebook without pasting it."""
     from edvr_lib.train import trainer
 
     lines = inspect.getsource(trainer._train).splitlines()
-    start = next(i for i, line in enumerate(lines) if "while state.iteration < total_iter" in line)
+    start = next(i for i, line in enumerate(lines) if "with distributed.StopRequest" in line)
     end = next(i for i, line in enumerate(lines) if i > start and line.strip() == "bar.close()")
-    return "\n".join(lines[start - 1:end])
+    return "\n".join(lines[start:end])
 
 
 def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: int = 96, bank_gt_size: int = 128,

@@ -52,8 +52,8 @@ def read_train_log(path: str | os.PathLike) -> list[dict]:
         try:
             entries.append(json.loads(line))
         except json.JSONDecodeError:
-            raise EDVRError(f"{path} line {number} is not JSON: {line[:80]!r}. Fix: remove that line (the trainer "
-                            "writes the log atomically, so it was edited by hand).") from None
+            raise EDVRError(f"{path} line {number} is not JSON: {line[:80]!r}. Fix: remove that line (edited by "
+                            "hand, or cut short by a kill; a resume drops it).") from None
     return entries
 
 
