@@ -325,9 +325,10 @@ def format_report(report: dict) -> str:
         if d["dcn_ok"] is not None:
             lines.append(f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})")
             lines.append(f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s")
-    bf16 = report["cpu_bf16"]
-    lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
-                 f"(default precision {bf16['default_precision']})")
+    bf16 = report.get("cpu_bf16")
+    if bf16:
+        lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
+                     f"(default precision {bf16['default_precision']})")
     w = report["widgets"]
     lines.append(f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}")
     disk = report["disk"]

@@ -186,8 +186,8 @@ def precision_for(device: torch.device | str, precision: str = "auto") -> str:
 
 def emulated_bf16_note(device: torch.device | str = "cpu") -> str:
     """The one line printed when bf16 is asked for on a CPU without native bf16."""
-    return (f"bf16 on {torch.device(device)}: {cpu_bf16_support()[1]}; running it emulated (same results as native "
-            "bf16, but slower). For speed use fp32: `--precision fp32`, or no `train.amp`")
+    return (f"bf16 on {torch.device(device)}: {cpu_bf16_support()[1]}. Running it anyway (the same results as native "
+            "bf16, only slower); for speed use fp32: `--precision fp32`, or no `train.amp`")
 
 
 def autocast_dtype(device: torch.device | str, precision: str,
