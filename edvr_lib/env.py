@@ -203,7 +203,7 @@ def cpu_bf16(measure: bool = True) -> dict:
         fp32, bf16 = (round(dense_conv_gflops("cpu", bf16=b), 1) for b in (False, True))
         detail += f"; dense 3x3 conv {bf16} GFLOP/s in bf16 against {fp32} in fp32"
     elif not native:
-        detail += "; bf16 speed not measured"
+        detail += "; bf16 would be emulated, slower than fp32 (its speed is not measured)"
     return {"native": native, "detail": detail, "default_precision": precision_for("cpu"),
             "conv_gflops_fp32": fp32, "conv_gflops_bf16": bf16}
 

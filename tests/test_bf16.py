@@ -21,7 +21,7 @@ def test_cpu_bf16_support_reads_the_cpu_flags(tmp_path, text, native):
     info.write_text(text)
     got, detail = policy.cpu_bf16_support(info)
     assert got is native and isinstance(detail, str)
-    assert ("native bf16" in detail) if native else ("emulated" in detail and "avx512_bf16" in detail)
+    assert detail.startswith("native bf16" if native else "no native bf16 (flags avx512_bf16 / amx_bf16 absent")
 
 
 def test_cpu_bf16_support_unreadable_and_this_machine(tmp_path):
@@ -96,3 +96,16 @@ def test_bf16_inference_close_to_fp32(monkeypatch):
     assert dcn and set(dcn) == {torch.float32} and len(lines) == 1 and "emulated" in lines[0]
     diff = np.concatenate([np.abs(fp32[k].astype(int) - bf16[k].astype(int)).ravel() for k in fp32])
     assert diff.max() <= 8 and (diff <= 1).mean() >= 0.95, (diff.max(), (diff <= 1).mean())
+
+
+def test_quality_script_picks_evenly_spaced_frames_per_clip():
+    from types import SimpleNamespace
+
+    from benchmarks.bf16_quality import pick_frames, verdict
+
+    a, b = SimpleNamespace(name="a"), SimpleNamespace(name="b")
+    dataset = SimpleNamespace(index=[(a, i) for i in range(10)] + [(b, i) for i in range(3)])
+    assert pick_frames(dataset, 3) == [0, 4, 9, 10, 11, 12]  # b has only 3 frames: all of them
+    assert pick_frames(dataset, 0) == list(range(13))
+    assert verdict(0.01, 0.02).startswith("met") and verdict(-0.03, 0.02).startswith("NOT met")
+    assert verdict(0.9995, 0.999, at_least=True).startswith("met")

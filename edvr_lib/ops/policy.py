@@ -143,7 +143,7 @@ def cpu_bf16_support(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> tuple[bool
 
     Returns:
         ``(native, detail)``, e.g. ``(False, "no native bf16 (flags avx512_bf16 / amx_bf16 absent; torch CPU
-        capability AVX2): bf16 would be emulated, slower than fp32")``.
+        capability AVX2)")``.
     """
     capability = torch.backends.cpu.get_cpu_capability()
     try:
@@ -153,12 +153,11 @@ def cpu_bf16_support(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> tuple[bool
                 flags.update(line.split(":", 1)[1].split())
     except OSError:
         return False, (f"unknown ({cpuinfo} unreadable on {platform.system() or 'this system'}; torch CPU "
-                       f"capability {capability}): bf16 treated as emulated, slower than fp32")
+                       f"capability {capability}), treated as no native bf16")
     found = [f for f in _BF16_FLAGS if f in flags]
     if found:
         return True, f"native bf16 ({', '.join(found)}; torch CPU capability {capability})"
-    return False, (f"no native bf16 (flags avx512_bf16 / amx_bf16 absent; torch CPU capability {capability}): "
-                   "bf16 would be emulated, slower than fp32")
+    return False, f"no native bf16 (flags avx512_bf16 / amx_bf16 absent; torch CPU capability {capability})"
 
 
 def native_bf16(device: torch.device | str) -> bool:
@@ -186,8 +185,8 @@ def precision_for(device: torch.device | str, precision: str = "auto") -> str:
 
 def emulated_bf16_note(device: torch.device | str = "cpu") -> str:
     """The one line printed when bf16 is asked for on a CPU without native bf16."""
-    return (f"bf16 on {torch.device(device)}: {cpu_bf16_support()[1]}. Running it anyway (the same results as native "
-            "bf16, only slower); for speed use fp32: `--precision fp32`, or no `train.amp`")
+    return (f"bf16 on {torch.device(device)} is emulated, slower than fp32: {cpu_bf16_support()[1]}. Running it "
+            "anyway (the same results as native bf16); for speed use fp32: `--precision fp32`, or no `train.amp`")
 
 
 def autocast_dtype(device: torch.device | str, precision: str,
