@@ -20,18 +20,24 @@ on the machine add noise. Then:
   of the process's peak resident set size (``VmHWM``) over its value just before the workload is reported
   (weights, inputs and imports excluded; includes allocator slack);
 * output check: max |ours - reference| of the forward outputs and of the first training step's loss and
-  gradients (must be < 1e-4).
+  gradients (must be < 1e-4);
+* bf16 column (fp32 runs only): our model once more under ``torch.autocast(bfloat16)`` (DCNs and loss in
+  float32, as ``train.amp: bf16`` runs it), interleaved with the others, against our fp32 and the reference, with a
+  bf16 dense-conv roofline measured the same way. ``--bf16 auto`` measures it where bf16 is native (a CPU with
+  AVX512-BF16 / AMX) and prints why not elsewhere; ``--bf16 on`` runs it anyway (emulated on an AVX2 CPU: slow,
+  says nothing about a CPU that has bf16); ``--bf16 off`` skips it.
 
 The reference is imported from ``.reference_venv/site`` (made by ``python -m tools.reference.env``, or
 ``--install-reference``); when absent it is skipped with a note.
 
 A full run (not ``--quick``) writes its results atomically: ``docs/performance.json`` (every timing) and the
 table between the ``bench:begin`` / ``bench:end`` markers of ``docs/performance.md`` (``--no-write`` to skip).
-Speed switches of our model: ``--dcn-backend``, ``--channels-last``, ``--threads``, ``--amp``, ``--compile``.
+Speed switches of our model: ``--dcn-backend``, ``--channels-last``, ``--threads``, ``--amp``, ``--compile``, ``--bf16``.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -129,17 +135,18 @@ def make_inputs(workload: str, device: torch.device, seed: int = 1):
 class Runner:
     """Runs one workload on one model (keeps the optimizer of the training step)."""
 
-    def __init__(self, model, workload: str, args):
+    def __init__(self, model, workload: str, args, amp: str | None = None):
         self.model, self.workload, self.args = model, workload, args
         self.device = torch.device(args.device)
         self.inputs = make_inputs(workload, self.device)
         self.opt = None
         self.scaler = None
-        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+        amp = args.amp if amp is None else amp  # the bf16 column's runner overrides --amp
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
         self.autocast = (lambda: torch.autocast(self.device.type, dtype=amp_dtype)) if amp_dtype else None
         if workload == "train":
             self.opt = torch.optim.Adam(model.parameters(), lr=4e-4, betas=(0.9, 0.99))
-            if args.amp == "fp16":
+            if amp == "fp16":
                 self.scaler = torch.amp.GradScaler(self.device.type)
 
     def _ctx(self):
@@ -192,8 +199,13 @@ def timed(runner: Runner) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
-    """Best GFLOP/s of a dense 64->64 3x3 convolution at 1x64x64x64 (NCHW vs channels_last, fastest run)."""
+def conv_roofline(device: torch.device, repeats: int = 7, bf16: bool = False) -> tuple[float, str]:
+    """Best GFLOP/s of a dense 64->64 3x3 convolution at 1x64x64x64 (NCHW vs channels_last, fastest run).
+
+    With ``bf16``: the same convolution under bfloat16 autocast (the bf16 column's roofline).
+    """
+    import contextlib
+
     x = torch.randn(1, 64, 64, 64, device=device)
     conv = torch.nn.Conv2d(64, 64, 3, 1, 1).to(device)
     gflop = 2 * 64 * 64 * 9 * 64 * 64 / 1e9
@@ -201,7 +213,8 @@ def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
     for fmt in (torch.contiguous_format, torch.channels_last):
         xf, cf = x.to(memory_format=fmt), conv.to(memory_format=fmt)
         times = []
-        with torch.no_grad():
+        amp = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with torch.no_grad(), amp:
             for _ in range(3):  # warm-up (oneDNN primitive creation, page faults)
                 cf(xf)
             for _ in range(repeats):
@@ -213,7 +226,7 @@ def conv_roofline(device: torch.device, repeats: int = 7) -> tuple[float, str]:
                 times.append((time.perf_counter() - t0) / 5)
         rate = gflop / min(times)  # best run: the roofline is what the machine can do when left alone
         name = "channels_last" if fmt is torch.channels_last else "NCHW"
-        print(f"  dense conv 64->64 3x3 @64x64 {name:13s}: {rate:7.1f} GFLOP/s")
+        print(f"  dense conv 64->64 3x3 @64x64 {name:13s}: {rate:7.1f} GFLOP/s" + (" (bf16 autocast)" if bf16 else ""))
         best = max(best, (rate, name))
     return best
 
@@ -287,6 +300,87 @@ def measure_memory(impl: str, workload: str, args) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+# ------------------------------------------------------------------------------------------------ bf16
+NOT_NATIVE = "not measured: this CPU has no native bf16 (avx512_bf16 / amx_bf16); `--bf16 on` runs it emulated"
+
+
+def bf16_plan(args, device: torch.device) -> tuple[bool, bool, str]:
+    """Whether the bf16 column is measured, whether that bf16 is emulated, and the line saying why (not)."""
+    from edvr_lib.ops.policy import cpu_bf16_support, native_bf16
+
+    native = native_bf16(device)
+    detail = cpu_bf16_support()[1] if device.type == "cpu" else f"bf16 on {device}: native={native}"
+    if args.amp != "none":
+        return False, False, f"not measured separately: the whole run is under --amp {args.amp}"
+    if args.bf16 == "off":
+        return False, False, "not measured (--bf16 off)"
+    if args.bf16 == "on":
+        how = "native" if native else "EMULATED (slower than fp32; says nothing about a CPU with bf16)"
+        return True, not native, f"measured, {how}: {detail}"
+    if device.type == "cpu" and native:
+        return True, False, f"measured, native: {detail}"
+    return False, False, NOT_NATIVE if device.type == "cpu" else f"not measured on {device} by default (`--bf16 on`)"
+
+
+def bf16_rows(results: dict, roof_bf16: float | None) -> list[dict]:
+    """The bf16 column per workload: our bf16 median against our fp32 and the reference."""
+    rows = []
+    for wl, r in results.items():
+        if "ours_bf16" not in r["times"]:
+            continue
+        med = {k: statistics.median(v) for k, v in r["times"].items()}
+        ref_t, gf = med.get("reference"), workload_gflop(wl)
+        rows.append({"workload": wl, "label": LABELS[wl], "ours_bf16_s": med["ours_bf16"], "ours_s": med["ours"],
+                     "reference_s": ref_t, "vs_fp32": med["ours"] / med["ours_bf16"],
+                     "vs_reference": ref_t / med["ours_bf16"] if ref_t else None,
+                     "ours_bf16_gflops": gf / med["ours_bf16"],
+                     "floor_s": gf / roof_bf16 if roof_bf16 else None, "diff_vs_fp32": r["bf16_diff"],
+                     "ours_bf16_cpu_s": statistics.median(r["cpu"]["ours_bf16"])})
+    return rows
+
+
+def bf16_diff(bf16, fp32) -> float:
+    """Forward: max |bf16 - fp32| of the outputs; training step: |loss difference| / fp32 loss."""
+    if isinstance(bf16, torch.Tensor):
+        return (bf16.float() - fp32.float()).abs().max().item()
+    return abs(bf16[0].item() - fp32[0].item()) / max(abs(fp32[0].item()), 1e-12)
+
+
+def format_bf16_table(bf16: dict) -> str:
+    """The bf16 column as text (or the line saying why it was not measured)."""
+    if not bf16["rows"]:
+        return f"bf16: {bf16['note']}"
+    lines = [f"bf16 (autocast; DCNs and loss in float32): {bf16['note']}",
+             f"{'workload':40s} {'bf16 s':>8s} {'fp32 s':>8s} {'ref s':>8s} {'vs fp32':>7s} {'vs ref':>7s} "
+             f"{'GF/s':>6s} {'floor s':>7s} {'bf16-fp32':>9s}"]
+    for r in bf16["rows"]:
+        lines.append(f"{r['label']:40s} {r['ours_bf16_s']:8.3f} {r['ours_s']:8.3f} {_fmt(r['reference_s'], '8.3f'):>8s} "
+                     f"{r['vs_fp32']:7.2f} {_fmt(r['vs_reference'], '7.2f'):>7s} {r['ours_bf16_gflops']:6.1f} "
+                     f"{_fmt(r['floor_s'], '7.3f'):>7s} {r['diff_vs_fp32']:9.1e}")
+    if bf16.get("roofline_gflops"):
+        lines.append(f"bf16 roofline {bf16['roofline_gflops']:.1f} GFLOP/s ({bf16['roofline_layout']}); "
+                     "bf16-fp32: forward max |diff|, training step relative loss difference")
+    return "\n".join(lines)
+
+
+def markdown_bf16(bf16: dict) -> str:
+    """The bf16 part of the results block of docs/performance.md."""
+    if not bf16["rows"]:
+        return f"bf16: {bf16['note']}."
+    roof = (f" bf16 dense-conv roofline {bf16['roofline_gflops']:.0f} GFLOP/s ({bf16['roofline_layout']})."
+            if bf16.get("roofline_gflops") else "")
+    lines = [f"bf16 column (autocast; DCNs and loss in float32), {bf16['note']}.{roof}", "",
+             "| workload | ours bf16 (s) | ours fp32 (s) | reference (s) | bf16 vs fp32 | bf16 vs reference "
+             "| bf16 GFLOP/s | bf16 vs fp32 output |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in bf16["rows"]:
+        what = "max abs diff" if r["workload"] != "train" else "loss rel. diff"
+        lines.append(f"| {r['label']} | {r['ours_bf16_s']:.3f} | {r['ours_s']:.3f} | {_fmt(r['reference_s'], '.3f')} "
+                     f"| {r['vs_fp32']:.2f}x | {_fmt(r['vs_reference'], '.2f')}{'x' if r['vs_reference'] else ''} "
+                     f"| {r['ours_bf16_gflops']:.0f} | {r['diff_vs_fp32']:.1e} ({what}) |")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------------------------------- main
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
@@ -331,6 +425,9 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--no-write", action="store_true", help="do not update docs/performance.{md,json}")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (slow first call)")
+    p.add_argument("--bf16", choices=["auto", "on", "off"], default="auto",
+                   help="bf16 column (fp32 runs): auto = where bf16 is native (a CPU with AVX512-BF16 / AMX), "
+                        "on = also emulated (slow, not representative), off = skip")
     p.add_argument("--memory-worker", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -360,13 +457,22 @@ def main(argv=None) -> int:
         print(f"NOTE: reference skipped: {note}")
     print("roofline:")
     roof, roof_fmt = conv_roofline(device)
+    with_bf16, emulated, bf16_note = bf16_plan(args, device)
+    roof_bf16 = roof_bf16_fmt = None
+    if with_bf16:  # our model once more, a copy (its training steps must not move the fp32 model's weights)
+        ours_bf16 = copy.deepcopy(getattr(models["ours"], "_orig_mod", models["ours"]))
+        ours_bf16 = torch.compile(ours_bf16) if args.compile else ours_bf16
+        roof_bf16, roof_bf16_fmt = conv_roofline(device, bf16=True)
 
     results = {}
     for wl in args.only:
         reps = args.repeats or ((3 if wl == "fwd64" else 2) if args.quick else (7 if wl == "fwd64" else 5))
         runners = {name: Runner(m, wl, args) for name, m in models.items()}
+        if with_bf16:
+            runners["ours_bf16"] = Runner(ours_bf16, wl, args, amp="bf16")
         kept = {name: r(keep=True) for name, r in runners.items()}  # warm-up, also the output check
         diff = max_abs_diff(kept["ours"], kept["reference"]) if "reference" in kept else None
+        diff_bf16 = bf16_diff(kept["ours_bf16"], kept["ours"]) if "ours_bf16" in kept else None
         del kept
         times, cpu = {name: [] for name in runners}, {name: [] for name in runners}
         for _ in range(reps):
@@ -374,13 +480,17 @@ def main(argv=None) -> int:
                 wall, cpu_s = timed(r)
                 times[name].append(wall)
                 cpu[name].append(cpu_s)
-        results[wl] = {"times": times, "cpu": cpu, "diff": diff}
+        results[wl] = {"times": times, "cpu": cpu, "diff": diff, "bf16_diff": diff_bf16}
         med = {k: statistics.median(v) for k, v in times.items()}
         line = f"  {LABELS[wl]}: ours {med['ours']:.3f} s (CPU {statistics.median(cpu['ours']):.2f} s)"
         if "reference" in med:
             line += (f", reference {med['reference']:.3f} s (CPU {statistics.median(cpu['reference']):.2f} s), "
                      f"ratio {ratio_text(med['reference'] / med['ours'], TARGETS[wl])}")
         print(line + f"  ({reps} runs each)", flush=True)
+        if with_bf16:
+            vs_ref = f", {med['reference'] / med['ours_bf16']:.2f}x the reference" if "reference" in med else ""
+            print(f"    ours bf16 {med['ours_bf16']:.3f} s (CPU {statistics.median(cpu['ours_bf16']):.2f} s): "
+                  f"{med['ours'] / med['ours_bf16']:.2f}x our fp32{vs_ref}", flush=True)
         del runners
 
     mem = {}
@@ -410,6 +520,9 @@ def main(argv=None) -> int:
     print()
     print(format_text_table(rows))
     print(f"\nroofline {roof:.1f} GFLOP/s ({roof_fmt}, dense 64->64 3x3 conv); floor = GFLOP / roofline")
+    bf16 = {"measured": with_bf16, "emulated": emulated, "note": bf16_note, "roofline_gflops": roof_bf16,
+            "roofline_layout": roof_bf16_fmt, "rows": bf16_rows(results, roof_bf16)}
+    print(format_bf16_table(bf16))
     print(f"memory: increase of peak {'RSS' if device.type == 'cpu' else 'CUDA allocation'} during one run "
           "(two for train) in a fresh process, MB"
           + ("" if mem else " (skipped)"))
@@ -428,7 +541,8 @@ def main(argv=None) -> int:
         record = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": info, "load_start": load_start,
                   "load_end": load_end, "dcn_backend": backend, "activations": layout, "amp": args.amp,
                   "compile": args.compile, "roofline_gflops": roof, "roofline_layout": roof_fmt,
-                  "outputs_match": ok if "reference" in models else None, "reference_note": note, "rows": rows}
+                  "outputs_match": ok if "reference" in models else None, "reference_note": note, "rows": rows,
+                  "bf16": bf16}
         write_results(record)
     return 0 if ok else 1
 
@@ -481,6 +595,8 @@ def markdown_table(record: dict) -> str:
     lines += ["", "Times are medians of interleaved runs; peak MB is the rise of the process's peak RSS during one run "
               "(two for training) in a fresh process. Outputs match the reference (max abs diff < 1e-4): "
               + {True: "yes", False: "NO", None: "not checked"}[record["outputs_match"]] + "."]
+    if "bf16" in record:
+        lines += ["", markdown_bf16(record["bf16"])]
     return "\n".join(lines)
 
 

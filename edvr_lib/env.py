@@ -159,14 +159,20 @@ def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
         return False, f"{type(err).__name__}: {err}"
 
 
-def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3) -> float:
-    """Measured throughput of a 64->64 3x3 convolution on ``(5, 64, size, size)`` (the bulk of EDVR's FLOPs)."""
+def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3, bf16: bool = False) -> float:
+    """Measured throughput of a 64->64 3x3 convolution on ``(5, 64, size, size)`` (the bulk of EDVR's FLOPs).
+
+    With ``bf16``: under bfloat16 autocast, as ``train.amp: bf16`` and ``edvr infer --precision bf16`` run it.
+    """
+    import contextlib
+
     import torch
 
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
     x = torch.randn(5, 64, size, size, device=device)
     flop = 2 * 64 * 64 * 9 * 5 * size * size
-    with torch.no_grad():
+    amp = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    with torch.no_grad(), amp:
         conv(x)  # warm-up
         best = float("inf")
         for _ in range(repeats):
@@ -176,6 +182,30 @@ def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3) -> 
             _sync(device)
             best = min(best, time.perf_counter() - t0)
     return flop / best / 1e9
+
+
+def cpu_bf16(measure: bool = True) -> dict:
+    """Whether this CPU has native bfloat16 (:func:`edvr_lib.ops.policy.cpu_bf16_support`), and its measured speed.
+
+    Args:
+        measure: time the dense 3x3 convolution under bf16 autocast against float32, where bf16 is native (an
+            emulated one is slow and says nothing about a CPU that has it).
+
+    Returns:
+        ``{'native': bool, 'detail': str, 'default_precision': 'fp32' or 'bf16', 'conv_gflops_fp32': float or None,
+        'conv_gflops_bf16': float or None}``.
+    """
+    from edvr_lib.ops.policy import cpu_bf16_support, precision_for
+
+    native, detail = cpu_bf16_support()
+    fp32 = bf16 = None
+    if measure and native:
+        fp32, bf16 = (round(dense_conv_gflops("cpu", bf16=b), 1) for b in (False, True))
+        detail += f"; dense 3x3 conv {bf16} GFLOP/s in bf16 against {fp32} in fp32"
+    elif not native:
+        detail += "; bf16 would be emulated, slower than fp32 (its speed is not measured)"
+    return {"native": native, "detail": detail, "default_precision": precision_for("cpu"),
+            "conv_gflops_fp32": fp32, "conv_gflops_bf16": bf16}
 
 
 def widget_frontend() -> tuple[bool, str]:
@@ -280,6 +310,7 @@ def collect(measure: bool = True) -> dict:
         "disk": {"path": str(data_dir), "free_gb": round(free, 1), "reds_needs_gb": REDS_DISK_GB,
                  "enough_for_reds": free >= REDS_DISK_GB},
         "memory_available_gb": round(mem_avail, 1),
+        "cpu_bf16": cpu_bf16(measure),
         "verdicts": verdicts(devices, mem_avail, free) if measure else [],
     }
 
@@ -294,6 +325,10 @@ def format_report(report: dict) -> str:
         if d["dcn_ok"] is not None:
             lines.append(f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})")
             lines.append(f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s")
+    bf16 = report.get("cpu_bf16")
+    if bf16:
+        lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
+                     f"(default precision {bf16['default_precision']})")
     w = report["widgets"]
     lines.append(f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}")
     disk = report["disk"]

@@ -206,7 +206,7 @@ def _move_into(staging: Path, dest: Path) -> None:
 
 
 def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, tile: int | None = None,
-          tile_pad: int = 16, device: str = "cpu", precision: str = "fp32", progress: bool = False,
+          tile_pad: int = 16, device: str = "cpu", precision: str = "auto", progress: bool = False,
           log=print) -> dict:
     """Super-resolve every frame of ``input`` into ``output`` (a folder of PNGs, or a video if it ends in .mp4, ...).
 
@@ -216,13 +216,20 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
     finished frames and computes the rest; a bad input removes the staging folder.
 
     Args:
-        log: one-line messages (reused frames, removed or other staging folders).
+        precision: ``'auto'`` (the speed policy's default for ``device``: float32 unless measured), ``'fp32'``,
+            ``'bf16'`` (CUDA or CPU; emulated and slower on a CPU without native bf16) or ``'fp16'`` (CUDA).
+        log: one-line messages (reused frames, removed or other staging folders, emulated bf16).
 
     Returns:
         ``{'frames': n, 'reused': frames taken from an interrupted run, 'output': path, 'input_size': (h, w),
         'max_cached_frames': k}``.
     """
+    from edvr_lib.ops.policy import precision_for
+
     input, output = Path(input), Path(output)
+    # a graph from `edvr export` is float32: 'auto' means fp32 for it
+    precision = precision_for(device, precision) if isinstance(model, torch.nn.Module) else \
+        ("fp32" if precision == "auto" else precision)
     video = output.suffix.lower() in VIDEO_EXTS
     if not video and output.exists() and not output.is_dir():
         raise EDVRError(f"`output` {output} is a file; give a folder or a video name ending in .mp4")
@@ -242,7 +249,7 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
         try:
             frames = super_resolve_stream(model, source, tile=tile, tile_pad=tile_pad, device=device,
                                           precision=precision, progress=progress,
-                                          skip={i for i, n in enumerate(names) if n in done})
+                                          skip={i for i, n in enumerate(names) if n in done}, log=log)
             # closed at once when a write fails: a suspended stream would keep inference mode on for the caller
             with contextlib.closing(frames):
                 _stage_frames(frames, staging)

@@ -119,21 +119,29 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return out
 
 
-def autocast(device: str, precision: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+def autocast(device: str, precision: str, log: Callable[[str], None] | None = print):
+    """The autocast context of ``precision`` on ``device`` (a no-op for float32).
+
+    Args:
+        device: torch device of the model.
+        precision: ``'auto'`` (the speed policy's per-device default, float32 unless measured), ``'fp32'``,
+            ``'bf16'`` (CUDA, or any CPU: emulated and slower without native bf16, said once through ``log``) or
+            ``'fp16'`` (CUDA). The DCNs run in float32 either way.
+        log: where the emulation line goes (None: nowhere).
+    """
+    from edvr_lib.ops.policy import autocast_dtype
+
+    dtype = autocast_dtype(device, precision, log)
     if dtype is None:
-        raise EDVRError(f"unknown `precision` {precision!r}; use fp32, fp16 or bf16")
-    if not str(device).startswith("cuda"):
-        raise EDVRError(f"`precision` {precision} needs a CUDA device (got `device` {device}); use fp32 on CPU")
-    return torch.autocast(device_type="cuda", dtype=dtype)
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
-                         tile: int | None = None, tile_pad: int = 16, device: str = "cpu", precision: str = "fp32",
+                         tile: int | None = None, tile_pad: int = 16, device: str = "cpu", precision: str = "auto",
                          padding: str = "reflection_circle", progress: bool = False,
-                         skip: Container[int] = ()) -> Iterator[tuple[str, np.ndarray]]:
+                         skip: Container[int] = (), log: Callable[[str], None] | None = print,
+                         ) -> Iterator[tuple[str, np.ndarray]]:
     """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
 
     Args:
@@ -143,10 +151,11 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
         num_frame: window length (default ``model.num_frame``).
         tile, tile_pad: see :func:`tiled_forward`.
         device: torch device of ``model``.
-        precision: ``'fp32'``, or ``'fp16'`` / ``'bf16'`` autocast on CUDA.
+        precision: ``'auto'``, ``'fp32'``, ``'bf16'`` (CUDA or CPU) or ``'fp16'`` (CUDA): see :func:`autocast`.
         padding: window padding at the clip's ends.
         progress: show a tqdm progress bar.
         skip: indices of frames not to compute (an interrupted run finished them).
+        log: where the emulated-bf16 line goes (:func:`autocast`).
     """
     from edvr_lib.data.transforms import generate_frame_indices
     from edvr_lib.metrics import tensor2img
@@ -163,7 +172,7 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc="edvr infer", unit="frame")
-    with torch.inference_mode(), autocast(device, precision):
+    with torch.inference_mode(), autocast(device, precision, log):
         for i in indices:
             if i in skip:
                 continue

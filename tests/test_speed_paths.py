@@ -137,6 +137,37 @@ def test_benchmark_writes_results_between_markers(tmp_path):
     assert new_docs.read_text() == f"# Performance\n\n{block}\n"
 
 
+def test_benchmark_bf16_column(monkeypatch):
+    """The bf16 column: measured where bf16 is native or asked for, one line saying why not elsewhere."""
+    import argparse
+
+    from benchmarks import edvr_speed
+    from edvr_lib.ops import policy
+
+    cpu = torch.device("cpu")
+    args = argparse.Namespace(amp="none", bf16="auto")
+    monkeypatch.setattr(policy, "cpu_bf16_support", lambda: (False, "no native bf16 (test)"))
+    assert edvr_speed.bf16_plan(args, cpu) == (False, False, edvr_speed.NOT_NATIVE)
+    measured, emulated, note = edvr_speed.bf16_plan(argparse.Namespace(amp="none", bf16="on"), cpu)
+    assert measured and emulated and "EMULATED" in note
+    assert not edvr_speed.bf16_plan(argparse.Namespace(amp="bf16", bf16="on"), cpu)[0]
+    monkeypatch.setattr(policy, "cpu_bf16_support", lambda: (True, "native bf16 (test)"))
+    assert edvr_speed.bf16_plan(args, cpu)[:2] == (True, False)
+
+    absent = {"measured": False, "emulated": False, "note": edvr_speed.NOT_NATIVE, "roofline_gflops": None,
+              "roofline_layout": None, "rows": []}
+    assert edvr_speed.format_bf16_table(absent).startswith("bf16: not measured: this CPU has no native bf16")
+    assert edvr_speed.markdown_bf16(absent) == f"bf16: {edvr_speed.NOT_NATIVE}."
+    results = {"fwd64": {"times": {"ours": [0.4], "reference": [1.0], "ours_bf16": [0.2]},
+                         "cpu": {"ours": [0.8], "reference": [1.0], "ours_bf16": [0.4]}, "bf16_diff": 2e-3}}
+    rows = edvr_speed.bf16_rows(results, roof_bf16=500.0)
+    assert rows[0]["vs_fp32"] == pytest.approx(2.0) and rows[0]["vs_reference"] == pytest.approx(5.0)
+    shown = {**absent, "measured": True, "note": "measured, native", "roofline_gflops": 500.0,
+             "roofline_layout": "channels_last", "rows": rows}
+    assert "| forward 1x5x3x64x64 | 0.200 | 0.400 | 1.000 | 2.00x | 5.00x |" in edvr_speed.markdown_bf16(shown)
+    assert "2.00" in edvr_speed.format_bf16_table(shown)
+
+
 def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
     """The GPU recipe (AMP + channels_last), checked on CPU with bfloat16: close to the float32 output."""
     model = _model("M").eval()

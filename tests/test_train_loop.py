@@ -225,7 +225,7 @@ def test_pretrained_init(embedded_smoke_root, tmp_path):
 
 
 def test_dcn_lr_mul_grad_clip_and_amp_on_cpu(embedded_smoke_root, tmp_path, monkeypatch):
-    opt = options(embedded_smoke_root, "train.dcn_lr_mul=0.5", "train.grad_clip=0.5", "train.amp=bf16",
+    opt = options(embedded_smoke_root, "train.dcn_lr_mul=0.5", "train.grad_clip=0.5", "train.amp=fp16",
                   "train.total_iter=2")
     norms = []
     clip = torch.nn.utils.clip_grad_norm_
@@ -240,10 +240,52 @@ def test_dcn_lr_mul_grad_clip_and_amp_on_cpu(embedded_smoke_root, tmp_path, monk
     summary = train(opt, tmp_path / "run", device="cpu", batches=random_batches(2), log=messages.append)
     assert norms == [(0.5, True)] * 2
     assert summary["lrs"][1] == pytest.approx([4e-4, 2e-4])
-    assert any("needs CUDA" in m for m in messages)
+    assert any("train.amp='fp16' needs CUDA" in m and "float32" in m for m in messages)
     groups = torch.load(tmp_path / "run" / "training_states" / "latest.state", weights_only=True)["optimizer"]
     names = list(summary["model"].state_dict())
     assert len(groups["param_groups"][1]["params"]) == sum("dcn" in n for n in names)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_amp_on_cpu_keeps_weights_dcn_and_checkpoints_float32(embedded_smoke_root, tmp_path, monkeypatch, native):
+    """``train.amp: bf16`` on a CPU: autocast runs, the DCNs and the loss stay float32, so do weights and files."""
+    from edvr_lib.archs.blocks import DCNv2Pack
+    from edvr_lib.ops import policy
+
+    monkeypatch.setattr(policy, "cpu_bf16_support", lambda: (native, "test CPU"))
+    dtypes = {"dcn": set(), "conv": set(), "loss": set()}
+    charbonnier = edvr_lib.losses.charbonnier
+
+    def spy_loss(pred, *a, **k):
+        dtypes["loss"].add(pred.dtype)
+        return charbonnier(pred, *a, **k)
+
+    monkeypatch.setattr(edvr_lib.losses, "charbonnier", spy_loss)
+    kinds = {DCNv2Pack: "dcn", torch.nn.Conv2d: "conv"}
+
+    def record(module, _args, out):  # the output dtype of every DCN pack and plain conv while training
+        if type(module) in kinds and module.training:
+            dtypes[kinds[type(module)]].add(out.dtype)
+
+    handles = [torch.nn.modules.module.register_module_forward_hook(record)]
+    opt = options(embedded_smoke_root, "train.amp=bf16", "train.total_iter=2")
+    messages = []
+    try:
+        summary = train(opt, tmp_path / "run", device="cpu", batches=random_batches(2), log=messages.append)
+    finally:
+        for h in handles:
+            h.remove()
+    assert all(math.isfinite(v) for v in summary["losses"].values())
+    assert dtypes == {"dcn": {torch.float32}, "conv": {torch.bfloat16}, "loss": {torch.float32}}
+    emulated = [m for m in messages if "emulated" in m]
+    assert len(emulated) == (0 if native else 1) and all("fp32" in m for m in emulated)
+    assert {p.dtype for p in summary["model"].parameters()} == {torch.float32}
+    latest = torch.load(tmp_path / "run" / "training_states" / "latest.state", weights_only=True)
+    assert latest["scaler"] is None
+    saved = [v for v in latest["optimizer"]["state"].values()]
+    assert saved and {t.dtype for s in saved for k, t in s.items() if k != "step"} == {torch.float32}
+    net = torch.load(tmp_path / "run" / "models" / "net_g_latest.pth", weights_only=True)
+    assert {v.dtype for v in net["params"].values()} == {torch.float32}
 
 
 def nan_loss_on_calls(monkeypatch, bad_calls: set[int]) -> None:

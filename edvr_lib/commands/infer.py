@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tile-pad", type=int_at_least(0, example=16), default=16,
                         help="context pixels around each tile, >= 0 (default 16)")
     parser.add_argument("--device", type=check_device, default="auto", help=DEVICE_HELP)
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                        help="fp16/bf16 autocast (CUDA only)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="auto (default: fp32 unless a lower precision was measured faster on this kind of "
+                             "device, see docs/performance.md), fp32, bf16 autocast (CUDA or CPU; emulated and "
+                             "slower on a CPU without native bf16), fp16 autocast (CUDA only)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -37,15 +39,15 @@ def run(args: argparse.Namespace) -> int:
         from edvr_lib.export import onnxruntime_device
 
         args.device = onnxruntime_device(args.device)
-        if args.precision != "fp32":
+        if args.precision not in ("auto", "fp32"):
             raise EDVRError(f"--precision {args.precision} with --backend onnxruntime: the exported graph is float32; "
                             "use --precision fp32 (or --backend torch for autocast)")
     if args.weights is not None and args.model == "bicubic":
         raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
                         "drop --weights or --model bicubic")
-    if args.precision != "fp32" and not args.device.startswith("cuda"):
-        raise EDVRError(f"--precision {args.precision} needs a CUDA device (got --device {args.device}); "
-                        "use --precision fp32 on CPU")
+    if args.precision == "fp16" and not args.device.startswith("cuda"):
+        raise EDVRError(f"--precision fp16 needs a CUDA device (got --device {args.device}); "
+                        "use --precision fp32 (or bf16) on CPU")
     if args.output.resolve() == args.input.resolve():
         raise EDVRError(f"--output {args.output} is the --input folder: the frames would overwrite their "
                         "sources; give another --output")

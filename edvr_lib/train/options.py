@@ -24,9 +24,9 @@ Differences from BasicSR's ``parse_options`` (``basicsr/utils/options.py``), on 
 * ``path.resume_state`` must stay ``~``: resume with ``edvr train --output DIR --resume``. Output folders
   (``path.experiments_root`` ...) come from ``--output`` and are ignored.
 
-Project extensions (all off by default): ``train.grad_clip`` (max gradient norm), ``train.amp`` (``bf16`` or
-``fp16`` autocast, CUDA only), ``train.guard`` (divergence guard: on a non-finite loss or DCN offsets beyond
-``offset_limit`` pixels, reload the last good state and scale the learning rate by ``lr_factor``, at most
+Project extensions (all off by default): ``train.grad_clip`` (max gradient norm), ``train.amp`` (``bf16``
+autocast on CUDA or CPU, ``fp16`` on CUDA), ``train.guard`` (divergence guard: on a non-finite loss or DCN offsets
+beyond ``offset_limit`` pixels, reload the last good state and scale the learning rate by ``lr_factor``, at most
 ``max_retries`` times) and ``train.offset_opt`` (offset fidelity). ``configs/train_EDVR_tiny_embedded.yml``
 documents them.
 """
@@ -241,7 +241,7 @@ class TrainOptions(Section):
     offset_opt: Optional[OffsetFidelityLoss] = None  # ~: off
     # project extensions, off by default
     grad_clip: Optional[Annotated[Float, Field(gt=0)]] = None  # max gradient norm
-    amp: Optional[one_of("bf16", "fp16")] = None  # CUDA only
+    amp: Optional[one_of("bf16", "fp16")] = None  # bf16: CUDA or CPU (emulated without native bf16); fp16: CUDA
     guard: Guard = Guard()
 
 

@@ -44,6 +44,24 @@ __all__ = ["train", "run_train"]
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def amp_dtype(amp: str | None, device: torch.device, log: Callable[[str], None]) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device`` (None: float32).
+
+    bf16 runs on CUDA and on CPUs (where the CPU has no native bf16, emulated and slower: ``log`` gets one line);
+    fp16 needs CUDA, elsewhere training runs in float32 with one line saying so. Weights, optimizer state,
+    checkpoints, the DCNs and the loss stay float32.
+    """
+    from edvr_lib.ops.policy import autocast_dtype
+
+    if not amp:
+        return None
+    if device.type == "cuda" or (device.type == "cpu" and amp == "bf16"):
+        return autocast_dtype(device, amp, log)
+    log(f"train.amp={amp!r} needs CUDA{' (or bf16 on CPU)' if device.type == 'cpu' else ''}; "
+        f"training in float32 on {device}")
+    return None
+
+
 def train(opt: Options, output_dir, *, resume: bool = False, device: str = "auto",
           batches: Sequence[dict] | None = None, log: Callable[[str], None] = print) -> dict:
     """Train EDVR as the options say, writing checkpoints and logs into ``output_dir``.
@@ -88,9 +106,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     pix, off_opt = tr.pixel_opt, tr.offset_opt
     decay, grad_clip = tr.ema_decay, tr.grad_clip
     dev = ddp.device
-    amp = AMP_DTYPES.get(tr.amp) if dev.type == "cuda" else None
-    if tr.amp and amp is None:
-        log(f"train.amp={tr.amp!r} needs CUDA; training in float32 on {dev}")
+    amp = amp_dtype(tr.amp, dev, log)
 
     # ---- state: fresh from the options (+ pretrained weights), or the run folder's latest checkpoint
     saved = open_run(run_dir, opt, resume, log)
