@@ -27,7 +27,6 @@ map kinds everything else reads), :mod:`~edvr_lib.viz.explorer.legends`, :mod:`~
 (:class:`AttentionExplorer`) and :mod:`~edvr_lib.viz.explorer.grid` (:func:`attention_grid_figure`).
 """
 from edvr_lib.viz.explorer.grid import attention_grid_figure
-from edvr_lib.viz.explorer.legends import caption as _caption
 from edvr_lib.viz.explorer.legends import colour_bar, colour_wheel
 from edvr_lib.viz.explorer.legends import gray as _gray
 from edvr_lib.viz.explorer.maps import (CORRUPTIONS, LEVELS, MAP_KINDS, MAP_TYPES, OFFSET_RANGE_PX, MapKind, WindowMaps,
@@ -38,5 +37,5 @@ from edvr_lib.viz.figures import _upscale_nearest
 
 __all__ = ["MAP_KINDS", "MAP_TYPES", "MapKind", "LEVELS", "CORRUPTIONS", "OFFSET_RANGE_PX", "AttentionExplorer",
            "WindowMaps", "compute_internals", "window_maps", "offset_magnitude", "offset_direction_rgb", "flow_rgb",
-           "corrupt", "map_image", "map_values", "colour_wheel", "colour_bar", "attention_grid_figure", "_caption",
-           "_gray", "_upscale_nearest"]
+           "corrupt", "map_image", "map_values", "colour_wheel", "colour_bar", "attention_grid_figure", "_gray",
+           "_upscale_nearest"]
