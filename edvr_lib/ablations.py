@@ -42,6 +42,7 @@ from torch import nn
 from edvr_lib.archs import DCNv2Pack, TSAFusion
 from edvr_lib.models import SRModel
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.hooks import forward_hooks
 
 __all__ = ["ABLATIONS", "AblationResults", "zero_offsets", "centre_offsets", "uniform_attention", "centre_frame_only",
            "CentreFrameOnly", "run_ablations"]
@@ -53,18 +54,6 @@ def _edvr_part(model: nn.Module, name: str) -> nn.Module:
         raise EDVRError(f"{type(model).__name__} has no {name!r}: ablations need an edvr_lib.archs.EDVR "
                         "(load one with edvr_lib.models.load_model)")
     return part
-
-
-@contextlib.contextmanager
-def _hooked(hooks: list[tuple[nn.Module, Callable]]) -> Iterator[None]:
-    handles = []
-    try:
-        for module, hook in hooks:
-            handles.append(module.register_forward_hook(hook))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _drop_offsets(_module, _args, offset_mask: torch.Tensor) -> torch.Tensor:
@@ -91,7 +80,7 @@ def zero_offsets(model: nn.Module) -> Iterator[nn.Module]:
     Yields:
         ``model`` itself, changed until the block ends: ``(b, t, 3, h, w) -> (b, 3, 4h, 4w)``.
     """
-    with _hooked([(pack.conv_offset, _drop_offsets) for pack in _alignment_packs(model)]):
+    with forward_hooks([(pack.conv_offset, _drop_offsets) for pack in _alignment_packs(model)]):
         yield model
 
 
@@ -121,7 +110,7 @@ def centre_offsets(model: nn.Module) -> Iterator[nn.Module]:
         offsets = per_sample[:, ctr:ctr + 1, : 2 * k].expand(-1, t, -1, -1, -1)
         return torch.cat([offsets, per_sample[:, :, 2 * k:]], dim=2).reshape(n, ch, h, w)
 
-    with _hooked([(pack.conv_offset, hook) for pack in _alignment_packs(model)]):
+    with forward_hooks([(pack.conv_offset, hook) for pack in _alignment_packs(model)]):
         yield model
 
 
@@ -152,7 +141,7 @@ def uniform_attention(model: nn.Module, temporal: bool = True, spatial: bool = T
     hooks = [(fusion.temporal_gate, _mean_over((1, 2, 3)))] if temporal else []
     if spatial:
         hooks += [(fusion.spatial_gate, _mean_over((2, 3))), (fusion.spatial_attn_add2, _mean_over((2, 3)))]
-    with _hooked(hooks):
+    with forward_hooks(hooks):
         yield model
 
 

@@ -1,4 +1,5 @@
-"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps.
+"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps, offset
+statistics while training, FLOPs per module.
 
 Example::
 
@@ -6,23 +7,32 @@ Example::
         out = model(x)
     rec.pcd_offsets["l1"]   # (b, t, g, 9, 2, h, w), [..., 0, :, :] = dy, [..., 1, :, :] = dx, in L1 pixels
     rec.temporal_attn       # (b, t, h, w)
+    with offset_monitor(model) as means:   # what the trainer logs: mean |offset| of every DCN
+        model(x)
+    offset_stats(means)     # {'pcd_align.dcn_pack.l1': 0.8, ...}
+    edvr_gflop("M", 180, 320)   # 973.6: one output frame at REDS size
 
-Recording uses forward hooks that exist only inside the ``with`` block, so a model that is not being recorded
-runs exactly the code it always runs (no flag, no cost), and the recorded forward gives the same outputs.
-Everything recorded is a detached CPU tensor.
+Recording uses forward hooks that exist only inside the ``with`` block
+(:func:`edvr_lib.utils.hooks.forward_hooks`), so a model that is not being recorded runs exactly the code it
+always runs (no flag, no cost), and the recorded forward gives the same outputs. Everything
+:func:`record_internals` records is a detached CPU tensor.
 """
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 from torch import nn
 
-from edvr_lib.archs import DCNv2Pack, PCDAlignment, TSAFusion
+from edvr_lib.archs import DCNv2Pack, PCDAlignment, TSAFusion, build_edvr
+from edvr_lib.ops import speed_policy, split_offset_mask
+from edvr_lib.utils.hooks import forward_hooks
 
-__all__ = ["Internals", "record_internals", "offsets_to_flow"]
+__all__ = ["Internals", "record_internals", "offsets_to_flow", "offset_monitor", "offset_stats", "count_flops",
+           "edvr_gflop"]
 
 PCD_KEYS = ("l3", "l2", "l1", "cascade")
 
@@ -131,20 +141,15 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
             rec.spatial_attn = kept["spatial_gate"]
             rec.spatial_attn_add = kept["spatial_attn_add2"]
 
-    handles = [model.register_forward_pre_hook(start)]
-    try:
-        for key, pack in packs.items():
-            handles.append(pack.conv_offset.register_forward_hook(keep_dcn(key)))
-        if fusion is not None:
-            handles.append(fusion.register_forward_pre_hook(lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
-            if isinstance(fusion, TSAFusion):
-                for name in ("temporal_gate", "spatial_gate", "spatial_attn_add2"):
-                    handles.append(getattr(fusion, name).register_forward_hook(keep(name)))
-        handles.append(model.register_forward_hook(finish))
+    hooks = [(pack.conv_offset, keep_dcn(key)) for key, pack in packs.items()]
+    pre_hooks = [(model, start)]
+    if fusion is not None:
+        pre_hooks.append((fusion, lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
+        if isinstance(fusion, TSAFusion):
+            hooks += [(getattr(fusion, name), keep(name)) for name in ("temporal_gate", "spatial_gate",
+                                                                        "spatial_attn_add2")]
+    with forward_hooks(hooks + [(model, finish)], pre_hooks):
         yield rec
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
@@ -168,3 +173,93 @@ def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) ->
         return offsets.mean(dim=(-5, -4))
     wts = masks.unsqueeze(-3)
     return (offsets * wts).sum(dim=(-5, -4)) / wts.sum(dim=(-5, -4)).clamp_min(1e-8)
+
+
+@contextlib.contextmanager
+def offset_monitor(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Keep ``mean(|offset|)`` of every DCN pack's last forward inside the block (what the trainer logs).
+
+    BasicSR warns when ``mean(|offset|) > 50`` with a Python ``if`` on a tensor inside the network, which syncs the
+    device on every call and breaks tracing. Here a forward hook on each pack's ``conv_offset`` stores the statistic
+    as a detached device tensor (no sync, no branch); read the values with :func:`offset_stats`. Hooks on the modules
+    work through wrappers (DDP).
+
+    Args:
+        model: any module holding :class:`~edvr_lib.archs.DCNv2Pack` s (an EDVR).
+
+    Yields:
+        ``{module name: 0-dim tensor}``, filled by each forward (e.g. ``'pcd_align.dcn_pack.l1'``).
+    """
+    means: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def hook(_module, _args, out):
+            means[name] = split_offset_mask(out)[0].detach().abs().mean()
+        return hook
+
+    packs = [(m.conv_offset, keep(name)) for name, m in model.named_modules() if isinstance(m, DCNv2Pack)]
+    with forward_hooks(packs):
+        yield means
+
+
+def offset_stats(means: dict[str, torch.Tensor]) -> dict[str, float]:
+    """:func:`offset_monitor`'s values as floats (syncs once). Above ~50 px (BasicSR's warning threshold) the DCN
+    training has usually diverged."""
+    if not means:
+        return {}
+    values = list(means.values())
+    stacked = torch.stack([v.float().to(values[0].device) for v in values]).cpu().tolist()
+    return dict(zip(means, stacked))
+
+
+def _dcn_flops(x_shape, weight_shape, *_args, out_shape, **_kwargs) -> int:
+    # torchvision::deform_conv2d: one k x k product per output value, as a convolution of the same shapes
+    return 2 * math.prod(out_shape) * math.prod(weight_shape[1:])
+
+
+def count_flops(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
+    """FLOPs of one forward, per module: ``{'': total, 'pcd_align': ..., 'pcd_align.dcn_pack.l1': ...}``.
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (2 x multiply-adds of every convolution and matrix
+    product, bias and element-wise work not counted) on fake tensors: shapes only, no arithmetic, so a full-size
+    frame costs no time and the weights do not matter. The DCNs run torchvision's kernel, a custom op the counter
+    does not know; it is counted here like a convolution of the same shapes (``2 * out.numel() * c_in * k * k``).
+
+    Args:
+        model: any module (its parameters may be real or fake tensors).
+        inputs: the forward's arguments, real or fake (only their shapes are used).
+
+    Returns:
+        ``{dotted module name relative to model: FLOPs}``; ``''`` is the total.
+    """
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    modes = {t.fake_mode for t in (*model.parameters(), *inputs) if isinstance(t, FakeTensor)}
+    fake = modes.pop() if modes else FakeTensorMode(allow_non_fake_inputs=True)
+    counter = FlopCounterMode(display=False, custom_mapping={torch.ops.torchvision.deform_conv2d: _dcn_flops})
+    with fake, speed_policy(dcn_backend="torchvision"), torch.no_grad(), counter:
+        model(*[x if isinstance(x, FakeTensor) else fake.from_tensor(x) for x in inputs])
+    out = {"": counter.get_total_flops()}
+    for name, per_op in counter.get_flop_counts().items():
+        if "." in name:  # '<root class>.<module path>'
+            out[name.split(".", 1)[1]] = sum(per_op.values())
+    return out
+
+
+def edvr_gflop(preset: str = "M", h: int = 64, w: int = 64, **overrides) -> float:
+    """GFLOP of one EDVR forward (one output frame) for an input ``(1, num_frame, 3, h, w)``, by :func:`count_flops`.
+
+    Every layer counts, predeblur and ``hr_in`` included. EDVR-M: 69.2 GFLOP at 64 x 64, 973.6 at 180 x 320.
+
+    Args:
+        preset: a name of :data:`edvr_lib.archs.PRESETS`.
+        h, w: input size (LR, or HR with ``hr_in``).
+        overrides: :class:`~edvr_lib.archs.EDVRConfig` fields (``num_feat=128``, ``num_reconstruct_block=40``).
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode(allow_non_fake_inputs=True):  # fake weights: building even EDVR-L costs nothing
+        model = build_edvr(preset, **overrides).eval()
+        x = torch.empty(1, model.num_frame, 3, h, w)
+    return count_flops(model, x)[""] / 1e9

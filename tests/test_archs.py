@@ -8,7 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from edvr_lib.archs import (EDVR, PRESETS, DCNv2Pack, EDVRConfig, EDVRSizeError, PCDAlignment, PredeblurModule,
-                            TSAFusion, build_edvr, offset_stats, set_offset_monitor)
+                            TSAFusion, build_edvr)
 from edvr_lib.inference import forward_padded
 from edvr_lib.utils import EDVRError
 
@@ -162,24 +162,6 @@ def test_dcn_offset_layout_integer_shift():
     ref = F.conv2d(shifted, dcn.weight, dcn.bias, padding=1)
     out = dcn(x, torch.zeros(1, 2, 6, 8))
     assert torch.allclose(out[..., 1:-2], ref[..., 1:-2], atol=1e-5)  # borders differ (padding)
-
-
-def test_offset_monitor_is_off_by_default_and_reads_values():
-    torch.manual_seed(0)
-    model = build_edvr("M", **TINY)
-    x = torch.rand(1, 5, 3, 8, 8)
-    model(x)
-    assert offset_stats(model) == {}
-    set_offset_monitor(model, True)
-    with torch.no_grad():
-        model.pcd_align.dcn_pack["l1"].conv_offset.bias.fill_(3.0)
-    model(x)
-    stats = offset_stats(model)
-    assert set(stats) == {"pcd_align.dcn_pack.l3", "pcd_align.dcn_pack.l2", "pcd_align.dcn_pack.l1",
-                          "pcd_align.cas_dcnpack"}
-    assert stats["pcd_align.dcn_pack.l1"] == pytest.approx(3.0, abs=1e-5)
-    set_offset_monitor(model, False)
-    assert offset_stats(model) == {}
 
 
 def test_gradients_reach_every_parameter():

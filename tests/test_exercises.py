@@ -15,11 +15,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 # ----------------------------------------------------------------------------- the reference solutions
 
-def test_conv_gflop_equals_the_hook_count():
-    from edvr_lib.tutorial.network_tour import count_conv_flops
+def test_conv_gflop_equals_the_flop_counter():
+    from edvr_lib.introspect import count_flops
 
     conv = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, padding=1))
-    counted = count_conv_flops(conv, torch.zeros(1, 8, 12, 20))["0"]
+    counted = count_flops(conv, torch.zeros(1, 8, 12, 20))["0"]
     assert solutions.conv_gflop(8, 16, 3, 12, 20) == pytest.approx(counted / 1e9)
 
 

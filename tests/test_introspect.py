@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edvr_lib.archs import PCDAlignment, build_edvr
-from edvr_lib.introspect import offsets_to_flow, record_internals
+from edvr_lib.introspect import offset_monitor, offset_stats, offsets_to_flow, record_internals
 
 TINY = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=1)
 
@@ -190,3 +190,22 @@ def test_offset_layout_group_tap_dy_dx():
     rest = offs[:, :, others]  # (b, t, g*9 - 1, 2, h, w)
     assert torch.equal(rest[..., 0, :, :], torch.zeros_like(rest[..., 0, :, :]))
     assert torch.equal(rest[..., 1, :, :], torch.ones_like(rest[..., 1, :, :]))
+
+
+def test_offset_monitor_reads_every_dcn_inside_the_block_only():
+    model = _model()
+    x = torch.rand(1, 5, 3, 8, 8)
+    with torch.no_grad():
+        model.pcd_align.dcn_pack["l1"].conv_offset.weight.zero_()
+        model.pcd_align.dcn_pack["l1"].conv_offset.bias.fill_(3.0)
+        with offset_monitor(model) as means:
+            assert offset_stats(means) == {}  # nothing before a forward
+            model(x)
+        stats = offset_stats(means)
+        assert set(stats) == {"pcd_align.dcn_pack.l3", "pcd_align.dcn_pack.l2", "pcd_align.dcn_pack.l1",
+                              "pcd_align.cas_dcnpack"}
+        assert stats["pcd_align.dcn_pack.l1"] == pytest.approx(3.0, abs=1e-5)
+        model(x * 0.5)  # outside the block: no hook left
+    assert offset_stats(means) == stats
+    assert not any(m._forward_hooks for m in model.modules())
+    assert set(model.state_dict()) == set(build_edvr("M", **TINY).state_dict())  # the network holds no monitor

@@ -334,16 +334,16 @@ def test_guard_rollbacks_in_a_row_lower_the_lr_further(embedded_smoke_root, tmp_
 
 
 def test_guard_offsets_and_giving_up(embedded_smoke_root, tmp_path, monkeypatch):
-    import edvr_lib.archs
+    import edvr_lib.introspect
 
     opt = options(embedded_smoke_root, "train.guard.enabled=true", "train.guard.max_retries=2", "logger.print_freq=2")
     calls = {"n": 0}
 
-    def exploding(model):
+    def exploding(means):
         calls["n"] += 1
         return {"pcd_align.dcn_pack.l1": 1e3 if calls["n"] == 2 else 0.5}
 
-    monkeypatch.setattr(edvr_lib.archs, "offset_stats", exploding)
+    monkeypatch.setattr(edvr_lib.introspect, "offset_stats", exploding)
     messages = []
     summary = train(opt, tmp_path / "offsets", device="cpu", batches=random_batches(6), log=messages.append)
     assert summary["rollbacks"] == 1 and any("DCN offsets" in m and "offset_limit 50" in m for m in messages)

@@ -244,7 +244,7 @@ def test_one_corruption_vocabulary_for_training_notebooks_and_explorer():
     from edvr_lib.viz import explorer
 
     assert explorer.CORRUPTIONS == ("none", *FRAME_FAULTS)
-    assert set(tsa_demo.FRAME_FAULTS) <= set(FRAME_FAULTS) and set(tsa_demo.CORRUPTIONS) <= set(FRAME_FAULTS)
+    assert set(tsa_demo.USEFULNESS_FAULTS) <= set(FRAME_FAULTS) and set(tsa_demo.CORRUPTIONS) <= set(FRAME_FAULTS)
     frame = torch.rand(3, 16, 16)
     occluded = explorer.corrupt(frame, "occlusion", seed=1)
     changed = (occluded != frame).any(0)

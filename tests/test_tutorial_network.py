@@ -14,7 +14,7 @@ from torch.nn import functional as F  # noqa: E402
 from edvr_lib.archs import build_edvr  # noqa: E402
 from edvr_lib.tutorial import network_tour, why_align  # noqa: E402
 from edvr_lib.utils import EDVRError  # noqa: E402
-from edvr_lib.utils.flops import edvr_gflop  # noqa: E402
+from edvr_lib.introspect import count_flops, edvr_gflop  # noqa: E402
 
 TINY = dict(num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
 
@@ -81,28 +81,38 @@ def test_deblur_track_restores_at_the_same_size():
 
 
 @pytest.mark.parametrize("preset, params", [("M", 3_300_131), ("L", 20_633_827), ("M-woTSA", 2_996_259)])
-def test_module_table_matches_the_reference_and_the_analytic_count(preset, params):
+def test_module_table_matches_the_reference_and_the_flop_count(preset, params):
     tab = network_tour.module_table(preset, h=64, w=96)
-    cfg = tab["config"]
     assert tab["params"] == params  # BasicSR 1.4.2's counts for the official presets
     assert tab["params"] == sum(p.numel() for p in build_edvr(preset).parameters())
-    analytic = edvr_gflop(cfg.num_feat, cfg.num_frame, cfg.num_extract_block, cfg.num_reconstruct_block, 64, 96,
-                          with_tsa=cfg.with_tsa)
-    assert tab["gflop"] == pytest.approx(analytic, rel=1e-9)
+    assert tab["gflop"] == pytest.approx(edvr_gflop(preset, 64, 96), rel=1e-9)
     assert list(tab["stages"])[:3] == ["feature extraction", "pyramid (L2, L3)", "PCD alignment"]
     text = network_tour.format_module_table({preset: tab})
     assert f"**{params:,}**" in text
 
 
-def test_flop_counter_counts_a_conv_by_hand():
+def test_flop_counter_counts_a_conv_and_a_dcn_by_hand():
+    from edvr_lib.archs import DCNv2Pack
+
     conv = torch.nn.Sequential()
     conv.add_module("c", torch.nn.Conv2d(3, 4, 3, padding=1))
-    flops = network_tour.count_conv_flops(conv, torch.zeros(2, 3, 5, 6))
-    assert flops == {"c": 2 * (2 * 4 * 5 * 6) * 3 * 9}
+    assert count_flops(conv, torch.zeros(2, 3, 5, 6)) == {"": 2 * (2 * 4 * 5 * 6) * 3 * 9, "c": 2 * (2 * 4 * 5 * 6) * 3 * 9}
+    dcn = DCNv2Pack(8, 4, deformable_groups=2)  # conv_offset (8 -> 54 channels) + the deformable product (8 -> 4)
+    x = torch.zeros(1, 8, 5, 6)
+    assert count_flops(dcn, x, x)[""] == 2 * 30 * 9 * 8 * (54 + 4)
 
 
-def test_module_table_rejects_sizes_that_do_not_scale():
-    with pytest.raises(EDVRError, match="multiples of 4"):
+def test_edvr_m_flops_and_what_the_shared_reference_half_saves():
+    """973.6 GFLOP at REDS size when PCD's concatenating convolutions run whole for every frame (BasicSR's code);
+    here their reference half runs once per window of 5 frames: 4 of those halves fewer per convolution."""
+    c, area = 64, 180 * 320
+    per_level = 2 * c * c * 9 * (area + area // 4 + area // 16 + area)  # ref half of offset_conv1 l1, l2, l3, cascade
+    assert edvr_gflop("M", 180, 320) == pytest.approx(973.6261632 - 4 * per_level / 1e9, abs=1e-6)
+    assert edvr_gflop("M", 64, 64) == pytest.approx(66.442231808, abs=1e-6)
+
+
+def test_module_table_rejects_sizes_the_network_does_not_take():
+    with pytest.raises(EDVRError, match="divisible by 4"):
         network_tour.module_table("M", h=90, w=320)
 
 

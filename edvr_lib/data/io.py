@@ -29,7 +29,7 @@ import numpy as np
 
 from edvr_lib.utils import EDVRError, atomic_path
 
-__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png"]
+__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png", "read_meta_info"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FIX_CORRUPT = ("re-extract or re-download this frame (or regenerate it); "
@@ -163,3 +163,29 @@ def _as_uint8(img: np.ndarray) -> np.ndarray:
     if np.issubdtype(img.dtype, np.floating):
         return np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
     raise EDVRError(f"cannot write an image of dtype {img.dtype}; use uint8 or float in [0, 1]")
+
+
+def read_meta_info(path: str | os.PathLike) -> list[tuple[str, int, tuple[int, int, int]]]:
+    """Parse a BasicSR meta info file: lines ``"<clip> <num_frames> (<h>,<w>,<c>)"``.
+
+    Returns:
+        ``[(clip, num_frames, (h, w, c)), ...]`` in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EDVRError(f"meta info file not found: {path}. Fix: pass the right path, or meta_info_file=None to "
+                        "scan the GT folder.")
+    out = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=2)
+        try:
+            shape = tuple(int(v) for v in parts[2].strip().strip("()").split(",")) if len(parts) > 2 else (0, 0, 3)
+            out.append((parts[0], int(parts[1]), shape))
+        except (ValueError, IndexError):
+            raise EDVRError(f"{path}:{n}: cannot parse {line!r}; expected '<clip> <num_frames> (<h>,<w>,<c>)', "
+                            "e.g. '000 100 (720,1280,3)'.") from None
+    if not out:
+        raise EDVRError(f"meta info file is empty: {path}.")
+    return out

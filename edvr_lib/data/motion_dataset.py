@@ -35,7 +35,8 @@ import torch
 from torch.utils.data import Dataset
 
 from edvr_lib.data.corruption import FRAME_FAULTS, spoil_neighbour
-from edvr_lib.data.embedded import _affine, affine_flow, read_meta_info
+from edvr_lib.data.embedded import _affine, affine_flow
+from edvr_lib.data.io import read_meta_info
 from edvr_lib.data.imresize import imresize
 from edvr_lib.data.io import png_header, read_image_uint8
 from edvr_lib.utils import EDVRError
@@ -105,7 +106,7 @@ def _in_box(p: np.ndarray, top_left: np.ndarray, size: np.ndarray, margin: float
 
 
 #: faults of the spoilt neighbour (edvr_lib.data.corruption)
-SPOIL_KINDS = ("noise", "occlusion", "unrelated frame")
+SPOIL_KINDS = tuple(k for k in FRAME_FAULTS if k != "blur")  # noise, occlusion, unrelated frame
 
 
 class MotionWindowDataset(Dataset):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.embedded import read_meta_info
+from edvr_lib.data.io import read_meta_info
 from edvr_lib.data.frame_store import check_loaded_pair, make_store
 from edvr_lib.data.transforms import augment, frames_to_tensor, image_to_tensor, paired_random_crop
 from edvr_lib.utils import EDVRError

@@ -16,18 +16,23 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from edvr_lib.ops.dcn_fast import split_offset_mask
+from edvr_lib.utils.hooks import forward_hooks
 
 __all__ = ["OffsetCapture", "offset_fidelity", "offset_weight"]
 
 PYRAMID_LEVELS = ("l1", "l2", "l3")
 
 
-class OffsetCapture:
+@contextlib.contextmanager
+def OffsetCapture(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Keeps the ``conv_offset`` outputs of PCD's pyramid DCNs (with their gradients) during a forward.
 
     Hooks exist only inside the ``with`` block. Works through wrappers (DDP) since the hooks sit on the modules.
@@ -35,29 +40,18 @@ class OffsetCapture:
     Args:
         model: an :class:`~edvr_lib.archs.EDVR`.
 
-    Yields (``with``):
+    Yields:
         ``{'l1' | 'l2' | 'l3': (b * t, 3 * g * 9, h_l, w_l)}`` (offsets, then mask logits), filled by the forward.
     """
+    outputs: dict[str, torch.Tensor] = {}
 
-    def __init__(self, model: nn.Module):
-        self.packs = {level: model.pcd_align.dcn_pack[level] for level in PYRAMID_LEVELS}
-        self.outputs: dict[str, torch.Tensor] = {}
-        self._handles: list = []
+    def keep(level):
+        def hook(_module, _args, out):
+            outputs[level] = out
+        return hook
 
-    def __enter__(self) -> dict[str, torch.Tensor]:
-        def keep(level):
-            def hook(_module, _args, out):
-                self.outputs[level] = out
-            return hook
-
-        self.outputs.clear()
-        self._handles = [p.conv_offset.register_forward_hook(keep(level)) for level, p in self.packs.items()]
-        return self.outputs
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+    with forward_hooks([(model.pcd_align.dcn_pack[level].conv_offset, keep(level)) for level in PYRAMID_LEVELS]):
+        yield outputs
 
 
 def _flow_at_level(flow: torch.Tensor, valid: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -96,7 +96,7 @@ def train(opt: Options, output_dir, *, resume: bool = False, device: str = "auto
 def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     from tqdm.auto import tqdm
 
-    from edvr_lib.archs import offset_stats, set_offset_monitor
+    from edvr_lib.introspect import offset_monitor, offset_stats
     from edvr_lib.losses import OffsetCapture, charbonnier, offset_fidelity, offset_weight
 
     tr, lg = opt.train, opt.logger
@@ -132,7 +132,6 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
         return train_stream(opt, dataset, start, total_iter, ddp.rank, ddp.world_size, pin_memory=dev.type == "cuda")
 
     stream = open_stream(state.iteration)
-    set_offset_monitor(state.model, True)
     params = list(state.model.parameters())
     ema_params = list(state.ema.parameters()) if state.ema is not None else []
     frozen, net = None, state.model  # set by the TSA stage check of the first iteration
@@ -143,7 +142,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     last_log_iter = state.iteration
     bar = tqdm(total=total_iter, initial=state.iteration, desc="edvr train", unit="it", disable=not ddp.is_main,
                dynamic_ncols=True)
-    with distributed.StopRequest(log) as stop:
+    with distributed.StopRequest(log) as stop, offset_monitor(state.model) as offset_means:
         def roll_back(it: int, problem: str) -> None:  # the last good state, lr lowered (or stop with a message)
             nonlocal stream, frozen
             guard.roll_back(state, it, problem)
@@ -221,7 +220,7 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             # log (and check the DCN offsets once per log)
             entry = None
             if it % print_freq == 0 or it == total_iter:
-                offsets = list(offset_stats(state.model).values())
+                offsets = list(offset_stats(offset_means).values())
                 offset_max = distributed.all_max(torch.tensor(max(offsets, default=0.0)), ddp).item()
                 problem = guard.problem(loss_value, offset_max)
                 if problem:
@@ -263,7 +262,6 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 break
     bar.close()
     runlog.close()
-    set_offset_monitor(state.model, False)
     return {"iter": state.iteration, "losses": losses, "lrs": lrs, "val": last_val,
             "interrupted": state.iteration < total_iter, "rollbacks": guard.rollbacks, "run_dir": str(run_dir),
             "checkpoint": str(run_dir / "training_states" / "latest.state"),

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edvr_lib.data import ground_truth_flow, read_image
+from edvr_lib.data import ground_truth_flow
+from edvr_lib.data.frame_sources import FolderSource
 from edvr_lib.introspect import offsets_to_flow, record_internals
 from edvr_lib.tutorial.pcd_demo import _quiver, warp
 from edvr_lib.utils.errors import EDVRError
@@ -34,7 +35,7 @@ __all__ = ["read_clip", "farneback_flow", "learned_motion", "compare_alignment",
 
 def read_clip(lq_dir, clip: str) -> np.ndarray:
     """Every LR frame of ``lq_dir/clip`` as ``(n, h, w, 3)`` in [0, 1], cropped to h, w divisible by 4."""
-    frames = np.stack([read_image(p) for p in sorted((Path(lq_dir) / clip).glob("*.png"))])
+    frames = FolderSource(Path(lq_dir) / clip).frames()
     return frames[:, : frames.shape[1] // 4 * 4, : frames.shape[2] // 4 * 4]
 
 

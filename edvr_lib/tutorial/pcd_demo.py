@@ -25,6 +25,7 @@ from edvr_lib.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
 from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.viz.data_figures import as_image, pyplot
 
 __all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "record_pcd_level",
@@ -93,7 +94,7 @@ class SyntheticPairs:
 
     def __init__(self, root: str | Path, clips: list[str] | None = None, max_distance: int = 2):
         from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
-        from edvr_lib.data.io import read_image
+        from edvr_lib.data.frame_sources import FolderSource
 
         self.root = Path(root)
         self.clips = clips or synthetic_clip_names(self.root)
@@ -105,7 +106,7 @@ class SyntheticPairs:
         if missing:
             raise EDVRError(f"no LR frames for clip(s) {missing} in {lq}; synthetic clips here: "
                             f"{synthetic_clip_names(self.root)}")
-        self.frames = {c: np.stack([read_image(p) for p in sorted((lq / c).glob("*.png"))]) for c in self.clips}
+        self.frames = {c: FolderSource(lq / c).frames() for c in self.clips}
         self.max_distance = max_distance
         self._flow = ground_truth_flow
         self._flow_cache: dict = {}
@@ -267,14 +268,9 @@ def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: l
     def after_merge(_m, _args, out):
         kept["feat"] = out.clone() if level == "l1" else F.leaky_relu(out, 0.1)
 
-    handles = [pcd.offset_conv2[level].register_forward_pre_hook(before_offset),
-               pcd.feat_conv[level].register_forward_pre_hook(before_merge),
-               pcd.feat_conv[level].register_forward_hook(after_merge)]
-    try:
+    with forward_hooks([(pcd.feat_conv[level], after_merge)],
+                       pre_hooks=[(pcd.offset_conv2[level], before_offset), (pcd.feat_conv[level], before_merge)]):
         pcd(nbr_feats, ref_feats)
-    finally:
-        for handle in handles:
-            handle.remove()
     return kept
 
 

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.archs.tsa_arch import TSAFusion
-from edvr_lib.data.corruption import corrupt_frame
+from edvr_lib.data.corruption import FRAME_FAULTS, corrupt_frame
 from edvr_lib.data.transforms import frames_to_tensor
 from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
@@ -34,14 +34,15 @@ from edvr_lib.metrics import calculate_psnr
 from edvr_lib.tutorial.fit import DemoHistory, fit_demo
 from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.viz.data_figures import as_image, pyplot
 
 __all__ = ["FusionTrace", "trace_fusion", "TSADemo", "AlignedWindows", "CORRUPTIONS",
-           "FRAME_FAULTS", "frame_usefulness", "frame_usefulness_figure", "train_tsa_demo", "corruption_attention",
+           "USEFULNESS_FAULTS", "frame_usefulness", "frame_usefulness_figure", "train_tsa_demo", "corruption_attention",
            "edvr_corruption_attention", "attention_maps_figure", "spatial_attention_figure", "attention_bars_figure"]
 
-CORRUPTIONS = ("noise", "occlusion")  # what the small TSA is trained on
-FRAME_FAULTS = ("noise", "occlusion", "blur")  # what :func:`frame_usefulness` shows
+CORRUPTIONS = FRAME_FAULTS[:2]  # what the small TSA is trained on: noise, occlusion
+USEFULNESS_FAULTS = FRAME_FAULTS[:3]  # what :func:`frame_usefulness` shows: noise, occlusion, blur
 
 
 @dataclass
@@ -96,7 +97,6 @@ def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
     tr = FusionTrace()
     inputs: dict[str, torch.Tensor] = {}
     outputs: dict[str, torch.Tensor] = {}
-    handles = []
 
     def hook(name):
         def fn(_module, args, out):
@@ -105,14 +105,9 @@ def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
             outputs[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
         return fn
 
-    try:
-        for name, module in fusion.named_children():
-            handles.append(module.register_forward_hook(hook(name)))
-        with record_internals(fusion) as rec:
-            out = fusion(aligned)
-    finally:
-        for h in handles:
-            h.remove()
+    with forward_hooks([(module, hook(name)) for name, module in fusion.named_children()]), \
+            record_internals(fusion) as rec:
+        out = fusion(aligned)
     b, t, c, h, w = aligned.shape
     tr.emb_ref = outputs["temporal_attn1"]
     tr.emb = outputs["temporal_attn2"].view(b, t, c, h, w)
@@ -274,7 +269,7 @@ def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 
     res = {"centre only": psnr(noisy[:, ctr]), "mean of all frames": psnr(noisy.mean(1))}
     keep = [i for i in range(t) if i != frame]
     examples = {}
-    for kind in FRAME_FAULTS:
+    for kind in USEFULNESS_FAULTS:
         bad = noisy.clone()
         for j in range(n):
             bad[j, frame] = corrupt_frame(noisy[j, frame], kind, rng, other=noisy[(j + n // 2) % n, ctr])[0]

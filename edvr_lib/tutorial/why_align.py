@@ -56,19 +56,19 @@ def fusion_demo(root: str | Path, clip: str, center: int | None = None, num_fram
         EDVRError: the clip has no known motion, or the window does not fit in it.
     """
     from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
-    from edvr_lib.data.io import read_image
+    from edvr_lib.data.frame_sources import FolderSource
 
     root = Path(root)
     if clip not in synthetic_clip_names(root):
         raise EDVRError(f"clip {clip!r} has no known motion; use one of {synthetic_clip_names(root)}")
-    paths = sorted((embedded_paths(root)["lq"] / clip).glob("*.png"))
-    n, r = len(paths), num_frame // 2
+    source = FolderSource(embedded_paths(root)["lq"] / clip)
+    n, r = len(source), num_frame // 2
     center = n // 2 if center is None else center
     if num_frame % 2 == 0 or center - r < 0 or center + r >= n:
         raise EDVRError(f"a window of {num_frame} frames (odd) around frame {center} does not fit in {clip}'s "
                         f"{n} frames; choose center in {r}..{n - 1 - r}")
     indices = list(range(center - r, center + r + 1))
-    frames = np.stack([read_image(paths[i]) for i in indices]).astype(np.float32)
+    frames = source.frames(indices)
     aligned, motion = [], []
     for i, f in zip(indices, frames):
         flow = ground_truth_flow(root, clip, center, i, scale="lr")

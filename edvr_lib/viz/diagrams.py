@@ -27,6 +27,7 @@ from torch import nn
 
 from edvr_lib.archs.config import PRESETS, EDVRConfig, get_config
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.utils.io import REPO_ROOT
 
 __all__ = ["SHIPPED_OPTIONS", "DIAGRAM_FILES", "shipped_config", "default_networks", "block_shapes",
@@ -166,13 +167,8 @@ def traced_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...
                       "fusion.spatial_attn1": lambda m, args, _o: seen.__setitem__("weighted", tuple(args[0].shape))})
     else:
         hooks["fusion"] = keep("fused")
-    handles = [modules[name].register_forward_hook(fn) for name, fn in hooks.items()]
-    try:
-        model.eval()
-        out = model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with forward_hooks([(modules[name], fn) for name, fn in hooks.items()]):
+        out = model.eval()(x)
     seen["shuffle1"], seen["shuffle2"] = shuffles
     seen["output"] = seen["base"] = tuple(out.shape)  # the forward adds the residual to a base of this shape
     return seen
