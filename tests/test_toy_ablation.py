@@ -47,6 +47,20 @@ def test_variants_differ_only_in_alignment_and_the_default_edvr_is_untouched():
     assert not any(".l2" in k or ".l3" in k for k in keys["one DCN"])  # no pyramid levels
 
 
+def test_the_pyramid_variant_is_pcd_stopped_before_the_cascade():
+    torch.manual_seed(0)
+    pcd, pyramid = PCDAlignment(8, 2), ta.PyramidAlignment(8, 2)
+    pyramid.load_state_dict({k: v for k, v in pcd.state_dict().items() if not k.startswith("cas_")})
+    nbr = [torch.rand(2, 8, 16 // 2 ** i, 16 // 2 ** i) for i in range(3)]
+    ref = [torch.rand(2, 8, 16 // 2 ** i, 16 // 2 ** i) for i in range(3)]
+    kept = {}
+    pcd.cas_offset_conv1.register_forward_pre_hook(lambda _m, args: kept.update(l1=args[0][0].clone()))
+    with torch.no_grad():
+        pcd(nbr, ref)
+        out = pyramid(nbr, ref)
+    assert torch.equal(out, torch.nn.functional.leaky_relu(kept["l1"], 0.1))  # one activation, as PCD's output
+
+
 def test_two_training_steps_repeat_exactly_with_a_seed():
     bank = _bank()
 

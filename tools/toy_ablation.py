@@ -60,16 +60,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = ToyAblationConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ToyAblationConfig)})
-    meta = {"command": "python -m tools.toy_ablation" + (" " + " ".join(argv if argv is not None else sys.argv[1:])
-                                                         if (argv if argv is not None else sys.argv[1:]) else ""),
-            "machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+    given = list(sys.argv[1:] if argv is None else argv)
+    meta = {"command": " ".join(["python -m tools.toy_ablation", *given]), "machine": machine(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z")}
 
     def save(res: dict) -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.json, json.dumps({**meta, **res}, indent=1) + "\n")
 
     res = run_toy_ablation(cfg, variants=args.variants, on_variant=save)
-    save(res)
+    save({**res, "finished": time.strftime("%Y-%m-%d %H:%M:%S %z")})
     print(markdown_table(variant_rows(res)))
     print()
     print(markdown_table(comparison_rows(res)))

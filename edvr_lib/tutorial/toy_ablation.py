@@ -89,26 +89,37 @@ class SingleDCNAlignment(nn.Module):
         return lrelu(self.dcn_pack(nbr_feat_l[0], offset))
 
 
-class _FirstInput(nn.Module):
-    """A parameter-free stand-in that returns its first input unchanged (a list's first item)."""
+class _Skipped(nn.Module):
+    """A parameter-free stand-in for one layer of a skipped stage.
+
+    Args:
+        pass_on: return the first input unchanged (a list's first item); else an empty tensor (for a path whose
+            result is not used: PCD's activations work in place, so it must not alias the feature passed on).
+    """
+
+    def __init__(self, pass_on: bool):
+        super().__init__()
+        self.pass_on = pass_on
 
     def forward(self, x, *_):
-        return x[0] if isinstance(x, (list, tuple)) else x
+        first = x[0] if isinstance(x, (list, tuple)) else x
+        return first if self.pass_on else first.new_zeros(0)
 
 
 class PyramidAlignment(PCDAlignment):
     """PCD's pyramid (L3 -> L2 -> L1, EDVR Eq. 3) without the cascading DCN.
 
-    The inherited forward runs unchanged; the cascade's three layers (``cas_offset_conv1``, ``cas_offset_conv2``,
-    ``cas_dcnpack``) are parameter-free pass-throughs, so it returns ``lrelu`` of the merged L1 feature where PCD
-    would refine it with one more DCN. Same arguments and shapes as :class:`~edvr_lib.archs.PCDAlignment`.
+    The inherited forward runs unchanged; the cascade's three layers are parameter-free stand-ins: its offset path
+    (``cas_offset_conv1``, ``cas_offset_conv2``) computes nothing and ``cas_dcnpack`` passes the merged L1 feature
+    through, so the output is ``lrelu`` of that feature where PCD would refine it with one more DCN. Same arguments
+    and shapes as :class:`~edvr_lib.archs.PCDAlignment`.
     """
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8):
         super().__init__(num_feat, deformable_groups)
-        self.cas_offset_conv1 = _FirstInput()  # returns the aligned L1 feature ...
-        self.cas_offset_conv2 = nn.Identity()
-        self.cas_dcnpack = _FirstInput()  # ... and the "cascade" passes it through: lrelu(feat)
+        self.cas_offset_conv1 = _Skipped(pass_on=False)
+        self.cas_offset_conv2 = _Skipped(pass_on=False)
+        self.cas_dcnpack = _Skipped(pass_on=True)
 
 
 @dataclass(frozen=True)
@@ -332,10 +343,14 @@ def evaluate_variant(model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, flow:
     from edvr_lib.metrics import calculate_psnr, tensor2img
 
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.empty(0)).device  # the bicubic baseline has no parameters
     b_all, t = lq.shape[:2]
     pack, kept = (_motion_pack(model) if flow is not None else None), []
-    handle = pack and pack.conv_offset.register_forward_hook(lambda _m, _a, out: kept.append(out.detach().cpu()))
+
+    def keep(_module, _args, out):
+        kept.append(out.detach().to("cpu", copy=True))
+
+    handle = pack and pack.conv_offset.register_forward_hook(keep)
     try:
         out = torch.cat([model(lq[i:i + chunk].to(device)).clamp(0, 1).cpu() for i in range(0, b_all, chunk)])
     finally:
@@ -386,7 +401,8 @@ def run_variant(name: str, bank: dict, held_out: dict, cfg: ToyAblationConfig = 
 
 
 def run_toy_ablation(cfg: ToyAblationConfig = ToyAblationConfig(), root=None, variants: list[str] | None = None,
-                     log: Callable[[str], None] | None = print, on_variant: Callable[[dict], None] | None = None) -> dict:
+                     log: Callable[[str], None] | None = print,
+                     on_variant: Callable[[dict], None] | None = None) -> dict:
     """Train and score every variant; the results :func:`comparison_rows` and the figure read.
 
     Args:
