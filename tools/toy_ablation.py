@@ -7,7 +7,8 @@ Trains one DCN / pyramid without cascade / full PCD on large-motion windows and 
 TSA on windows with a spoilt neighbour, all rendered from the embedded training clips, scores them on held-out
 windows, and writes the figures with the command, the machine, the torch threads and the time it took. The JSON
 is rewritten after each variant, so an interrupted run keeps what it finished. Notebook 03 reads it.
-About 10 minutes on one idle CPU thread with the defaults; slower on a busy machine (the file says how long).
+About 15 minutes of one CPU thread with the defaults; longer on a busy machine (the file records the wall and CPU
+time it took, and the load average when it started).
 """
 from __future__ import annotations
 
