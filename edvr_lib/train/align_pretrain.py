@@ -25,7 +25,8 @@ from edvr_lib.utils.errors import EDVRError
 __all__ = ["render_bank", "flip_windows", "pretrain_alignment"]
 
 
-def render_bank(dataset, size: int, seed: int = 0, progress: Callable[[int], None] | None = None) -> dict:
+def render_bank(dataset, size: int, seed: int = 0, progress: Callable[[int], None] | None = None,
+                keys: tuple[str, ...] = ("lq", "flow", "flow_valid")) -> dict:
     """``size`` windows of a :class:`~edvr_lib.data.MotionWindowDataset` with known flow (real windows skipped).
 
     Args:
@@ -33,12 +34,14 @@ def render_bank(dataset, size: int, seed: int = 0, progress: Callable[[int], Non
         size: number of windows.
         seed: seed of Python's ``random`` (the renderer's generator; its state is restored afterwards).
         progress: called with the number of windows done.
+        keys: which items of each window to keep (add ``'gt'`` to train a whole EDVR on the bank).
 
     Returns:
-        ``{'lq': (n, t, 3, h, w), 'flow': (n, t, 2, h, w), 'flow_valid': (n, t, 1, h, w)}``.
+        ``{'lq': (n, t, 3, h, w), 'flow': (n, t, 2, h, w), 'flow_valid': (n, t, 1, h, w)}`` (the ``keys`` asked
+        for; ``'gt'``: ``(n, 3, H, W)``).
     """
     state = random.getstate()
-    out = {"lq": [], "flow": [], "flow_valid": []}
+    out = {k: [] for k in keys}
     try:
         for i in range(size):
             random.seed(seed * 1_000_003 + i)
