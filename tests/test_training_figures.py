@@ -248,3 +248,22 @@ def test_trainer_loop_source():
                  "guard.roll_back", "runlog.write", "save_checkpoint"):
         assert step in src, step
     assert "bar.close()" not in src
+
+
+def test_recorded_motion_curve_and_its_figure(tmp_path):
+    """The shipped recipe's recorded learned-motion curve reads, and draws one line per run with labelled axes."""
+    from edvr_lib.models import DEFAULT_CHECKPOINT
+
+    rows = td.motion_curve(DEFAULT_CHECKPOINT.with_name(f"{DEFAULT_CHECKPOINT.stem}.motion_curve.json"))
+    runs = {r["run"] for r in rows}
+    shipped = [r for r in rows if r.get("stage")]
+    assert len(runs) >= 2 and [r["step"] for r in shipped] == sorted(r["step"] for r in shipped)
+    assert shipped[-1]["epe_ratio"] <= 0.5 < shipped[0]["epe_ratio"]  # the recipe learned motion
+    lesson = {"steps": [0, 2], "epe_ratio": [1.0, 0.9], "offset_loss": [None, 1.2], "seconds": 1.0}
+    fig = tf.motion_curve_figure(rows, lesson, title="t")
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == len(runs) + 1 + 2  # runs, the lesson, the two reference lines
+    assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title() == "t"
+    plt.close(fig)
+    with pytest.raises(EDVRError, match="motion curve"):
+        td.motion_curve(tmp_path / "missing.json")

@@ -276,7 +276,8 @@ def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: 
         raise EDVRError(f"alignment_lesson needs steps >= 1 and eval_every >= 1; got {steps}, {eval_every}")
     opt, _ = load_options(ALIGNING_CONFIG, [
         f"datasets.train.dataroot_gt={data['gt']}", f"datasets.train.meta_info_file={data['meta_train']}",
-        f"datasets.train.gt_size={bank_gt_size}", f"datasets.train.num_frame={model.num_frame}"])
+        f"datasets.train.gt_size={bank_gt_size}", f"datasets.train.num_frame={model.num_frame}",
+        f"network_g.num_frame={model.num_frame}", "datasets.val=~"])
     bank = render_bank(build_train_dataset(opt), bank_size, seed=seed)
     pupil = copy.deepcopy(model)
 

@@ -209,7 +209,8 @@ class AttentionExplorer:
         if self._shown is None:  # drawn from the cache: decode its PNG
             from edvr_lib.data.io import decode_image
 
-            self._shown = as_uint8(decode_image(self.widgets["image"].value, "explorer picture"))
+            png = bytes(self.widgets["image"].value)  # the widget may hold a memoryview
+            self._shown = as_uint8(decode_image(png, "explorer picture"))
         return self._shown
 
     def set(self, **values) -> None:
