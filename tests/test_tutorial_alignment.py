@@ -152,3 +152,15 @@ def test_level_motion_reads_each_level_in_lr_pixels():
     fig = alignment_real.level_motion_figure(with_truth, 0, true, label="test")
     assert len(fig.axes) == 6 and all(ax.get_xlabel() for ax in fig.axes)
     plt.close(fig)
+
+
+def test_level_motion_set_averages_the_windows():
+    torch.manual_seed(0)
+    model = build_edvr("M", **TINY).eval()
+    windows = {"lq": torch.rand(2, 5, 3, 16, 16), "flow": torch.ones(2, 5, 2, 16, 16),
+               "flow_valid": torch.ones(2, 5, 1, 16, 16)}
+    res = alignment_real.level_motion_set(model, windows)
+    assert len(res["windows"]) == 2 and res["epe_zero"] == pytest.approx(2 ** 0.5, rel=1e-5)  # |(1, 1)| everywhere
+    for key in alignment_real.LEVEL_NAMES:  # an untrained PCD moves nothing: every level's error is no motion's
+        assert res["epe"][key] == pytest.approx(np.mean([w["epe"][key] for w in res["windows"]]))
+        assert res["epe"][key] == pytest.approx(res["epe_zero"], rel=1e-4)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.edvr_speed import cpu_model
 from edvr_lib.tutorial.toy_ablation import (VARIANTS, ToyAblationConfig, comparison_rows, markdown_table,
                                             run_toy_ablation, variant_rows)
 from edvr_lib.utils import REPO_ROOT, atomic_write_text
@@ -30,20 +31,10 @@ from edvr_lib.utils import REPO_ROOT, atomic_write_text
 DEFAULT_JSON = REPO_ROOT / "docs" / "toy_ablation.json"
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
     """Where the run happened: CPU, cores, torch threads, versions, the load when it started."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": _cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "python": platform.python_version(), "torch": torch.__version__, "load_average_at_start": load,
             "niceness": os.nice(0) if hasattr(os, "nice") else None}
 

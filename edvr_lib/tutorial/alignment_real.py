@@ -30,7 +30,7 @@ from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
 __all__ = ["read_clip", "farneback_flow", "learned_motion", "compare_alignment", "true_flow_epe", "most_moving_center",
-           "real_alignment_figure", "motion_report", "level_motion", "level_motion_figure"]
+           "real_alignment_figure", "motion_report", "level_motion", "level_motion_set", "level_motion_figure"]
 
 
 def read_clip(lq_dir, clip: str) -> np.ndarray:
@@ -226,6 +226,23 @@ def level_motion(model, window: torch.Tensor, true_flow: torch.Tensor | None = N
 
     return {"flow": flows, "epe": {k: epe(v) for k, v in flows.items()},
             "epe_zero": epe(torch.zeros_like(true_flow))}
+
+
+def level_motion_set(model, windows: dict) -> dict:
+    """:func:`level_motion` on every window of a set with known flow, and the mean end-point error per level.
+
+    Args:
+        model: an :class:`~edvr_lib.archs.EDVR` with LR input.
+        windows: ``{'lq': (n, t, 3, h, w), 'flow': (n, t, 2, h, w), 'flow_valid': (n, t, 1, h, w)}``, e.g.
+            :func:`edvr_lib.tutorial.checkpoint_report.large_motion_set`.
+
+    Returns:
+        ``{'windows': [level_motion result per window], 'epe': {level: px}, 'epe_zero': px}`` (means over windows).
+    """
+    results = [level_motion(model, windows["lq"][i:i + 1], windows["flow"][i], windows["flow_valid"][i])
+               for i in range(len(windows["lq"]))]
+    return {"windows": results, "epe": {k: float(np.mean([r["epe"][k] for r in results])) for k in LEVEL_NAMES},
+            "epe_zero": float(np.mean([r["epe_zero"] for r in results]))}
 
 
 def level_motion_figure(res: dict, frame: int, true_flow: torch.Tensor | None = None, max_mag: float | None = None,

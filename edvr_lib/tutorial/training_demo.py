@@ -281,27 +281,27 @@ def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: 
     bank = render_bank(build_train_dataset(opt), bank_size, seed=seed)
     pupil = copy.deepcopy(model)
 
-    measuring = [0.0]  # seconds spent measuring, not training
-
     def measure() -> float:
-        t0 = time.perf_counter()
         ratio = motion_report(pupil, data["root"], windows_per_clip=windows_per_clip)["epe_ratio"]
         pupil.train()
-        measuring[0] += time.perf_counter() - t0
         return ratio
 
     curve = {"steps": [0], "epe_ratio": [measure()], "offset_loss": [None]}
+    measuring = 0.0  # seconds spent measuring during training, not training
 
     def log(entry):
+        nonlocal measuring
+        t0 = time.perf_counter()
         curve["steps"].append(entry["iter"])
         curve["epe_ratio"].append(measure())
         curve["offset_loss"].append(entry["offset_loss"])
+        measuring += time.perf_counter() - t0
 
-    start, measuring_before = time.perf_counter(), measuring[0]
+    start = time.perf_counter()
     pretrain_alignment(pupil, bank, steps, lr=lr, crop=min(32, bank_gt_size // 4), seed=seed, log=log,
                        log_every=eval_every)
     pupil.eval()
-    return {**curve, "seconds": time.perf_counter() - start - (measuring[0] - measuring_before)}
+    return {**curve, "seconds": time.perf_counter() - start - measuring}
 
 
 def motion_curve(path: str | os.PathLike) -> list[dict]:
