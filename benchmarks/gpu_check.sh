@@ -7,7 +7,7 @@
 #   nvidia-smi         the GPU, driver, memory (nvidia-smi.txt at the start, nvidia-smi-end.txt at the end)
 #   env                `edvr env --json` (versions, devices, DCN check)
 #   pytest-gpu         `pytest -m gpu`: CUDA = CPU with both DCN backends, channels_last = NCHW, bf16 close to fp32,
-#                      AMP training (bf16, fp16) of tests/test_train_loop.py
+#                      AMP training (bf16, fp16) of tests/train/test_loop.py
 #   train-bf16         `edvr train` of configs/train_EDVR_tiny_embedded.yml, 200 iterations in bf16 autocast: the loss
 #                      must go down; validation PSNR against bicubic is reported (200 iterations may not beat it)
 #   speed-bf16         `benchmarks.edvr_speed --device cuda --amp bf16`: forward / training step against the reference

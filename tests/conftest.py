@@ -1,6 +1,9 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures; figures render off-screen (Agg) in every test."""
+import matplotlib
 import pytest
 import torch
+
+matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Reference solutions of the notebooks' exercises (read them after trying; ``tests/test_exercises.py`` checks them).
+"""Reference solutions of the notebooks' exercises (read them after trying; ``tests/tutorial/test_exercises.py`` checks them).
 
 Two kinds, checked by :mod:`edvr_lib.tutorial.exercises`:
 

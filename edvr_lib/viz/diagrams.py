@@ -2,7 +2,7 @@
 
 Our own drawings (matplotlib only), not reproductions of the paper's figures. Beside every block stand the tensor
 shapes it produces, **computed** for a given :class:`~edvr_lib.archs.EDVRConfig` and input size by
-:func:`block_shapes`, a documented rule that ``tests/test_diagrams.py`` checks against :func:`traced_shapes`, the
+:func:`block_shapes`, a documented rule that ``tests/viz/test_diagrams.py`` checks against :func:`traced_shapes`, the
 shapes a real forward produces (hooks on the modules). By default two networks are drawn side by side: EDVR-M on a
 REDS-sized window (180 x 320 LR) and the project's shipped model (48 channels, 3 / 6 residual blocks) on a window of
 the embedded Big Buck Bunny clips (88 x 160 LR)::

@@ -17,7 +17,7 @@ are generated too; the text around the markers is left alone.
 
 EDVR is the checkpoint given with ``--weights``, else the project's shipped checkpoint, else a
 network with **random weights**; every output says which, and ``results.md`` records the
-checkpoint's SHA-256 so a stale page can be detected (``tests/test_docs.py``). Every file is
+checkpoint's SHA-256 so a stale page can be detected (``tests/viz/test_make_docs.py``). Every file is
 written atomically, and the same inputs give byte-identical files (fixed seeds, PNGs without
 timestamps). Rerun whenever the shipped checkpoint changes::
 

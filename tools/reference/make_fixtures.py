@@ -13,7 +13,7 @@ pixels), runs one forward on CPU on a seeded input and saves a plain-tensor fixt
      'state_dict' (tiny_tsa only; others are rebuilt from the seed), 'checksums' {name: (sum, sum_sq)}, 'offset_absmean' {dcn: float},
      'versions' {...}}
 
-``tests/test_archs_parity.py`` loads these with our EDVR and compares within 1e-5; no BasicSR needed there.
+``tests/archs/test_parity.py`` loads these with our EDVR and compares within 1e-5; no BasicSR needed there.
 """
 from __future__ import annotations
 

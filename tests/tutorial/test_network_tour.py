@@ -1,20 +1,15 @@
 """Notebook 02's opening: fusing misaligned frames, the whole network's shapes, parameters / FLOPs, paper vs code."""
 from __future__ import annotations
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-from edvr_lib.archs import build_edvr  # noqa: E402
-from edvr_lib.tutorial import network_tour, why_align  # noqa: E402
-from edvr_lib.utils import EDVRError  # noqa: E402
-from edvr_lib.introspect import count_flops, edvr_gflop  # noqa: E402
+from edvr_lib.archs import build_edvr
+from edvr_lib.tutorial import network_tour, why_align
+from edvr_lib.utils import EDVRError
+from edvr_lib.introspect import count_flops, edvr_gflop
 
 TINY = dict(num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
 

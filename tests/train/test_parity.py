@@ -11,7 +11,7 @@ import torch
 from edvr_lib.train.options import load_options
 from edvr_lib.train.trainer import train
 
-FIXTURE = Path(__file__).parent / "fixtures" / "train_parity"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "train_parity"
 
 pytestmark = pytest.mark.usefixtures("one_thread", "reference_dcn")
 

@@ -12,7 +12,7 @@ from edvr_lib.archs import (EDVR, PRESETS, DCNv2Pack, EDVRConfig, EDVRSizeError,
 from edvr_lib.inference import forward_padded
 from edvr_lib.utils import EDVRError
 
-TABLES = Path(__file__).parent / "fixtures" / "state_dicts"
+TABLES = Path(__file__).parents[1] / "fixtures" / "state_dicts"
 TABLE_FILES = {"M": "EDVR_M", "M-woTSA": "EDVR_M_woTSA", "L": "EDVR_L", "L-woTSA": "EDVR_L_woTSA",
                "L-Vimeo": "EDVR_L_Vimeo", "L-SRblur": "EDVR_L_SRblur", "L-deblur": "EDVR_L_deblur"}
 TOTALS = {"M": 3_300_131, "M-woTSA": 2_996_259, "L": 20_633_827, "L-woTSA": 19_419_875, "L-Vimeo": 20_699_363,

@@ -14,7 +14,7 @@ from edvr_lib.train.options import (MOVED, OptionsError, apply_overrides, dump_o
                                     options_fingerprint, validate_options)
 from edvr_lib.utils import EDVRError
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 OFFICIAL = ["train_EDVR_M_x4_SR_REDS_woTSA.yml", "train_EDVR_M_x4_SR_REDS.yml", "train_EDVR_L_x4_SR_REDS_woTSA.yml",
             "train_EDVR_L_x4_SR_REDS.yml"]
 TINY = CONFIGS / "train_EDVR_tiny_embedded.yml"

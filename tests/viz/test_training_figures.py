@@ -6,24 +6,19 @@ embedded set.
 import json
 import signal
 from pathlib import Path
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import matplotlib
+from edvr_lib.data import embedded_paths
+from edvr_lib.train import train
+from edvr_lib.train.options import load_options
+from edvr_lib.tutorial import training_demo as td
+from edvr_lib.utils import EDVRError
+from edvr_lib.viz import training_figures as tf
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from edvr_lib.data import embedded_paths  # noqa: E402
-from edvr_lib.train import train  # noqa: E402
-from edvr_lib.train.options import load_options  # noqa: E402
-from edvr_lib.tutorial import training_demo as td  # noqa: E402
-from edvr_lib.utils import EDVRError  # noqa: E402
-from edvr_lib.viz import training_figures as tf  # noqa: E402
-
-CONFIGS = Path(__file__).parents[1] / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 TINY = CONFIGS / "train_EDVR_tiny_embedded.yml"
 M_STAGE2 = CONFIGS / "train_EDVR_M_x4_SR_REDS.yml"
 

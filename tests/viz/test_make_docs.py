@@ -14,7 +14,7 @@ from edvr_lib.viz.make_docs import (FILES, RANDOM_WEIGHTS_NOTE, README_END, READ
 def main(argv):
     return cli_main(["docs", *argv])
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,18 +1,14 @@
 """The block diagrams: the shapes they print are those of a real forward, they build, and docs/ holds them fresh."""
 from pathlib import Path
+import matplotlib.pyplot as plt
+import pytest
+import torch
 
-import matplotlib
+from edvr_lib.archs import build_edvr
+from edvr_lib.utils import EDVRError
+from edvr_lib.viz import diagrams
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from edvr_lib.archs import build_edvr  # noqa: E402
-from edvr_lib.utils import EDVRError  # noqa: E402
-from edvr_lib.viz import diagrams  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOY = dict(num_feat=16, num_extract_block=1, num_reconstruct_block=1)

@@ -1,14 +1,10 @@
 """Figures and the attention explorer, driven headlessly (set `.value`, check state and image)."""
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from edvr_lib.utils import EDVRError  # noqa: E402
+from edvr_lib.utils import EDVRError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -13,12 +13,12 @@ import torch
 
 from edvr_lib.archs import EDVR
 
-FIXTURES = Path(__file__).parent / "fixtures" / "parity"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "parity"
 VARIANTS = ["tiny_tsa", "tiny_tsa_t3_ctr0", "tiny_wotsa", "tiny_predeblur", "tiny_predeblur_hr_in", "edvr_m_full"]
 
 
 def _seeded_weights():
-    path = Path(__file__).parents[1] / "tools" / "reference" / "seeded_weights.py"
+    path = Path(__file__).parents[2] / "tools" / "reference" / "seeded_weights.py"
     spec = importlib.util.spec_from_file_location("_edvr_seeded_weights", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

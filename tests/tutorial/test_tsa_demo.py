@@ -1,24 +1,19 @@
 """The TSA demo of notebook 03: tracing the fusion, attention semantics, aligned windows, corruption, training."""
 from __future__ import annotations
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-from edvr_lib.archs import TSAFusion, build_edvr  # noqa: E402
-from edvr_lib.data.corruption import corrupt_frame  # noqa: E402
-from edvr_lib.introspect import record_internals  # noqa: E402
-from edvr_lib.tutorial import tsa_demo  # noqa: E402
-from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corruption_attention,  # noqa: E402
+from edvr_lib.archs import TSAFusion, build_edvr
+from edvr_lib.data.corruption import corrupt_frame
+from edvr_lib.introspect import record_internals
+from edvr_lib.tutorial import tsa_demo
+from edvr_lib.tutorial.tsa_demo import (AlignedWindows, TSADemo, corruption_attention,
                                      edvr_corruption_attention, frame_usefulness, trace_fusion, train_tsa_demo)
-from edvr_lib.utils import EDVRError  # noqa: E402
+from edvr_lib.utils import EDVRError
 
 TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"]
 

@@ -18,7 +18,7 @@ from edvr_lib.train.options import load_options
 from edvr_lib.train.trainer import run_train, train
 from edvr_lib.utils import EDVRError
 
-CONFIG = Path(__file__).parents[1] / "configs" / "train_EDVR_tiny_embedded.yml"
+CONFIG = Path(__file__).parents[2] / "configs" / "train_EDVR_tiny_embedded.yml"
 TINY = ["network_g.num_feat=8", "network_g.num_frame=3", "network_g.deformable_groups=2",
         "network_g.num_extract_block=1", "network_g.num_reconstruct_block=1", "num_gpu=0",
         "datasets.train.num_frame=3", "datasets.train.gt_size=32", "datasets.train.batch_size_per_gpu=2",

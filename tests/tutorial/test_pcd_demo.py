@@ -1,20 +1,15 @@
 """The PCD demo of notebook 02: warping, known-motion pairs, the motion estimate, a short training run, figures."""
 from __future__ import annotations
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from edvr_lib.tutorial import pcd_demo  # noqa: E402
-from edvr_lib.tutorial.fit import DemoHistory, loss_figure  # noqa: E402
-from edvr_lib.tutorial.pcd_demo import (PCDDemo, SyntheticPairs, evaluate_alignment, pcd_motion,  # noqa: E402
+from edvr_lib.tutorial import pcd_demo
+from edvr_lib.tutorial.fit import DemoHistory, loss_figure
+from edvr_lib.tutorial.pcd_demo import (PCDDemo, SyntheticPairs, evaluate_alignment, pcd_motion,
                                      train_pcd_demo, warp)
-from edvr_lib.utils import EDVRError  # noqa: E402
+from edvr_lib.utils import EDVRError
 
 TRAIN_CLIPS = ["syn_translate_astronaut", "syn_rotate_coffee", "syn_zoom_rocket"]
 

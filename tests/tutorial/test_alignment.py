@@ -1,21 +1,16 @@
 """Alignment on real frames (notebook 02, section 8): Farneback flow, the learned EDVR's PCD motion, warp errors."""
 from __future__ import annotations
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from edvr_lib.archs import build_edvr  # noqa: E402
-from edvr_lib.data import embedded_paths, ground_truth_flow  # noqa: E402
-from edvr_lib.data.io import read_image  # noqa: E402
-from edvr_lib.models import random_weights_model  # noqa: E402
-from edvr_lib.tutorial import alignment_real  # noqa: E402
-from edvr_lib.utils import EDVRError  # noqa: E402
+from edvr_lib.archs import build_edvr
+from edvr_lib.data import embedded_paths, ground_truth_flow
+from edvr_lib.data.io import read_image
+from edvr_lib.models import random_weights_model
+from edvr_lib.tutorial import alignment_real
+from edvr_lib.utils import EDVRError
 
 TINY = dict(num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1)
 
