@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edvr-installed
 NBVAL  := --nbval-lax --nbval-current-env --nbval-sanitize-with .ci/nbval_sanitize.cfg
 
-.PHONY: install test test-fast tutorial lab lock strip check-notebooks bench bench-train clean browser-deps docs
+.PHONY: install lint test test-fast tutorial lab lock strip check-notebooks bench bench-train clean browser-deps docs
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(PY) || (echo "creating $(VENV) with $(PYTHON)" && $(PYTHON) -m venv $(VENV))
@@ -15,8 +15,12 @@ $(STAMP): requirements-lock.txt pyproject.toml
 
 install: $(STAMP)
 
-## Unit tests + every notebook under nbval in smoke mode (what CI runs), the real-browser test included.
-test: $(STAMP) browser-deps
+## Lint (ruff, configured in pyproject.toml: the library, tests, tools, benchmarks and the notebooks' code cells).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## Lint, then unit tests + every notebook under nbval in smoke mode (what CI runs), the real-browser test included.
+test: $(STAMP) browser-deps lint
 	EDVR_SMOKE=1 $(PY) -m pytest tests notebooks $(NBVAL) -p no:cacheprovider -ra
 
 ## Unit tests only, skipping slow ones (for quick iterations).

@@ -161,7 +161,8 @@ def main(argv=None) -> int:
     if not args.no_infer:
         inf = inference_quality(args.weights, args.frames_per_clip, args.clips)
         record["inference"] = inf
-        print(f"inference, {inf['frames']} frames: PSNR fp32 {inf['psnr_fp32']:.4f} dB, bf16 {inf['psnr_bf16']:.4f} dB, "
+        print(f"inference, {inf['frames']} frames: PSNR fp32 {inf['psnr_fp32']:.4f} dB, "
+              f"bf16 {inf['psnr_bf16']:.4f} dB, "
               f"difference {inf['psnr_diff_db']:+.4f} dB: {verdict(inf['psnr_diff_db'], TARGETS['infer_psnr_db'])}")
         print(f"  pixels within one uint8 level: {100 * inf['within_one_level']:.4f}%: "
               f"{verdict(inf['within_one_level'], TARGETS['infer_within_one_level'], at_least=True)}; "

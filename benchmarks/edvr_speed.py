@@ -13,7 +13,7 @@ same seeded weights (non-zero offset layers, so the DCNs really sample off-grid)
 on the machine add noise. Then:
 
 * ratio = reference median / our median (> 1: we are faster);
-* achieved GFLOP/s = analytic FLOPs (``edvr_lib.utils.flops``; training step counted as 3x the forward)
+* achieved GFLOP/s = FLOPs counted by ``edvr_lib.introspect.edvr_gflop`` (training step counted as 3x the forward)
   / median time, against a dense-convolution roofline measured on the spot (best of a 64->64 3x3
   convolution in NCHW and channels_last); "floor" = FLOPs / roofline;
 * peak memory: each (implementation, workload) runs once more in a fresh subprocess, and the increase
@@ -32,7 +32,8 @@ The reference is imported from ``.reference_venv/site`` (made by ``python -m too
 
 A full run (not ``--quick``) writes its results atomically: ``docs/performance.json`` (every timing) and the
 table between the ``bench:begin`` / ``bench:end`` markers of ``docs/performance.md`` (``--no-write`` to skip).
-Speed switches of our model: ``--dcn-backend``, ``--channels-last``, ``--threads``, ``--amp``, ``--compile``, ``--bf16``.
+Speed switches of our model: ``--dcn-backend``, ``--channels-last``, ``--threads``, ``--amp``, ``--compile``,
+``--bf16``.
 """
 from __future__ import annotations
 
@@ -232,13 +233,13 @@ def conv_roofline(device: torch.device, repeats: int = 7, bf16: bool = False) ->
 
 
 def workload_gflop(workload: str) -> float:
-    from edvr_lib.utils.flops import edvr_gflop
+    from edvr_lib.introspect import edvr_gflop
 
     if workload == "fwd64":
-        return edvr_gflop(h=64, w=64)
+        return edvr_gflop("M", 64, 64)
     if workload == "fwd180x320":
-        return edvr_gflop(h=180, w=320)
-    return 3 * 4 * edvr_gflop(h=64, w=64)  # forward + backward (~2x forward) at batch 4
+        return edvr_gflop("M", 180, 320)
+    return 3 * 4 * edvr_gflop("M", 64, 64)  # forward + backward (~2x forward) at batch 4
 
 
 def max_abs_diff(a, b) -> float:
@@ -354,7 +355,8 @@ def format_bf16_table(bf16: dict) -> str:
              f"{'workload':40s} {'bf16 s':>8s} {'fp32 s':>8s} {'ref s':>8s} {'vs fp32':>7s} {'vs ref':>7s} "
              f"{'GF/s':>6s} {'floor s':>7s} {'bf16-fp32':>9s}"]
     for r in bf16["rows"]:
-        lines.append(f"{r['label']:40s} {r['ours_bf16_s']:8.3f} {r['ours_s']:8.3f} {_fmt(r['reference_s'], '8.3f'):>8s} "
+        lines.append(f"{r['label']:40s} {r['ours_bf16_s']:8.3f} {r['ours_s']:8.3f} "
+                     f"{_fmt(r['reference_s'], '8.3f'):>8s} "
                      f"{r['vs_fp32']:7.2f} {_fmt(r['vs_reference'], '7.2f'):>7s} {r['ours_bf16_gflops']:6.1f} "
                      f"{_fmt(r['floor_s'], '7.3f'):>7s} {r['diff_vs_fp32']:9.1e}")
     if bf16.get("roofline_gflops"):

@@ -17,13 +17,18 @@ import sys
 # subcommand -> (module, one-line help). Explicit, no folder scanning.
 COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("edvr_lib.commands.env", "report versions, devices, a DCNv2 check and what this machine can do"),
-    "prepare-embedded": ("edvr_lib.commands.prepare_embedded", "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
-    "prepare-reds": ("edvr_lib.commands.prepare_reds", "check a REDS download; regroup val, regenerate LR, write meta info"),
-    "inspect-checkpoint": ("edvr_lib.commands.inspect_checkpoint", "describe a .pth file: format, key naming, inferred preset, loads strict?"),
+    "prepare-embedded": ("edvr_lib.commands.prepare_embedded",
+                         "build the offline embedded dataset (Big Buck Bunny + known-motion clips)"),
+    "prepare-reds": ("edvr_lib.commands.prepare_reds",
+                     "check a REDS download; regroup val, regenerate LR, write meta info"),
+    "inspect-checkpoint": ("edvr_lib.commands.inspect_checkpoint",
+                           "describe a .pth file: format, key naming, inferred preset, loads strict?"),
     "train": ("edvr_lib.commands.train", "train EDVR from a YAML config into an output folder (resumable)"),
-    "test": ("edvr_lib.commands.test", "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
+    "test": ("edvr_lib.commands.test",
+             "PSNR/SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded clips, beside published numbers"),
     "infer": ("edvr_lib.commands.infer", "super-resolve a folder of frames or a video (streaming, optional tiles)"),
-    "export": ("edvr_lib.commands.export", "export a checkpoint to ONNX (any frame size), verified in onnxruntime against torch"),
+    "export": ("edvr_lib.commands.export",
+               "export a checkpoint to ONNX (any frame size), verified in onnxruntime against torch"),
     "docs": ("edvr_lib.commands.docs", "regenerate the README results block, docs/results.md and its figures"),
     "notebooks": ("edvr_lib.commands.notebooks", "execute (run), check or strip the tutorial notebooks"),
 }

@@ -155,7 +155,7 @@ def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
         detail = (f"forward {1e3 * (t1 - t0):.1f} ms, backward {1e3 * (t2 - t1):.1f} ms at 1x64x32x32 "
                   f"(8 groups); {how}: {'passed' if ok else 'FAILED'}")
         return bool(ok), detail
-    except Exception as err:  # report, do not crash the whole check
+    except Exception as err:  # noqa: BLE001 - report any failure, do not crash the whole check
         return False, f"{type(err).__name__}: {err}"
 
 
@@ -250,10 +250,9 @@ def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float)
     Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense
     convolutions are ~95% of EDVR's FLOPs), so they are upper bounds on speed.
     """
-    from edvr_lib.utils.flops import edvr_gflop
+    from edvr_lib.introspect import edvr_gflop
 
-    m_gflop = edvr_gflop(num_feat=64, num_reconstruct_block=10)  # EDVR-M, 5 frames, LR 64x64
-    l_gflop = edvr_gflop(num_feat=128, num_reconstruct_block=40)
+    m_gflop, l_gflop = edvr_gflop("M"), edvr_gflop("L")  # 5 frames, LR 64x64
     cpu = devices[0]
     rows = []
     cpu_ok = bool(cpu.dcn_ok)
@@ -269,8 +268,8 @@ def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float)
         "task": "full tutorial on CPU (make tutorial)",
         "verdict": "yes" if tut_ok else "no",
         "why": (f"dense conv {cpu.dense_conv_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM "
-                f"available (needs 6); an EDVR-M training step (batch 4, LR 64x64) costs >= {step_s or float('nan'):.1f} s"
-                " here"),
+                f"available (needs 6); an EDVR-M training step (batch 4, LR 64x64) costs "
+                f">= {step_s or float('nan'):.1f} s here"),
     })
     gpus = [d for d in devices if d.name.startswith("cuda")]
     for label, gflop, need_gb in (("EDVR-M", m_gflop, 8), ("EDVR-L", l_gflop, 24)):

@@ -10,7 +10,7 @@ Example::
     with offset_monitor(model) as means:   # what the trainer logs: mean |offset| of every DCN
         model(x)
     offset_stats(means)     # {'pcd_align.dcn_pack.l1': 0.8, ...}
-    edvr_gflop("M", 180, 320)   # 973.6: one output frame at REDS size
+    edvr_gflop("M", 180, 320)   # 934.3: one output frame at REDS size
 
 Recording uses forward hooks that exist only inside the ``with`` block
 (:func:`edvr_lib.utils.hooks.forward_hooks`), so a model that is not being recorded runs exactly the code it
@@ -20,6 +20,7 @@ always runs (no flag, no cost), and the recorded forward gives the same outputs.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -247,10 +248,13 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> dict[str, int]:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def edvr_gflop(preset: str = "M", h: int = 64, w: int = 64, **overrides) -> float:
     """GFLOP of one EDVR forward (one output frame) for an input ``(1, num_frame, 3, h, w)``, by :func:`count_flops`.
 
-    Every layer counts, predeblur and ``hr_in`` included. EDVR-M: 69.2 GFLOP at 64 x 64, 973.6 at 180 x 320.
+    Every layer counts, predeblur and ``hr_in`` included. EDVR-M: 66.4 GFLOP at 64 x 64, 934.3 at 180 x 320
+    (:func:`edvr_lib.tutorial.network_tour.module_table` explains the 39.3 GFLOP that counting PCD's first offset
+    convolution whole for every frame would add).
 
     Args:
         preset: a name of :data:`edvr_lib.archs.PRESETS`.

@@ -95,7 +95,8 @@ def lab(tmp_path):
                 break
             except OSError:
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                    raise RuntimeError("JupyterLab did not start:\n"
+                                       + (tmp_path / "lab.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield {"url": url, "token": token, "log": tmp_path / "lab.log"}
     finally:

@@ -154,15 +154,6 @@ def test_verdicts_follow_the_measurements():
     assert env.verdicts([broken], 12, 500)[0]["verdict"] == "no"
 
 
-def test_flop_count_matches_measured_edvr_m_figure():
-    from edvr_lib.utils.flops import edvr_gflop
-
-    # issue 5 measured 69.5 GFLOP (1x5x3x64x64) and 977 GFLOP (1x5x3x180x320) for EDVR-M, elementwise work included
-    assert edvr_gflop(h=64, w=64) == pytest.approx(69.5, rel=0.01)
-    assert edvr_gflop(h=180, w=320) == pytest.approx(977, rel=0.01)
-    assert edvr_gflop(num_feat=128, num_reconstruct_block=40) > 4 * edvr_gflop()
-
-
 def test_version_is_exposed():
     assert edvr_lib.__version__ == _pyproject()["project"]["version"]
     with pytest.raises(AttributeError):

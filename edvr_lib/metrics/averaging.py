@@ -9,7 +9,8 @@ from collections import OrderedDict
 from typing import Iterable, Mapping
 
 
-def average_per_clip(records: Iterable[Mapping], metrics: tuple[str, ...] = ("psnr", "ssim")) -> "OrderedDict[str, dict]":
+def average_per_clip(records: Iterable[Mapping],
+                     metrics: tuple[str, ...] = ("psnr", "ssim")) -> "OrderedDict[str, dict]":
     """Mean of each metric over the frames of each clip, clips in first-seen order.
 
     Args:

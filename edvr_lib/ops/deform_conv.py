@@ -46,7 +46,8 @@ def available_backends() -> list[str]:
 
 
 def resolve_backend(backend: str | None, device: torch.device) -> str:
-    """The backend to run on ``device``: ``backend`` if given (``'auto'``: the per-device default), else the policy's."""
+    """The backend to run on ``device``: ``backend`` if given (``'auto'``: the per-device default), else the
+    policy's."""
     if backend not in (None, "auto", *_BACKENDS):
         raise EDVRError(f"unknown DCN backend {backend!r}; choose one of {available_backends()} or 'auto'")
     return dcn_backend_for(device, backend)

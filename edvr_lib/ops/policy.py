@@ -177,7 +177,8 @@ def device_kind(device: torch.device | str) -> str:
 
 
 def precision_for(device: torch.device | str, precision: str = "auto") -> str:
-    """The precision ``precision`` means on ``device``: ``'auto'`` is the per-device default (float32 unless measured)."""
+    """The precision ``precision`` means on ``device``: ``'auto'`` is the per-device default (float32 unless
+    measured)."""
     if precision not in ("auto", *PRECISIONS):
         raise EDVRError(f"unknown precision {precision!r}; use auto, {', '.join(PRECISIONS)}")
     return AUTO_PRECISION.get(device_kind(device), "fp32") if precision == "auto" else precision

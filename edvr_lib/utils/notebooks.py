@@ -14,11 +14,12 @@ import re
 import time
 from pathlib import Path
 
+from edvr_lib.utils.io import REPO_ROOT
+
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Runtime")
 #: environment variable naming the JSON file that :func:`edvr_lib.tutorial.results.record` writes to
 RESULTS_ENV = "EDVR_TUTORIAL_RESULTS"
-from edvr_lib.utils.io import REPO_ROOT
 
 
 def list_notebooks(folder: str | os.PathLike = REPO_ROOT / "notebooks") -> list[Path]:

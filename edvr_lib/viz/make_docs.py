@@ -107,7 +107,7 @@ def _check_markers(readme: str | os.PathLike, start_marker: str = README_START,
     end = text.find(end_marker, start) if start >= 0 else -1
     if end < 0:
         raise EDVRError(f"{readme} has no '{start_marker}' ... '{end_marker}' block; add the two markers where the "
-                        "results should go (or leave out --readme)")
+                        "results should go (or leave out `readme`)")
     return text, start, end
 
 
@@ -184,8 +184,8 @@ def build_docs(out_dir: str | os.PathLike = "docs", weights: str | os.PathLike |
     weights = _resolve_weights(weights)
     if readme is not None:
         if smoke:
-            raise EDVRError("--readme with smoke data would put tiny-data numbers in the README; run without "
-                            "EDVR_SMOKE=1 / --smoke")
+            raise EDVRError("`readme` with smoke data would put tiny-data numbers in the README; run without "
+                            "EDVR_SMOKE=1 / `smoke`")
         _check_markers(readme)  # before the long run, not after
     torch.manual_seed(0)
     model, label = tutorial_model(weights, num_frame=5, device=device)

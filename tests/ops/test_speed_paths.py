@@ -182,7 +182,8 @@ def test_autocast_bf16_with_channels_last_runs_dcn_in_float32():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_concat_conv_equals_conv_of_concatenation(channels_last):
-    """ConcatConv2d([a, b]) = conv(cat([a, b])) in value and in every gradient, also with a part shared by t=3 frames."""
+    """ConcatConv2d([a, b]) = conv(cat([a, b])) in value and in every gradient, also with a part shared by t=3
+    frames."""
     from edvr_lib.ops import ConcatConv2d
 
     gen = torch.Generator().manual_seed(4)

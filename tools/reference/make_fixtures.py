@@ -10,7 +10,8 @@ It creates the throwaway reference environment (:mod:`tools.reference.env`), the
 pixels), runs one forward on CPU on a seeded input and saves a plain-tensor fixture::
 
     {'variant', 'config' (BasicSR EDVR kwargs), 'seed', 'input' (b,t,3,h,w), 'output',
-     'state_dict' (tiny_tsa only; others are rebuilt from the seed), 'checksums' {name: (sum, sum_sq)}, 'offset_absmean' {dcn: float},
+     'state_dict' (tiny_tsa only; others are rebuilt from the seed), 'checksums' {name: (sum, sum_sq)},
+     'offset_absmean' {dcn: float},
      'versions' {...}}
 
 ``tests/archs/test_parity.py`` loads these with our EDVR and compares within 1e-5; no BasicSR needed there.
@@ -63,11 +64,11 @@ def _worker(out_dir: Path) -> None:
         stats, hooks = {}, []
         for mod_name, module in model.named_modules():
             if mod_name.endswith("temporal_attn1") or mod_name.endswith("temporal_attn2"):
-                def thook(_m, _a, out, mod_name=mod_name):
+                def thook(_m, _a, out, mod_name=mod_name, stats=stats):
                     stats.setdefault(mod_name, []).append(out.detach().clone())
                 hooks.append(module.register_forward_hook(thook))
             if mod_name.endswith("conv_offset"):
-                def hook(_m, _a, out, mod_name=mod_name):
+                def hook(_m, _a, out, mod_name=mod_name, stats=stats):
                     o1, o2, _ = torch.chunk(out, 3, dim=1)
                     stats.setdefault(mod_name, []).append(float(torch.cat([o1, o2], 1).abs().mean()))
                 hooks.append(module.register_forward_hook(hook))

@@ -19,8 +19,8 @@ def seeded_state_dict(names_shapes: list[tuple[str, tuple[int, ...]]], seed: int
 
     Conv weights ~ N(0, 1 / fan_in) (``conv_offset``: N(0, 2 / fan_in)); biases ~ N(0, 0.05)
     (``conv_offset`` biases ~ N(0, ``offset_bias_std``), i.e. offsets of a few pixels). The TSA embedding
-    convs (``temporal_attn*``) get ``temporal_gain / (sqrt(c) * fan_in)`` so that the correlations are O(1) and the temporal
-    attention really varies between frames (with small weights every sigmoid would sit at 0.5).
+    convs (``temporal_attn*``) get ``temporal_gain / (sqrt(c) * fan_in)`` so that the correlations are O(1) and the
+    temporal attention really varies between frames (with small weights every sigmoid would sit at 0.5).
     """
     gen = torch.Generator().manual_seed(seed)
     out = {}
