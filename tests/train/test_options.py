@@ -260,7 +260,7 @@ def test_offset_fidelity_is_off_by_default_and_needs_a_dataset_with_flow(tmp_pat
 
 def test_missing_required_key(tmp_path):
     message = _error(load_options, _tiny_with(tmp_path, train__total_iter=...))
-    assert "missing option train.total_iter" in message and "--set train.total_iter=" in message
+    assert "missing option train.total_iter" in message and "override 'train.total_iter=" in message
     assert "missing option name" in _error(load_options, _tiny_with(tmp_path, name=...))
     assert "missing option datasets.train" in _error(load_options, _tiny_with(tmp_path, datasets__train=...))
 
@@ -306,7 +306,7 @@ def test_set_on_a_file_value_and_a_new_key():
 
 def test_set_unknown_key_names_the_nearest():
     message = _error(load_options, TINY, ["train.optim_g.learning_rte=1e-4"])
-    assert message.startswith("--set train.optim_g.learning_rte=1e-4: unknown option train.optim_g.learning_rte")
+    assert message.startswith("override 'train.optim_g.learning_rte=1e-4': unknown option train.optim_g.learning_rte")
     assert "nearest valid key" in message
     message = _error(apply_overrides, {}, ["network_g.num_feet=16"])
     assert "nearest valid key: network_g.num_feat" in message
@@ -427,4 +427,4 @@ def test_malformed_target_section_is_reported_not_replaced(tmp_path):
     del raw["network_g"]["ema_decay"]
     message = _error(load_options, _write(tmp_path, raw))
     assert message.endswith("train = [1, 2] is not valid: expected a mapping of options (key: value lines). Fix: "
-                            "change it in the file or with --set train=VALUE")
+                            "change it in the file or with override 'train=VALUE'")
