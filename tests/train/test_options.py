@@ -146,9 +146,10 @@ def test_resolved_options_have_every_schema_section():
     opt, _ = load_options(CONFIGS / OFFICIAL[1])
     assert list(opt.to_dict()) == ["name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
                                    "path", "train", "val", "logger"]  # BasicSR's sections, in its order
-    assert opt.path.to_dict() == {"pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
-                                                 "models/net_g_600000.pth",
-                           "strict_load_g": False, "param_key_g": "params", "resume_state": None}
+    assert opt.path.to_dict() == {
+        "pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
+                              "models/net_g_600000.pth",
+        "strict_load_g": False, "param_key_g": "params", "resume_state": None}
     assert opt.train.grad_clip is None and opt.train.amp is None
     assert opt.train.guard.to_dict() == {"enabled": False, "max_retries": 3, "lr_factor": 0.5, "offset_limit": 50.0}
     assert opt.datasets.train.phase == "train" and opt.datasets.val.phase == "val"
