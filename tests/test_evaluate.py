@@ -82,6 +82,18 @@ val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
     assert "unknown option network_g" in capsys.readouterr().err
 
 
+def test_bad_test_configs_are_one_line(tmp_path):
+    cases = {"- 1\n- 2\n": "(top level) = [1, 2] is not valid: expected a mapping of options (key: value lines)",
+             "datasets: {test: {clips: [1]}}\n": "datasets.test.clips = [1] is not valid: expected a list of strings "
+                                                 "or ~. Fix: change it in the file or with override "
+                                                 "'datasets.test.clips=VALUE'"}
+    for text, message in cases.items():
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(EDVRError) as info:
+            load_test_config(tmp_path / "c.yaml")
+        assert str(info.value).startswith(f"{tmp_path / 'c.yaml'}: {message}"), str(info.value)
+
+
 def test_errors_are_clean(tmp_path, capsys):
     assert cli_main(["test", "--dataset", "REDS4", "--model", "bicubic"]) == 2
     assert "--root" in capsys.readouterr().err

@@ -270,12 +270,6 @@ class Options(Section):
     logger: LoggerOptions = LoggerOptions()
 
 
-# What a resume may not change: everything under network_g and train, the training set minus where it lives and
-# how it is loaded, the scale and the seed.
-_FINGERPRINT_SKIP = {"name", "dataroot_gt", "dataroot_lq", "meta_info_file", "io_backend", "num_worker_per_gpu",
-                     "prefetch_mode", "phase"}
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Resolution: raw nested dict -> Options (+ notes)
 
@@ -467,6 +461,10 @@ def dump_options(opt: dict | Options, path: str | os.PathLike) -> Path:
     path = Path(path)
     atomic_write_text(path, text)
     return path
+
+
+_FINGERPRINT_SKIP = {"name", "dataroot_gt", "dataroot_lq", "meta_info_file", "io_backend", "num_worker_per_gpu",
+                     "prefetch_mode", "phase"}  # of datasets.train
 
 
 def options_fingerprint(opt: dict | Options) -> str:

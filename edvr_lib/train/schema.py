@@ -152,7 +152,7 @@ def _entries(ann) -> Any:
 def walk(loc: Sequence, root: type[Section]) -> tuple[str, Any, list]:
     """The dotted key, field and sections at ``loc`` (a key path, or a pydantic error location with the tags of
     variants and list indices). Raises OptionsError naming the nearest valid key for an unknown key."""
-    cases, union, field, done, free, tagged = [root], [], None, [], False, False
+    cases, union, field, done, free = [root], [], None, [], False
     for item in loc:
         if isinstance(item, int) or not (cases or free):
             break  # inside a list, or a leaf's union branch: the field is the key
@@ -162,12 +162,12 @@ def walk(loc: Sequence, root: type[Section]) -> tuple[str, Any, list]:
             continue
         fields = {k: f for c in cases for k, f in c.model_fields.items()}
         tags = {tag_of(c): c for c in cases if "type" in c.model_fields}
-        if item not in fields and item in tags and not tagged:
-            union, cases, tagged = cases, [tags[item]], True
+        if item not in fields and item in tags:
+            union, cases = cases, [tags[item]]
             continue
         if item not in fields:
             _unknown(".".join(done + [str(item)]), list(fields), root, cases, union)
-        field, tagged = fields[item], False
+        field = fields[item]
         done.append(item)
         entry = _entries(field.annotation)
         free = entry is not None
@@ -204,9 +204,10 @@ def _words(ann, meta: Sequence = (), item: bool = False) -> str:
     if typing.get_origin(ann) is Literal:
         kind, rules = _KINDS[type(args[0])], ["(one of " + ", ".join(repr(v) for v in args) + ")"]
     elif typing.get_origin(ann) is list:
-        count = "two values" if b.get("min_length") == b.get("max_length") == 2 else "non-empty"
         kind = "a list of " + {int: "integers", float: "numbers"}.get(unwrap(args[0])[0], "strings")
-        rules = [f"({count}, each {_words(args[0], item=True)})"]
+        each = _words(args[0], item=True)
+        count = {(2, 2): "two values", (1, None): "non-empty"}.get((b.get("min_length"), b.get("max_length")))
+        rules = [f"({', '.join(w for w in (count, each and 'each ' + each) if w)})"] if count or each else []
     return " and ".join(rules) if item else " ".join([kind, " and ".join(rules)]) if rules else kind
 
 
@@ -274,6 +275,8 @@ def validate(raw: Any, root: type[Section]) -> Section:
     except ValidationError as err:
         first = err.errors()[0]
     key, field, cases = walk(first["loc"], root)  # an unknown key raises here
+    if field is None:  # not a mapping at all
+        fail("(top level)", raw, "a mapping of options (key: value lines)", "write the file as key: value lines")
     holder, leaf = get(raw, key)
     value = holder[leaf] if holder is not None and leaf in holder else first.get("input")
     tags = ", ".join(tag_of(c) for c in cases if "type" in c.model_fields)
