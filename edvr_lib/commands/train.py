@@ -10,11 +10,10 @@ import argparse
 import re
 from pathlib import Path
 
-from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing_file
+from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing_file, flags_named
 from edvr_lib.utils import EDVRError
 
 _KEY = re.compile(r"[A-Za-z_][\w-]*([.:][A-Za-z_0-9][\w-]*)*")
-_OVERRIDE = re.compile(r"override '(.+?)'(?=:|$)")  # how edvr_lib.train.options names an override
 
 
 def override(text: str) -> str:
@@ -51,10 +50,5 @@ def run(args: argparse.Namespace) -> int:
         raise EDVRError(f"--output {args.output} already holds a run; pass --resume or another --output")
     from edvr_lib.train.trainer import run_train
 
-    try:
+    with flags_named(override_flag="--set"):
         return run_train(args.config, args.output, overrides=args.overrides, resume=args.resume, device=args.device)
-    except EDVRError as err:
-        text = _OVERRIDE.sub(r"--set \1", str(err))
-        if text == str(err):
-            raise
-        raise EDVRError(text) from None

@@ -6,7 +6,7 @@ the resolved :class:`Options` (``opt.train.total_iter``; every default filled, r
 ``opt.to_dict()`` is what ``options.yml`` and checkpoints hold) and notes about what was ignored, moved or defaulted.
 Every problem is one line naming the key, the value and the fix. Differences from BasicSR's ``parse_options``:
 
-* Unknown keys are errors naming the nearest valid key (BasicSR ignores them, so a typo such as ``use_flip`` for
+* Unknown keys are errors naming the nearest valid key (BasicSR ignores them, so a typo such as ``use_hflp`` for
   ``use_hflip`` quietly changes the recipe). Keys BasicSR reads but this project does not (:data:`IGNORED`) are
   dropped with a note; keys in an old or mistaken place (:data:`MOVED`: ``network_g.ema_decay`` of BasicSR's
   EDVR-L files, which ``EDVR()`` would refuse, and older names) are moved with a note.
