@@ -128,7 +128,7 @@ def test_official_files_contain_exactly_the_listed_keys():
 
 @pytest.mark.parametrize("key", OFFICIAL_KEYS)
 def test_every_official_key_is_accepted_and_settable(key):
-    # Loading the four files (above) accepts every key; here each one can also be set with --set, from a file
+    # Loading the four files (above) accepts every key; here each one can also be set with an override, from a file
     # that lacks it.
     source = next(_raw(CONFIGS / n) for n in OFFICIAL if key in _leaves(_raw(CONFIGS / n)))
     value = _leaves(source)[key]
