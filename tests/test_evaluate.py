@@ -68,7 +68,8 @@ def test_checkpoint_and_config(reds, tmp_path, capsys):
 model: edvr
 path: {{pretrain_network_g: {tmp_path / 'tiny.pth'}}}
 datasets:
-  test: {{name: REDS4, dataroot_gt: {reds / 'train_sharp'}, dataroot_lq: {reds / 'train_sharp_bicubic'}, clips: ['011']}}
+  test: {{name: REDS4, dataroot_gt: {reds / 'train_sharp'}, dataroot_lq: {reds / 'train_sharp_bicubic'},
+         clips: ['011']}}
 val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
 """)
     assert load_test_config(cfg)["dataset"] == "REDS4"
@@ -79,6 +80,18 @@ val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
     bad.write_text("name: x\nnetwork_g: {}\n")
     assert cli_main(["test", "--config", str(bad)]) == 2
     assert "unknown option network_g" in capsys.readouterr().err
+
+
+def test_bad_test_configs_are_one_line(tmp_path):
+    cases = {"- 1\n- 2\n": "(top level) = [1, 2] is not valid: expected a mapping of options (key: value lines)",
+             "datasets: {test: {clips: [1]}}\n": "datasets.test.clips = [1] is not valid: expected a list of strings "
+                                                 "or ~. Fix: change it in the file or with override "
+                                                 "'datasets.test.clips=VALUE'"}
+    for text, message in cases.items():
+        (tmp_path / "c.yaml").write_text(text)
+        with pytest.raises(EDVRError) as info:
+            load_test_config(tmp_path / "c.yaml")
+        assert str(info.value).startswith(f"{tmp_path / 'c.yaml'}: {message}"), str(info.value)
 
 
 def test_errors_are_clean(tmp_path, capsys):

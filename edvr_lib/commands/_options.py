@@ -24,6 +24,7 @@ __all__ = ["DEVICE_HELP", "check_device", "resolve_device", "int_at_least", "odd
 
 DEVICE_HELP = "auto (default: cuda if available, else cpu), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
+_OVERRIDE = re.compile(r"override '(.+?)'(?=:|$)")  # how edvr_lib.train.options names an override
 
 
 # ------------------------------------------------------------------------------------------ device
@@ -176,10 +177,12 @@ def add_output(parser: argparse.ArgumentParser, help: str, default: str | None =
 
 
 @contextlib.contextmanager
-def flags_named(**flags: str) -> Iterator[None]:
-    """Library errors name a parameter as `` `name` ``; inside this block they name the command's flag instead.
+def flags_named(override_flag: str | None = None, **flags: str) -> Iterator[None]:
+    """Library errors name a parameter as `` `name` `` and an option override as ``override 'KEY=VALUE'``; inside
+    this block they name the command's flags instead.
 
-    Example: ``with flags_named(root="--root"): run_test(...)`` turns "needs `root`" into "needs --root".
+    Example: ``with flags_named(root="--root"): run_test(...)`` turns "needs `root`" into "needs --root";
+    ``flags_named(override_flag="--set")`` turns "override 'train.lr=1': ..." into "--set train.lr=1: ...".
     """
     try:
         yield
@@ -187,6 +190,8 @@ def flags_named(**flags: str) -> Iterator[None]:
         text = str(err)
         for name, flag in flags.items():
             text = text.replace(f"`{name}`", flag)
+        if override_flag:
+            text = _OVERRIDE.sub(lambda m: f"{override_flag} {m[1]}", text)
         if text == str(err):
             raise
         raise EDVRError(text) from None

@@ -20,7 +20,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0 if report["loadable"] else 1
     print(f"file:        {report['path']} ({report['size_bytes']:,} bytes)")
-    print(f"container:   {report['container']}   naming: {report['naming']}   top-level keys: {report['top_level_keys']}")
+    print(f"container:   {report['container']}   naming: {report['naming']}   "
+          f"top-level keys: {report['top_level_keys']}")
     print(f"tensors:     {report['num_tensors']}   parameters: {report['num_params']:,}")
     if report["config"]:
         print(f"preset:      {report['preset'] or '(custom)'}")

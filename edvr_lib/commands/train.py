@@ -2,7 +2,7 @@
 
 Checks the paths and the form of every option here, then hands over to
 :func:`edvr_lib.train.trainer.run_train`, which checks the config's keys and values (``--set`` included) before
-it starts.
+it starts. The library names an override ``override 'KEY=VALUE'``; its messages here say ``--set KEY=VALUE``.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing_file
+from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing_file, flags_named
 from edvr_lib.utils import EDVRError
 
 _KEY = re.compile(r"[A-Za-z_][\w-]*([.:][A-Za-z_0-9][\w-]*)*")
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "run folder: models/, training_states/, logs, options.yml", required=True)
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], type=override,
                         metavar="KEY=VALUE",
-                        help="override options, e.g. --set train.total_iter=1000 datasets.train.gt_size=128 (repeatable)")
+                        help="override options, e.g. --set train.total_iter=1000 datasets.train.gt_size=128 "
+                             "(repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --output from its latest state")
     parser.add_argument("--device", type=check_device, default="auto",
                         help=DEVICE_HELP + "; auto also follows the config's num_gpu (0: cpu)")
@@ -49,4 +50,5 @@ def run(args: argparse.Namespace) -> int:
         raise EDVRError(f"--output {args.output} already holds a run; pass --resume or another --output")
     from edvr_lib.train.trainer import run_train
 
-    return run_train(args.config, args.output, overrides=args.overrides, resume=args.resume, device=args.device)
+    with flags_named(override_flag="--set"):
+        return run_train(args.config, args.output, overrides=args.overrides, resume=args.resume, device=args.device)

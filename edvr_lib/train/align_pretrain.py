@@ -76,7 +76,8 @@ def flip_windows(lq: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, hfli
 
 
 def pretrain_alignment(model, bank: dict, iters: int, batch_size: int = 8, lr: float = 1e-3,
-                       threshold: float = 0.5, train_features: bool = False, crop: int | None = None, flips: bool = True, seed: int = 0,
+                       threshold: float = 0.5, train_features: bool = False, crop: int | None = None,
+                       flips: bool = True, seed: int = 0,
                        log: Callable[[dict], None] | None = None, log_every: int = 50) -> list[dict]:
     """Train ``model.pcd_align`` (and the feature extraction if asked) on the offset-fidelity loss alone.
 

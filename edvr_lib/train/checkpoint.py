@@ -186,7 +186,8 @@ def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
     past_old, past_new = _schedule_lrs(sched_old, a, lr, at), _schedule_lrs(sched_new, b, lr, at)
     for it, (x, y) in enumerate(zip(past_old, past_new), start=1):
         if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0):
-            keys = ", ".join(f"train.scheduler.{k}" for k in SCHEDULE_SHAPE_KEYS if sched_old.get(k) != sched_new.get(k))
+            keys = ", ".join(f"train.scheduler.{k}" for k in SCHEDULE_SHAPE_KEYS
+                             if sched_old.get(k) != sched_new.get(k))
             raise EDVRError(f"{run_dir} cannot be extended: {keys or 'train.total_iter'} "
                             f"changes the learning rate of iteration {it} ({x:.6g} -> {y:.6g}), before the saved "
                             f"iteration {at}. Fix: keep the schedule up to iteration {at} unchanged (lengthen "

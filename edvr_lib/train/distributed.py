@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "sync_from_rank0", "all_mean", "all_max", "broadcast_object", "barrier"]
+__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "sync_from_rank0", "all_mean", "all_max", "broadcast_object",
+           "barrier"]
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,25 @@
 """Option files of ``edvr train``: BasicSR's names and structure, checked by one typed schema (pydantic).
 
-``edvr train --config FILE --output DIR [--set key.sub=value ...] [--resume]`` reads a YAML file laid out like
-BasicSR 1.4.2's ``options/train/EDVR/*.yml`` (the four official EDVR files load unchanged, see
-``configs/train_EDVR_*_REDS*.yml``). :func:`load_options` returns the *resolved* options, an :class:`Options`
-(``opt.train.total_iter``; every default filled, ranges and cross-field rules checked; ``opt.to_dict()`` is the
-plain nested dict written to ``options.yml`` and checkpoints), plus notes about what was ignored, moved or
-defaulted. Every problem is one line naming the key, the value and the fix.
+:func:`load_options` reads a YAML file laid out like BasicSR 1.4.2's ``options/train/EDVR/*.yml`` (the four official
+EDVR files load unchanged, see ``configs/train_EDVR_*_REDS*.yml``), applies ``key.sub=value`` overrides and returns
+the resolved :class:`Options` (``opt.train.total_iter``; every default filled, ranges and cross-field rules checked;
+``opt.to_dict()`` is what ``options.yml`` and checkpoints hold) and notes about what was ignored, moved or defaulted.
+Every problem is one line naming the key, the value and the fix. Differences from BasicSR's ``parse_options``:
 
-Differences from BasicSR's ``parse_options`` (``basicsr/utils/options.py``), on purpose:
-
-* Unknown keys are errors naming the nearest valid key (BasicSR ignores them silently, so a typo such as
-  ``use_flip`` for ``use_hflip`` quietly changes the recipe). Keys BasicSR reads but this project does not
-  (``logger.wandb``, ``dist_params``, ...) are accepted, dropped and noted.
-* ``network_g.ema_decay`` (where BasicSR's EDVR-L files put it by mistake; ``build_network`` would pass it to
-  ``EDVR()`` and fail) is moved to ``train.ema_decay`` with a note.
+* Unknown keys are errors naming the nearest valid key (BasicSR ignores them, so a typo such as ``use_hflp`` for
+  ``use_hflip`` quietly changes the recipe). Keys BasicSR reads but this project does not (:data:`IGNORED`) are
+  dropped with a note; keys in an old or mistaken place (:data:`MOVED`: ``network_g.ema_decay`` of BasicSR's
+  EDVR-L files, which ``EDVR()`` would refuse, and older names) are moved with a note.
 * ``manual_seed`` defaults to 10 (BasicSR draws a random seed when it is missing).
-* ``--set a.b.c=value`` (BasicSR: ``--force_yml a:b:c=value``, also accepted) parses the value as YAML and may
-  set any key of the schema, present in the file or not; an unknown key is an error.
-* Numbers written without a dot (``lr: 4e-4``, which YAML 1.1 reads as a string; BasicSR writes
-  ``!!float 4e-4``) are accepted where a number is expected; integer keys accept integral floats (``5e3``).
-* Relative paths (every field typed :data:`PathStr`) are relative to the current working directory, as in
-  BasicSR (run from the repository root), unless ``load_options(..., base_dir=...)`` is given.
-* ``path.resume_state`` must stay ``~``: resume with ``edvr train --output DIR --resume``. Output folders
-  (``path.experiments_root`` ...) come from ``--output`` and are ignored.
+* An override ``a.b.c=value`` (BasicSR's ``a:b:c=value`` too) reads the value as YAML and may set any key of the
+  schema. ``lr: 4e-4`` (a string to YAML 1.1) is a number where one is expected; integer keys accept ``5e3``.
+* Relative paths (fields typed :data:`PathStr`) stay relative to the working folder, as in BasicSR, unless
+  ``load_options(..., base_dir=...)`` is given.
+* ``path.resume_state`` must stay ``~`` (``edvr train`` resumes its output folder); output folders are ignored.
 
-Project extensions (all off by default): ``train.grad_clip`` (max gradient norm), ``train.amp`` (``bf16``
-autocast on CUDA or CPU, ``fp16`` on CUDA), ``train.guard`` (divergence guard: on a non-finite loss or DCN offsets
-beyond ``offset_limit`` pixels, reload the last good state and scale the learning rate by ``lr_factor``, at most
-``max_retries`` times) and ``train.offset_opt`` (offset fidelity). ``configs/train_EDVR_tiny_embedded.yml``
-documents them.
+Project extensions, all off by default: ``train.grad_clip`` (max gradient norm), ``train.amp`` (``bf16`` autocast on
+CUDA or CPU, ``fp16`` on CUDA), ``train.guard`` (divergence guard, :mod:`edvr_lib.train.guard`) and
+``train.offset_opt`` (offset fidelity); ``configs/train_EDVR_tiny_embedded.yml`` documents them.
 """
 from __future__ import annotations
 
@@ -47,16 +38,15 @@ from pydantic import Field, create_model
 
 from edvr_lib.archs.config import EDVRConfig
 from edvr_lib.utils.io import atomic_write_text
-from edvr_lib.train.schema import (Bool, Float, Int, Kind, OptionsError, PathStr, Section, Str, UniqueKeyLoader,
-                                   fail, floats, get, ints, kind_of, number, one_of, read_yaml, resolve_paths, rule,
-                                   short, validate, variants, walk)
+from edvr_lib.train.schema import (Bool, Float, Int, OptionsError, PathStr, Section, Str, UniqueKeyLoader, fail,
+                                   floats, get, ints, number, one_of, read_yaml, resolve_paths, rule, short, unwrap,
+                                   validate, variants, walk)
 
 __all__ = ["OptionsError", "Options", "load_options", "apply_overrides", "validate_options", "dump_options",
            "options_fingerprint", "options_diff", "IGNORED", "MOVED"]
 
 Odd = Annotated[Int, Field(ge=1), rule("odd", lambda v: v % 2 == 1)]
 Prob = Annotated[Float, Field(ge=0, le=1)]
-
 
 _OUTPUTS = "outputs go under `edvr train --output DIR`"
 _RUNTIME = "set by BasicSR's parser at run time"
@@ -156,22 +146,13 @@ class Datasets(Section):
     val: Optional[VideoTestDataset] = None  # absent or ~: no validation
 
 
-_NET_RULES = {"num_frame": Odd, "center_frame_idx": Annotated[Int, Field(ge=0)],
+_NET_RULES = {"num_frame": Odd, "center_frame_idx": Optional[Annotated[Int, Field(ge=0)]],
               "num_extract_block": Annotated[Int, Field(ge=0)], "num_reconstruct_block": Annotated[Int, Field(ge=0)]}
-
-
-def _network_field(f: dataclasses.Field) -> tuple[Any, Any]:
-    hint = typing.get_type_hints(EDVRConfig)[f.name]
-    if hint is bool:
-        return Bool, f.default
-    if hint is int:
-        return _NET_RULES.get(f.name, Annotated[Int, Field(ge=1)]), f.default
-    return Optional[_NET_RULES[f.name]], f.default  # int | None
-
-
+_NET_HINTS = typing.get_type_hints(EDVRConfig)
 #: ``network_g``: ``type: EDVR`` plus the fields of :class:`EDVRConfig`, with its defaults
-NetworkG = create_model("NetworkG", __base__=Section, type=(one_of("EDVR"), ...),
-                        **{f.name: _network_field(f) for f in dataclasses.fields(EDVRConfig)})
+NetworkG = create_model("NetworkG", __base__=Section, type=(one_of("EDVR"), ...), **{
+    f.name: (Bool if _NET_HINTS[f.name] is bool else _NET_RULES.get(f.name, Annotated[Int, Field(ge=1)]), f.default)
+    for f in dataclasses.fields(EDVRConfig)})
 
 
 class PathOptions(Section):
@@ -185,8 +166,7 @@ class Adam(Section):
     type: Literal["Adam"] = "Adam"
     lr: Annotated[Float, Field(gt=0)] = 4e-4
     weight_decay: Annotated[Float, Field(ge=0)] = 0.0
-    betas: Annotated[list[Annotated[Float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2),
-                     Kind("a list of numbers")] = [0.9, 0.99]
+    betas: Annotated[list[Annotated[Float, Field(ge=0, lt=1)]], Field(min_length=2, max_length=2)] = [0.9, 0.99]
 
 
 class CosineAnnealingRestartLR(Section):
@@ -290,31 +270,34 @@ class Options(Section):
     logger: LoggerOptions = LoggerOptions()
 
 
-# What a resume may not change: everything under network_g and train, the training set minus where it lives and
-# how it is loaded, the scale and the seed.
-_FINGERPRINT_SKIP = {"name", "dataroot_gt", "dataroot_lq", "meta_info_file", "io_backend", "num_worker_per_gpu",
-                     "prefetch_mode", "phase"}
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Resolution: raw nested dict -> Options (+ notes)
 
 
-def _move_old_keys(raw: dict, notes: list[str]) -> None:
-    """Move keys from their old or mistaken place (``MOVED``) to where they belong, and drop the ``IGNORED``."""
-    for old, (new, why) in MOVED.items():
+def _section(tree: dict, parts: Sequence[str], replace: bool) -> dict | None:
+    """The dict at ``parts`` in ``tree``, made where missing (or ``~``, or with ``replace`` anything but a dict);
+    None where something else is in the way."""
+    for part in parts:
+        if tree.get(part) is None or replace and not isinstance(tree[part], dict):
+            tree[part] = {}
+        tree = tree[part]
+        if not isinstance(tree, dict):
+            return None
+    return tree
+
+
+def _relocate(raw: dict, notes: list[str]) -> None:
+    """Move the :data:`MOVED` keys to their new place and drop the :data:`IGNORED` ones, with notes."""
+    for old, (new, why) in {**MOVED, **{k: (None, why) for k, why in IGNORED.items()}}.items():
         holder, leaf = get(raw, old)
         if holder is None or leaf not in holder:
             continue
-        *parents, new_leaf = new.split(".")
-        target = raw
-        for part in parents:  # create the parent section if it is missing (e.g. no `train:` yet)
-            if target.get(part) is None:
-                target[part] = {}
-            target = target[part]
-            if not isinstance(target, dict):
-                break
-        if not isinstance(target, dict):  # a malformed section: left for validation to report
+        if new is None:
+            del holder[leaf]
+            notes.append(f"ignored: {old} ({why})")
+            continue
+        target, new_leaf = _section(raw, new.split(".")[:-1], replace=False), new.rpartition(".")[2]
+        if target is None:  # a malformed section: left for validation to report
             continue
         value = holder.pop(leaf)
         if new_leaf in target and target[new_leaf] != value:
@@ -322,11 +305,6 @@ def _move_old_keys(raw: dict, notes: list[str]) -> None:
         else:
             target[new_leaf] = value
             notes.append(f"moved {old} to {new} ({why})")
-    for key, why in IGNORED.items():
-        holder, leaf = get(raw, key)
-        if holder is not None and leaf in holder:
-            del holder[leaf]
-            notes.append(f"ignored: {key} ({why})")
 
 
 def _cross_checks(opt: Options, notes: list[str]) -> None:
@@ -389,7 +367,7 @@ def _resolve_all(raw: Any) -> tuple[Options, list[str]]:
     if not isinstance(raw, dict):
         fail("(top level)", raw, "a mapping of options such as `name:`, `network_g:`, `train:`")
     notes: list[str] = []
-    _move_old_keys(raw, notes)
+    _relocate(raw, notes)
     opt = validate(raw, Options)
     if "manual_seed" not in raw:
         notes.append(f"manual_seed not set: using {opt.manual_seed} (BasicSR would draw a random seed)")
@@ -401,47 +379,38 @@ def _resolve_all(raw: Any) -> tuple[Options, list[str]]:
 # Public API
 
 def apply_overrides(opt: dict | Options, overrides: Sequence[str]) -> dict:
-    """Apply ``--set`` overrides to a copy of ``opt`` (raw or resolved).
+    """Apply overrides to a copy of ``opt`` (raw or resolved) and return the nested dict.
 
     Args:
         opt: nested options.
         overrides: items ``'a.b.c=value'`` (``':'`` also separates keys, as in BasicSR's ``--force_yml``); the
-            value is parsed as YAML: ``1e-4``, ``[50000, 100000]``, ``~`` / ``null``, ``true``, ``{type: L1Loss}``.
-            Any key of the schema may be set, whether or not ``opt`` has it; old key names are moved to the
-            new ones.
-
-    Returns:
-        The new nested dict. Values are checked by :func:`load_options` / :func:`validate_options`, not here.
+            value is read as YAML: ``1e-4``, ``[50000, 100000]``, ``~``, ``true``, ``{type: L1Loss}``. Any key of
+            the schema may be set, whether or not ``opt`` has it; old names (:data:`MOVED`) go to their new place.
+            Values are checked by :func:`load_options` / :func:`validate_options`, not here.
 
     Raises:
-        OptionsError: malformed item, YAML that does not parse, or a key that is not an option (with the
-            nearest valid key).
+        OptionsError: malformed item, a value that is not YAML, or a key that is not an option (with the nearest
+            valid key); the message starts with ``override 'ITEM'``.
     """
     out = opt.to_dict() if isinstance(opt, Options) else copy.deepcopy(opt) if opt is not None else {}
     for item in overrides:
         key, sep, text = str(item).partition("=")
         if not sep or not key.strip():
-            raise OptionsError(f"--set {item!r}: expected KEY=VALUE. Fix: write it like train.optim_g.lr=2e-4")
+            raise OptionsError(f"override '{item}': expected KEY=VALUE. Fix: write it like train.optim_g.lr=2e-4")
         key = ".".join(p.strip() for p in re.split(r"[.:]", key.strip()))
-        key = MOVED.get(key, (key,))[0]
-        parts = key.split(".")
+        parts = MOVED.get(key, (key,))[0].split(".")
         try:
             value = yaml.load(text, Loader=UniqueKeyLoader)
         except yaml.YAMLError:
-            raise OptionsError(f"--set {item}: the value {text!r} is not valid YAML. Fix: quote it or correct "
+            raise OptionsError(f"override '{item}': the value {text!r} is not valid YAML. Fix: quote it or correct "
                                "the brackets") from None
         if not any(".".join(parts[:i]) in IGNORED for i in range(1, len(parts) + 1)):
             try:
                 field = walk(parts, Options)[1]
             except OptionsError as err:
-                raise OptionsError(f"--set {item}: {err}") from None
-            value = number(value) if kind_of(field) == "a number" else value
-        node = out
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = value
+                raise OptionsError(f"override '{item}': {err}") from None
+            value = number(value) if unwrap(field.annotation)[0] is float else value
+        _section(out, parts[:-1], replace=True)[parts[-1]] = value
     return out
 
 
@@ -456,7 +425,7 @@ def validate_options(opt: dict | Options) -> None:
 
 def load_options(path: str | os.PathLike, overrides: Sequence[str] = (), *,
                  base_dir: str | os.PathLike | None = None) -> tuple[Options, list[str]]:
-    """Read an option file, apply ``--set`` overrides, check everything and fill every default.
+    """Read an option file, apply overrides, check everything and fill every default.
 
     Args:
         path: YAML option file with BasicSR's names (``configs/train_EDVR_*.yml``).
@@ -492,6 +461,10 @@ def dump_options(opt: dict | Options, path: str | os.PathLike) -> Path:
     path = Path(path)
     atomic_write_text(path, text)
     return path
+
+
+_FINGERPRINT_SKIP = {"name", "dataroot_gt", "dataroot_lq", "meta_info_file", "io_backend", "num_worker_per_gpu",
+                     "prefetch_mode", "phase"}  # of datasets.train
 
 
 def options_fingerprint(opt: dict | Options) -> str:

@@ -1,15 +1,14 @@
 """Typed YAML option files: pydantic sections whose problems read as one line naming the key, the value and the fix.
 
-A schema is a tree of :class:`Section` models (``extra="forbid"``, strict types, ranges as ``Field``
-constraints); :func:`variants` makes a section whose keys depend on its ``type:``. Value types carry the words
-error messages use for them (:class:`Kind`), so that :func:`validate` turns pydantic's first error into
-``train.optim_g.lr = 'fast' is not valid: expected a number > 0. Fix: ...``, and an unknown key into the
-nearest valid one. :func:`read_options` reads a file of any schema (``edvr train``'s option files, ``edvr test``'s
-configs); fields typed :data:`PathStr` are the paths :func:`resolve_paths` makes relative to a folder.
+A schema is a tree of :class:`Section` models (unknown keys refused, strict types, ranges as ``Field``
+constraints); :func:`variants` makes a section whose keys depend on its ``type:``. :func:`validate` turns pydantic's
+first error into ``train.optim_g.lr = 'fast' is not valid: expected a number > 0. Fix: ...`` (the words come from
+the field's type and constraints) and an unknown key into the nearest valid one. :func:`read_options` reads a file
+of any schema; fields typed :data:`PathStr` are the paths :func:`resolve_paths` makes relative to a folder.
+Messages name an override as ``override 'KEY=VALUE'``; a command line says how it is given there.
 """
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import os
 import re
@@ -24,9 +23,9 @@ from pydantic import model_validator
 
 from edvr_lib.utils.errors import EDVRError
 
-__all__ = ["OptionsError", "Kind", "Section", "Int", "Float", "Bool", "Str", "PathStr", "ints", "floats", "one_of",
-           "rule", "variants", "tag_of", "walk", "kind_of", "number", "validate", "fail", "short", "get",
-           "UniqueKeyLoader", "read_yaml", "read_options", "resolve_paths"]
+__all__ = ["OptionsError", "Section", "Int", "Float", "Bool", "Str", "PathStr", "ints", "floats", "one_of", "rule",
+           "variants", "tag_of", "unwrap", "walk", "number", "validate", "fail", "short", "get", "UniqueKeyLoader",
+           "read_yaml", "read_options", "resolve_paths"]
 
 
 class OptionsError(EDVRError):
@@ -34,14 +33,10 @@ class OptionsError(EDVRError):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Value types. Each carries the words that error messages use for it (Kind); ranges are Field constraints.
+# Value types; error messages describe them from their Python type and constraints.
 
-
-@dataclasses.dataclass(frozen=True)
-class Kind:
-    """What a value must be, in the words of error messages (``'an integer'``)."""
-
-    words: str
+_PATH = "a path"  # marks PathStr
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def _integral(v):
@@ -69,26 +64,26 @@ def rule(words: str, ok) -> AfterValidator:
     return AfterValidator(check)
 
 
-Int = Annotated[int, BeforeValidator(_integral), Kind("an integer")]
-Float = Annotated[float, BeforeValidator(number), Kind("a number")]
-Bool = Annotated[bool, Kind("true or false")]
-Str = Annotated[str, Field(min_length=1), Kind("a string")]
-PathStr = Annotated[str, BeforeValidator(_path), Field(min_length=1), Kind("a path")]
+Int = Annotated[int, BeforeValidator(_integral)]
+Float = Annotated[float, BeforeValidator(number)]
+Bool = bool
+Str = Annotated[str, Field(min_length=1)]
+PathStr = Annotated[str, BeforeValidator(_path), Field(min_length=1), _PATH]
 
 
 def ints(**item) -> Any:
     """A non-empty list of integers, each within ``item``'s range."""
-    return Annotated[list[Annotated[Int, Field(**item)]], Field(min_length=1), Kind("a list of integers")]
+    return Annotated[list[Annotated[Int, Field(**item)]], Field(min_length=1)]
 
 
 def floats(**item) -> Any:
     """A non-empty list of numbers, each within ``item``'s range."""
-    return Annotated[list[Annotated[Float, Field(**item)]], Field(min_length=1), Kind("a list of numbers")]
+    return Annotated[list[Annotated[Float, Field(**item)]], Field(min_length=1)]
 
 
 def one_of(*values) -> Any:
     """One of ``values`` (strings or integers)."""
-    return Annotated[Literal[values], Kind("a string" if isinstance(values[0], str) else "an integer")]
+    return Literal[values]
 
 
 class Section(BaseModel):
@@ -125,27 +120,24 @@ def tag_of(case: type[Section]) -> str:
 # Reading the schema: dotted keys, what a key expects
 
 
-def _strip(ann) -> tuple[Any, bool]:
-    """``ann`` without ``Optional`` and whether it had one."""
-    args = typing.get_args(ann)
-    if typing.get_origin(ann) in (Union, types.UnionType) and type(None) in args:
-        rest = tuple(a for a in args if a is not type(None))
-        return (rest[0] if len(rest) == 1 else Union[rest]), True
-    return ann, False
-
-
-def _unwrap(ann, meta: Sequence = ()) -> tuple[Any, list]:
-    """``ann`` without ``Annotated`` and every constraint and marker it carried (Field constraints flattened)."""
-    meta = list(meta)
-    while typing.get_origin(ann) is Annotated:
-        ann, *more = typing.get_args(ann)
-        meta = more + meta
-    return ann, [c for m in meta for c in (m.metadata if hasattr(m, "metadata") else [m])]
+def unwrap(ann, meta: Sequence = ()) -> tuple[Any, list, bool]:
+    """``ann`` without ``Annotated`` and ``Optional``: the type, every constraint and marker it carried (``Field``
+    constraints flattened) and whether ``~`` is allowed."""
+    meta, nullable = list(meta), False
+    while True:
+        args = typing.get_args(ann)
+        if typing.get_origin(ann) is Annotated:
+            ann, meta = args[0], list(args[1:]) + meta
+        elif typing.get_origin(ann) in (Union, types.UnionType) and type(None) in args:
+            rest = tuple(a for a in args if a is not type(None))
+            ann, nullable = (rest[0] if len(rest) == 1 else Union[rest]), True
+        else:
+            return ann, [c for m in meta for c in getattr(m, "metadata", [m])], nullable
 
 
 def _cases(ann) -> list[type[Section]]:
     """The sections ``ann`` holds: one, the cases of a :func:`variants` union, or none (a leaf)."""
-    ann = _unwrap(_strip(ann)[0])[0]
+    ann = unwrap(ann)[0]
     if typing.get_origin(ann) is Union:
         return [c for a in typing.get_args(ann) for c in _cases(a)]
     return [ann] if isinstance(ann, type) and issubclass(ann, Section) else []
@@ -153,14 +145,14 @@ def _cases(ann) -> list[type[Section]]:
 
 def _entries(ann) -> Any:
     """The entries' annotation of a mapping of free names (``val.metrics.<name>``), else None."""
-    ann = _unwrap(_strip(ann)[0])[0]
+    ann = unwrap(ann)[0]
     return typing.get_args(ann)[1] if typing.get_origin(ann) is dict else None
 
 
 def walk(loc: Sequence, root: type[Section]) -> tuple[str, Any, list]:
     """The dotted key, field and sections at ``loc`` (a key path, or a pydantic error location with the tags of
     variants and list indices). Raises OptionsError naming the nearest valid key for an unknown key."""
-    cases, union, field, done, free, tagged = [root], [], None, [], False, False
+    cases, union, field, done, free = [root], [], None, [], False
     for item in loc:
         if isinstance(item, int) or not (cases or free):
             break  # inside a list, or a leaf's union branch: the field is the key
@@ -170,12 +162,12 @@ def walk(loc: Sequence, root: type[Section]) -> tuple[str, Any, list]:
             continue
         fields = {k: f for c in cases for k, f in c.model_fields.items()}
         tags = {tag_of(c): c for c in cases if "type" in c.model_fields}
-        if item not in fields and item in tags and not tagged:
-            union, cases, tagged = cases, [tags[item]], True
+        if item not in fields and item in tags:
+            union, cases = cases, [tags[item]]
             continue
         if item not in fields:
             _unknown(".".join(done + [str(item)]), list(fields), root, cases, union)
-        field, tagged = fields[item], False
+        field = fields[item]
         done.append(item)
         entry = _entries(field.annotation)
         free = entry is not None
@@ -194,43 +186,35 @@ def _all_paths(cases: Sequence[type[Section]], prefix: str = "") -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def kind_of(field) -> str | None:
-    """The words of ``field``'s :class:`Kind` (``'a path'``), if it has one."""
-    return next((m.words for m in _unwrap(_strip(field.annotation)[0], field.metadata)[1] if isinstance(m, Kind)), None)
-
-
-def _expected(field) -> str:
-    """What ``field`` accepts, in words (``'an integer >= 1 and odd'``, ``'a number > 0 or ~'``)."""
-    if field.description:
-        return field.description
-    ann, nullable = _strip(field.annotation)
-    return _words(ann, field.metadata) + (" or ~" if nullable else "")
-
-
-def _words(ann, meta: Sequence = (), in_list: bool = False) -> str:
-    ann, meta = _unwrap(ann, meta)
+def _words(ann, meta: Sequence = (), item: bool = False) -> str:
+    """What ``ann`` accepts: ``'an integer >= 1 and odd'``, ``'a list of numbers (two values, each in [0, 1))'``;
+    the constraints alone for a list's ``item``."""
+    ann, meta, _ = unwrap(ann, meta)
     cases = _cases(ann)
     if cases:
         return "a section with a `type`" if len(cases) > 1 else "a mapping of options (key: value lines)"
-    bounds = {a: getattr(m, a) for m in meta for a in ("ge", "gt", "le", "lt", "min_length", "max_length")
-              if hasattr(m, a)}
-    low = [f"{'>=' if a == 'ge' else '>'} {bounds[a]}" for a in ("ge", "gt") if a in bounds]
-    high = [f"{'<=' if a == 'le' else '<'} {bounds[a]}" for a in ("le", "lt") if a in bounds]
-    if low and high:
-        rules = [f"in {'[' if 'ge' in bounds else '('}{low[0].split()[1]}, {high[0].split()[1]}"
-                 f"{']' if 'le' in bounds else ')'}"]
-    else:
-        rules = low + high
+    b = {a: getattr(m, a) for m in meta for a in ("ge", "gt", "le", "lt", "min_length", "max_length") if hasattr(m, a)}
+    rules = [f"{op} {b[a]}" for a, op in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")) if a in b]
+    if len(rules) == 2:
+        rules = [f"in {'[' if 'ge' in b else '('}{b.get('ge', b.get('gt'))}, {b.get('le', b.get('lt'))}"
+                 f"{']' if 'le' in b else ')'}"]
     rules += [m.func.words for m in meta if hasattr(getattr(m, "func", None), "words")]
+    kind = "a path" if _PATH in meta else _KINDS.get(ann, "a value")
+    args = typing.get_args(ann)
     if typing.get_origin(ann) is Literal:
-        rules = ["(one of " + ", ".join(repr(v) for v in typing.get_args(ann)) + ")"]
+        kind, rules = _KINDS[type(args[0])], ["(one of " + ", ".join(repr(v) for v in args) + ")"]
     elif typing.get_origin(ann) is list:
-        count = "two values" if bounds.get("min_length") == bounds.get("max_length") == 2 else "non-empty"
-        rules = [f"({count}, each {_words(typing.get_args(ann)[0], in_list=True)})"]
-    if in_list:
-        return " and ".join(rules)
-    kind = next((m.words for m in meta if isinstance(m, Kind)), "a value")
-    return " ".join([kind, " and ".join(rules)]) if rules else kind
+        kind = "a list of " + {int: "integers", float: "numbers"}.get(unwrap(args[0])[0], "strings")
+        each = _words(args[0], item=True)
+        count = {(2, 2): "two values", (1, None): "non-empty"}.get((b.get("min_length"), b.get("max_length")))
+        rules = [f"({', '.join(w for w in (count, each and 'each ' + each) if w)})"] if count or each else []
+    return " and ".join(rules) if item else " ".join([kind, " and ".join(rules)]) if rules else kind
+
+
+def _expected(field) -> str:
+    """What ``field`` accepts, in words (its description, else from its type: ``'a number > 0 or ~'``)."""
+    return field.description or _words(field.annotation, field.metadata) + (
+        " or ~" if unwrap(field.annotation)[2] else "")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,12 +227,13 @@ def short(value: Any) -> str:
 
 
 def fail(key: str, value: Any, expected: str, fix: str | None = None) -> typing.NoReturn:
-    fix = fix or f"change it in the file or with --set {key}=VALUE"
+    fix = fix or f"change it in the file or with override '{key}=VALUE'"
     raise OptionsError(f"{key} = {short(value)} is not valid: expected {expected}. Fix: {fix}")
 
 
 def _missing(key: str, expected: str) -> typing.NoReturn:
-    raise OptionsError(f"missing option {key} ({expected}). Fix: add it to the file or pass --set {key}=VALUE")
+    raise OptionsError(f"missing option {key} ({expected}). Fix: add it to the file or set it with "
+                       f"override '{key}=VALUE'")
 
 
 def _unknown(key: str, siblings: list[str], root: type[Section], cases: Sequence[type[Section]],
@@ -290,16 +275,16 @@ def validate(raw: Any, root: type[Section]) -> Section:
     except ValidationError as err:
         first = err.errors()[0]
     key, field, cases = walk(first["loc"], root)  # an unknown key raises here
+    if field is None:  # not a mapping at all
+        fail("(top level)", raw, "a mapping of options (key: value lines)", "write the file as key: value lines")
     holder, leaf = get(raw, key)
     value = holder[leaf] if holder is not None and leaf in holder else first.get("input")
     tags = ", ".join(tag_of(c) for c in cases if "type" in c.model_fields)
-    if first["type"] == "missing":
+    if first["type"] == "missing" or first["type"] == "union_tag_not_found" and value is None:
         _missing(key, _expected(field))
     if first["type"] == "union_tag_invalid":
         fail(f"{key}.type", value.get("type"), f"one of {tags}")
     if first["type"] == "union_tag_not_found":
-        if value is None:
-            _missing(key, _expected(field))
         if isinstance(value, dict):
             _missing(f"{key}.type", f"one of {tags}")
         fail(key, value, "a mapping of options with a `type`")
@@ -343,7 +328,8 @@ def resolve_paths(opt: Section, base_dir: str | os.PathLike) -> None:
         value = getattr(opt, name)
         if isinstance(value, Section):
             resolve_paths(value, base_dir)
-        elif isinstance(value, str) and kind_of(field) == "a path" and not os.path.isabs(value):
+        elif isinstance(value, str) and _PATH in unwrap(field.annotation, field.metadata)[1] \
+                and not os.path.isabs(value):
             setattr(opt, name, os.path.join(os.fspath(base_dir), value))
 
 
@@ -364,4 +350,3 @@ def read_options(path: str | os.PathLike, root: type[Section], *, base_dir: str 
     if base_dir is not None:
         resolve_paths(opt, base_dir)
     return opt
-

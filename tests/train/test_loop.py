@@ -48,8 +48,8 @@ def options(data_root, *sets, val=False) -> dict:
 
 def random_batches(n, seed=0, b=2, t=3, size=8):
     g = torch.Generator().manual_seed(seed)
-    return [{"lq": torch.rand(b, t, 3, size, size, generator=g), "gt": torch.rand(b, 3, 4 * size, 4 * size, generator=g)}
-            for _ in range(n)]
+    return [{"lq": torch.rand(b, t, 3, size, size, generator=g),
+             "gt": torch.rand(b, 3, 4 * size, 4 * size, generator=g)} for _ in range(n)]
 
 
 def quiet(messages=None):
@@ -73,8 +73,9 @@ def test_run_folder(embedded_smoke_root, tmp_path):
     for name in ("net_g_3.pth", "net_g_6.pth", "net_g_latest.pth"):
         net = torch.load(run / "models" / name, weights_only=True)
         assert {"params", "params_ema", "options", "config"} <= set(net)
-    assert torch.equal(torch.load(run / "models" / "net_g_latest.pth", weights_only=True)["params_ema"]["conv_last.bias"],
-                       torch.load(run / "models" / "net_g_6.pth", weights_only=True)["params_ema"]["conv_last.bias"])
+    latest, last = (torch.load(run / "models" / f, weights_only=True)["params_ema"]["conv_last.bias"]
+                    for f in ("net_g_latest.pth", "net_g_6.pth"))
+    assert torch.equal(latest, last)
     from edvr_lib import load_pretrained
 
     model = load_pretrained(run / "models" / "net_g_latest.pth")  # EMA weights, config from the file

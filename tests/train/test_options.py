@@ -128,7 +128,7 @@ def test_official_files_contain_exactly_the_listed_keys():
 
 @pytest.mark.parametrize("key", OFFICIAL_KEYS)
 def test_every_official_key_is_accepted_and_settable(key):
-    # Loading the four files (above) accepts every key; here each one can also be set with --set, from a file
+    # Loading the four files (above) accepts every key; here each one can also be set with an override, from a file
     # that lacks it.
     source = next(_raw(CONFIGS / n) for n in OFFICIAL if key in _leaves(_raw(CONFIGS / n)))
     value = _leaves(source)[key]
@@ -146,9 +146,10 @@ def test_resolved_options_have_every_schema_section():
     opt, _ = load_options(CONFIGS / OFFICIAL[1])
     assert list(opt.to_dict()) == ["name", "model_type", "scale", "num_gpu", "manual_seed", "datasets", "network_g",
                                    "path", "train", "val", "logger"]  # BasicSR's sections, in its order
-    assert opt.path.to_dict() == {"pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
-                                                 "models/net_g_600000.pth",
-                           "strict_load_g": False, "param_key_g": "params", "resume_state": None}
+    assert opt.path.to_dict() == {
+        "pretrain_network_g": "experiments/101_EDVR_M_x4_SR_REDS_woTSA_600k_B4G8_valREDS4_wandb/"
+                              "models/net_g_600000.pth",
+        "strict_load_g": False, "param_key_g": "params", "resume_state": None}
     assert opt.train.grad_clip is None and opt.train.amp is None
     assert opt.train.guard.to_dict() == {"enabled": False, "max_retries": 3, "lr_factor": 0.5, "offset_limit": 50.0}
     assert opt.datasets.train.phase == "train" and opt.datasets.val.phase == "val"
@@ -260,7 +261,7 @@ def test_offset_fidelity_is_off_by_default_and_needs_a_dataset_with_flow(tmp_pat
 
 def test_missing_required_key(tmp_path):
     message = _error(load_options, _tiny_with(tmp_path, train__total_iter=...))
-    assert "missing option train.total_iter" in message and "--set train.total_iter=" in message
+    assert "missing option train.total_iter" in message and "override 'train.total_iter=" in message
     assert "missing option name" in _error(load_options, _tiny_with(tmp_path, name=...))
     assert "missing option datasets.train" in _error(load_options, _tiny_with(tmp_path, datasets__train=...))
 
@@ -306,7 +307,7 @@ def test_set_on_a_file_value_and_a_new_key():
 
 def test_set_unknown_key_names_the_nearest():
     message = _error(load_options, TINY, ["train.optim_g.learning_rte=1e-4"])
-    assert message.startswith("--set train.optim_g.learning_rte=1e-4: unknown option train.optim_g.learning_rte")
+    assert message.startswith("override 'train.optim_g.learning_rte=1e-4': unknown option train.optim_g.learning_rte")
     assert "nearest valid key" in message
     message = _error(apply_overrides, {}, ["network_g.num_feet=16"])
     assert "nearest valid key: network_g.num_feat" in message
@@ -427,4 +428,4 @@ def test_malformed_target_section_is_reported_not_replaced(tmp_path):
     del raw["network_g"]["ema_decay"]
     message = _error(load_options, _write(tmp_path, raw))
     assert message.endswith("train = [1, 2] is not valid: expected a mapping of options (key: value lines). Fix: "
-                            "change it in the file or with --set train=VALUE")
+                            "change it in the file or with override 'train=VALUE'")
