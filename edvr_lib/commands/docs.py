@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.commands._options import DEVICE_HELP, add_output, existing_file, output_path, resolve_device
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_file, flags_named, output_path,
+                                        resolve_device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,8 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from edvr_lib.viz.make_docs import build_docs
 
-    written = build_docs(args.output, args.weights, smoke=True if args.smoke else None, data_root=args.data_root,
-                         device=args.device, readme=args.readme)
+    with flags_named(readme="--readme", smoke="--smoke"):
+        written = build_docs(args.output, args.weights, smoke=True if args.smoke else None,
+                             data_root=args.data_root, device=args.device, readme=args.readme)
     for path in written.values():
         print(f"wrote {path}")
     return 0
