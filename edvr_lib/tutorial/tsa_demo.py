@@ -1,18 +1,11 @@
 """TSA fusion opened up, and a small TSA trained to ignore a corrupted neighbour (notebook 03).
 
-* :func:`trace_fusion` runs a :class:`~edvr_lib.archs.TSAFusion` once and keeps every intermediate: the two
-  temporal embeddings, the per-frame temporal attention, the fused feature, the spatial attention (before and after
-  its sigmoid), the additive map, and the shape of every layer's output (the spatial pyramid).
-* :class:`TSADemo` is EDVR's fusion stage on its own: shared per-frame features, a real
-  :class:`~edvr_lib.archs.TSAFusion`, and a 3x3 conv that predicts a residual on the centre frame.
-* :class:`AlignedWindows` cuts windows from the synthetic clips with known motion and aligns every neighbour to
-  the centre frame with the *true* flow (what a perfect PCD would deliver), so that fusion is the only thing
-  left to learn. :func:`~edvr_lib.data.corruption.corrupt_frame` spoils one neighbour (strong noise, or an occluding
-  patch).
-* :func:`train_tsa_demo` trains the demo to restore the clean centre frame from noisy windows in which a random
-  neighbour is corrupted. Which frame is corrupted changes from sample to sample, so a fixed fusion weight cannot
-  ignore it: only a content-dependent weight (the temporal attention) can. :func:`corruption_attention` then
-  measures the temporal attention of the corrupted frame against the clean ones.
+* :func:`trace_fusion`: every intermediate of one :class:`~edvr_lib.archs.TSAFusion` forward;
+* :class:`TSADemo`: per-frame features, a real ``TSAFusion`` and a residual on the centre frame;
+* :class:`AlignedWindows`: windows of the synthetic clips, neighbours aligned by the *true* flow, so that fusion is
+  all that is left to learn;
+* :func:`train_tsa_demo`: restore the centre frame from windows with a random neighbour corrupted (a fixed fusion
+  weight cannot ignore it, a content-dependent one can); :func:`corruption_attention` measures that weight.
 """
 from __future__ import annotations
 
@@ -76,11 +69,8 @@ class FusionTrace:
 
 @torch.no_grad()
 def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
-    """Run ``fusion(aligned)`` once and return its intermediates, layer by layer.
-
-    The attention maps come from :func:`edvr_lib.introspect.record_internals`; the rest are the inputs and outputs
-    of the fusion's own layers (``temporal_gate``'s input is the correlation, ``spatial_gate``'s the logits), so
-    nothing is recomputed here.
+    """Run ``fusion(aligned)`` once and return its intermediates: the inputs and outputs of its own layers (forward
+    hooks; ``temporal_gate``'s input is the correlation, ``spatial_gate``'s the logits), nothing recomputed.
 
     Args:
         fusion: a :class:`TSAFusion` (e.g. ``edvr.fusion`` or ``TSADemo.fusion``).
@@ -105,19 +95,13 @@ def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
             outputs[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
         return fn
 
-    with forward_hooks([(module, hook(name)) for name, module in fusion.named_children()]), \
-            record_internals(fusion) as rec:
+    with forward_hooks([(module, hook(name)) for name, module in fusion.named_children()]):
         out = fusion(aligned)
-    b, t, c, h, w = aligned.shape
-    tr.emb_ref = outputs["temporal_attn1"]
-    tr.emb = outputs["temporal_attn2"].view(b, t, c, h, w)
-    tr.corr = inputs["temporal_gate"]
-    tr.temporal_attn = rec.temporal_attn
+    tr.emb_ref, tr.emb = outputs["temporal_attn1"], outputs["temporal_attn2"].view(aligned.shape)
+    tr.corr, tr.temporal_attn = inputs["temporal_gate"], outputs["temporal_gate"]
     tr.fused = F.leaky_relu(outputs["feat_fusion"], 0.1)  # the layer's in-place activation
-    tr.spatial_logits = inputs["spatial_gate"]
-    tr.spatial_attn = rec.spatial_attn
-    tr.spatial_add = rec.spatial_attn_add
-    tr.output = out.detach().cpu()
+    tr.spatial_logits, tr.spatial_attn = inputs["spatial_gate"], outputs["spatial_gate"]
+    tr.spatial_add, tr.output = outputs["spatial_attn_add2"], out.detach().cpu()
     return tr
 
 
