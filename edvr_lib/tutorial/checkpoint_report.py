@@ -1,19 +1,12 @@
 """What a trained checkpoint has learned, measured on held-out material only (the model card's figures).
 
-Four questions, each answered on material the embedded training set never contains:
-
-* **Does it super-resolve?** PSNR on the held-out embedded clips against MATLAB bicubic, and against the same
-  network fed its centre frame five times (what the neighbouring frames add).
-* **Do the neighbours pay under large motion?** A held-out *large-motion set*: windows rendered exactly as the
-  training windows (:func:`edvr_lib.data.motion_dataset.render_motion_window`, 1-4 LR px per frame) but from
-  held-out sources: the first GT frame of every held-out clip and scikit-image photos the embedded set never uses.
-  PSNR of the model, of its centre frame x5, and with "PCD motion off" (every frame sampled with the centre frame's
-  offsets, :func:`edvr_lib.ablations.centre_offsets`).
-* **Does PCD follow the motion?** :func:`edvr_lib.tutorial.alignment_real.motion_report`: the L1 DCN's learned
-  motion against the true flow of the held-out synthetic clips (end-point error over "no motion"'s) and the warp
-  error on the held-out Big Buck Bunny clip beside Farneback's.
-* **Does TSA distrust a bad frame?** The mean temporal attention of one neighbour when it is corrupted by heavy
-  noise, minus the same frame's attention when clean, over the large-motion windows.
+* **Does it super-resolve?** PSNR on the held-out clips against MATLAB bicubic and against the network fed its
+  centre frame five times.
+* **Do the neighbours pay under large motion?** :func:`large_motion_set` (windows rendered as the training windows,
+  from held-out sources): the model vs its centre frame x5 and "PCD motion off"
+  (:func:`edvr_lib.ablations.centre_offsets`).
+* **Does PCD follow the motion?** :func:`edvr_lib.tutorial.alignment_real.motion_report`.
+* **Does TSA distrust a bad frame?** A neighbour's mean temporal attention clean minus noise-corrupted.
 
 Example::
 
@@ -55,19 +48,15 @@ def _held_out_sources(root) -> list[tuple[str, np.ndarray]]:
     from edvr_lib.data.io import read_image_uint8
 
     paths = embedded_paths(root)
-    sources = [(clip, read_image_uint8(Path(paths["gt"]) / clip / "00000000.png"))
-               for clip, _n, _shape in read_meta_info(paths["meta_test"])]
-    for name in HELD_OUT_PHOTOS:
-        img = read_image_uint8(Path(skimage.data.__file__).parent / name)
-        sources.append((Path(name).stem, img))
-    return [(name, img.astype(np.float32) / 255.0) for name, img in sources]
+    sources = [(clip, Path(paths["gt"]) / clip / "00000000.png") for clip, _, _ in read_meta_info(paths["meta_test"])]
+    sources += [(Path(name).stem, Path(skimage.data.__file__).parent / name) for name in HELD_OUT_PHOTOS]
+    return [(name, read_image_uint8(path).astype(np.float32) / 255.0) for name, path in sources]
 
 
 def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192, num_frame: int = 5,
                      min_shift: float = 1.0, max_shift: float = 4.0, seed: int = 0) -> dict:
-    """Held-out windows under large known motion, rendered as the training windows are.
-
-    The global state of Python's ``random`` (the renderer's generator) is restored afterwards.
+    """Held-out windows under large known motion, rendered as the training windows are (Python's global
+    ``random`` state, the renderer's, is restored afterwards).
 
     Args:
         root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
@@ -93,10 +82,9 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
                 continue
             for i in range(windows_per_source):
                 random.seed(seed * 1_000_003 + s * 1000 + i)
-                w = render_motion_window(src, num_frame, gt_size, 4, max_shift, static_prob=0.0, affine_prob=0.3,
-                                         occlusion_prob=0.0, min_shift=min_shift)
-                samples.append(w)
-                keys.append(f"{name}/{i}/{w['key']}")
+                samples.append(render_motion_window(src, num_frame, gt_size, 4, max_shift, static_prob=0.0,
+                                                    affine_prob=0.3, occlusion_prob=0.0, min_shift=min_shift))
+                keys.append(f"{name}/{i}/{samples[-1]['key']}")
     finally:
         random.setstate(state)
     if not samples:
@@ -109,11 +97,8 @@ def _noise_attention_drop(model, lq: torch.Tensor, frame: int = 0) -> list[float
     """Per window: mean temporal attention of neighbour ``frame`` clean minus the same frame noise-corrupted."""
     from edvr_lib.tutorial.tsa_demo import edvr_corruption_attention
 
-    drops = []
-    for i, window in enumerate(lq):
-        res = edvr_corruption_attention(model, window, "noise", frame=frame, seed=i)
-        drops.append(float(res["clean"][frame] - res["corrupted"][frame]))
-    return drops
+    res = [edvr_corruption_attention(model, window, "noise", frame=frame, seed=i) for i, window in enumerate(lq)]
+    return [float(r["clean"][frame] - r["corrupted"][frame]) for r in res]
 
 
 @torch.no_grad()
@@ -172,10 +157,8 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
 
 def gate_rows(report: dict) -> list[dict]:
     """The report against :data:`GATES`: ``[{'figure', 'value', 'target', 'passed', 'what'}]``."""
-    rows = []
-    for key, op, target, what in GATES:
-        value = report[key]
-        passed = value is not None and (value >= target if op == ">=" else value <= target)
-        rows.append({"figure": key, "value": value, "target": f"{op} {target:g}", "passed": bool(passed),
-                     "what": what})
-    return rows
+    def passed(value, op, target):
+        return value is not None and (value >= target if op == ">=" else value <= target)
+
+    return [{"figure": key, "value": report[key], "target": f"{op} {target:g}",
+             "passed": bool(passed(report[key], op, target)), "what": what} for key, op, target, what in GATES]

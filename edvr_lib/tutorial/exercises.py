@@ -1,18 +1,10 @@
-"""Checks for the notebooks' exercises: the learner writes an answer or a function, the check compares it.
+"""Checks for the notebooks' exercises: *predict, then reveal* (:func:`check`: ``my_answer = ...`` against the
+value the cell computed, shown only after a right answer) and *implement it* (:func:`check_function`: a function
+whose body starts as ``raise NotImplementedError`` against the library's output).
 
-Two kinds of exercise:
-
-* **predict, then reveal**: the learner writes ``my_answer = ...`` (Python's ``...`` marks "not answered yet"),
-  the cell computes the true value, and :func:`check` compares the two. The true value is printed only after a
-  correct answer;
-* **implement it**: the learner completes a function whose body starts as ``raise NotImplementedError``, and
-  :func:`check_function` runs it on the cell's inputs and compares its output with what the library (or another
-  reference, e.g. ``torchvision.ops.deform_conv2d``) computes.
-
-Unanswered exercises (``...`` / ``None``, or a function that still raises ``NotImplementedError``) are checked with
-the reference solution of :mod:`edvr_lib.tutorial.solutions` instead, so that a notebook runs from top to bottom
-(``make tutorial``, nbval). In smoke mode (``EDVR_SMOKE=1``) the reference solution is always checked too, so CI
-tests the solutions; a learner's wrong answer fails in every mode.
+An unanswered exercise is checked with the reference solution of :mod:`edvr_lib.tutorial.solutions` instead, so a
+notebook runs from top to bottom; in smoke mode (``EDVR_SMOKE=1``) the reference is always checked too. A wrong
+answer fails in every mode.
 """
 from __future__ import annotations
 

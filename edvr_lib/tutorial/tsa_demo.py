@@ -163,17 +163,12 @@ class AlignedWindows:
         windows, self.keys = [], []
         for clip in src.clips:
             frames = frames_to_tensor(src.frames[clip])  # (n, 3, h, w)
-            h, w = frames.shape[-2:]
-            frames = frames[..., : h - h % 4, : w - w % 4]
+            h, w = frames.shape[-2] // 4 * 4, frames.shape[-1] // 4 * 4
+            frames = frames[..., :h, :w]
             for ctr in range(half, len(frames) - half):
-                win = []
-                for i in range(ctr - half, ctr + half + 1):
-                    if i == ctr:
-                        win.append(frames[i])
-                        continue
-                    flow = torch.from_numpy(src.flow(clip, ctr, i))
-                    flow = flow[:, : frames.shape[-2], : frames.shape[-1]]
-                    win.append(warp(frames[i][None], flow[None])[0].clamp(0, 1))
+                win = [frames[i] if i == ctr else
+                       warp(frames[i][None], torch.from_numpy(src.flow(clip, ctr, i))[None, :, :h, :w])[0].clamp(0, 1)
+                       for i in range(ctr - half, ctr + half + 1)]
                 windows.append(torch.stack(win))
                 self.keys.append((clip, ctr))
         if not windows:
@@ -191,8 +186,7 @@ class AlignedWindows:
 
     def batch(self, batch_size: int, crop: int, rng: np.random.Generator, noise_sigma: float = 0.1,
               corrupt_prob: float = 0.8, kinds: tuple[str, ...] = CORRUPTIONS) -> dict:
-        """Random crops with light noise on every frame and, with probability ``corrupt_prob``, one corrupted
-        neighbour.
+        """Random crops with light noise and, with probability ``corrupt_prob``, one corrupted neighbour.
 
         Returns:
             ``dict`` with ``lq`` ``(n, t, 3, s, s)`` (network input), ``gt`` ``(n, 3, s, s)`` (clean centre),
@@ -221,15 +215,12 @@ class AlignedWindows:
 
 @torch.no_grad()
 def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 0.1, seed: int = 0) -> dict:
-    """Why fusion needs weights: average perfectly aligned frames when one of them is faulty.
-
-    Every window of ``data`` (neighbours aligned by the true flow, light noise ``noise_sigma`` on every frame) is
-    fused by the plainest rule there is, the mean of its frames, and compared with its clean centre frame.
+    """Why fusion needs weights: every window of ``data``, with light noise, fused by the mean of its frames and
+    compared with its clean centre frame, when one neighbour is faulty.
 
     Args:
         data: the aligned windows.
-        frame: the neighbour that gets a fault (noise, an occluding patch, or blur; see
-            :func:`~edvr_lib.data.corruption.corrupt_frame`).
+        frame: the neighbour that gets each fault of :data:`USEFULNESS_FAULTS`.
         noise_sigma: light noise on every frame (what averaging removes).
         seed: seeds the noise and faults.
 
@@ -298,14 +289,9 @@ def frame_usefulness_figure(res: dict, frame: int = 0, title: str = "Averaging a
 def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch_size: int = 16, crop: int = 32,
                    lr: float = 2e-3, seed: int = 0, noise_sigma: float = 0.1, corrupt_prob: float = 0.8,
                    kinds: tuple[str, ...] = CORRUPTIONS, log_every: int = 10) -> DemoHistory:
-    """Train ``model`` to restore the clean centre frame (Charbonnier loss, Adam, cosine-decayed ``lr``).
-
-    Args:
-        model: a :class:`TSADemo`, trained in place.
-        data: the aligned windows.
-        steps, batch_size, crop: optimiser steps, windows per step, crop size (multiple of 4).
-        seed: seeds torch and the sampling of windows, crops, noise and corruptions.
-        noise_sigma, corrupt_prob, kinds: see :meth:`AlignedWindows.batch`.
+    """Train ``model`` (a :class:`TSADemo`, in place) to restore the clean centre frame from ``data``'s batches
+    (:meth:`AlignedWindows.batch`) with :func:`~edvr_lib.tutorial.fit.fit_demo` (Charbonnier loss); ``seed`` seeds
+    torch and the sampling.
 
     Returns:
         The loss history.
@@ -341,21 +327,14 @@ def _attention_summary(attn: torch.Tensor, corrupt_idx: torch.Tensor, region: to
 @torch.no_grad()
 def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_windows: int = 16, crop: int = 32,
                          frame: int = 0, seed: int = 123, noise_sigma: float = 0.1) -> dict:
-    """Temporal attention of a corrupted neighbour vs the clean ones, on fixed random windows.
-
-    Args:
-        model: a :class:`TSADemo` in eval mode.
-        data: the aligned windows.
-        kind: ``'noise'`` or ``'occlusion'``.
-        num_windows, crop: evaluation windows and their size.
-        frame: index of the corrupted frame (not the centre).
-        seed: seeds the windows and corruptions (the same windows for every model).
+    """Temporal attention of a corrupted neighbour ``frame`` vs the clean ones, on ``num_windows`` fixed random
+    ``crop``-sized windows (``seed``: the same windows for every model).
 
     Returns:
         ``dict`` with ``clean_neighbours``, ``corrupted_region`` and ``corrupted_outside_region`` (mean temporal
         attention), ``per_frame`` ``(n, t)``, ``attn`` ``(n, t, s, s)``, ``lq`` ``(n, t, 3, s, s)``, ``region``
-        ``(n, s, s)``, ``corrupt_idx``, and the restoration errors ``err_out`` (|output - gt|) and ``err_centre``
-        (|noisy centre - gt|).
+        ``(n, s, s)``, ``corrupt_idx``, ``gt``, ``output`` and the errors ``err_out`` (|output - gt|) and
+        ``err_centre`` (|noisy centre - gt|).
     """
     ctr = model.center_frame_idx
     if frame == ctr or not 0 <= frame < model.num_frame:
@@ -380,14 +359,12 @@ def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_wi
 
 @torch.no_grad()
 def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0, seed: int = 0) -> dict:
-    """Temporal attention of an :class:`~edvr_lib.archs.EDVR` for a clean window and the same window with one
-    corrupted neighbour.
+    """Temporal attention of an :class:`~edvr_lib.archs.EDVR` with TSA for a clean window and for the same window
+    with neighbour ``frame`` corrupted (``kind``: ``'noise'`` or ``'occlusion'``, seeded by ``seed``).
 
     Args:
-        model: an EDVR with TSA fusion, in eval mode.
+        model: the EDVR.
         lq: ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
-        kind: ``'noise'`` or ``'occlusion'``.
-        frame: neighbour to corrupt.
 
     Returns:
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
@@ -412,19 +389,11 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
 # ----------------------------------------------------------------------------------------- figures (notebook 03)
 def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: str, corrupted: int | None = None,
                           region: torch.Tensor | None = None, center_frame_idx: int | None = None):
-    """Frames of one window (top) and their temporal attention maps (bottom, 0..1).
-
-    Args:
-        lq: ``(t, 3, h, w)`` frames.
-        attn: ``(t, h, w)`` temporal attention, or None to show the frames only.
-        corrupted: index of a corrupted frame (its title in red), if any.
-        region: ``(h, w)`` bool corrupted pixels (outlined in red), if any.
-        center_frame_idx: the reference frame (default ``t // 2``).
-    """
+    """Frames ``(t, 3, h, w)`` of one window (top) and their temporal attention ``(t, h, w)`` (bottom, if given); a
+    ``corrupted`` frame's title in red, its ``region`` ``(h, w)`` outlined."""
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
-
     t = lq.shape[0]
     ctr = t // 2 if center_frame_idx is None else center_frame_idx
     rows = 1 if attn is None else 2
@@ -478,12 +447,7 @@ def spatial_attention_figure(trace: FusionTrace, index: int = 0, title: str = "T
 
 
 def attention_bars_figure(results: dict, corrupted: int, title: str = "Mean temporal attention per frame"):
-    """Grouped bars: mean temporal attention of every frame, for several models or corruptions.
-
-    Args:
-        results: ``{label: (t,) tensor or array of per-frame mean attention}``.
-        corrupted: index of the corrupted frame (its bars are hatched).
-    """
+    """Grouped bars of ``{label: (t,) per-frame mean attention}``, the ``corrupted`` frame's bars hatched."""
     plt = pyplot()
     labels = list(results)
     t = len(np.asarray(results[labels[0]]))
