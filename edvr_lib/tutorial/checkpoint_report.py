@@ -59,11 +59,11 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
     ``random`` state, the renderer's, is restored afterwards).
 
     Args:
-        root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
-        windows_per_source: windows per held-out source.
-        gt_size: GT side of a window (LR side ``gt_size // 4``); sources smaller than this are skipped.
+        root: the embedded set (default: build / reuse it).
+        windows_per_source: windows per held-out source (frame 0 of each held-out clip, :data:`HELD_OUT_PHOTOS`).
+        gt_size: GT side of a window (LR side ``gt_size // 4``); smaller sources are skipped.
         num_frame: window length.
-        min_shift, max_shift: translation per frame, LR px (random direction; 30% with a small rotation/zoom).
+        min_shift, max_shift: translation per frame, LR px.
         seed: seed of the renderer.
 
     Returns:
@@ -93,37 +93,28 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
 
 
 @torch.no_grad()
-def _noise_attention_drop(model, lq: torch.Tensor, frame: int = 0) -> list[float]:
-    """Per window: mean temporal attention of neighbour ``frame`` clean minus the same frame noise-corrupted."""
-    from edvr_lib.tutorial.tsa_demo import edvr_corruption_attention
-
-    res = [edvr_corruption_attention(model, window, "noise", frame=frame, seed=i) for i, window in enumerate(lq)]
-    return [float(r["clean"][frame] - r["corrupted"][frame]) for r in res]
-
-
-@torch.no_grad()
 def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: int = 192,
                       motion_windows_per_clip: int = 3, held: dict | None = None) -> dict:
     """Every figure of :data:`GATES` for one model, on held-out material only.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` with TSA and LR input, e.g. :func:`edvr_lib.models.load_model`.
+        model: an :class:`~edvr_lib.archs.EDVR` with TSA and LR input.
         root: the embedded set (default: build / reuse it).
         windows_per_source, gt_size: size of the large-motion set (:func:`large_motion_set`).
         motion_windows_per_clip: windows per clip of :func:`~edvr_lib.tutorial.alignment_real.motion_report`.
-        held: the held-out clips already evaluated (:func:`edvr_lib.evaluate.evaluate` results under ``'bicubic'``,
-            ``'centre_x5'`` and ``'model'``), to skip evaluating them again.
+        held: :func:`edvr_lib.evaluate.evaluate` results of the held-out clips already computed (``'bicubic'``,
+            ``'centre_x5'``, ``'model'``).
 
     Returns:
-        ``dict`` with every key of :data:`GATES`, plus ``held_out`` (PSNR of bicubic / centre x5 / model, overall
-        and per clip), ``large_motion`` (the ablation PSNRs, per-window attention drops) and ``motion`` (the whole
-        motion report).
+        ``dict`` with every key of :data:`GATES`, plus ``held_out`` (PSNR / SSIM, overall and per clip),
+        ``large_motion`` (the ablation PSNRs, per-window attention drops) and ``motion`` (the motion report).
     """
     from edvr_lib.ablations import CentreFrameOnly, run_ablations
     from edvr_lib.data import prepare_embedded
     from edvr_lib.evaluate import build_dataset, evaluate
     from edvr_lib.models import bicubic_model
     from edvr_lib.tutorial.alignment_real import motion_report
+    from edvr_lib.tutorial.tsa_demo import edvr_corruption_attention
 
     root = prepare_embedded(progress=False) if root is None else root
     model.eval()
@@ -137,7 +128,9 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
     data = large_motion_set(root, windows_per_source, gt_size, model.num_frame)
     off, centre = "PCD motion off (centre's offsets)", "centre frame only"
     abl = run_ablations(model, data["lq"], data["gt"], variants=[off, centre])
-    drops = _noise_attention_drop(model, data["lq"])
+    # per window: mean temporal attention of frame 0 clean minus the same frame noise-corrupted
+    att = [edvr_corruption_attention(model, window, "noise", frame=0, seed=i) for i, window in enumerate(data["lq"])]
+    drops = [float(r["clean"][0] - r["corrupted"][0]) for r in att]
     motion = motion_report(model, root, windows_per_clip=motion_windows_per_clip)
     return {
         "gain_over_bicubic_db": psnr["model"] - psnr["bicubic"],

@@ -45,9 +45,7 @@ def check(name: str, answer, truth, tol: float = 1e-6, hint: str = "") -> None:
         answer: the learner's prediction; ``...`` or ``None`` when not answered yet.
         truth: the value the cell computed.
         tol: relative tolerance for numbers.
-        hint: what to think about, shown with a wrong answer (never the answer itself).
-
-    Prints whether the learner's answer was right (and then the true value) or not given yet.
+        hint: shown with a wrong answer (never the answer itself).
 
     Raises:
         AssertionError: a wrong answer (the true value is not shown), or a reference solution that disagrees with
@@ -76,16 +74,12 @@ def check_function(name: str, function: Callable, args: Sequence, expected, atol
     """Implement-it: does ``function(*args)`` give ``expected``?
 
     Args:
-        name: the exercise: the name of its reference solution in :mod:`edvr_lib.tutorial.solutions`.
-        function: the learner's function; while its body is still ``raise NotImplementedError`` the reference
-            solution is checked instead.
+        name: the name of its reference solution in :mod:`edvr_lib.tutorial.solutions`.
+        function: the learner's function (still raising ``NotImplementedError``: the reference is checked instead).
         args: the inputs the cell gives it.
-        expected: what the reference computation (the library, torchvision, ...) gives for them: a tensor, array,
-            number or list.
-        atol: largest absolute difference accepted (float32 rounding of different summation orders).
+        expected: what the library (torchvision, ...) gives for them: a tensor, array, number or list.
+        atol: largest absolute difference accepted.
         hint: shown with a wrong output.
-
-    Prints whether the learner's function was right or is not written yet.
 
     Raises:
         AssertionError: a wrong output (its largest difference is shown), or a reference solution that disagrees

@@ -16,17 +16,11 @@ __all__ = ["STAGES", "stage_of", "trace_shapes", "format_trace", "module_table",
            "format_module_table", "paper_vs_code"]
 
 #: top-level module name -> the stage of EDVR it belongs to (in forward order)
-STAGES = {
-    "predeblur": "feature extraction", "conv_1x1": "feature extraction", "conv_first": "feature extraction",
-    "stride_conv_hr1": "feature extraction", "stride_conv_hr2": "feature extraction",
-    "feature_extraction": "feature extraction",
-    "conv_l2_1": "pyramid (L2, L3)", "conv_l2_2": "pyramid (L2, L3)", "conv_l3_1": "pyramid (L2, L3)",
-    "conv_l3_2": "pyramid (L2, L3)",
-    "pcd_align": "PCD alignment", "fusion": "TSA fusion",
-    "reconstruction": "reconstruction",
-    "upconv1": "upsampling", "pixel_shuffle": "upsampling", "upconv2": "upsampling", "conv_hr": "upsampling",
-    "conv_last": "upsampling",
-}
+STAGES = {name: stage for stage, names in (
+    ("feature extraction", "predeblur conv_1x1 conv_first stride_conv_hr1 stride_conv_hr2 feature_extraction"),
+    ("pyramid (L2, L3)", "conv_l2_1 conv_l2_2 conv_l3_1 conv_l3_2"), ("PCD alignment", "pcd_align"),
+    ("TSA fusion", "fusion"), ("reconstruction", "reconstruction"),
+    ("upsampling", "upconv1 pixel_shuffle upconv2 conv_hr conv_last")) for name in names.split()}
 
 
 def stage_of(name: str) -> str:
@@ -67,13 +61,8 @@ def trace_shapes(model: nn.Module, x: torch.Tensor) -> dict:
 
 
 def _tensors(args) -> list[torch.Tensor]:
-    flat = []
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            flat.append(a)
-        elif isinstance(a, (list, tuple)):
-            flat.extend(_tensors(a))
-    return flat
+    return [x for a in args for x in ([a] if isinstance(a, torch.Tensor) else
+                                      _tensors(a) if isinstance(a, (list, tuple)) else [])]
 
 
 def module_table(preset: str | EDVRConfig = "M", h: int = 180, w: int = 320, **overrides) -> dict:

@@ -195,11 +195,10 @@ def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[s
 
     Returns:
         ``dict`` with ``learned_flow``, ``raw_flow``, ``self_flow``, ``true_flow`` ``(n, 2, h, w)``, ``l1_masks``
-        ``(n, g, 9, h, w)``, ``nbr``, ``ref``, ``decoded``, ``warped_learned``, ``warped_true`` ``(n, 3, h, w)``,
-        ``offsets`` / ``masks`` (every level) and the scalars ``epe`` (mean end-point error of the learned flow,
-        px), ``epe_zero`` (of a zero flow = mean true motion), ``err_before`` (mean |nbr - ref|), ``err_learned``
-        (|warp(nbr, learned) - ref|), ``err_true`` (|warp(nbr, true) - ref|), ``err_decoded``
-        (|model(nbr, ref) - ref|), all excluding a ``border``, plus per-pair ``pair_epe`` and ``pair_epe_zero``.
+        ``(n, g, 9, h, w)``, ``nbr``, ``ref``, ``decoded``, ``warped_learned`` ``(n, 3, h, w)``, ``offsets`` /
+        ``masks`` and, excluding a ``border``, ``epe`` / ``epe_zero`` (px, of the learned and of a zero flow; per
+        pair ``pair_epe`` / ``pair_epe_zero``) and the mean errors ``err_before`` (|nbr - ref|), ``err_learned``,
+        ``err_true`` (after warping) and ``err_decoded``.
     """
     nbr, ref, true = data.batch(items)
     est = pcd_motion(model, nbr, ref)
@@ -215,15 +214,13 @@ def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[s
     epe_map = torch.linalg.vector_norm((learned - true)[b], dim=1)
     zero_map = torch.linalg.vector_norm(true[b], dim=1)
     return {
-        "items": list(items), "learned_flow": learned, "raw_flow": raw, "self_flow": self_flow,
-        "cascade_flow": est["cascade"], "true_flow": true, "l1_masks": est["l1_masks"], "offsets": est["offsets"],
-        "masks": est["masks"], "nbr": nbr, "ref": ref, "decoded": est["decoded"], "warped_learned": warped_learned,
-        "warped_true": warped_true, "epe": float(epe_map.mean()), "epe_zero": float(zero_map.mean()),
+        "items": list(items), "learned_flow": learned, "raw_flow": raw, "self_flow": self_flow, "true_flow": true,
+        "l1_masks": est["l1_masks"], "offsets": est["offsets"], "masks": est["masks"], "nbr": nbr, "ref": ref,
+        "decoded": est["decoded"], "warped_learned": warped_learned, "epe": float(epe_map.mean()),
+        "epe_zero": float(zero_map.mean()),
         "pair_epe": epe_map.mean(dim=(1, 2)), "pair_epe_zero": zero_map.mean(dim=(1, 2)),
         "err_before": mean_abs(nbr - ref), "err_learned": mean_abs(warped_learned - ref),
-        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(est["decoded"] - ref),
-        "cascade_mean_abs": float(est["cascade"][b].abs().mean()),
-    }
+        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(est["decoded"] - ref)}
 
 
 # ----------------------------------------------------------------------------------------- figures (notebook 02)
@@ -238,9 +235,8 @@ def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: l
         level: ``'l2'`` or ``'l1'`` (the levels that also receive the coarser level's results).
 
     Returns:
-        ``nbr``, ``ref``: this level's features; ``up_offset``: the coarser level's offset feature, upsampled x2 and
-        doubled; ``up_feat``: the coarser level's aligned feature, upsampled x2; ``feat``: this level's aligned
-        feature (after its activation below L1, before the cascade at L1).
+        ``nbr``, ``ref`` (this level's features), ``up_offset`` / ``up_feat`` (the coarser level's offset feature x2
+        and aligned feature, upsampled x2), ``feat`` (this level's aligned feature, activated below L1).
     """
     if level not in ("l2", "l1"):
         raise EDVRError(f"level must be 'l2' or 'l1', got {level!r}")
@@ -260,21 +256,15 @@ def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: l
 
 
 def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, title: str | None = None):
-    """One channel of the ``[L1, L2, L3]`` features of one frame, each at its own resolution.
-
-    Args:
-        feats: ``[L1, L2, L3]`` shaped ``(b, t, c, h_l, w_l)`` (from ``EDVR.extract_features``).
-        frame_idx: which frame of the first sample.
-        channel: which feature channel.
-    """
+    """Feature ``channel`` of frame ``frame_idx`` (first sample) of the ``[L1, L2, L3]`` features ``(b, t, c, h_l,
+    w_l)`` (``EDVR.extract_features``), each at its own resolution."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for i, (ax, f) in enumerate(zip(axes, feats), start=1):
         fmap = f[0, frame_idx, channel].detach().cpu().numpy()
-        im = ax.imshow(fmap, cmap="magma", interpolation="nearest")
-        ax.set_title(f"L{i}: {tuple(f.shape[-3:])} (c, h, w), 1 px = {2 ** (i - 1)} L1 px", fontsize=9)
+        _panel(ax, fmap, f"L{i}: {tuple(f.shape[-3:])} (c, h, w), 1 px = {2 ** (i - 1)} L1 px", "activation",
+               cmap="magma")
         ax.set(xlabel=f"x (L{i} pixels)", ylabel=f"y (L{i} pixels)")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="activation")
     fig.suptitle(title or f"Feature pyramid of frame {frame_idx}, channel {channel}")
     fig.tight_layout()
     return fig
@@ -322,11 +312,12 @@ ERROR_LABEL = "abs. error (0..1 intensity)"
 
 
 def _panel(ax, img, title: str, colorbar: str | None = None, **imshow):
-    """``img`` on ``ax`` (nearest-neighbour), titled, with a labelled colour bar if ``colorbar``."""
+    """``img`` on ``ax`` (nearest-neighbour), titled, with a labelled colour bar if ``colorbar``; returns the image."""
     im = ax.imshow(img, interpolation="nearest", **imshow)
     ax.set_title(title, fontsize=9)
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, label=colorbar)
+    return im
 
 
 def _quiver(ax, img, flow, step, scale, color, title):
@@ -338,12 +329,8 @@ def _quiver(ax, img, flow, step, scale, color, title):
 
 
 def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float = 3.0):
-    """Learned PCD motion vs the true motion for one pair of :func:`evaluate_alignment`'s results.
-
-    Top row: centre frame, neighbour, true flow, learned flow (arrows x ``arrow_scale``). Bottom row: L1 DCN mask
-    (mean over groups and taps), ``|neighbour - centre|``, ``|warp(neighbour, learned) - centre|``,
-    ``|decoded - centre|``.
-    """
+    """Learned PCD motion vs the true motion for pair ``index`` of :func:`evaluate_alignment`'s results: frames and
+    flows (top), L1 DCN mask and the errors before and after warping and decoding (bottom)."""
     plt = pyplot()
     true, learned = ev["true_flow"][index].numpy(), ev["learned_flow"][index].numpy()
     h, w = true.shape[-2:]

@@ -99,10 +99,10 @@ def record(notebook: str, key: str, value: float, *, expected: float | None = No
         key: short identifier, unique within the notebook (``"epe_learned_px"``).
         value: the measured number (a Python or NumPy / torch scalar).
         expected, tolerance: the claim ``|value - expected| <= tolerance``.
-        low, high: one-sided bounds (may be combined with ``expected``; the range is the intersection).
+        low, high: one-sided bounds (with ``expected``: the intersection).
         unit: shown after the number (``"dB"``, ``"px"``).
         what: one line saying what the number is.
-        check: False records without asserting (e.g. a figure meaningful only after full training).
+        check: False records without asserting.
         path: results file (default :func:`results_path`).
 
     Returns:

@@ -1,19 +1,11 @@
 """The EDVR paper's ablations at toy scale: one DCN vs pyramid vs pyramid + cascade, and TSA vs plain fusion.
 
-The paper (Wang et al., CVPRW 2019) switches parts of the network off and retrains. Here the same comparisons are
-retrained at CPU size on windows rendered from the embedded *training* clips and judged on held-out windows:
-
-* **alignment, on large motion** (1-4 LR px per frame), fused by a plain 1x1 conv (``with_tsa=False``): ``one DCN``
-  (:class:`SingleDCNAlignment`), ``pyramid (no cascade)`` (:class:`PyramidAlignment`) and ``PCD (pyramid +
-  cascade)`` (:class:`~edvr_lib.archs.PCDAlignment`); scored by PSNR and by the end-point error of the learned
-  motion (L1 DCN, :func:`edvr_lib.introspect.offsets_to_flow`) over "no motion"'s;
-* **fusion, with a spoilt frame**: PCD + TSA vs concatenation + 1x1 conv, trained on the same windows of which half
-  have one neighbour spoilt (:func:`edvr_lib.data.corruption.spoil_neighbour`), scored on held-out windows that all
-  have one (and on the same windows clean).
-
-Every variant is a toy-width :func:`edvr_lib.archs.build_edvr` (the alignment variants replace its ``pcd_align``),
-trained by :func:`edvr_lib.tutorial.fit.fit_demo`, seeded (on one CPU thread the results repeat exactly). Effects
-can be small or reversed at this scale: :func:`comparison_rows` puts each beside the paper's with a verdict.
+The paper's comparisons (Wang et al., CVPRW 2019) retrained at CPU size (:data:`VARIANTS`, toy-width
+:func:`edvr_lib.archs.build_edvr` s trained by :func:`edvr_lib.tutorial.fit.fit_demo`; on one CPU thread the results
+repeat exactly) on windows rendered from the *training* clips, judged on held-out windows: the alignment variants on
+large motion (1-4 LR px per frame) with plain fusion, by PSNR and the learned motion's end-point error; TSA vs plain
+fusion on windows with one spoilt neighbour (:func:`edvr_lib.data.corruption.spoil_neighbour`). Effects can be small
+or reversed at this scale: :func:`comparison_rows` puts each beside the paper's with a verdict.
 
 Example::
 
@@ -47,15 +39,10 @@ class SingleDCNAlignment(nn.Module):
     """One modulated DCN on the L1 features: no pyramid, no cascade (the ablation's baseline alignment).
 
     Offsets from the concatenated neighbour and reference L1 features through two 3x3 convs (EDVR Eq. 2), one
-    :class:`~edvr_lib.archs.DCNv2Pack` sampling the neighbour (Eq. 1).
-
-    Args:
-        num_feat: channels ``c``.
-        deformable_groups: DCN groups ``g``.
+    :class:`~edvr_lib.archs.DCNv2Pack` (``num_feat`` channels, ``deformable_groups``) sampling the neighbour (Eq. 1).
 
     Shapes:
-        As :class:`~edvr_lib.archs.PCDAlignment`: ``nbr_feat_l``, ``ref_feat_l`` lists ``[L1, L2, L3]`` of which only
-        ``L1`` ``(n, c, h, w)`` is used (reference ``n`` or ``n / t`` samples) -> ``(n, c, h, w)``.
+        As :class:`~edvr_lib.archs.PCDAlignment` (only ``L1`` ``(n, c, h, w)`` is used) -> ``(n, c, h, w)``.
     """
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8):
@@ -136,13 +123,11 @@ class ToyAblationConfig:
 
     Attributes:
         num_feat, deformable_groups, num_extract_block, num_reconstruct_block: the toy EDVR (EDVR-M: 64, 8, 5, 10).
-        num_frame: window length ``t``.
-        gt_size: GT side of a training window (LR side ``gt_size / 4``).
-        min_shift, max_shift: translation per frame, LR px (random direction; 30% with a small rotation / zoom).
-        bank_size: training windows rendered once (from the training clips) and drawn from at random.
-        spoil_prob: fraction of the ``'spoilt frame'`` variants' training windows with one neighbour spoilt.
-        spoil_strength: the fault's strength (:func:`edvr_lib.data.corruption.corrupt_frame`).
-        steps, batch_size, lr: optimiser steps, windows per step, Adam's initial learning rate (cosine to 5%).
+        num_frame, gt_size: window length ``t`` and GT side of a training window (LR side ``gt_size / 4``).
+        min_shift, max_shift: translation per frame, LR px.
+        bank_size: training windows rendered once and drawn from at random.
+        spoil_prob, spoil_strength: share of the ``'spoilt frame'`` training windows spoilt, and the fault's strength.
+        steps, batch_size, lr: optimiser steps, windows per step, Adam's initial learning rate.
         eval_windows_per_source, eval_gt_size: the held-out set (:func:`held_out_sets`).
         seed: seeds the rendering, the spoiling, the initialisation and the batches.
     """
@@ -187,12 +172,6 @@ def build_variant(variant: Variant | str, cfg: ToyAblationConfig = ToyAblationCo
     elif v.alignment == "pyramid":
         model.pcd_align = PyramidAlignment(cfg.num_feat, cfg.deformable_groups)
     return model
-
-
-def _motion_pack(model: nn.Module) -> DCNv2Pack:
-    """The DCN whose offsets are read as the learned motion: the one sampling the neighbour's own L1 feature."""
-    pcd = model.pcd_align
-    return pcd.dcn_pack if isinstance(pcd, SingleDCNAlignment) else pcd.dcn_pack["l1"]
 
 
 # ------------------------------------------------------------------------------------------------------- data
@@ -296,7 +275,10 @@ def evaluate_variant(model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, flow:
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device  # the bicubic baseline has no parameters
     b_all, t = lq.shape[:2]
-    pack, kept = (_motion_pack(model) if flow is not None else None), []
+    pack, kept = None, []
+    if flow is not None:  # the learned motion: the DCN sampling the neighbour's own L1 feature
+        pcd = model.pcd_align
+        pack = pcd.dcn_pack if isinstance(pcd, SingleDCNAlignment) else pcd.dcn_pack["l1"]
     hooks = [(pack.conv_offset, lambda _m, _a, out: kept.append(out.detach().to("cpu", copy=True)))] if pack else []
     with forward_hooks(hooks):
         out = torch.cat([model(lq[i:i + chunk].to(device)).clamp(0, 1).cpu() for i in range(0, b_all, chunk)])
@@ -324,9 +306,8 @@ def run_variant(name: str, bank: dict, held_out: dict, cfg: ToyAblationConfig = 
 
     Returns:
         ``{'alignment', 'fusion', 'data', 'parameters', 'train_seconds', 'train_cpu_seconds', 'loss': [[step,
-        loss], ...], 'psnr', 'psnr_per_window'}`` (on the test set of the variant's data: clean large motion, or
-        every window spoilt), plus ``epe``, ``epe_zero``, ``epe_ratio`` (alignment variants) or ``psnr_clean``
-        (fusion variants: the same windows unspoilt).
+        loss], ...], 'psnr', 'psnr_per_window'}`` on the variant's test set, plus ``epe``, ``epe_zero``,
+        ``epe_ratio`` (alignment variants) or ``psnr_clean`` (fusion variants: the same windows unspoilt).
     """
     v = VARIANTS[name]
     torch.manual_seed(cfg.seed)
@@ -392,12 +373,6 @@ def run_toy_ablation(cfg: ToyAblationConfig = ToyAblationConfig(), root=None, va
 
 
 # ----------------------------------------------------------------------------------------------------- tables
-def _paired(res: dict, a: str, b: str) -> tuple[float, float]:
-    """Mean PSNR difference ``a - b`` over the held-out windows and its standard error (paired by window)."""
-    d = np.asarray(res["variants"][a]["psnr_per_window"]) - np.asarray(res["variants"][b]["psnr_per_window"])
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-
-
 def comparison_rows(res: dict, noise_factor: float = 2.0) -> list[dict]:
     """Each effect of :data:`COMPARISONS` beside the paper's direction, with a verdict: ``'same direction'`` or
     ``'reversed'`` when the mean PSNR difference exceeds ``noise_factor`` standard errors (paired over the held-out
@@ -415,7 +390,8 @@ def comparison_rows(res: dict, noise_factor: float = 2.0) -> list[dict]:
     for effect, a, b, test_set, paper in COMPARISONS:
         if a not in res["variants"] or b not in res["variants"]:
             continue
-        delta, se = _paired(res, a, b)
+        d = np.asarray(res["variants"][a]["psnr_per_window"]) - np.asarray(res["variants"][b]["psnr_per_window"])
+        delta, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
         clear = abs(delta) > noise_factor * se
         verdict = ("same direction" if delta > 0 else "reversed") if clear else "no clear effect"
         rows.append({"effect": effect, "variant": a, "baseline": b, "test set": test_set, "paper": paper,

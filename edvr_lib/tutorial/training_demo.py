@@ -141,20 +141,26 @@ def draw_batches(opt, count: int, start: int = 0) -> list[dict]:
     return list(train_stream(solo, build_train_dataset(solo), start, start + count))
 
 
-class CtrlCAt(Sequence):
-    """``batches`` for :func:`edvr_lib.train.train` that press Ctrl-C while iteration ``iteration`` is fetched.
-
-    The process receives a real SIGINT, as from the keyboard or Jupyter's *Interrupt* button; the trainer finishes
-    that iteration, saves a resumable state and returns with ``summary['interrupted']``. It happens once.
-    """
+class _Cued(Sequence):
+    """``batches`` that do something when iteration ``iteration`` (1-based) is fetched."""
 
     def __init__(self, batches: Sequence[dict], iteration: int):
         if not 1 <= iteration <= len(batches):
             raise EDVRError(f"iteration {iteration} is outside the {len(batches)} batches")
-        self.batches, self.iteration, self.pressed = batches, iteration, False
+        self.batches, self.iteration = batches, iteration
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class CtrlCAt(_Cued):
+    """``batches`` for :func:`edvr_lib.train.train` that press Ctrl-C (a real SIGINT, as Jupyter's *Interrupt*) once,
+    while iteration ``iteration`` is fetched: the trainer finishes it, saves a resumable state and returns with
+    ``summary['interrupted']``."""
+
+    def __init__(self, batches: Sequence[dict], iteration: int):
+        super().__init__(batches, iteration)
+        self.pressed = False
 
     def __getitem__(self, index):
         if index == self.iteration - 1 and not self.pressed:
@@ -163,18 +169,14 @@ class CtrlCAt(Sequence):
         return self.batches[index]
 
 
-class PoisonedBatches(Sequence):
+class PoisonedBatches(_Cued):
     """``batches`` in which iteration ``iteration``'s input holds a NaN (a non-finite loss, as in a divergence) the
     first ``times`` times it is fetched: ``1`` is a glitch the divergence guard's rollback gets past, ``None`` a
     failure that comes back after every rollback until the guard gives up."""
 
     def __init__(self, batches: Sequence[dict], iteration: int, times: int | None = 1):
-        if not 1 <= iteration <= len(batches):
-            raise EDVRError(f"iteration {iteration} is outside the {len(batches)} batches")
-        self.batches, self.iteration, self.times, self.served = batches, iteration, times, 0
-
-    def __len__(self) -> int:
-        return len(self.batches)
+        super().__init__(batches, iteration)
+        self.times, self.served = times, 0
 
     def __getitem__(self, index):
         batch = self.batches[index]

@@ -25,7 +25,7 @@ from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
 from edvr_lib.metrics import calculate_psnr
 from edvr_lib.tutorial.fit import DemoHistory, fit_demo
-from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
+from edvr_lib.tutorial.pcd_demo import SyntheticPairs, _panel, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.viz.data_figures import as_image, pyplot
@@ -305,25 +305,6 @@ def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch
     return fit_demo(model, step_loss, steps, lr, seed, log_every)
 
 
-def _attention_summary(attn: torch.Tensor, corrupt_idx: torch.Tensor, region: torch.Tensor, ctr: int) -> dict:
-    """Mean temporal attention of clean neighbours vs the corrupted frame (inside / outside its region)."""
-    n, t = attn.shape[:2]
-    per_frame = attn.mean(dim=(-2, -1))  # (n, t)
-    clean, bad_in, bad_out = [], [], []
-    for j in range(n):
-        k = int(corrupt_idx[j])
-        clean += [float(per_frame[j, i]) for i in range(t) if i not in (ctr, k)]
-        if k >= 0:
-            bad_in.append(float(attn[j, k][region[j]].mean()))
-            if (~region[j]).any():
-                bad_out.append(float(attn[j, k][~region[j]].mean()))
-
-    def mean(v):
-        return float(np.mean(v)) if v else float("nan")
-    return {"per_frame": per_frame, "clean_neighbours": mean(clean), "corrupted_region": mean(bad_in),
-            "corrupted_outside_region": mean(bad_out)}
-
-
 @torch.no_grad()
 def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_windows: int = 16, crop: int = 32,
                          frame: int = 0, seed: int = 123, noise_sigma: float = 0.1) -> dict:
@@ -350,11 +331,15 @@ def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_wi
     x = lq.to(device)
     tr = trace_fusion(model.fusion, model.features(x))
     out = (x[:, ctr] + model.conv_last(tr.output.to(device))).cpu()  # = model(x), without a second fusion pass
-    corrupt_idx = torch.full((num_windows,), frame)
-    res = _attention_summary(tr.temporal_attn, corrupt_idx, region, ctr)
-    res.update(attn=tr.temporal_attn, lq=lq, region=region, corrupt_idx=corrupt_idx, gt=b["gt"], output=out,
-               err_out=float((out - b["gt"]).abs().mean()), err_centre=float((lq[:, ctr] - b["gt"]).abs().mean()))
-    return res
+    attn, clean = tr.temporal_attn, [i for i in range(model.num_frame) if i not in (ctr, frame)]
+    per_frame = attn.mean(dim=(-2, -1))  # (n, t)
+    outside = [float(a[frame][~r].mean()) for a, r in zip(attn, region) if (~r).any()]
+    return {"per_frame": per_frame, "clean_neighbours": float(np.mean(per_frame[:, clean].flatten().tolist())),
+            "corrupted_region": float(np.mean([float(a[frame][r].mean()) for a, r in zip(attn, region)])),
+            "corrupted_outside_region": float(np.mean(outside)) if outside else float("nan"),
+            "attn": attn, "lq": lq, "region": region, "corrupt_idx": torch.full((num_windows,), frame), "gt": b["gt"],
+            "output": out, "err_out": float((out - b["gt"]).abs().mean()),
+            "err_centre": float((lq[:, ctr] - b["gt"]).abs().mean())}
 
 
 @torch.no_grad()
@@ -400,13 +385,12 @@ def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: st
     fig, axes = plt.subplots(rows, t, figsize=(2.9 * t, 3.2 * rows), squeeze=False)
     im = None
     for i in range(t):
-        ax = axes[0, i]
-        ax.imshow(as_image(lq[i]), interpolation="nearest")
         name = "centre" if i == ctr else ("corrupted" if i == corrupted else "neighbour")
-        ax.set_title(f"frame {i} ({name})", fontsize=9, color="red" if i == corrupted else "black")
+        _panel(axes[0, i], as_image(lq[i]), f"frame {i} ({name})")
+        axes[0, i].title.set_color("red" if i == corrupted else "black")
         if attn is not None:
-            im = axes[1, i].imshow(attn[i].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-            axes[1, i].set_title(f"temporal attention, mean {float(attn[i].mean()):.2f}", fontsize=9)
+            im = _panel(axes[1, i], attn[i].numpy(), f"temporal attention, mean {float(attn[i].mean()):.2f}",
+                        cmap="viridis", vmin=0, vmax=1)
         if i == corrupted and region is not None and not bool(region.all()):
             ys, xs = torch.nonzero(region, as_tuple=True)
             for ax_ in axes[:, i]:
@@ -437,10 +421,8 @@ def spatial_attention_figure(trace: FusionTrace, index: int = 0, title: str = "T
         if cmap == "coolwarm":
             vmax = max(abs(vmin), abs(vmax), 1e-6)
             vmin = -vmax
-        im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"{name}\n(mean over {x.shape[1]} channels)", fontsize=9)
+        _panel(ax, m, f"{name}\n(mean over {x.shape[1]} channels)", "value", cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="value")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
