@@ -69,9 +69,8 @@ def compare_alignment(model, frames: np.ndarray, border: int = 4) -> dict:
     """Warp error of every neighbour: no motion, the learned PCD motion, and Farneback flow.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (e.g. :func:`edvr_lib.models.tutorial_model`).
-        frames: ``(t, h, w, 3)`` consecutive LR frames in [0, 1], ``t = model.config.num_frame``, ``h, w``
-            divisible by 4.
+        model: an :class:`~edvr_lib.archs.EDVR`.
+        frames: ``(t, h, w, 3)`` consecutive LR frames in [0, 1], ``t = num_frame``, ``h, w`` divisible by 4.
         border: pixels excluded on each side.
 
     Returns:
@@ -157,8 +156,8 @@ def level_motion(model, window: torch.Tensor, true_flow: torch.Tensor | None = N
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` with LR input.
         window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
-        true_flow: optional ``(t, 2, h, w)`` true motion (centre -> frame, LR px), for the end-point errors.
-        valid: optional ``(t, 1, h, w)``, 0 where the true flow is unknown.
+        true_flow, valid: optional ``(t, 2, h, w)`` true motion (centre -> frame, LR px) for the end-point errors,
+            and ``(t, 1, h, w)``, 0 where it is unknown.
         border: pixels excluded on each side from the errors.
 
     Returns:
@@ -271,15 +270,13 @@ def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
 def motion_report(model, root=None, windows_per_clip: int = 3, max_side: int = 96) -> dict:
     """How well a model's PCD motion follows the motion of the held-out embedded clips (its alignment score).
 
-    ``windows_per_clip`` windows per held-out clip, cropped to at most ``max_side`` LR pixels around the centre;
-    known-motion clips give the learned end-point error over "no motion"'s (1: no motion learned, 0: exact), the
+    Known-motion clips give the learned end-point error over "no motion"'s (1: no motion learned, 0: exact), the
     others (Big Buck Bunny) the warp error over "no motion"'s, learned and Farneback's.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` without ``hr_in``.
-        root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
-        windows_per_clip: windows per clip.
-        max_side: crop size limit (LR pixels; divisible by 4).
+        root: the embedded set (default: build / reuse it).
+        windows_per_clip, max_side: windows per clip, spread over it, cropped to at most ``max_side`` LR pixels.
 
     Returns:
         ``{"epe_ratio": mean over known-motion clips, "warp_ratio": ..., "warp_ratio_farneback": ...,

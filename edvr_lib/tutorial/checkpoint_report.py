@@ -1,12 +1,8 @@
 """What a trained checkpoint has learned, measured on held-out material only (the model card's figures).
 
-* **Does it super-resolve?** PSNR on the held-out clips against MATLAB bicubic and against the network fed its
-  centre frame five times.
-* **Do the neighbours pay under large motion?** :func:`large_motion_set` (windows rendered as the training windows,
-  from held-out sources): the model vs its centre frame x5 and "PCD motion off"
-  (:func:`edvr_lib.ablations.centre_offsets`).
-* **Does PCD follow the motion?** :func:`edvr_lib.tutorial.alignment_real.motion_report`.
-* **Does TSA distrust a bad frame?** A neighbour's mean temporal attention clean minus noise-corrupted.
+Does it super-resolve (held-out clips, against bicubic and its centre frame x5)? Do the neighbours pay under large
+motion (:func:`large_motion_set`: against the centre frame x5 and "PCD motion off")? Does PCD follow the motion
+(:func:`~edvr_lib.tutorial.alignment_real.motion_report`)? Does TSA distrust a noise-corrupted frame?
 
 Example::
 
@@ -61,8 +57,7 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
     Args:
         root: the embedded set (default: build / reuse it).
         windows_per_source: windows per held-out source (frame 0 of each held-out clip, :data:`HELD_OUT_PHOTOS`).
-        gt_size: GT side of a window (LR side ``gt_size // 4``); smaller sources are skipped.
-        num_frame: window length.
+        gt_size, num_frame: GT side of a window (LR side ``gt_size // 4``; smaller sources are skipped), its length.
         min_shift, max_shift: translation per frame, LR px.
         seed: seed of the renderer.
 

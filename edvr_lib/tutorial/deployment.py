@@ -29,8 +29,8 @@ def benchmark_backends(model: torch.nn.Module, runner: OnnxModel, height: int, w
         height, width: the window's size (multiples of ``model.size_multiple``).
 
     Returns:
-        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)', 'onnxruntime'}`` -> seconds.
-        The fast DCN and NHWC are what torch runs on CPU by default (:mod:`edvr_lib.ops.policy`).
+        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)' (torch's CPU default), 'onnxruntime'}``
+        -> seconds.
     """
     x = torch.rand(1, model.num_frame, model.num_in_ch, height, width, generator=torch.Generator().manual_seed(seed))
     times = {}
@@ -50,9 +50,9 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
     Both go through :func:`edvr_lib.inference.super_resolve_stream` (windows, padding, tiles, uint8 rounding).
 
     Returns:
-        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'differing_values' (per frame, how many of the
-        ``h * w * 3`` uint8 values differ), 'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s'
-        (seconds in all), 'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
+        ``{'names', 'max_level_diff', 'differing_values' (per frame: largest uint8 difference, values differing),
+        'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s' (seconds in all), 'input_size' (h,
+        w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
     """
     import itertools
 
@@ -112,8 +112,7 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
         module: e.g. one :class:`~edvr_lib.archs.blocks.DCNv2Pack` (the op that decides whether EDVR exports).
         example: example inputs.
         opset: the ONNX opset asked for.
-        exporter: ``'dynamo'`` (``torch.onnx.export(dynamo=True)``) or ``'torchscript'`` (the legacy exporter the
-            popular walkthroughs call with ``opset_version=11``).
+        exporter: ``'dynamo'`` or ``'torchscript'`` (the legacy exporter, as popular walkthroughs call it).
 
     Returns:
         ``{'opset', 'exporter', 'stage': 'export' | 'onnxruntime' | 'ok', 'error': first line or None,

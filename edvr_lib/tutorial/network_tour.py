@@ -68,9 +68,8 @@ def _tensors(args) -> list[torch.Tensor]:
 def module_table(preset: str | EDVRConfig = "M", h: int = 180, w: int = 320, **overrides) -> dict:
     """Parameters and GFLOP per stage of one EDVR preset, for one output frame from a ``(1, t, 3, h, w)`` input.
 
-    FLOPs are what the code computes (:func:`edvr_lib.introspect.count_flops`); PCD computes the reference half of
-    its first offset convolutions once per window, so EDVR-M at 180 x 320 costs 934.3 GFLOP here, 973.6 as written
-    in BasicSR's code.
+    FLOPs by :func:`edvr_lib.introspect.count_flops`: EDVR-M at 180 x 320 costs 934.3 GFLOP (973.6 as written in
+    BasicSR's code: PCD here computes the reference half of its first offset convolutions once per window).
 
     Args:
         preset: a name of :data:`edvr_lib.archs.PRESETS` or a config.

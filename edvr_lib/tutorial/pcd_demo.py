@@ -58,8 +58,7 @@ class PCDDemo(nn.Module):
         num_extract_block: residual blocks before the pyramid.
 
     Shapes:
-        ``forward(nbr, ref)``: ``(n, 3, h, w)`` each (h, w divisible by 4) -> ``(n, 3, h, w)`` decoded aligned
-        neighbour.
+        ``forward(nbr, ref)``: ``(n, 3, h, w)`` each (h, w divisible by 4) -> ``(n, 3, h, w)`` decoded aligned nbr.
     """
 
     def __init__(self, num_feat: int = 32, deformable_groups: int = 4, num_extract_block: int = 1):
@@ -128,11 +127,10 @@ class SyntheticPairs:
         for clip, center, nbr in items:
             frames = self.frames[clip]
             h, w = frames.shape[1:3]
-            y0 = x0 = 0
-            s_h, s_w = (crop, crop) if crop else (h - h % 4, w - w % 4)
+            sl = (slice(0, h - h % 4), slice(0, w - w % 4))
             if crop:
                 y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-            sl = (slice(y0, y0 + s_h), slice(x0, x0 + s_w))
+                sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
             nbrs.append(frames[nbr][sl])
             refs.append(frames[center][sl])
             flows.append(self.flow(clip, center, nbr)[:, sl[0], sl[1]])
@@ -275,14 +273,8 @@ KERNEL_TAPS = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=n
 
 def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, radius: int = 6,
                               title: str = "Where a 3x3 DCN samples for one output pixel"):
-    """Draw the 9 sampling positions ``p + p_k + offset_k`` of one output pixel for several offset/mask choices.
-
-    Args:
-        img: ``(h, w, 3)`` image the DCN samples (shown as background).
-        p: ``(y, x)`` output pixel.
-        cases: ``{panel title: (offsets (9, 2) as (dy, dx) per tap in pixels, masks (9,) in 0..1)}``.
-        radius: half-size of the shown window around ``p``, in pixels.
-    """
+    """The 9 sampling positions ``p + p_k + offset_k`` of output pixel ``p`` ``(y, x)`` on the ``(h, w, 3)`` image
+    ``img``, within ``radius`` px, one panel per ``{title: (offsets (9, 2) (dy, dx) in px, masks (9,) in 0..1)}``."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
     y0, x0 = p
@@ -361,10 +353,8 @@ def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float =
 
 def flow_scatter_figure(ev: dict, border: int = 4, max_points: int = 1500, seed: int = 0,
                         title: str = "Learned PCD motion vs true motion, every pixel"):
-    """Scatter of learned against true ``dx`` and ``dy`` (pixels), one colour per clip, with ``y = x``.
-
-    The least-squares slope over all pixels is in each panel's title (1 = right magnitude, 0 = no motion found).
-    """
+    """Scatter of learned against true ``dx`` and ``dy`` (pixels), one colour per clip, with ``y = x`` and the
+    least-squares slope over all pixels in the title (1: right magnitude, 0: no motion found)."""
     plt = pyplot()
     b = (slice(border, -border or None), slice(border, -border or None))
     clips = list(dict.fromkeys(it[0] for it in ev["items"]))

@@ -26,11 +26,8 @@ __all__ = ["RESULTS_ENV", "record", "load", "forget", "results_path", "format_ma
 
 
 def results_path(mode: str | None = None) -> Path:
-    """Where :func:`record` writes: ``$EDVR_TUTORIAL_RESULTS``, else ``outputs/tutorial_results_<mode>.json``.
-
-    Args:
-        mode: ``'smoke'`` or ``'full'``; default from ``EDVR_SMOKE``.
-    """
+    """Where :func:`record` writes: ``$EDVR_TUTORIAL_RESULTS``, else ``outputs/tutorial_results_<mode>.json``
+    (``mode``: ``'smoke'`` or ``'full'``, default from ``EDVR_SMOKE``)."""
     env = os.environ.get(RESULTS_ENV)
     if env:
         return Path(env)
@@ -80,10 +77,8 @@ def _bounds(expected, tolerance, low, high) -> tuple[float, float]:
         lo, hi = expected - tolerance, expected + tolerance
     elif tolerance is not None:
         raise EDVRError("record(): a tolerance needs an expected value")
-    if low is not None:
-        lo = max(lo, float(low))
-    if high is not None:
-        hi = min(hi, float(high))
+    lo = lo if low is None else max(lo, float(low))
+    hi = hi if high is None else min(hi, float(high))
     if lo > hi:
         raise EDVRError(f"record(): empty range [{lo}, {hi}]; check expected / tolerance / low / high")
     return lo, hi

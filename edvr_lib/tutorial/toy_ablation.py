@@ -34,7 +34,6 @@ __all__ = ["ToyAblationConfig", "Variant", "VARIANTS", "COMPARISONS", "SingleDCN
            "run_toy_ablation", "comparison_rows", "variant_rows", "markdown_table", "toy_ablation_figure"]
 
 
-# ------------------------------------------------------------------------------------------------ the variants
 class SingleDCNAlignment(nn.Module):
     """One modulated DCN on the L1 features: no pyramid, no cascade (the ablation's baseline alignment).
 
@@ -174,7 +173,6 @@ def build_variant(variant: Variant | str, cfg: ToyAblationConfig = ToyAblationCo
     return model
 
 
-# ------------------------------------------------------------------------------------------------------- data
 def _spoil(lq: torch.Tensor, prob: float, strength: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Spoil one neighbour of each ``(n, t, 3, h, w)`` window with probability ``prob``; returns the spoilt copy and
     the spoilt frame's index per window ``(n,)`` (-1: none)."""
@@ -194,8 +192,7 @@ def training_bank(root, cfg: ToyAblationConfig = ToyAblationConfig(),
     """The training windows: large known motion rendered from the *training* clips' frames only.
 
     Args:
-        root: the embedded set (:func:`edvr_lib.data.prepare_embedded`).
-        cfg: sizes, motion range, seed.
+        root, cfg: the embedded set (:func:`edvr_lib.data.prepare_embedded`) and the sizes, motion range and seed.
         progress: called with the number of windows rendered.
 
     Returns:
@@ -231,7 +228,6 @@ def held_out_sets(root, cfg: ToyAblationConfig = ToyAblationConfig()) -> dict:
     return data
 
 
-# ------------------------------------------------------------------------------------------ train and evaluate
 def train_variant(model: nn.Module, bank: dict, cfg: ToyAblationConfig, spoilt: bool = False,
                   log_every: int = 25):
     """Train ``model`` (from :func:`build_variant`) in place on random batches of :func:`training_bank`'s ``bank``
@@ -372,7 +368,6 @@ def run_toy_ablation(cfg: ToyAblationConfig = ToyAblationConfig(), root=None, va
     return res
 
 
-# ----------------------------------------------------------------------------------------------------- tables
 def comparison_rows(res: dict, noise_factor: float = 2.0) -> list[dict]:
     """Each effect of :data:`COMPARISONS` beside the paper's direction, with a verdict: ``'same direction'`` or
     ``'reversed'`` when the mean PSNR difference exceeds ``noise_factor`` standard errors (paired over the held-out
@@ -421,7 +416,6 @@ def markdown_table(rows: list[dict], digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------------- figure
 def toy_ablation_figure(res: dict, title: str = "EDVR ablations at toy scale (held-out windows)"):
     """Bars: PSNR of every variant on its held-out test set (``res``: :func:`run_toy_ablation`'s), grouped by
     ablation, bicubic as a dashed line."""

@@ -1,10 +1,6 @@
-"""Helpers of notebook 04 (training EDVR): the notebook's option overrides, a run folder it may reuse, Ctrl-C and
-a diverging batch on cue, a comparison of two runs, and the alignment lesson (the alignment pre-stage run briefly,
-with the learned-motion error measured as it trains).
-
-The training itself is :func:`edvr_lib.train.train` (the loop behind ``edvr train``) and
-:func:`edvr_lib.train.align_pretrain.pretrain_alignment`.
-"""
+"""Notebook 04 (training EDVR with :func:`edvr_lib.train.train`): its option overrides, a reusable run folder,
+Ctrl-C and a diverging batch on cue, a comparison of two runs, and the alignment lesson (the alignment pre-stage run
+briefly, the learned-motion error measured as it trains)."""
 from __future__ import annotations
 
 import inspect
@@ -59,8 +55,7 @@ def notebook_overrides(config: str | os.PathLike, data: dict, iters: int, val_fr
     Args:
         config: the option file (e.g. ``configs/train_EDVR_tiny_embedded.yml``).
         data: :func:`edvr_lib.data.embedded_paths` of the built embedded set.
-        iters: training iterations.
-        val_freq: validation period in iterations.
+        iters, val_freq: training iterations and the validation period.
         smoke: shrink everything for a few-second run.
         device: ``'cpu'`` or a CUDA device (``'cuda'``, ``'cuda:0'``).
         print_freq: log period (default: about 40 log points over the run, at least 1).
@@ -81,17 +76,12 @@ def notebook_overrides(config: str | os.PathLike, data: dict, iters: int, val_fr
         "datasets.train.dataroot_gt": str(data["gt"]), "datasets.train.dataroot_lq": str(data["lq"]),
         "datasets.train.meta_info_file": str(data["meta_train"]), "datasets.train.val_partition": None,
         "datasets.val.dataroot_gt": str(data["gt"]), "datasets.val.dataroot_lq": str(data["lq"]),
-        "datasets.val.meta_info_file": str(data["meta_test"]),
-        "num_gpu": 1 if cuda else 0,
-        "train.total_iter": iters,
+        "datasets.val.meta_info_file": str(data["meta_test"]), "num_gpu": 1 if cuda else 0, "train.total_iter": iters,
         "train.scheduler.periods": [first, max(1, iters - first)] if iters > 1 else [1],
         "train.scheduler.restart_weights": [1, 0.5] if iters > 1 else [1],
-        "path.pretrain_network_g": None, "path.strict_load_g": True, "train.tsa_iter": 0,
-        "train.ema_decay": 0.99,
-        "train.amp": "bf16" if cuda else None,
-        "val.val_freq": val_freq,
-        "logger.print_freq": print_freq or max(1, iters // 40),
-        "logger.save_checkpoint_freq": val_freq,
+        "path.pretrain_network_g": None, "path.strict_load_g": True, "train.tsa_iter": 0, "train.ema_decay": 0.99,
+        "train.amp": "bf16" if cuda else None, "val.val_freq": val_freq,
+        "logger.print_freq": print_freq or max(1, iters // 40), "logger.save_checkpoint_freq": val_freq,
         "logger.use_tb_logger": False,
     }
     if smoke:
@@ -242,9 +232,8 @@ def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: 
         data: :func:`edvr_lib.data.embedded_paths` of the embedded set.
         steps, eval_every: training steps and the measuring period.
         bank_size, bank_gt_size: windows rendered once (GT side; LR side a quarter).
-        lr: peak learning rate (cosine decay to 1/100).
+        lr, seed: peak learning rate (cosine decay to 1/100); seed of the rendering and the batches.
         windows_per_clip: windows per held-out clip of each measurement.
-        seed: seed of the rendering and the batches.
 
     Returns:
         ``{'steps': [0, eval_every, ...], 'epe_ratio': [...], 'offset_loss': [...] (None at step 0),

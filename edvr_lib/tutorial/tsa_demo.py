@@ -48,8 +48,7 @@ class FusionTrace:
         corr: ``(b, t, h, w)`` per-pixel dot product of ``emb[:, t]`` with ``emb_ref`` over channels.
         temporal_attn: ``(b, t, h, w)`` ``sigmoid(corr)``, the weight of frame ``t`` at each pixel.
         fused: ``(b, c, h, w)`` ``lrelu(feat_fusion(weighted frames))``.
-        spatial_logits: ``(b, c, h, w)`` spatial attention before its sigmoid (output of ``spatial_attn5``).
-        spatial_attn: ``(b, c, h, w)`` ``sigmoid(spatial_logits)``.
+        spatial_logits, spatial_attn: ``(b, c, h, w)`` spatial attention (``spatial_attn5``'s output), its sigmoid.
         spatial_add: ``(b, c, h, w)`` additive map (``spatial_attn_add2``).
         output: ``(b, c, h, w)`` the module's output, ``fused * spatial_attn * 2 + spatial_add``.
         shapes: ``[(layer name, output shape), ...]`` in call order.
@@ -69,8 +68,8 @@ class FusionTrace:
 
 @torch.no_grad()
 def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
-    """Run ``fusion(aligned)`` once and return its intermediates: the inputs and outputs of its own layers (forward
-    hooks; ``temporal_gate``'s input is the correlation, ``spatial_gate``'s the logits), nothing recomputed.
+    """Run ``fusion(aligned)`` once and return the inputs and outputs of its own layers (forward hooks), nothing
+    recomputed.
 
     Args:
         fusion: a :class:`TSAFusion` (e.g. ``edvr.fusion`` or ``TSADemo.fusion``).
@@ -115,8 +114,7 @@ class TSADemo(nn.Module):
         num_extract_block: residual blocks after ``conv_first``.
 
     Shapes:
-        ``forward(x)``: ``(b, t, 3, h, w)`` aligned frames (h, w divisible by 4) -> ``(b, 3, h, w)`` restored
-        centre frame.
+        ``forward(x)``: ``(b, t, 3, h, w)`` aligned frames (h, w divisible by 4) -> ``(b, 3, h, w)`` centre frame.
     """
 
     def __init__(self, num_feat: int = 16, num_frame: int = 5, center_frame_idx: int | None = None,
@@ -150,8 +148,7 @@ class AlignedWindows:
         num_frame: frames per window (odd); windows lie wholly inside their clip.
 
     Attributes:
-        clean: ``(n, t, 3, h, w)`` float32 in [0, 1]; ``clean[:, t // 2]`` are the unmodified centre frames,
-            the others are neighbours backward-warped with :func:`edvr_lib.data.ground_truth_flow`.
+        clean: ``(n, t, 3, h, w)`` float32 in [0, 1]: the centre frames and the neighbours warped onto them.
         keys: ``[(clip, centre index), ...]`` per window.
     """
 
@@ -348,8 +345,7 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
     with neighbour ``frame`` corrupted (``kind``: ``'noise'`` or ``'occlusion'``, seeded by ``seed``).
 
     Args:
-        model: the EDVR.
-        lq: ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
+        model, lq: the EDVR and a ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
 
     Returns:
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /

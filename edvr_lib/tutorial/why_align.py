@@ -17,12 +17,8 @@ __all__ = ["sharpness", "fusion_demo", "fusion_figure"]
 
 
 def sharpness(img: np.ndarray, border: int = 0) -> float:
-    """Mean gradient magnitude of the grey image (intensity units per pixel); blur and ghosting lower it.
-
-    Args:
-        img: ``(h, w, 3)`` float in [0, 1].
-        border: pixels ignored on each side.
-    """
+    """Mean gradient magnitude (intensity units per pixel) of the grey ``(h, w, 3)`` image in [0, 1], ``border`` px
+    ignored on each side; blur and ghosting lower it."""
     grey = np.asarray(img, np.float64).mean(axis=-1)
     gy, gx = np.gradient(grey)
     mag = np.hypot(gx, gy)
