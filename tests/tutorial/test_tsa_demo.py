@@ -63,13 +63,14 @@ def test_trace_agrees_with_a_direct_computation_on_edvr():
     model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
     with torch.no_grad(), record_internals(model) as rec:
         model(torch.rand(1, 5, 3, 12, 16))
-    aligned, fu = rec.aligned / rec.aligned.std(), model.fusion  # unit scale: maps far from 0.5, unlike per frame
+    aligned, fu = rec.aligned / rec.aligned.std(), model.fusion  # unit scale: attention far from 0.5, per frame
     tr = trace_fusion(fu, aligned)
     b, t, c, h, w = aligned.shape
     with torch.no_grad():
         emb_ref = fu.temporal_attn1(aligned[:, fu.center_frame_idx])
         emb = fu.temporal_attn2(aligned.reshape(b * t, c, h, w)).view(b, t, c, h, w)
-        attn = torch.sigmoid((emb * emb_ref[:, None]).sum(dim=2))
+        corr = (emb * emb_ref[:, None]).sum(dim=2)
+        attn = torch.sigmoid(corr)
         weighted = (aligned * attn[:, :, None]).reshape(b, t * c, h, w)
         fused = _lrelu(fu.feat_fusion(weighted))
         a = _lrelu(fu.spatial_attn2(_pool2(_lrelu(fu.spatial_attn1(weighted)), fu)))
@@ -77,11 +78,13 @@ def test_trace_agrees_with_a_direct_computation_on_edvr():
         a = _lrelu(fu.spatial_attn3(a)) + _up2(_lrelu(fu.spatial_attn_l3(level)))
         logits = fu.spatial_attn5(_up2(_lrelu(fu.spatial_attn4(a))))
         add = fu.spatial_attn_add2(_lrelu(fu.spatial_attn_add1(logits)))
-    direct = {"emb_ref": emb_ref, "emb": emb, "temporal_attn": attn, "fused": fused, "spatial_logits": logits,
-              "spatial_attn": torch.sigmoid(logits), "spatial_add": add, "output": fused * torch.sigmoid(logits) * 2 + add}
+    gate = torch.sigmoid(logits)
+    direct = {"emb_ref": emb_ref, "emb": emb, "corr": corr, "temporal_attn": attn, "fused": fused,
+              "spatial_logits": logits, "spatial_attn": gate, "spatial_add": add, "output": fused * gate * 2 + add}
     for name, expected in direct.items():
         assert torch.allclose(getattr(tr, name), expected, atol=1e-5), name
-    assert (attn - 0.5).abs().amax() > 0.1 and (attn - attn[:, :1]).abs().amax() > 0.05  # maps that tell apart
+    # the maps differ from 0.5 and from frame to frame, so a wrong or swapped map cannot match
+    assert (attn - 0.5).abs().amax() > 0.1 and (attn - attn[:, :1]).abs().amax() > 0.05
 
 
 def test_trace_rejects_non_tsa_and_bad_shapes():
