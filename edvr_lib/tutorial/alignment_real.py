@@ -1,19 +1,10 @@
 """PCD alignment on real frames (notebook 02): the learned EDVR's offsets on Big Buck Bunny vs classical optical flow.
 
-Real footage has no true flow, so alignment is judged by the **warp error**: how far the neighbour, backward-warped
-onto the centre frame with a motion estimate, still is from the centre frame (mean absolute difference, LR pixels,
-0..1 intensity). Two estimates are compared with "no motion" (the raw difference):
-
-* the learned EDVR's PCD motion: the offsets of the L1 pyramid DCN (the one that samples the neighbour's own
-  feature; the cascade's DCN samples the already aligned feature, so its offsets are a residual correction),
-  recorded in one forward (:func:`edvr_lib.introspect.record_internals`), summarised as a mask-weighted mean over
-  groups and taps (:func:`edvr_lib.introspect.offsets_to_flow`), minus the centre frame's self-alignment (the
-  centre is aligned to itself in the same forward; its offsets are not zero, and a constant pattern carries no
-  motion);
-* OpenCV's Farneback dense optical flow between the grey LR frames (a classical, untrained reference point).
-
-The warp is only a probe: EDVR never warps pixels; its DCNs sample *features* with 9 taps per group and a mask, so
-a mean offset summarises what they do but is not all of it.
+Real footage has no true flow, so alignment is judged by the **warp error**: mean |warp(neighbour, estimate) -
+centre| (LR pixels, 0..1 intensity), for "no motion", for the learned PCD motion (the L1 DCN's offsets, recorded by
+:func:`edvr_lib.introspect.record_internals`, mask-weighted means by :func:`edvr_lib.introspect.offsets_to_flow`,
+minus the centre frame's self-alignment) and for OpenCV's Farneback flow. The warp is only a probe: EDVR's DCNs
+sample *features* with 9 taps per group and a mask, which a mean offset summarises but is not all of.
 """
 from __future__ import annotations
 
@@ -25,7 +16,7 @@ import torch
 from edvr_lib.data import ground_truth_flow
 from edvr_lib.data.frame_sources import FolderSource
 from edvr_lib.introspect import offsets_to_flow, record_internals
-from edvr_lib.tutorial.pcd_demo import _quiver, warp
+from edvr_lib.tutorial.pcd_demo import ERROR_LABEL, _panel, _quiver, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
@@ -40,14 +31,8 @@ def read_clip(lq_dir, clip: str) -> np.ndarray:
 
 
 def farneback_flow(centre: np.ndarray, nbr: np.ndarray) -> np.ndarray:
-    """Dense Farneback optical flow from ``centre`` to ``nbr`` as ``(2, h, w)`` ``[dy, dx]`` in pixels.
-
-    Convention as :func:`edvr_lib.data.ground_truth_flow`: the content at centre pixel ``p`` is at ``p + flow(p)``
-    in the neighbour, so ``warp(nbr, flow)`` approximates ``centre``.
-
-    Args:
-        centre, nbr: ``(h, w, 3)`` RGB float in [0, 1].
-    """
+    """Dense Farneback optical flow from ``centre`` to ``nbr`` (``(h, w, 3)`` RGB in [0, 1]) as ``(2, h, w)``
+    ``[dy, dx]`` in pixels; as :func:`edvr_lib.data.ground_truth_flow`, ``warp(nbr, flow)`` approximates ``centre``."""
     import cv2
 
     def grey(img):
@@ -60,16 +45,12 @@ def farneback_flow(centre: np.ndarray, nbr: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def learned_motion(model, window: torch.Tensor) -> dict:
-    """One forward of an EDVR on ``window`` and its PCD motion estimate for every frame.
-
-    Args:
-        model: an :class:`~edvr_lib.archs.EDVR` without ``hr_in`` (so L1 pixels are LR pixels).
-        window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
+    """One forward of an EDVR (without ``hr_in``) on a ``(1, t, 3, h, w)`` window and its PCD motion estimate.
 
     Returns:
-        ``dict`` with ``raw`` ``(t, 2, h, w)`` (L1 DCN motion of every frame, centre included), ``self_flow``
-        ``(2, h, w)`` (the centre frame's, aligned to itself), ``flow`` ``(t, 2, h, w)`` (``raw - self_flow``),
-        ``masks`` ``(t, h, w)`` (L1 DCN mask, mean over groups and taps) and ``output`` ``(1, 3, 4h, 4w)``.
+        ``dict`` with ``raw`` ``(t, 2, h, w)`` (L1 DCN motion of every frame), ``self_flow`` ``(2, h, w)`` (the
+        centre's), ``flow`` (``raw - self_flow``), ``masks`` ``(t, h, w)`` (L1 DCN mask, mean over groups and taps)
+        and ``output`` ``(1, 3, 4h, 4w)``.
     """
     if model.config.hr_in:
         raise EDVRError("learned_motion needs an EDVR with LR input (hr_in=False): with hr_in its offsets are in "
@@ -88,18 +69,16 @@ def compare_alignment(model, frames: np.ndarray, border: int = 4) -> dict:
     """Warp error of every neighbour: no motion, the learned PCD motion, and Farneback flow.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (e.g. :func:`edvr_lib.models.tutorial_model`).
-        frames: ``(t, h, w, 3)`` consecutive LR frames in [0, 1] (``t = model.config.num_frame``, ``h, w``
-            divisible by 4); the centre is ``model.config.center``.
+        model: an :class:`~edvr_lib.archs.EDVR`.
+        frames: ``(t, h, w, 3)`` consecutive LR frames in [0, 1], ``t = num_frame``, ``h, w`` divisible by 4.
         border: pixels excluded on each side.
 
     Returns:
-        ``dict`` with ``neighbours`` (frame indices in the window, centre excluded), per neighbour arrays
-        ``err_none``, ``err_learned``, ``err_farneback`` (mean |warp(nbr, estimate) - centre|) and
-        ``mag_learned``, ``mag_farneback`` (mean length of the estimate, px), ``epe_learned_vs_farneback`` (mean
-        length of their difference, px); the means of those arrays as ``mean_err_none`` etc.; and the maps
-        ``learned`` / ``farneback`` ``(t, 2, h, w)`` (zero for the centre), ``warped_learned`` /
-        ``warped_farneback`` ``(t, h, w, 3)``, ``frames``, ``masks``, ``self_flow``.
+        ``dict`` with ``neighbours`` (window indices, centre excluded), per neighbour arrays ``err_none``,
+        ``err_learned``, ``err_farneback`` (mean |warp(nbr, estimate) - centre|), ``mag_learned``, ``mag_farneback``
+        and ``epe_learned_vs_farneback`` (mean lengths, px), their means as ``mean_err_none`` etc., the maps
+        ``learned`` / ``farneback`` ``(t, 2, h, w)``, ``warped_learned`` / ``warped_farneback`` ``(t, h, w, 3)``,
+        ``frames``, ``masks``, ``self_flow``, ``center``.
 
     Raises:
         EDVRError: wrong number of frames or a size not divisible by 4.
@@ -124,48 +103,37 @@ def compare_alignment(model, frames: np.ndarray, border: int = 4) -> dict:
     def mag(flow):
         return np.array([float(torch.linalg.vector_norm(flow[i], dim=0)[b].mean()) for i in nbrs])
 
-    res = {"neighbours": nbrs, "err_none": err(x), "err_learned": err(warped_l), "err_farneback": err(warped_f),
-           "mag_learned": mag(learned), "mag_farneback": mag(fb), "epe_learned_vs_farneback": mag(learned - fb),
-           "learned": learned, "farneback": fb, "frames": frames, "masks": est["masks"], "self_flow": est["self_flow"],
-           "warped_learned": warped_l.permute(0, 2, 3, 1).numpy(), "warped_farneback": warped_f.permute(0, 2, 3, 1).numpy(),
-           "center": ctr}
-    for k in ("err_none", "err_learned", "err_farneback", "mag_learned", "mag_farneback", "epe_learned_vs_farneback"):
-        res["mean_" + k] = float(res[k].mean())
-    return res
+    per = {"err_none": err(x), "err_learned": err(warped_l), "err_farneback": err(warped_f),
+           "mag_learned": mag(learned), "mag_farneback": mag(fb), "epe_learned_vs_farneback": mag(learned - fb)}
+    return {"neighbours": nbrs, **per, **{"mean_" + k: float(v.mean()) for k, v in per.items()},
+            "learned": learned, "farneback": fb, "frames": frames, "masks": est["masks"], "self_flow": est["self_flow"],
+            "warped_learned": warped_l.permute(0, 2, 3, 1).numpy(),
+            "warped_farneback": warped_f.permute(0, 2, 3, 1).numpy(), "center": ctr}
 
 
 def real_alignment_figure(res: dict, nbr: int, label: str = "", arrow_scale: float = 3.0):
-    """One neighbour of :func:`compare_alignment`: the motion estimates and the error left after each warp.
-
-    Top row: centre frame, neighbour, learned PCD motion (cyan), Farneback flow (yellow), arrows x ``arrow_scale``.
-    Bottom row: ``|neighbour - centre|`` and the error after warping with each estimate, on one colour scale, and the
-    L1 DCN mask of that neighbour.
-    """
+    """One neighbour ``nbr`` of :func:`compare_alignment`: frames and motion estimates (top), the error left after
+    each warp and the L1 DCN mask (bottom)."""
     plt = pyplot()
     ctr, frames = res["center"], res["frames"]
     h, w = frames.shape[1:3]
     step = max(3, min(h, w) // 10)
     fig, axes = plt.subplots(2, 4, figsize=(16, 6.4))
-    axes[0, 0].imshow(np.clip(frames[ctr], 0, 1), interpolation="nearest")
-    axes[0, 0].set_title(f"centre frame (window index {ctr})", fontsize=9)
-    axes[0, 1].imshow(np.clip(frames[nbr], 0, 1), interpolation="nearest")
-    axes[0, 1].set_title(f"neighbour (window index {nbr})", fontsize=9)
+    _panel(axes[0, 0], np.clip(frames[ctr], 0, 1), f"centre frame (window index {ctr})")
+    _panel(axes[0, 1], np.clip(frames[nbr], 0, 1), f"neighbour (window index {nbr})")
     k = res["neighbours"].index(nbr)
     for ax, key, colour, name in ((axes[0, 2], "learned", "cyan", "learned PCD motion"),
                                   (axes[0, 3], "farneback", "yellow", "Farneback flow")):
-        _quiver(ax, np.clip(frames[ctr], 0, 1), res[key][nbr].numpy(), step, arrow_scale, colour)
-        ax.set_title(f"{name} (arrows x{arrow_scale:g}), mean |flow| {res['mag_' + key][k]:.2f} px", fontsize=9)
+        _quiver(ax, np.clip(frames[ctr], 0, 1), res[key][nbr].numpy(), step, arrow_scale, colour,
+                f"{name} (arrows x{arrow_scale:g}), mean |flow| {res['mag_' + key][k]:.2f} px")
     errs = [(f"|neighbour - centre|: {res['err_none'][k]:.4f}", frames[nbr]),
             (f"after learned warp: {res['err_learned'][k]:.4f}", res["warped_learned"][nbr]),
             (f"after Farneback warp: {res['err_farneback'][k]:.4f}", res["warped_farneback"][nbr])]
     vmax = float(np.abs(frames[nbr] - frames[ctr]).mean(-1).max())
     for ax, (name, img) in zip(axes[1, :3], errs):
-        im = ax.imshow(np.abs(img - frames[ctr]).mean(-1), cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(name, fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="abs. error (0..1 intensity)")
-    im = axes[1, 3].imshow(res["masks"][nbr].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    axes[1, 3].set_title("L1 DCN mask (mean of groups and taps)", fontsize=9)
-    fig.colorbar(im, ax=axes[1, 3], fraction=0.046, label="mask (0..1)")
+        _panel(ax, np.abs(img - frames[ctr]).mean(-1), name, ERROR_LABEL, cmap="inferno", vmin=0, vmax=vmax)
+    _panel(axes[1, 3], res["masks"][nbr].numpy(), "L1 DCN mask (mean of groups and taps)", "mask (0..1)",
+           cmap="viridis", vmin=0, vmax=1)
     for ax in axes.ravel():
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
     fig.suptitle(label or "Alignment on real frames: learned PCD motion vs Farneback optical flow")
@@ -182,16 +150,14 @@ def level_motion(model, window: torch.Tensor, true_flow: torch.Tensor | None = N
                  valid: torch.Tensor | None = None, border: int = 4) -> dict:
     """Coarse to fine: the motion each PCD stage estimates, in LR pixels at LR size, and its end-point error.
 
-    Each level's offsets are summarised as in :func:`learned_motion` (mask-weighted mean over groups and taps, minus
-    the centre frame's self-alignment), multiplied by the level's downscale (x4 for L3, x2 for L2: an offset of one
-    L3 pixel is four LR pixels) and upsampled bilinearly to LR size. ``'cascade'`` is the total after the cascading
-    DCN, L1 plus its residual offsets (the cascade samples the already aligned L1 feature).
+    Each level's motion as in :func:`learned_motion`, times its downscale (x4 for L3, x2 for L2), upsampled
+    bilinearly; ``'cascade'`` is L1 plus the cascading DCN's residual offsets.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` with LR input.
         window: ``(1, t, 3, h, w)`` LR frames, ``h, w`` divisible by 4.
-        true_flow: optional ``(t, 2, h, w)`` true motion (centre -> frame, LR px), for the end-point errors.
-        valid: optional ``(t, 1, h, w)``, 0 where the true flow is unknown.
+        true_flow, valid: optional ``(t, 2, h, w)`` true motion (centre -> frame, LR px) for the end-point errors,
+            and ``(t, 1, h, w)``, 0 where it is unknown.
         border: pixels excluded on each side from the errors.
 
     Returns:
@@ -229,12 +195,8 @@ def level_motion(model, window: torch.Tensor, true_flow: torch.Tensor | None = N
 
 
 def level_motion_set(model, windows: dict) -> dict:
-    """:func:`level_motion` on every window of a set with known flow, and the mean end-point error per level.
-
-    Args:
-        model: an :class:`~edvr_lib.archs.EDVR` with LR input.
-        windows: ``{'lq': (n, t, 3, h, w), 'flow': (n, t, 2, h, w), 'flow_valid': (n, t, 1, h, w)}``, e.g.
-            :func:`edvr_lib.tutorial.checkpoint_report.large_motion_set`.
+    """:func:`level_motion` on every window of ``windows`` (``{'lq': (n, t, 3, h, w), 'flow': (n, t, 2, h, w),
+    'flow_valid': (n, t, 1, h, w)}``, e.g. :func:`~edvr_lib.tutorial.checkpoint_report.large_motion_set`).
 
     Returns:
         ``{'windows': [level_motion result per window], 'epe': {level: px}, 'epe_zero': px}`` (means over windows).
@@ -247,14 +209,8 @@ def level_motion_set(model, windows: dict) -> dict:
 
 def level_motion_figure(res: dict, frame: int, true_flow: torch.Tensor | None = None, max_mag: float | None = None,
                         label: str = ""):
-    """One neighbour's motion at every PCD stage (and the true motion), in flow colours on one fixed scale.
-
-    Args:
-        res: :func:`level_motion`'s result.
-        frame: the neighbour's index in the window.
-        true_flow: optional ``(t, 2, h, w)`` true motion, drawn first.
-        max_mag: the colour wheel's rim in LR px (default: the largest true or L1 motion).
-    """
+    """Neighbour ``frame``'s motion at every PCD stage of :func:`level_motion`'s ``res`` (after the optional true
+    motion ``(t, 2, h, w)``), in flow colours with the wheel's rim at ``max_mag`` LR px (default: the largest)."""
     from edvr_lib.viz.explorer import colour_wheel, flow_rgb
 
     plt = pyplot()
@@ -280,17 +236,11 @@ def level_motion_figure(res: dict, frame: int, true_flow: torch.Tensor | None = 
 
 
 def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4, origin: tuple[int, int] = (0, 0)) -> dict:
-    """End-point errors against the true motion of a synthetic clip, for a :func:`compare_alignment` result.
-
-    Args:
-        res: :func:`compare_alignment` of the window of ``clip`` centred on frame ``center``.
-        root: the embedded set (:func:`edvr_lib.data.prepare_embedded`); ``clip`` must have known motion.
-        border: pixels excluded on each side.
-        origin: ``(y, x)`` of the window's top-left corner in the clip's frames, when it was cropped.
+    """End-point errors of :func:`compare_alignment`'s ``res`` (the window of the known-motion ``clip`` centred on
+    ``center``, its top-left corner at ``origin`` ``(y, x)``) against the true motion, ``border`` px excluded.
 
     Returns:
-        ``{"learned": px, "farneback": px, "zero": px}``: mean |estimate - true flow| over the neighbours
-        (``"zero"``: no motion, i.e. the mean true motion).
+        ``{"learned": px, "farneback": px, "zero": px}``: mean |estimate - true flow| over the neighbours.
     """
     h, w = res["frames"].shape[1:3]
     nbrs = res["neighbours"]
@@ -307,11 +257,8 @@ def true_flow_epe(res: dict, root, clip: str, center: int, border: int = 4, orig
 
 
 def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
-    """The centre index whose window has the largest mean |neighbour - centre| (real clips move unevenly).
-
-    Args:
-        frames: ``(n, h, w, 3)`` a whole clip, ``n >= num_frame``.
-    """
+    """The centre index whose window of the clip ``frames`` ``(n, h, w, 3)`` has the largest mean |neighbour -
+    centre| (real clips move unevenly)."""
     n, r = len(frames), num_frame // 2
     if n < num_frame:
         raise EDVRError(f"a clip of {n} frames is shorter than the window ({num_frame} frames)")
@@ -321,20 +268,15 @@ def most_moving_center(frames: np.ndarray, num_frame: int = 5) -> int:
 
 
 def motion_report(model, root=None, windows_per_clip: int = 3, max_side: int = 96) -> dict:
-    """How well a model's PCD motion follows the true motion of the held-out embedded clips (its alignment score).
+    """How well a model's PCD motion follows the motion of the held-out embedded clips (its alignment score).
 
-    For every held-out clip (``meta_info_embedded_test_GT.txt``) ``windows_per_clip`` windows, spread over the clip,
-    cropped to at most ``max_side`` LR pixels around the frame centre (a forward per window stays cheap on a CPU):
-
-    * clips with known motion: the learned motion's end-point error against the true flow, over "no motion"'s
-      (1.0: the model learned no motion; 0: exact);
-    * the others (Big Buck Bunny): the learned warp error over "no motion"'s, and Farneback's.
+    Known-motion clips give the learned end-point error over "no motion"'s (1: no motion learned, 0: exact), the
+    others (Big Buck Bunny) the warp error over "no motion"'s, learned and Farneback's.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` without ``hr_in``.
-        root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
-        windows_per_clip: windows per clip.
-        max_side: crop size limit (LR pixels; divisible by 4).
+        root: the embedded set (default: build / reuse it).
+        windows_per_clip, max_side: windows per clip, spread over it, cropped to at most ``max_side`` LR pixels.
 
     Returns:
         ``{"epe_ratio": mean over known-motion clips, "warp_ratio": ..., "warp_ratio_farneback": ...,
@@ -345,7 +287,7 @@ def motion_report(model, root=None, windows_per_clip: int = 3, max_side: int = 9
     root = prepare_embedded(progress=False) if root is None else root
     paths = embedded_paths(root)
     known = set(synthetic_clip_names(root))
-    t, r = model.config.num_frame, model.config.num_frame // 2
+    r = model.config.num_frame // 2
     clips, epe, warp_l, warp_f = {}, [], [], []
     for clip, n, _shape in read_meta_info(paths["meta_test"]):
         frames = read_clip(paths["lq"], clip)

@@ -1,19 +1,8 @@
 """What a trained checkpoint has learned, measured on held-out material only (the model card's figures).
 
-Four questions, each answered on material the embedded training set never contains:
-
-* **Does it super-resolve?** PSNR on the held-out embedded clips against MATLAB bicubic, and against the same
-  network fed its centre frame five times (what the neighbouring frames add).
-* **Do the neighbours pay under large motion?** A held-out *large-motion set*: windows rendered exactly as the
-  training windows (:func:`edvr_lib.data.motion_dataset.render_motion_window`, 1-4 LR px per frame) but from
-  held-out sources: the first GT frame of every held-out clip and scikit-image photos the embedded set never uses.
-  PSNR of the model, of its centre frame x5, and with "PCD motion off" (every frame sampled with the centre frame's
-  offsets, :func:`edvr_lib.ablations.centre_offsets`).
-* **Does PCD follow the motion?** :func:`edvr_lib.tutorial.alignment_real.motion_report`: the L1 DCN's learned
-  motion against the true flow of the held-out synthetic clips (end-point error over "no motion"'s) and the warp
-  error on the held-out Big Buck Bunny clip beside Farneback's.
-* **Does TSA distrust a bad frame?** The mean temporal attention of one neighbour when it is corrupted by heavy
-  noise, minus the same frame's attention when clean, over the large-motion windows.
+Does it super-resolve (held-out clips, against bicubic and its centre frame x5)? Do the neighbours pay under large
+motion (:func:`large_motion_set`: against the centre frame x5 and "PCD motion off")? Does PCD follow the motion
+(:func:`~edvr_lib.tutorial.alignment_real.motion_report`)? Does TSA distrust a noise-corrupted frame?
 
 Example::
 
@@ -55,26 +44,21 @@ def _held_out_sources(root) -> list[tuple[str, np.ndarray]]:
     from edvr_lib.data.io import read_image_uint8
 
     paths = embedded_paths(root)
-    sources = [(clip, read_image_uint8(Path(paths["gt"]) / clip / "00000000.png"))
-               for clip, _n, _shape in read_meta_info(paths["meta_test"])]
-    for name in HELD_OUT_PHOTOS:
-        img = read_image_uint8(Path(skimage.data.__file__).parent / name)
-        sources.append((Path(name).stem, img))
-    return [(name, img.astype(np.float32) / 255.0) for name, img in sources]
+    sources = [(clip, Path(paths["gt"]) / clip / "00000000.png") for clip, _, _ in read_meta_info(paths["meta_test"])]
+    sources += [(Path(name).stem, Path(skimage.data.__file__).parent / name) for name in HELD_OUT_PHOTOS]
+    return [(name, read_image_uint8(path).astype(np.float32) / 255.0) for name, path in sources]
 
 
 def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192, num_frame: int = 5,
                      min_shift: float = 1.0, max_shift: float = 4.0, seed: int = 0) -> dict:
-    """Held-out windows under large known motion, rendered as the training windows are.
-
-    The global state of Python's ``random`` (the renderer's generator) is restored afterwards.
+    """Held-out windows under large known motion, rendered as the training windows are (Python's global
+    ``random`` state, the renderer's, is restored afterwards).
 
     Args:
-        root: the embedded set (default: build / reuse it with :func:`edvr_lib.data.prepare_embedded`).
-        windows_per_source: windows per held-out source.
-        gt_size: GT side of a window (LR side ``gt_size // 4``); sources smaller than this are skipped.
-        num_frame: window length.
-        min_shift, max_shift: translation per frame, LR px (random direction; 30% with a small rotation/zoom).
+        root: the embedded set (default: build / reuse it).
+        windows_per_source: windows per held-out source (frame 0 of each held-out clip, :data:`HELD_OUT_PHOTOS`).
+        gt_size, num_frame: GT side of a window (LR side ``gt_size // 4``; smaller sources are skipped), its length.
+        min_shift, max_shift: translation per frame, LR px.
         seed: seed of the renderer.
 
     Returns:
@@ -93,10 +77,9 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
                 continue
             for i in range(windows_per_source):
                 random.seed(seed * 1_000_003 + s * 1000 + i)
-                w = render_motion_window(src, num_frame, gt_size, 4, max_shift, static_prob=0.0, affine_prob=0.3,
-                                         occlusion_prob=0.0, min_shift=min_shift)
-                samples.append(w)
-                keys.append(f"{name}/{i}/{w['key']}")
+                samples.append(render_motion_window(src, num_frame, gt_size, 4, max_shift, static_prob=0.0,
+                                                    affine_prob=0.3, occlusion_prob=0.0, min_shift=min_shift))
+                keys.append(f"{name}/{i}/{samples[-1]['key']}")
     finally:
         random.setstate(state)
     if not samples:
@@ -105,40 +88,28 @@ def large_motion_set(root=None, windows_per_source: int = 6, gt_size: int = 192,
 
 
 @torch.no_grad()
-def _noise_attention_drop(model, lq: torch.Tensor, frame: int = 0) -> list[float]:
-    """Per window: mean temporal attention of neighbour ``frame`` clean minus the same frame noise-corrupted."""
-    from edvr_lib.tutorial.tsa_demo import edvr_corruption_attention
-
-    drops = []
-    for i, window in enumerate(lq):
-        res = edvr_corruption_attention(model, window, "noise", frame=frame, seed=i)
-        drops.append(float(res["clean"][frame] - res["corrupted"][frame]))
-    return drops
-
-
-@torch.no_grad()
 def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: int = 192,
                       motion_windows_per_clip: int = 3, held: dict | None = None) -> dict:
     """Every figure of :data:`GATES` for one model, on held-out material only.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` with TSA and LR input, e.g. :func:`edvr_lib.models.load_model`.
+        model: an :class:`~edvr_lib.archs.EDVR` with TSA and LR input.
         root: the embedded set (default: build / reuse it).
         windows_per_source, gt_size: size of the large-motion set (:func:`large_motion_set`).
         motion_windows_per_clip: windows per clip of :func:`~edvr_lib.tutorial.alignment_real.motion_report`.
-        held: the held-out clips already evaluated (:func:`edvr_lib.evaluate.evaluate` results under ``'bicubic'``,
-            ``'centre_x5'`` and ``'model'``), to skip evaluating them again.
+        held: :func:`edvr_lib.evaluate.evaluate` results of the held-out clips already computed (``'bicubic'``,
+            ``'centre_x5'``, ``'model'``).
 
     Returns:
-        ``dict`` with every key of :data:`GATES`, plus ``held_out`` (PSNR of bicubic / centre x5 / model, overall
-        and per clip), ``large_motion`` (the ablation PSNRs, per-window attention drops) and ``motion`` (the whole
-        motion report).
+        ``dict`` with every key of :data:`GATES`, plus ``held_out`` (PSNR / SSIM, overall and per clip),
+        ``large_motion`` (the ablation PSNRs, per-window attention drops) and ``motion`` (the motion report).
     """
     from edvr_lib.ablations import CentreFrameOnly, run_ablations
     from edvr_lib.data import prepare_embedded
     from edvr_lib.evaluate import build_dataset, evaluate
     from edvr_lib.models import bicubic_model
     from edvr_lib.tutorial.alignment_real import motion_report
+    from edvr_lib.tutorial.tsa_demo import edvr_corruption_attention
 
     root = prepare_embedded(progress=False) if root is None else root
     model.eval()
@@ -152,7 +123,9 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
     data = large_motion_set(root, windows_per_source, gt_size, model.num_frame)
     off, centre = "PCD motion off (centre's offsets)", "centre frame only"
     abl = run_ablations(model, data["lq"], data["gt"], variants=[off, centre])
-    drops = _noise_attention_drop(model, data["lq"])
+    # per window: mean temporal attention of frame 0 clean minus the same frame noise-corrupted
+    att = [edvr_corruption_attention(model, window, "noise", frame=0, seed=i) for i, window in enumerate(data["lq"])]
+    drops = [float(r["clean"][0] - r["corrupted"][0]) for r in att]
     motion = motion_report(model, root, windows_per_clip=motion_windows_per_clip)
     return {
         "gain_over_bicubic_db": psnr["model"] - psnr["bicubic"],
@@ -172,10 +145,8 @@ def checkpoint_report(model, root=None, windows_per_source: int = 6, gt_size: in
 
 def gate_rows(report: dict) -> list[dict]:
     """The report against :data:`GATES`: ``[{'figure', 'value', 'target', 'passed', 'what'}]``."""
-    rows = []
-    for key, op, target, what in GATES:
-        value = report[key]
-        passed = value is not None and (value >= target if op == ">=" else value <= target)
-        rows.append({"figure": key, "value": value, "target": f"{op} {target:g}", "passed": bool(passed),
-                     "what": what})
-    return rows
+    def passed(value, op, target):
+        return value is not None and (value >= target if op == ">=" else value <= target)
+
+    return [{"figure": key, "value": report[key], "target": f"{op} {target:g}",
+             "passed": bool(passed(report[key], op, target)), "what": what} for key, op, target, what in GATES]

@@ -1,12 +1,6 @@
-"""Notebook 06's demos: what stops an export, how fast each backend runs, and torch vs onnxruntime on a clip.
-
-* :func:`free_size_attempt`: ``torch.export`` with a free height and width, and the constraint it asks for;
-* :func:`opset_attempt`, :func:`data_dependent_branch_attempt`: the two classic export blockers (an opset without
-  ``DeformConv``; a Python ``if`` on a tensor's value);
-* :func:`benchmark_backends`, :func:`stream_parity`: the same weights in torch and in onnxruntime, timed and
-  compared frame by frame.
-
-The export itself is :func:`edvr_lib.export.export_onnx`; the figures are :mod:`edvr_lib.viz.speed_figures`.
+"""Notebook 06's demos: what stops an export (:func:`free_size_attempt`, :func:`opset_attempt`,
+:func:`data_dependent_branch_attempt`), and the same weights in torch and onnxruntime, timed and compared frame by
+frame (:func:`benchmark_backends`, :func:`stream_parity`). The export itself is :func:`edvr_lib.export.export_onnx`.
 """
 from __future__ import annotations
 
@@ -35,8 +29,8 @@ def benchmark_backends(model: torch.nn.Module, runner: OnnxModel, height: int, w
         height, width: the window's size (multiples of ``model.size_multiple``).
 
     Returns:
-        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)', 'onnxruntime'}`` -> seconds.
-        The fast DCN and NHWC are what torch runs on CPU by default (:mod:`edvr_lib.ops.policy`).
+        ``{'torch, reference DCN (torchvision, NCHW)', 'torch, fast DCN (NHWC)' (torch's CPU default), 'onnxruntime'}``
+        -> seconds.
     """
     x = torch.rand(1, model.num_frame, model.num_in_ch, height, width, generator=torch.Generator().manual_seed(seed))
     times = {}
@@ -56,9 +50,9 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
     Both go through :func:`edvr_lib.inference.super_resolve_stream` (windows, padding, tiles, uint8 rounding).
 
     Returns:
-        ``{'names', 'max_level_diff' (per frame, uint8 levels), 'differing_values' (per frame, how many of the
-        ``h * w * 3`` uint8 values differ), 'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s'
-        (seconds in all), 'input_size' (h, w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
+        ``{'names', 'max_level_diff', 'differing_values' (per frame: largest uint8 difference, values differing),
+        'values' (``h * w * 3`` of one output frame), 'torch_s', 'onnxruntime_s' (seconds in all), 'input_size' (h,
+        w), 'torch_frames', 'onnxruntime_frames' (the uint8 RGB outputs)}``.
     """
     import itertools
 
@@ -80,10 +74,8 @@ def stream_parity(model: torch.nn.Module, runner: OnnxModel, source_path: str | 
     diffs = [np.abs(a.astype(int) - b.astype(int)) for (_, a), (_, b) in zip(results["torch"], results["onnxruntime"])]
     return {"names": [n for n, _ in results["onnxruntime"]], "max_level_diff": [int(d.max()) for d in diffs],
             "differing_values": [int((d > 0).sum()) for d in diffs], "values": int(diffs[0].size),
-            "torch_s": results["torch_s"],
-            "onnxruntime_s": results["onnxruntime_s"], "input_size": size,
-            "torch_frames": [img for _, img in results["torch"]],
-            "onnxruntime_frames": [img for _, img in results["onnxruntime"]]}
+            "torch_s": results["torch_s"], "onnxruntime_s": results["onnxruntime_s"], "input_size": size,
+            **{f"{k}_frames": [img for _, img in results[k]] for k in ("torch", "onnxruntime")}}
 
 
 def free_size_attempt(model: torch.nn.Module, height: int = 32, width: int = 32) -> dict:
@@ -103,7 +95,7 @@ def free_size_attempt(model: torch.nn.Module, height: int = 32, width: int = 32)
         try:
             # non-strict, as torch.onnx.export calls it
             torch.export.export(model, (x,), dynamic_shapes=({3: Dim("h"), 4: Dim("w")},), strict=False)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the refusal, whatever its type, is the demo's result
             text = str(err)
             guards = [line.strip(" -") for line in text.splitlines() if "satisfy the generated guard" in line]
             fixes = text.split("Suggested fixes:", 1)[1].splitlines() if "Suggested fixes:" in text else []
@@ -120,8 +112,7 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
         module: e.g. one :class:`~edvr_lib.archs.blocks.DCNv2Pack` (the op that decides whether EDVR exports).
         example: example inputs.
         opset: the ONNX opset asked for.
-        exporter: ``'dynamo'`` (``torch.onnx.export(dynamo=True)``) or ``'torchscript'`` (the legacy exporter the
-            popular walkthroughs call with ``opset_version=11``).
+        exporter: ``'dynamo'`` or ``'torchscript'`` (the legacy exporter, as popular walkthroughs call it).
 
     Returns:
         ``{'opset', 'exporter', 'stage': 'export' | 'onnxruntime' | 'ok', 'error': first line or None,
@@ -140,7 +131,7 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
                 buf = io.BytesIO()
                 torch.onnx.export(module, example, buf, dynamo=False, opset_version=opset)
                 proto = onnx.load_from_string(buf.getvalue())
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - where and why the export stops is the result
             result["error"] = _first_line(err)
             return result
     result["ops"] = sorted({n.op_type for n in proto.graph.node})
@@ -148,7 +139,7 @@ def opset_attempt(module: torch.nn.Module, example: tuple[torch.Tensor, ...], op
     result["stage"] = "onnxruntime"
     try:
         ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - where and why loading stops is the result
         result["error"] = _first_line(err)
         return result
     result["stage"] = "ok"
@@ -165,7 +156,7 @@ class _OffsetCheck(torch.nn.Module):
     def forward(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         offset, _ = self.pack.offsets_and_mask(self.pack.conv_offset(feat))
         if torch.mean(torch.abs(offset)) > 50:  # the branch the export cannot follow: it depends on the values
-            warnings.warn("Offset abs mean is > 50")
+            warnings.warn("Offset abs mean is > 50", stacklevel=2)
         return self.pack(x, feat)
 
 
@@ -174,8 +165,6 @@ def data_dependent_branch_attempt(pack: torch.nn.Module, example: tuple[torch.Te
     """Export ``pack`` wrapped with the reference's data-dependent offset check (``if mean(|offset|) > 50``).
 
     Returns:
-        :func:`opset_attempt`'s result: the check stops ``torch.export`` (it cannot trace a branch on a value it
-        does not know); compare with ``opset_attempt(pack, example, opset)``, the plain pack (this project's, whose
-        offset monitor only stores the statistic), which exports.
+        :func:`opset_attempt`'s result: the check stops ``torch.export``, while the plain pack exports.
     """
     return opset_attempt(_OffsetCheck(pack).eval(), example, opset)

@@ -1,18 +1,10 @@
-"""Checks for the notebooks' exercises: the learner writes an answer or a function, the check compares it.
+"""Checks for the notebooks' exercises: *predict, then reveal* (:func:`check`: ``my_answer = ...`` against the
+value the cell computed, shown only after a right answer) and *implement it* (:func:`check_function`: a function
+whose body starts as ``raise NotImplementedError`` against the library's output).
 
-Two kinds of exercise:
-
-* **predict, then reveal**: the learner writes ``my_answer = ...`` (Python's ``...`` marks "not answered yet"),
-  the cell computes the true value, and :func:`check` compares the two. The true value is printed only after a
-  correct answer;
-* **implement it**: the learner completes a function whose body starts as ``raise NotImplementedError``, and
-  :func:`check_function` runs it on the cell's inputs and compares its output with what the library (or another
-  reference, e.g. ``torchvision.ops.deform_conv2d``) computes.
-
-Unanswered exercises (``...`` / ``None``, or a function that still raises ``NotImplementedError``) are checked with
-the reference solution of :mod:`edvr_lib.tutorial.solutions` instead, so that a notebook runs from top to bottom
-(``make tutorial``, nbval). In smoke mode (``EDVR_SMOKE=1``) the reference solution is always checked too, so CI
-tests the solutions; a learner's wrong answer fails in every mode.
+An unanswered exercise is checked with the reference solution of :mod:`edvr_lib.tutorial.solutions` instead, so a
+notebook runs from top to bottom; in smoke mode (``EDVR_SMOKE=1``) the reference is always checked too. A wrong
+answer fails in every mode.
 """
 from __future__ import annotations
 
@@ -53,9 +45,7 @@ def check(name: str, answer, truth, tol: float = 1e-6, hint: str = "") -> None:
         answer: the learner's prediction; ``...`` or ``None`` when not answered yet.
         truth: the value the cell computed.
         tol: relative tolerance for numbers.
-        hint: what to think about, shown with a wrong answer (never the answer itself).
-
-    Prints whether the learner's answer was right (and then the true value) or not given yet.
+        hint: shown with a wrong answer (never the answer itself).
 
     Raises:
         AssertionError: a wrong answer (the true value is not shown), or a reference solution that disagrees with
@@ -84,16 +74,12 @@ def check_function(name: str, function: Callable, args: Sequence, expected, atol
     """Implement-it: does ``function(*args)`` give ``expected``?
 
     Args:
-        name: the exercise: the name of its reference solution in :mod:`edvr_lib.tutorial.solutions`.
-        function: the learner's function; while its body is still ``raise NotImplementedError`` the reference
-            solution is checked instead.
+        name: the name of its reference solution in :mod:`edvr_lib.tutorial.solutions`.
+        function: the learner's function (still raising ``NotImplementedError``: the reference is checked instead).
         args: the inputs the cell gives it.
-        expected: what the reference computation (the library, torchvision, ...) gives for them: a tensor, array,
-            number or list.
-        atol: largest absolute difference accepted (float32 rounding of different summation orders).
+        expected: what the library (torchvision, ...) gives for them: a tensor, array, number or list.
+        atol: largest absolute difference accepted.
         hint: shown with a wrong output.
-
-    Prints whether the learner's function was right or is not written yet.
 
     Raises:
         AssertionError: a wrong output (its largest difference is shown), or a reference solution that disagrees

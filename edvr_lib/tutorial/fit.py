@@ -28,8 +28,7 @@ def fit_demo(model: nn.Module, step_loss, steps: int, lr: float, seed: int, log_
     Args:
         model: trained in place, left in eval mode.
         step_loss: ``rng -> loss``; draws one batch with the numpy ``rng`` and returns the scalar loss.
-        steps: optimiser steps.
-        lr: initial learning rate.
+        steps, lr: optimiser steps and the initial learning rate.
         seed: seeds torch and the numpy ``rng``.
         log_every: logging period in steps (the first and last steps are always logged).
 

@@ -1,10 +1,5 @@
-"""The whole EDVR once, end to end (notebook 02): shapes at every stage, parameters and FLOPs per module.
-
-:func:`trace_shapes` runs one window through an :class:`~edvr_lib.archs.EDVR` and records, with forward hooks on
-its top-level modules, the shape that comes out of every stage in the order they run, plus the bilinear x4 base the
-output is added to. :func:`module_table` counts parameters and FLOPs per stage for a preset (FLOPs by
-``torch.utils.flop_counter.FlopCounterMode``, :func:`edvr_lib.introspect.count_flops`).
-"""
+"""The whole EDVR once, end to end (notebook 02): shapes at every stage (:func:`trace_shapes`), parameters and
+FLOPs per stage (:func:`module_table`, FLOPs by :func:`edvr_lib.introspect.count_flops`)."""
 from __future__ import annotations
 
 import torch
@@ -21,17 +16,11 @@ __all__ = ["STAGES", "stage_of", "trace_shapes", "format_trace", "module_table",
            "format_module_table", "paper_vs_code"]
 
 #: top-level module name -> the stage of EDVR it belongs to (in forward order)
-STAGES = {
-    "predeblur": "feature extraction", "conv_1x1": "feature extraction", "conv_first": "feature extraction",
-    "stride_conv_hr1": "feature extraction", "stride_conv_hr2": "feature extraction",
-    "feature_extraction": "feature extraction",
-    "conv_l2_1": "pyramid (L2, L3)", "conv_l2_2": "pyramid (L2, L3)", "conv_l3_1": "pyramid (L2, L3)",
-    "conv_l3_2": "pyramid (L2, L3)",
-    "pcd_align": "PCD alignment", "fusion": "TSA fusion",
-    "reconstruction": "reconstruction",
-    "upconv1": "upsampling", "pixel_shuffle": "upsampling", "upconv2": "upsampling", "conv_hr": "upsampling",
-    "conv_last": "upsampling",
-}
+STAGES = {name: stage for stage, names in (
+    ("feature extraction", "predeblur conv_1x1 conv_first stride_conv_hr1 stride_conv_hr2 feature_extraction"),
+    ("pyramid (L2, L3)", "conv_l2_1 conv_l2_2 conv_l3_1 conv_l3_2"), ("PCD alignment", "pcd_align"),
+    ("TSA fusion", "fusion"), ("reconstruction", "reconstruction"),
+    ("upsampling", "upconv1 pixel_shuffle upconv2 conv_hr conv_last")) for name in names.split()}
 
 
 def stage_of(name: str) -> str:
@@ -44,14 +33,13 @@ def trace_shapes(model: nn.Module, x: torch.Tensor) -> dict:
     """Run ``model`` on ``x`` once and record each top-level module's output shape, in call order.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (any preset, trained or not).
+        model: an :class:`~edvr_lib.archs.EDVR`.
         x: ``(b, t, 3, h, w)`` window.
 
     Returns:
-        ``dict`` with ``rows`` (list of ``{'module', 'stage', 'input', 'output'}``; per-frame stages run on all
-        ``b * t`` frames at once, so their first dimension is ``b * t``), ``out`` ``(b, 3, H, W)`` (the model's
-        output), ``residual`` (what ``conv_last`` produced) and ``base`` (the bilinear x4 of the centre frame, or
-        the centre frame itself with ``hr_in``), such that ``out == residual + base``.
+        ``dict`` with ``rows`` (``[{'module', 'stage', 'input', 'output'}]``; per-frame stages show ``b * t``),
+        ``out`` ``(b, 3, H, W)``, ``residual`` (``conv_last``'s output) and ``base`` (the bilinear x4 centre frame,
+        or the centre frame with ``hr_in``): ``out == residual + base``.
     """
     rows, kept = [], {}
 
@@ -73,23 +61,15 @@ def trace_shapes(model: nn.Module, x: torch.Tensor) -> dict:
 
 
 def _tensors(args) -> list[torch.Tensor]:
-    flat = []
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            flat.append(a)
-        elif isinstance(a, (list, tuple)):
-            flat.extend(_tensors(a))
-    return flat
+    return [x for a in args for x in ([a] if isinstance(a, torch.Tensor) else
+                                      _tensors(a) if isinstance(a, (list, tuple)) else [])]
 
 
 def module_table(preset: str | EDVRConfig = "M", h: int = 180, w: int = 320, **overrides) -> dict:
     """Parameters and GFLOP per stage of one EDVR preset, for one output frame from a ``(1, t, 3, h, w)`` input.
 
-    FLOPs are what the code computes (:func:`edvr_lib.introspect.count_flops`: every convolution, the DCNs' main
-    product counted like a convolution; element-wise work is not counted). PCD's first offset convolution of each
-    level reads ``[neighbour, reference]`` and computes the reference half once per window instead of once per
-    frame, so EDVR-M at 180 x 320 costs 934.3 GFLOP here where a count of the concatenating layers as written gives
-    973.6 (the figure of BasicSR's code).
+    FLOPs by :func:`edvr_lib.introspect.count_flops`: EDVR-M at 180 x 320 costs 934.3 GFLOP (973.6 as written in
+    BasicSR's code: PCD here computes the reference half of its first offset convolutions once per window).
 
     Args:
         preset: a name of :data:`edvr_lib.archs.PRESETS` or a config.
@@ -103,12 +83,11 @@ def module_table(preset: str | EDVRConfig = "M", h: int = 180, w: int = 320, **o
     config = get_config(preset, **overrides)
     model = build_edvr(config)
     stages: dict[str, dict] = {}
+    flops = count_flops(model.eval(), torch.empty(1, config.num_frame, 3, h, w))
     for name, child in model.named_children():
         s = stages.setdefault(stage_of(name), {"params": 0, "gflop": 0.0})
         s["params"] += sum(p.numel() for p in child.parameters())
-    flops = count_flops(model.eval(), torch.empty(1, config.num_frame, 3, h, w))
-    for name, child in model.named_children():
-        stages[stage_of(name)]["gflop"] += flops.get(name, 0) / 1e9
+        s["gflop"] += flops.get(name, 0) / 1e9
     return {"config": config, "stages": stages, "h": h, "w": w,
             "params": sum(s["params"] for s in stages.values()), "gflop": sum(s["gflop"] for s in stages.values())}
 
@@ -153,15 +132,10 @@ def paper_vs_code(model: nn.Module, x: torch.Tensor) -> dict:
         x: ``(b, t, 3, h, w)`` window.
 
     Returns:
-        ``dict`` of max absolute differences (all float):
-
-        * ``offset_x2`` / ``offset_x1``: the coarse offset feature that PCD's L2 receives, against
-          ``2 * up(L3 offset feature)`` (released code) and against ``up(...)`` alone (the paper's Eq. 3);
-        * ``spatial_from_weighted``: the input of TSA's spatial attention against the temporally weighted aligned
-          frames (released code); ``spatial_in_channels`` / ``fused_channels`` show it is not the fused feature
-          (the paper's Fig. 4);
-        * ``base_bilinear`` / ``base_bicubic``: ``output - residual`` against a bilinear and a bicubic x4 of the
-          centre frame.
+        ``dict`` of max absolute differences: ``offset_x2`` / ``offset_x1`` (PCD L2's coarse offset feature against
+        ``2 * up(L3's)``, the code, and ``up(L3's)``, Eq. 3), ``spatial_from_weighted`` (TSA's spatial attention
+        input against the weighted aligned frames; ``spatial_in_channels`` / ``fused_channels`` show it is not the
+        fused feature of Fig. 4), ``base_bilinear`` / ``base_bicubic`` (``output - residual`` against an x4 centre).
     """
     if not model.config.with_tsa or model.config.hr_in:
         raise EDVRError("paper_vs_code needs an EDVR with TSA and LR input (with_tsa=True, hr_in=False)")

@@ -1,14 +1,10 @@
 """A small PCD alignment module trained on the synthetic known-motion clips (notebook 02).
 
-The demo network is EDVR's front end at a small width: ``conv_first`` + residual blocks + the L2/L3 pyramid, a
-real :class:`~edvr_lib.archs.PCDAlignment`, and a 3x3 conv that decodes the aligned feature back to RGB. It is
-trained to make ``decode(PCD(neighbour, centre))`` equal the centre frame. The intended way to succeed is to
-sample the neighbour where the centre frame's content moved to, so the learned offsets become a motion estimate
-that can be compared with the clips' true flow (:func:`edvr_lib.data.ground_truth_flow`); it is not the only way,
-since PCD also sees the reference, and its masks and feature merges can carry reference content into the output.
-
-:func:`evaluate_alignment` makes that comparison (end-point error, warping error before / after), and the
-``*_figure`` functions at the end draw notebook 02's figures (titled, axes in pixels).
+:class:`PCDDemo` is EDVR's front end at a small width (features, L2/L3 pyramid, a real
+:class:`~edvr_lib.archs.PCDAlignment`) and a 3x3 conv decoding the aligned feature to RGB, trained so that
+``decode(PCD(neighbour, centre))`` equals the centre frame. Sampling the neighbour where the content moved makes the
+offsets a motion estimate, which :func:`evaluate_alignment` compares with the true flow (not the only way to
+succeed: PCD also sees the reference). The ``*_figure`` functions draw notebook 02's figures.
 """
 from __future__ import annotations
 
@@ -23,21 +19,26 @@ from edvr_lib.archs.blocks import ResidualBlockNoBN, lrelu, make_layer
 from edvr_lib.tutorial.fit import DemoHistory, fit_demo
 from edvr_lib.introspect import offsets_to_flow, record_internals
 from edvr_lib.archs.pcd_arch import PCDAlignment
+from edvr_lib.data import ground_truth_flow
+from edvr_lib.data.transforms import frames_to_tensor
 from edvr_lib.losses import charbonnier
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.viz.data_figures import as_image, pyplot
 
-__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp", "record_pcd_level",
-           "pyramid_figure", "sampling_positions_figure", "alignment_figure", "flow_scatter_figure"]
+__all__ = ["PCDDemo", "SyntheticPairs", "train_pcd_demo", "evaluate_alignment", "pcd_motion", "warp",
+           "record_pcd_level", "pyramid_figure", "sampling_positions_figure", "alignment_figure", "flow_scatter_figure"]
 
 
 def warp(img: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward warp: ``out(p) = img(p + flow(p))``, bilinear, border values outside.
+    """Backward warp ``out(p) = img(p + flow(p))``, bilinear, border values outside.
 
     Args:
         img: ``(n, c, h, w)``.
-        flow: ``(n, 2, h, w)`` with channel 0 = dy, 1 = dx, in pixels.
+        flow: ``(n, 2, h, w)``, channel 0 = dy, 1 = dx, in pixels.
+
+    Returns:
+        ``(n, c, h, w)``.
     """
     n, _, h, w = img.shape
     ys, xs = torch.meshgrid(torch.arange(h, dtype=img.dtype, device=img.device),
@@ -57,8 +58,7 @@ class PCDDemo(nn.Module):
         num_extract_block: residual blocks before the pyramid.
 
     Shapes:
-        ``forward(nbr, ref)``: ``(n, 3, h, w)`` each (h, w divisible by 4) -> ``(n, 3, h, w)`` decoded aligned
-        neighbour.
+        ``forward(nbr, ref)``: ``(n, 3, h, w)`` each (h, w divisible by 4) -> ``(n, 3, h, w)`` decoded aligned nbr.
     """
 
     def __init__(self, num_feat: int = 32, deformable_groups: int = 4, num_extract_block: int = 1):
@@ -93,7 +93,7 @@ class SyntheticPairs:
     """
 
     def __init__(self, root: str | Path, clips: list[str] | None = None, max_distance: int = 2):
-        from edvr_lib.data import embedded_paths, ground_truth_flow, synthetic_clip_names
+        from edvr_lib.data import embedded_paths, synthetic_clip_names
         from edvr_lib.data.frame_sources import FolderSource
 
         self.root = Path(root)
@@ -107,27 +107,19 @@ class SyntheticPairs:
             raise EDVRError(f"no LR frames for clip(s) {missing} in {lq}; synthetic clips here: "
                             f"{synthetic_clip_names(self.root)}")
         self.frames = {c: FolderSource(lq / c).frames() for c in self.clips}
-        self.max_distance = max_distance
-        self._flow = ground_truth_flow
-        self._flow_cache: dict = {}
+        self.max_distance, self._flows = max_distance, {}
 
     def flow(self, clip: str, center: int, nbr: int) -> np.ndarray:
         """True flow ``(2, h, w)`` [dy, dx] in LR pixels (cached)."""
-        key = (clip, center, nbr)
-        if key not in self._flow_cache:
-            self._flow_cache[key] = self._flow(self.root, clip, center, nbr, scale="lr")
-        return self._flow_cache[key]
+        if (clip, center, nbr) not in self._flows:
+            self._flows[clip, center, nbr] = ground_truth_flow(self.root, clip, center, nbr, scale="lr")
+        return self._flows[clip, center, nbr]
 
     def pairs(self) -> list[tuple[str, int, int]]:
         """Every (clip, centre, neighbour) with 1 <= |neighbour - centre| <= max_distance."""
-        out = []
-        for c in self.clips:
-            n = len(self.frames[c])
-            for i in range(n):
-                for d in range(-self.max_distance, self.max_distance + 1):
-                    if d and 0 <= i + d < n:
-                        out.append((c, i, i + d))
-        return out
+        r = self.max_distance
+        return [(c, i, i + d) for c in self.clips for i in range(len(self.frames[c])) for d in range(-r, r + 1)
+                if d and 0 <= i + d < len(self.frames[c])]
 
     def batch(self, items: list[tuple[str, int, int]], crop: int | None = None, rng: np.random.Generator | None = None):
         """Stack items into tensors ``nbr, ref (n, 3, s, s)`` and ``flow (n, 2, s, s)`` (random crops if ``crop``)."""
@@ -135,30 +127,27 @@ class SyntheticPairs:
         for clip, center, nbr in items:
             frames = self.frames[clip]
             h, w = frames.shape[1:3]
-            y0 = x0 = 0
-            s_h, s_w = (crop, crop) if crop else (h - h % 4, w - w % 4)
+            sl = (slice(0, h - h % 4), slice(0, w - w % 4))
             if crop:
                 y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-            sl = (slice(y0, y0 + s_h), slice(x0, x0 + s_w))
+                sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
             nbrs.append(frames[nbr][sl])
             refs.append(frames[center][sl])
             flows.append(self.flow(clip, center, nbr)[:, sl[0], sl[1]])
-
-        def to_t(a):
-            return torch.from_numpy(np.ascontiguousarray(np.stack(a)))
-        return to_t(nbrs).permute(0, 3, 1, 2).contiguous(), to_t(refs).permute(0, 3, 1, 2).contiguous(), to_t(flows)
+        return frames_to_tensor(nbrs), frames_to_tensor(refs), torch.from_numpy(np.ascontiguousarray(np.stack(flows)))
 
 
 def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch_size: int = 8, crop: int = 32,
                    lr: float = 2e-3, seed: int = 0, log_every: int = 10) -> DemoHistory:
-    """Train ``model`` so that the decoded aligned neighbour matches the centre frame (Charbonnier loss).
+    """Train ``model`` in place so that the decoded aligned neighbour matches the centre frame (Charbonnier loss,
+    :func:`~edvr_lib.tutorial.fit.fit_demo`).
 
     Args:
-        model: a :class:`PCDDemo` (trained in place, on CPU or wherever its parameters are).
-        data: training pairs (all clips, both directions, distances 1..max_distance).
-        steps: optimiser steps (Adam, cosine-decayed learning rate ``lr``).
+        model: a :class:`PCDDemo`.
+        data: training pairs (every clip, both directions, distances 1..max_distance).
+        steps, lr: optimiser steps and the initial learning rate.
         batch_size, crop: pairs per step and LR crop size (multiple of 4).
-        seed: seeds the crop / pair sampling and torch.
+        seed: seeds the pair / crop sampling and torch.
 
     Returns:
         The loss history.
@@ -177,13 +166,12 @@ def train_pcd_demo(model: PCDDemo, data: SyntheticPairs, steps: int = 300, batch
 
 @torch.no_grad()
 def pcd_motion(model: PCDDemo, nbr: torch.Tensor, ref: torch.Tensor) -> dict:
-    """Run ``model`` once and summarise its DCN offsets as motion ``(n, 2, h, w)`` [dy, dx] in L1 pixels.
+    """Run ``model`` once on ``(n, 3, h, w)`` frames and summarise its DCN offsets as motion in L1 pixels.
 
     Returns:
-        ``dict`` with ``decoded`` ``(n, 3, h, w)``, ``l1`` and ``cascade`` (mask-weighted mean offsets of the L1
-        DCN and of the cascading DCN, :func:`~edvr_lib.introspect.offsets_to_flow`), ``total`` (``l1 + cascade``: the
-        cascade samples the already aligned L1 feature, so the two displacements add up), ``l1_masks``
-        ``(n, g, 9, h, w)`` and ``offsets`` (every level, as :attr:`~edvr_lib.introspect.Internals.pcd_offsets`).
+        ``dict`` with ``decoded`` ``(n, 3, h, w)``, ``l1`` and ``cascade`` ``(n, 2, h, w)`` (mask-weighted mean
+        offsets, :func:`~edvr_lib.introspect.offsets_to_flow`), ``total`` (their sum: the cascade samples the aligned
+        L1 feature), ``l1_masks`` ``(n, g, 9, h, w)``, ``offsets`` and ``masks`` (every level).
     """
     model.eval()
     device = next(model.parameters()).device
@@ -198,20 +186,17 @@ def pcd_motion(model: PCDDemo, nbr: torch.Tensor, ref: torch.Tensor) -> dict:
 @torch.no_grad()
 def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[str, int, int]],
                        border: int = 4, calibrate: bool = True) -> dict:
-    """Compare the PCD motion estimate with the true flow on whole frames.
+    """Compare the PCD motion estimate (:func:`pcd_motion`'s ``total``) with the true flow on whole frames.
 
-    The estimate is :func:`pcd_motion`'s ``total`` (L1 DCN + cascading DCN offsets, mask-weighted means over
-    groups and taps). With ``calibrate`` the estimate for the centre frame aligned to *itself* (true motion zero)
-    is subtracted: a constant offset pattern can be absorbed by the DCN's kernel weights, so only the change
-    relative to self-alignment carries motion. ``raw_flow`` keeps the uncalibrated estimate.
+    With ``calibrate`` the estimate for the centre frame aligned to *itself* is subtracted (a constant offset pattern
+    carries no motion); ``raw_flow`` keeps the uncalibrated estimate.
 
     Returns:
         ``dict`` with ``learned_flow``, ``raw_flow``, ``self_flow``, ``true_flow`` ``(n, 2, h, w)``, ``l1_masks``
-        ``(n, g, 9, h, w)``, ``nbr``, ``ref``, ``decoded``, ``warped_learned``, ``warped_true`` ``(n, 3, h, w)``,
-        ``offsets`` / ``masks`` (every level) and the scalars ``epe`` (mean end-point error of the learned flow,
-        px), ``epe_zero`` (of a zero flow = mean true motion), ``err_before`` (mean |nbr - ref|), ``err_learned``
-        (|warp(nbr, learned) - ref|), ``err_true`` (|warp(nbr, true) - ref|), ``err_decoded``
-        (|model(nbr, ref) - ref|), all excluding a ``border``, plus per-pair ``pair_epe`` and ``pair_epe_zero``.
+        ``(n, g, 9, h, w)``, ``nbr``, ``ref``, ``decoded``, ``warped_learned`` ``(n, 3, h, w)``, ``offsets`` /
+        ``masks`` and, excluding a ``border``, ``epe`` / ``epe_zero`` (px, of the learned and of a zero flow; per
+        pair ``pair_epe`` / ``pair_epe_zero``) and the mean errors ``err_before`` (|nbr - ref|), ``err_learned``,
+        ``err_true`` (after warping) and ``err_decoded``.
     """
     nbr, ref, true = data.batch(items)
     est = pcd_motion(model, nbr, ref)
@@ -227,22 +212,20 @@ def evaluate_alignment(model: PCDDemo, data: SyntheticPairs, items: list[tuple[s
     epe_map = torch.linalg.vector_norm((learned - true)[b], dim=1)
     zero_map = torch.linalg.vector_norm(true[b], dim=1)
     return {
-        "items": list(items), "learned_flow": learned, "raw_flow": raw, "self_flow": self_flow,
-        "cascade_flow": est["cascade"], "true_flow": true, "l1_masks": est["l1_masks"], "offsets": est["offsets"],
-        "masks": est["masks"], "nbr": nbr, "ref": ref, "decoded": est["decoded"], "warped_learned": warped_learned,
-        "warped_true": warped_true, "epe": float(epe_map.mean()), "epe_zero": float(zero_map.mean()),
+        "items": list(items), "learned_flow": learned, "raw_flow": raw, "self_flow": self_flow, "true_flow": true,
+        "l1_masks": est["l1_masks"], "offsets": est["offsets"], "masks": est["masks"], "nbr": nbr, "ref": ref,
+        "decoded": est["decoded"], "warped_learned": warped_learned, "epe": float(epe_map.mean()),
+        "epe_zero": float(zero_map.mean()),
         "pair_epe": epe_map.mean(dim=(1, 2)), "pair_epe_zero": zero_map.mean(dim=(1, 2)),
         "err_before": mean_abs(nbr - ref), "err_learned": mean_abs(warped_learned - ref),
-        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(est["decoded"] - ref),
-        "cascade_mean_abs": float(est["cascade"][b].abs().mean()),
-    }
+        "err_true": mean_abs(warped_true - ref), "err_decoded": mean_abs(est["decoded"] - ref)}
 
 
 # ----------------------------------------------------------------------------------------- figures (notebook 02)
 @torch.no_grad()
 def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: list[torch.Tensor],
                      level: str = "l2") -> dict[str, torch.Tensor]:
-    """What one level of a :class:`~edvr_lib.archs.PCDAlignment` receives and produces in a real forward (hooks).
+    """What one level of a :class:`~edvr_lib.archs.PCDAlignment` receives and produces in a real forward.
 
     Args:
         pcd: the alignment module.
@@ -250,46 +233,36 @@ def record_pcd_level(pcd: nn.Module, nbr_feats: list[torch.Tensor], ref_feats: l
         level: ``'l2'`` or ``'l1'`` (the levels that also receive the coarser level's results).
 
     Returns:
-        ``nbr``, ``ref``: this level's features; ``up_offset``: the coarser level's offset feature, upsampled x2 and
-        doubled; ``up_feat``: the coarser level's aligned feature, upsampled x2; ``feat``: this level's aligned
-        feature (after its activation below L1, before the cascade at L1).
+        ``nbr``, ``ref`` (this level's features), ``up_offset`` / ``up_feat`` (the coarser level's offset feature x2
+        and aligned feature, upsampled x2), ``feat`` (this level's aligned feature, activated below L1).
     """
     if level not in ("l2", "l1"):
         raise EDVRError(f"level must be 'l2' or 'l1', got {level!r}")
     i = int(level[1]) - 1
     kept = {"nbr": nbr_feats[i], "ref": ref_feats[i]}
 
-    def before_offset(_m, args):
-        kept["up_offset"] = args[0][1].clone()
-
-    def before_merge(_m, args):
-        kept["up_feat"] = args[0][1].clone()
+    def second_input(key):
+        return lambda _m, args: kept.update({key: args[0][1].clone()})
 
     def after_merge(_m, _args, out):
         kept["feat"] = out.clone() if level == "l1" else F.leaky_relu(out, 0.1)
 
-    with forward_hooks([(pcd.feat_conv[level], after_merge)],
-                       pre_hooks=[(pcd.offset_conv2[level], before_offset), (pcd.feat_conv[level], before_merge)]):
+    with forward_hooks([(pcd.feat_conv[level], after_merge)], pre_hooks=[
+            (pcd.offset_conv2[level], second_input("up_offset")), (pcd.feat_conv[level], second_input("up_feat"))]):
         pcd(nbr_feats, ref_feats)
     return kept
 
 
 def pyramid_figure(feats: list[torch.Tensor], frame_idx: int, channel: int = 0, title: str | None = None):
-    """One channel of the ``[L1, L2, L3]`` features of one frame, each at its own resolution.
-
-    Args:
-        feats: ``[L1, L2, L3]`` shaped ``(b, t, c, h_l, w_l)`` (from ``EDVR.extract_features``).
-        frame_idx: which frame of the first sample.
-        channel: which feature channel.
-    """
+    """Feature ``channel`` of frame ``frame_idx`` (first sample) of the ``[L1, L2, L3]`` features ``(b, t, c, h_l,
+    w_l)`` (``EDVR.extract_features``), each at its own resolution."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
     for i, (ax, f) in enumerate(zip(axes, feats), start=1):
         fmap = f[0, frame_idx, channel].detach().cpu().numpy()
-        im = ax.imshow(fmap, cmap="magma", interpolation="nearest")
-        ax.set_title(f"L{i}: {tuple(f.shape[-3:])} (c, h, w), 1 px = {2 ** (i - 1)} L1 px", fontsize=9)
+        _panel(ax, fmap, f"L{i}: {tuple(f.shape[-3:])} (c, h, w), 1 px = {2 ** (i - 1)} L1 px", "activation",
+               cmap="magma")
         ax.set(xlabel=f"x (L{i} pixels)", ylabel=f"y (L{i} pixels)")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="activation")
     fig.suptitle(title or f"Feature pyramid of frame {frame_idx}, channel {channel}")
     fig.tight_layout()
     return fig
@@ -300,14 +273,8 @@ KERNEL_TAPS = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)], dtype=n
 
 def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, radius: int = 6,
                               title: str = "Where a 3x3 DCN samples for one output pixel"):
-    """Draw the 9 sampling positions ``p + p_k + offset_k`` of one output pixel for several offset/mask choices.
-
-    Args:
-        img: ``(h, w, 3)`` image the DCN samples (shown as background).
-        p: ``(y, x)`` output pixel.
-        cases: ``{panel title: (offsets (9, 2) as (dy, dx) per tap in pixels, masks (9,) in 0..1)}``.
-        radius: half-size of the shown window around ``p``, in pixels.
-    """
+    """The 9 sampling positions ``p + p_k + offset_k`` of output pixel ``p`` ``(y, x)`` on the ``(h, w, 3)`` image
+    ``img``, within ``radius`` px, one panel per ``{title: (offsets (9, 2) (dy, dx) in px, masks (9,) in 0..1)}``."""
     plt = pyplot()
     fig, axes = plt.subplots(1, len(cases), figsize=(3.6 * len(cases), 3.9), squeeze=False)
     y0, x0 = p
@@ -333,49 +300,50 @@ def sampling_positions_figure(img: np.ndarray, p: tuple[int, int], cases: dict, 
     return fig
 
 
-def _quiver(ax, img, flow, step, scale, color):
+ERROR_LABEL = "abs. error (0..1 intensity)"
+
+
+def _panel(ax, img, title: str, colorbar: str | None = None, **imshow):
+    """``img`` on ``ax`` (nearest-neighbour), titled, with a labelled colour bar if ``colorbar``; returns the image."""
+    im = ax.imshow(img, interpolation="nearest", **imshow)
+    ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, label=colorbar)
+    return im
+
+
+def _quiver(ax, img, flow, step, scale, color, title):
     h, w = flow.shape[-2:]
     yy, xx = np.mgrid[step // 2:h:step, step // 2:w:step]
-    ax.imshow(img, interpolation="nearest")
+    _panel(ax, img, title)
     ax.quiver(xx, yy, flow[1, yy, xx], flow[0, yy, xx], color=color, angles="xy", scale_units="xy", scale=1 / scale,
               width=0.006)
 
 
 def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float = 3.0):
-    """Learned PCD motion vs the true motion for one pair of :func:`evaluate_alignment`'s results.
-
-    Top row: centre frame, neighbour, true flow, learned flow (arrows x ``arrow_scale``). Bottom row: L1 DCN mask
-    (mean over groups and taps), ``|neighbour - centre|``, ``|warp(neighbour, learned) - centre|``,
-    ``|decoded - centre|``.
-    """
+    """Learned PCD motion vs the true motion for pair ``index`` of :func:`evaluate_alignment`'s results: frames and
+    flows (top), L1 DCN mask and the errors before and after warping and decoding (bottom)."""
     plt = pyplot()
     true, learned = ev["true_flow"][index].numpy(), ev["learned_flow"][index].numpy()
     h, w = true.shape[-2:]
     step = max(3, min(h, w) // 8)
     fig, axes = plt.subplots(2, 4, figsize=(15, 7.6))
-    ref, nbr = as_image(ev["ref"][index]), as_image(ev["nbr"][index])
-    for ax, img, name in ((axes[0, 0], ref, "centre (reference) frame"), (axes[0, 1], nbr, "neighbour frame")):
-        ax.imshow(img, interpolation="nearest")
-        ax.set_title(name, fontsize=9)
-    _quiver(axes[0, 2], ref, true, step, arrow_scale, "yellow")
-    axes[0, 2].set_title(f"true flow (arrows x{arrow_scale:g}), mean |flow| "
-                         f"{np.linalg.norm(true, axis=0).mean():.2f} px", fontsize=9)
-    _quiver(axes[0, 3], ref, learned, step, arrow_scale, "cyan")
-    axes[0, 3].set_title(f"learned PCD motion (arrows x{arrow_scale:g}), mean |flow| "
-                         f"{np.linalg.norm(learned, axis=0).mean():.2f} px", fontsize=9)
-    mask = ev["l1_masks"][index].mean(dim=(0, 1)).numpy()
-    im = axes[1, 0].imshow(mask, cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    fig.colorbar(im, ax=axes[1, 0], fraction=0.046, label="mask (0..1)")
-    axes[1, 0].set_title("L1 DCN mask, mean of groups and taps", fontsize=9)
+    ref = as_image(ev["ref"][index])
+    _panel(axes[0, 0], ref, "centre (reference) frame")
+    _panel(axes[0, 1], as_image(ev["nbr"][index]), "neighbour frame")
+    for ax, flow, colour, name in ((axes[0, 2], true, "yellow", "true flow"),
+                                   (axes[0, 3], learned, "cyan", "learned PCD motion")):
+        _quiver(ax, ref, flow, step, arrow_scale, colour, f"{name} (arrows x{arrow_scale:g}), mean |flow| "
+                f"{np.linalg.norm(flow, axis=0).mean():.2f} px")
+    _panel(axes[1, 0], ev["l1_masks"][index].mean(dim=(0, 1)).numpy(), "L1 DCN mask, mean of groups and taps",
+           "mask (0..1)", cmap="viridis", vmin=0, vmax=1)
     errs = [("|neighbour - centre|", ev["nbr"][index] - ev["ref"][index]),
             ("|warp(neighbour, learned) - centre|", ev["warped_learned"][index] - ev["ref"][index]),
             ("|decoded PCD output - centre|", ev["decoded"][index] - ev["ref"][index])]
     vmax = float(errs[0][1].abs().mean(0).max())
     for ax, (name, e) in zip(axes[1, 1:], errs):
         e = e.abs().mean(0).numpy()
-        im = ax.imshow(e, cmap="inferno", vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"{name}: mean {e.mean():.4f}", fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046, label="abs. error (0..1 intensity)")
+        _panel(ax, e, f"{name}: mean {e.mean():.4f}", ERROR_LABEL, cmap="inferno", vmin=0, vmax=vmax)
     for ax in axes.ravel():
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
     fig.suptitle(label or "PCD demo: learned motion vs the true motion")
@@ -385,10 +353,8 @@ def alignment_figure(ev: dict, index: int, label: str = "", arrow_scale: float =
 
 def flow_scatter_figure(ev: dict, border: int = 4, max_points: int = 1500, seed: int = 0,
                         title: str = "Learned PCD motion vs true motion, every pixel"):
-    """Scatter of learned against true ``dx`` and ``dy`` (pixels), one colour per clip, with ``y = x``.
-
-    The least-squares slope over all pixels is in each panel's title (1 = right magnitude, 0 = no motion found).
-    """
+    """Scatter of learned against true ``dx`` and ``dy`` (pixels), one colour per clip, with ``y = x`` and the
+    least-squares slope over all pixels in the title (1: right magnitude, 0: no motion found)."""
     plt = pyplot()
     b = (slice(border, -border or None), slice(border, -border or None))
     clips = list(dict.fromkeys(it[0] for it in ev["items"]))

@@ -2,26 +2,13 @@
 
 A notebook states each headline figure with the range it expects, and records it::
 
-    from edvr_lib.tutorial import results
-
     results.record("02_pcd_alignment", "fusion_gain_db", gain, expected=6.0, tolerance=4.0, unit="dB",
                    what="PSNR of the aligned average minus PSNR of the raw average")
 
-:func:`record` asserts the range (an ``AssertionError`` naming the figure, its value and the range, like any other
-notebook check), prints one line, and stores the entry in a JSON file (:func:`results_path`). Pass
-``check=False`` for a figure that is only meaningful in full mode (the entry is kept, marked unchecked), or
-``low`` / ``high`` for a one-sided claim ("learned beats no-motion": ``high=epe_zero``).
-
-``make tutorial`` (``edvr notebooks run``, full mode) points :data:`RESULTS_ENV` at
-``<output>/tutorial_results_full.json``, forgets a notebook's old entries before running it (:func:`forget`), and
-afterwards writes ``docs/tutorial_results.md`` with :func:`write_markdown`. Smoke runs (``make test``) record to
-their own file and never touch ``docs/``.
-
-Entries, one per ``(notebook, key)`` (recording the same key again replaces it)::
-
-    {"notebook": "02_pcd_alignment", "key": "fusion_gain_db", "value": 7.1, "expected": 6.0, "tolerance": 4.0,
-     "low": 2.0, "high": 10.0, "unit": "dB", "what": "...", "checked": true, "mode": "full",
-     "time": "2026-11-28T16:40:00+00:00"}
+:func:`record` asserts the range (``check=False``: kept, marked unchecked; ``low`` / ``high``: one-sided claims),
+prints one line and stores one entry per ``(notebook, key)`` in a JSON file (:func:`results_path`). ``make
+tutorial`` points :data:`RESULTS_ENV` at its own file, :func:`forget` s a notebook's old entries before running it,
+and writes ``docs/tutorial_results.md`` with :func:`write_markdown`; smoke runs never touch ``docs/``.
 """
 from __future__ import annotations
 
@@ -39,11 +26,8 @@ __all__ = ["RESULTS_ENV", "record", "load", "forget", "results_path", "format_ma
 
 
 def results_path(mode: str | None = None) -> Path:
-    """Where :func:`record` writes: ``$EDVR_TUTORIAL_RESULTS``, else ``outputs/tutorial_results_<mode>.json``.
-
-    Args:
-        mode: ``'smoke'`` or ``'full'``; default from ``EDVR_SMOKE``.
-    """
+    """Where :func:`record` writes: ``$EDVR_TUTORIAL_RESULTS``, else ``outputs/tutorial_results_<mode>.json``
+    (``mode``: ``'smoke'`` or ``'full'``, default from ``EDVR_SMOKE``)."""
     env = os.environ.get(RESULTS_ENV)
     if env:
         return Path(env)
@@ -65,7 +49,8 @@ def load(path: str | os.PathLike | None = None) -> list[dict]:
         if not isinstance(entries, list) or not all(isinstance(e, dict) and "key" in e for e in entries):
             raise ValueError("not a list of entries")
     except ValueError as err:
-        raise EDVRError(f"{path} is not a tutorial results file ({err}); delete it and run the notebooks again") from None
+        raise EDVRError(f"{path} is not a tutorial results file ({err}); delete it and run the notebooks "
+                        "again") from None
     return entries
 
 
@@ -92,10 +77,8 @@ def _bounds(expected, tolerance, low, high) -> tuple[float, float]:
         lo, hi = expected - tolerance, expected + tolerance
     elif tolerance is not None:
         raise EDVRError("record(): a tolerance needs an expected value")
-    if low is not None:
-        lo = max(lo, float(low))
-    if high is not None:
-        hi = min(hi, float(high))
+    lo = lo if low is None else max(lo, float(low))
+    hi = hi if high is None else min(hi, float(high))
     if lo > hi:
         raise EDVRError(f"record(): empty range [{lo}, {hi}]; check expected / tolerance / low / high")
     return lo, hi
@@ -111,10 +94,10 @@ def record(notebook: str, key: str, value: float, *, expected: float | None = No
         key: short identifier, unique within the notebook (``"epe_learned_px"``).
         value: the measured number (a Python or NumPy / torch scalar).
         expected, tolerance: the claim ``|value - expected| <= tolerance``.
-        low, high: one-sided bounds (may be combined with ``expected``; the range is the intersection).
+        low, high: one-sided bounds (with ``expected``: the intersection).
         unit: shown after the number (``"dB"``, ``"px"``).
         what: one line saying what the number is.
-        check: False records without asserting (e.g. a figure meaningful only after full training).
+        check: False records without asserting.
         path: results file (default :func:`results_path`).
 
     Returns:
@@ -182,7 +165,8 @@ def format_markdown(entries: list[dict], command: str = "make tutorial") -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_markdown(results_file: str | os.PathLike, dest: str | os.PathLike = REPO_ROOT / "docs" / "tutorial_results.md",
+def write_markdown(results_file: str | os.PathLike,
+                   dest: str | os.PathLike = REPO_ROOT / "docs" / "tutorial_results.md",
                    command: str = "make tutorial") -> Path:
     """Write :func:`format_markdown` of ``results_file``'s full-mode entries to ``dest`` (atomically).
 

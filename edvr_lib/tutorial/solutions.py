@@ -1,11 +1,6 @@
-"""Reference solutions of the notebooks' exercises (read them after trying; ``tests/tutorial/test_exercises.py`` checks them).
-
-Two kinds, checked by :mod:`edvr_lib.tutorial.exercises`:
-
-* **implement it**: a function per exercise, named as in the notebook's exercise cell (``dcn_grid_sample`` ...);
-* **predict, then reveal**: :data:`ANSWERS`, the predicted value per exercise name (``'02.pyramid_px'`` ...).
-
-The notebooks never print these before the learner's own answer has been checked.
+"""Reference solutions of the notebooks' exercises (read them after trying), checked by
+:mod:`edvr_lib.tutorial.exercises`: a function per *implement it* exercise, named as in the notebook's cell, and
+:data:`ANSWERS` for the *predict, then reveal* ones. The notebooks never print them before the learner's answer.
 """
 from __future__ import annotations
 

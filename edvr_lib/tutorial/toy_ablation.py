@@ -1,42 +1,16 @@
 """The EDVR paper's ablations at toy scale: one DCN vs pyramid vs pyramid + cascade, and TSA vs plain fusion.
 
-The EDVR paper (Wang et al., CVPRW 2019, ablation studies) switches parts of the network off and retrains: PCD
-alignment beats a pyramid without the cascade, which beats a single deformable convolution; TSA fusion beats
-fusing the aligned frames without attention. Here the same comparisons are retrained at a size a CPU trains in
-minutes, on windows rendered from the embedded *training* clips, and judged on held-out windows:
-
-* **Alignment, on large motion** (1-4 LR px per frame, so up to 8 LR px for the outer frames): three variants
-  that differ only in the alignment module, each fused by the plain 1x1 convolution (EDVR's ``with_tsa=False``)
-  so the fusion plays no part:
-
-  - ``one DCN``: a single modulated DCN on the L1 features, its offsets from the concatenated neighbour and
-    reference features (EDVR Eq. 1-2) -- :class:`SingleDCNAlignment`;
-  - ``pyramid (no cascade)``: PCD's three levels, coarse to fine (Eq. 3), without the last cascading DCN --
-    :class:`PyramidAlignment`;
-  - ``PCD (pyramid + cascade)``: the library's :class:`~edvr_lib.archs.PCDAlignment`, unchanged.
-
-  Scored by PSNR on the held-out large-motion set (:func:`edvr_lib.tutorial.checkpoint_report.large_motion_set`)
-  and by the end-point error of the learned motion (the L1 DCN's mask-weighted mean offsets relative to the centre
-  frame's self-alignment, :func:`edvr_lib.introspect.offsets_to_flow`) over "no motion"'s.
-* **Fusion, on windows with a spoilt frame**: full PCD with TSA fusion (:class:`~edvr_lib.archs.TSAFusion`) vs
-  plain concatenation + 1x1 conv, trained on the same large-motion windows of which half have one neighbour spoilt
-  (:func:`edvr_lib.data.corruption.spoil_neighbour`: strong noise, an occluding patch or an unrelated frame),
-  scored on held-out windows that all have one spoilt neighbour (and on the same windows clean).
-
-Every variant is an EDVR from :func:`edvr_lib.archs.build_edvr` at a toy width; the two alignment variants replace
-its ``pcd_align`` (the default EDVR and its state-dict layout are untouched). Training is the tutorial demos' loop
-(:func:`edvr_lib.tutorial.fit.fit_demo`: Adam, cosine decay, Charbonnier loss), seeded; on one CPU thread the
-results repeat exactly.
-
-At this scale effects can be small, within the noise of one training run, or reversed: :func:`comparison_rows`
-puts each measured difference beside the paper's direction with a verdict, and says how large the noise is.
+The paper's comparisons (Wang et al., CVPRW 2019) retrained at CPU size (:data:`VARIANTS`, toy-width
+:func:`edvr_lib.archs.build_edvr` s trained by :func:`edvr_lib.tutorial.fit.fit_demo`; on one CPU thread the results
+repeat exactly) on windows rendered from the *training* clips, judged on held-out windows: the alignment variants on
+large motion (1-4 LR px per frame) with plain fusion, by PSNR and the learned motion's end-point error; TSA vs plain
+fusion on windows with one spoilt neighbour (:func:`edvr_lib.data.corruption.spoil_neighbour`). Effects can be small
+or reversed at this scale: :func:`comparison_rows` puts each beside the paper's with a verdict.
 
 Example::
 
-    cfg = ToyAblationConfig(steps=300)
-    res = run_toy_ablation(cfg)              # trains every variant (minutes on one CPU thread)
+    res = run_toy_ablation(ToyAblationConfig(steps=300))   # minutes on one CPU thread
     for row in comparison_rows(res): print(row)
-    toy_ablation_figure(res)
 """
 from __future__ import annotations
 
@@ -53,27 +27,21 @@ from edvr_lib.archs import DCNv2Pack, PCDAlignment, build_edvr
 from edvr_lib.archs.blocks import lrelu
 from edvr_lib.ops.fused import ConcatConv2d
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.utils.hooks import forward_hooks
 
 __all__ = ["ToyAblationConfig", "Variant", "VARIANTS", "COMPARISONS", "SingleDCNAlignment", "PyramidAlignment",
            "build_variant", "training_bank", "held_out_sets", "train_variant", "evaluate_variant", "run_variant",
            "run_toy_ablation", "comparison_rows", "variant_rows", "markdown_table", "toy_ablation_figure"]
 
 
-# ------------------------------------------------------------------------------------------------ the variants
 class SingleDCNAlignment(nn.Module):
     """One modulated DCN on the L1 features: no pyramid, no cascade (the ablation's baseline alignment).
 
-    Offsets and masks come from the concatenated neighbour and reference L1 features through two 3x3 convs (EDVR
-    Eq. 2), and one :class:`~edvr_lib.archs.DCNv2Pack` samples the neighbour (Eq. 1). Its offsets can reach as far
-    as what these convs see: a few L1 pixels, fewer than the large motions of the ablation.
-
-    Args:
-        num_feat: channels ``c``.
-        deformable_groups: DCN groups ``g``.
+    Offsets from the concatenated neighbour and reference L1 features through two 3x3 convs (EDVR Eq. 2), one
+    :class:`~edvr_lib.archs.DCNv2Pack` (``num_feat`` channels, ``deformable_groups``) sampling the neighbour (Eq. 1).
 
     Shapes:
-        As :class:`~edvr_lib.archs.PCDAlignment`: ``nbr_feat_l``, ``ref_feat_l`` lists ``[L1, L2, L3]`` of which only
-        ``L1`` ``(n, c, h, w)`` is used (reference ``n`` or ``n / t`` samples) -> ``(n, c, h, w)``.
+        As :class:`~edvr_lib.archs.PCDAlignment` (only ``L1`` ``(n, c, h, w)`` is used) -> ``(n, c, h, w)``.
     """
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8):
@@ -84,18 +52,13 @@ class SingleDCNAlignment(nn.Module):
         self.dcn_pack = DCNv2Pack(c, c, 3, padding=1, deformable_groups=deformable_groups)
 
     def forward(self, nbr_feat_l: list[torch.Tensor], ref_feat_l: list[torch.Tensor]) -> torch.Tensor:
-        # offset feature from [neighbour, reference] (Eq. 2), then one deformable sampling (Eq. 1)
         offset = lrelu(self.offset_conv2(lrelu(self.offset_conv1([nbr_feat_l[0], ref_feat_l[0]]))))
         return lrelu(self.dcn_pack(nbr_feat_l[0], offset))
 
 
 class _Skipped(nn.Module):
-    """A parameter-free stand-in for one layer of a skipped stage.
-
-    Args:
-        pass_on: return the first input unchanged (a list's first item); else an empty tensor (for a path whose
-            result is not used: PCD's activations work in place, so it must not alias the feature passed on).
-    """
+    """A parameter-free stand-in for one layer of a skipped stage: returns its first input (``pass_on``) or an
+    empty tensor (a path whose result is unused; PCD's in-place activations must not alias the feature passed on)."""
 
     def __init__(self, pass_on: bool):
         super().__init__()
@@ -107,13 +70,9 @@ class _Skipped(nn.Module):
 
 
 class PyramidAlignment(PCDAlignment):
-    """PCD's pyramid (L3 -> L2 -> L1, EDVR Eq. 3) without the cascading DCN.
-
-    The inherited forward runs unchanged; the cascade's three layers are parameter-free stand-ins: its offset path
-    (``cas_offset_conv1``, ``cas_offset_conv2``) computes nothing and ``cas_dcnpack`` passes the merged L1 feature
-    through, so the output is ``lrelu`` of that feature where PCD would refine it with one more DCN. Same arguments
-    and shapes as :class:`~edvr_lib.archs.PCDAlignment`.
-    """
+    """PCD's pyramid (L3 -> L2 -> L1, EDVR Eq. 3) without the cascading DCN: the inherited forward runs with the
+    cascade's layers replaced by parameter-free stand-ins (``cas_dcnpack`` passes the merged L1 feature through).
+    Same arguments and shapes as :class:`~edvr_lib.archs.PCDAlignment`."""
 
     def __init__(self, num_feat: int = 64, deformable_groups: int = 8):
         super().__init__(num_feat, deformable_groups)
@@ -159,20 +118,15 @@ COMPARISONS = (
 
 @dataclass(frozen=True)
 class ToyAblationConfig:
-    """Sizes of the toy ablation.
-
-    The defaults train all five variants in about 15 minutes of one CPU thread (measured on an AMD EPYC core: 0.46 s
-    per training step for one DCN, 0.70 s for PCD + TSA); a busy machine takes longer.
+    """Sizes of the toy ablation (the defaults: about 15 minutes of one CPU thread for all five variants).
 
     Attributes:
         num_feat, deformable_groups, num_extract_block, num_reconstruct_block: the toy EDVR (EDVR-M: 64, 8, 5, 10).
-        num_frame: window length ``t``.
-        gt_size: GT side of a training window (LR side ``gt_size / 4``).
-        min_shift, max_shift: translation per frame, LR px (random direction; 30% with a small rotation / zoom).
-        bank_size: training windows rendered once (from the training clips) and drawn from at random.
-        spoil_prob: fraction of the ``'spoilt frame'`` variants' training windows with one neighbour spoilt.
-        spoil_strength: the fault's strength (:func:`edvr_lib.data.corruption.corrupt_frame`).
-        steps, batch_size, lr: optimiser steps, windows per step, Adam's initial learning rate (cosine to 5%).
+        num_frame, gt_size: window length ``t`` and GT side of a training window (LR side ``gt_size / 4``).
+        min_shift, max_shift: translation per frame, LR px.
+        bank_size: training windows rendered once and drawn from at random.
+        spoil_prob, spoil_strength: share of the ``'spoilt frame'`` training windows spoilt, and the fault's strength.
+        steps, batch_size, lr: optimiser steps, windows per step, Adam's initial learning rate.
         eval_windows_per_source, eval_gt_size: the held-out set (:func:`held_out_sets`).
         seed: seeds the rendering, the spoiling, the initialisation and the batches.
     """
@@ -196,20 +150,15 @@ class ToyAblationConfig:
     seed: int = 0
 
     def replace(self, **overrides) -> "ToyAblationConfig":
-        """A copy with some fields changed."""
         return dataclasses.replace(self, **overrides)
 
 
 def build_variant(variant: Variant | str, cfg: ToyAblationConfig = ToyAblationConfig()) -> nn.Module:
-    """A toy EDVR with the variant's alignment and fusion (random weights, seeded by the caller).
-
-    Args:
-        variant: a :class:`Variant` or a name of :data:`VARIANTS`.
-        cfg: the toy sizes.
+    """A toy EDVR (random weights, seeded by the caller) with the alignment and fusion of ``variant`` (a
+    :class:`Variant` or a name of :data:`VARIANTS`), sized by ``cfg``.
 
     Returns:
-        An :class:`~edvr_lib.archs.EDVR`: ``(b, t, 3, h, w) -> (b, 3, 4h, 4w)``, ``h, w`` divisible by 4. The
-        one-DCN and pyramid variants carry a replaced ``pcd_align`` (their state dicts are not EDVR checkpoints).
+        An :class:`~edvr_lib.archs.EDVR`: ``(b, t, 3, h, w) -> (b, 3, 4h, 4w)``, ``h, w`` divisible by 4.
     """
     v = VARIANTS[variant] if isinstance(variant, str) else variant
     if v.alignment not in ("dcn", "pyramid", "pcd") or v.fusion not in ("concat", "tsa"):
@@ -224,22 +173,9 @@ def build_variant(variant: Variant | str, cfg: ToyAblationConfig = ToyAblationCo
     return model
 
 
-def _motion_pack(model: nn.Module) -> DCNv2Pack:
-    """The DCN whose offsets are read as the learned motion: the one sampling the neighbour's own L1 feature."""
-    pcd = model.pcd_align
-    return pcd.dcn_pack if isinstance(pcd, SingleDCNAlignment) else pcd.dcn_pack["l1"]
-
-
-# ------------------------------------------------------------------------------------------------------- data
 def _spoil(lq: torch.Tensor, prob: float, strength: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spoil one neighbour of each window with probability ``prob``.
-
-    Args:
-        lq: ``(n, t, 3, h, w)``.
-
-    Returns:
-        ``(spoilt copy (n, t, 3, h, w), index of the spoilt frame per window (n,), -1 where none)``.
-    """
+    """Spoil one neighbour of each ``(n, t, 3, h, w)`` window with probability ``prob``; returns the spoilt copy and
+    the spoilt frame's index per window ``(n,)`` (-1: none)."""
     from edvr_lib.data.corruption import spoil_neighbour
     from edvr_lib.data.motion_dataset import SPOIL_KINDS
 
@@ -256,8 +192,7 @@ def training_bank(root, cfg: ToyAblationConfig = ToyAblationConfig(),
     """The training windows: large known motion rendered from the *training* clips' frames only.
 
     Args:
-        root: the embedded set (:func:`edvr_lib.data.prepare_embedded`).
-        cfg: sizes, motion range, seed.
+        root, cfg: the embedded set (:func:`edvr_lib.data.prepare_embedded`) and the sizes, motion range and seed.
         progress: called with the number of windows rendered.
 
     Returns:
@@ -281,9 +216,6 @@ def training_bank(root, cfg: ToyAblationConfig = ToyAblationConfig(),
 def held_out_sets(root, cfg: ToyAblationConfig = ToyAblationConfig()) -> dict:
     """The held-out large-motion windows, clean and with one neighbour spoilt in every window.
 
-    Rendered as the training windows but from held-out sources only (frame 0 of every held-out clip, and photos
-    no clip uses: :func:`edvr_lib.tutorial.checkpoint_report.large_motion_set`), with their own seed.
-
     Returns:
         :func:`~edvr_lib.tutorial.checkpoint_report.large_motion_set`'s dict plus ``'lq_spoilt'`` and
         ``'spoilt_idx'`` (every window spoilt).
@@ -296,20 +228,13 @@ def held_out_sets(root, cfg: ToyAblationConfig = ToyAblationConfig()) -> dict:
     return data
 
 
-# ------------------------------------------------------------------------------------------ train and evaluate
 def train_variant(model: nn.Module, bank: dict, cfg: ToyAblationConfig, spoilt: bool = False,
                   log_every: int = 25):
-    """Train ``model`` in place on random batches of the bank (Charbonnier loss against the centre GT).
-
-    Args:
-        model: from :func:`build_variant` (left in eval mode).
-        bank: :func:`training_bank`'s windows.
-        cfg: ``steps``, ``batch_size``, ``lr``, ``seed``.
-        spoilt: learn from ``bank['lq_spoilt']`` (half the windows with a spoilt neighbour) instead of ``'lq'``.
-        log_every: loss logging period in steps.
+    """Train ``model`` (from :func:`build_variant`) in place on random batches of :func:`training_bank`'s ``bank``
+    (``bank['lq_spoilt']`` if ``spoilt``), Charbonnier loss, ``cfg``'s ``steps``, ``batch_size``, ``lr``, ``seed``.
 
     Returns:
-        The :class:`~edvr_lib.tutorial.fit.DemoHistory` (loss per logged step, seconds).
+        The :class:`~edvr_lib.tutorial.fit.DemoHistory`.
     """
     from edvr_lib.losses import charbonnier
     from edvr_lib.tutorial.fit import fit_demo
@@ -336,11 +261,9 @@ def evaluate_variant(model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, flow:
         chunk: windows per forward.
 
     Returns:
-        ``{'psnr': mean dB, 'psnr_per_window': [n]}`` (uint8-rounded RGB, no border crop, as ``edvr test``) and,
-        with ``flow``: ``'epe'`` (px, mean over valid neighbour pixels of ``|learned - true|``), ``'epe_zero'``
-        (the same for "no motion", i.e. the mean true motion) and ``'epe_ratio'`` (``epe / epe_zero``: 1 = no
-        motion learned, 0 = exact). The learned motion is the L1 DCN's mask-weighted mean offset minus the centre
-        frame's (:func:`edvr_lib.introspect.offsets_to_flow`).
+        ``{'psnr': mean dB, 'psnr_per_window': [n]}`` (uint8-rounded RGB, as ``edvr test``) and, with ``flow``:
+        ``'epe'`` (px, mean over valid neighbour pixels of ``|learned - true|``; learned: the L1 DCN's mask-weighted
+        mean offset minus the centre frame's), ``'epe_zero'`` ("no motion"'s) and ``'epe_ratio'``.
     """
     from edvr_lib.introspect import offsets_to_flow
     from edvr_lib.metrics import calculate_psnr, tensor2img
@@ -348,17 +271,13 @@ def evaluate_variant(model: nn.Module, lq: torch.Tensor, gt: torch.Tensor, flow:
     model.eval()
     device = next(model.parameters(), torch.empty(0)).device  # the bicubic baseline has no parameters
     b_all, t = lq.shape[:2]
-    pack, kept = (_motion_pack(model) if flow is not None else None), []
-
-    def keep(_module, _args, out):
-        kept.append(out.detach().to("cpu", copy=True))
-
-    handle = pack and pack.conv_offset.register_forward_hook(keep)
-    try:
+    pack, kept = None, []
+    if flow is not None:  # the learned motion: the DCN sampling the neighbour's own L1 feature
+        pcd = model.pcd_align
+        pack = pcd.dcn_pack if isinstance(pcd, SingleDCNAlignment) else pcd.dcn_pack["l1"]
+    hooks = [(pack.conv_offset, lambda _m, _a, out: kept.append(out.detach().to("cpu", copy=True)))] if pack else []
+    with forward_hooks(hooks):
         out = torch.cat([model(lq[i:i + chunk].to(device)).clamp(0, 1).cpu() for i in range(0, b_all, chunk)])
-    finally:
-        if handle:
-            handle.remove()
     per = [calculate_psnr(tensor2img(o), tensor2img(g)) for o, g in zip(out, gt)]
     res = {"psnr": float(np.mean(per)), "psnr_per_window": [float(p) for p in per]}
     if flow is None:
@@ -383,9 +302,8 @@ def run_variant(name: str, bank: dict, held_out: dict, cfg: ToyAblationConfig = 
 
     Returns:
         ``{'alignment', 'fusion', 'data', 'parameters', 'train_seconds', 'train_cpu_seconds', 'loss': [[step,
-        loss], ...], 'psnr', 'psnr_per_window'}`` (on the test set of the variant's data: clean large motion, or
-        every window spoilt), plus ``epe``, ``epe_zero``, ``epe_ratio`` (alignment variants) or ``psnr_clean``
-        (fusion variants: the same windows unspoilt).
+        loss], ...], 'psnr', 'psnr_per_window'}`` on the variant's test set, plus ``epe``, ``epe_zero``,
+        ``epe_ratio`` (alignment variants) or ``psnr_clean`` (fusion variants: the same windows unspoilt).
     """
     v = VARIANTS[name]
     torch.manual_seed(cfg.seed)
@@ -413,7 +331,7 @@ def run_toy_ablation(cfg: ToyAblationConfig = ToyAblationConfig(), root=None, va
         root: the embedded set (default: build / reuse it).
         variants: names of :data:`VARIANTS` (default all).
         log: called with one line per stage (None: silent).
-        on_variant: called with the results so far after each variant (e.g. to save them).
+        on_variant: called with the results so far after each variant.
 
     Returns:
         ``{'config': dict, 'held_out': {'windows', 'gt_size', 'keys', 'bicubic_psnr', 'bicubic_psnr_spoilt'},
@@ -450,19 +368,10 @@ def run_toy_ablation(cfg: ToyAblationConfig = ToyAblationConfig(), root=None, va
     return res
 
 
-# ----------------------------------------------------------------------------------------------------- tables
-def _paired(res: dict, a: str, b: str) -> tuple[float, float]:
-    """Mean PSNR difference ``a - b`` over the held-out windows and its standard error (paired by window)."""
-    d = np.asarray(res["variants"][a]["psnr_per_window"]) - np.asarray(res["variants"][b]["psnr_per_window"])
-    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-
-
 def comparison_rows(res: dict, noise_factor: float = 2.0) -> list[dict]:
-    """Each effect of :data:`COMPARISONS` beside the paper's direction, with a verdict.
-
-    The verdict is ``'same direction'`` or ``'reversed'`` when the mean PSNR difference is larger than
-    ``noise_factor`` standard errors (paired over the held-out windows), else ``'no clear effect'``. The standard
-    error covers the choice of windows only, not the training's own randomness (another seed moves every variant).
+    """Each effect of :data:`COMPARISONS` beside the paper's direction, with a verdict: ``'same direction'`` or
+    ``'reversed'`` when the mean PSNR difference exceeds ``noise_factor`` standard errors (paired over the held-out
+    windows; the training's own randomness is not covered), else ``'no clear effect'``.
 
     Args:
         res: :func:`run_toy_ablation`'s results (or the JSON a run saved).
@@ -476,7 +385,8 @@ def comparison_rows(res: dict, noise_factor: float = 2.0) -> list[dict]:
     for effect, a, b, test_set, paper in COMPARISONS:
         if a not in res["variants"] or b not in res["variants"]:
             continue
-        delta, se = _paired(res, a, b)
+        d = np.asarray(res["variants"][a]["psnr_per_window"]) - np.asarray(res["variants"][b]["psnr_per_window"])
+        delta, se = float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
         clear = abs(delta) > noise_factor * se
         verdict = ("same direction" if delta > 0 else "reversed") if clear else "no clear effect"
         rows.append({"effect": effect, "variant": a, "baseline": b, "test set": test_set, "paper": paper,
@@ -506,13 +416,9 @@ def markdown_table(rows: list[dict], digits: int = 3) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------------------------------- figure
 def toy_ablation_figure(res: dict, title: str = "EDVR ablations at toy scale (held-out windows)"):
-    """Bars: PSNR of every variant on its held-out test set, grouped by ablation, bicubic as a dashed line.
-
-    Args:
-        res: :func:`run_toy_ablation`'s results (or the saved JSON).
-    """
+    """Bars: PSNR of every variant on its held-out test set (``res``: :func:`run_toy_ablation`'s), grouped by
+    ablation, bicubic as a dashed line."""
     from edvr_lib.viz.data_figures import pyplot
 
     plt = pyplot()
@@ -522,18 +428,16 @@ def toy_ablation_figure(res: dict, title: str = "EDVR ablations at toy scale (he
     for ax, (label, data, bic_key) in zip(axes, groups):
         names = [n for n, r in res["variants"].items() if r["data"] == data]
         values = [res["variants"][n]["psnr"] for n in names]
-        errs = [np.std(res["variants"][n]["psnr_per_window"], ddof=1) / np.sqrt(len(res["variants"][n]
-                                                                                   ["psnr_per_window"]))
-                for n in names]
-        bars = ax.bar(range(len(names)), values, yerr=errs, capsize=4, color=["#8da0cb", "#66c2a5", "#fc8d62"][
-            :len(names)])
+        per = [res["variants"][n]["psnr_per_window"] for n in names]
+        errs = [np.std(p, ddof=1) / np.sqrt(len(p)) for p in per]
+        bars = ax.bar(range(len(names)), values, yerr=errs, capsize=4,
+                      color=["#8da0cb", "#66c2a5", "#fc8d62"][:len(names)])
         bic = res["held_out"][bic_key]
         ax.axhline(bic, color="k", ls="--", lw=1, label=f"bicubic x4: {bic:.2f} dB")
         for bar, v in zip(bars, values):
             ax.annotate(f"{v:.2f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8,
                         xytext=(0, 3), textcoords="offset points")
-        low = min(values + [bic]) - 0.5
-        ax.set(xticks=range(len(names)), xticklabels=names, ylim=(low, max(values + [bic]) + 0.4),
+        ax.set(xticks=range(len(names)), xticklabels=names, ylim=(min(values + [bic]) - 0.5, max(values + [bic]) + 0.4),
                ylabel="PSNR (dB, RGB, mean over windows)", title=label)
         ax.legend(loc="lower right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)

@@ -1,10 +1,6 @@
-"""Helpers of notebook 04 (training EDVR): the notebook's option overrides, a run folder it may reuse, Ctrl-C and
-a diverging batch on cue, a comparison of two runs, and the alignment lesson (the alignment pre-stage run briefly,
-with the learned-motion error measured as it trains).
-
-The training itself is :func:`edvr_lib.train.train` (the loop behind ``edvr train``) and
-:func:`edvr_lib.train.align_pretrain.pretrain_alignment`.
-"""
+"""Notebook 04 (training EDVR with :func:`edvr_lib.train.train`): its option overrides, a reusable run folder,
+Ctrl-C and a diverging batch on cue, a comparison of two runs, and the alignment lesson (the alignment pre-stage run
+briefly, the learned-motion error measured as it trains)."""
 from __future__ import annotations
 
 import inspect
@@ -50,24 +46,16 @@ def notebook_overrides(config: str | os.PathLike, data: dict, iters: int, val_fr
                        device: str = "cpu", print_freq: int | None = None) -> list[str]:
     """The ``--set`` items that turn an option file into notebook 04's run on the embedded dataset.
 
-    Only items that change the file are returned, so the list reads as "what differs from the file":
-
-    * data: the embedded training clips and the held-out test clips for validation (absolute paths, so the
-      notebook's working folder does not matter); no REDS4 partition;
-    * length: ``total_iter = iters`` with two cosine cycles of 1/3 and 2/3 of it, the second at half the rate
-      (the shape of the tiny config's [1000, 2000] and EDVR-L's restart weights); validation every ``val_freq``
-      iterations and at the end; a checkpoint at every validation;
-    * from scratch: no ``pretrain_network_g`` (the REDS stage-2 files point at stage 1's weights) and so no
-      TSA-only stage; EMA 0.99, whose ~100-iteration horizon suits a short run (0.999 would lag behind it);
-    * ``num_gpu: 0`` on CPU; ``amp: bf16`` on CUDA; no TensorBoard;
-    * ``smoke``: :data:`SMOKE_NETWORK` (3 frames, 8 features, one block each), 32x32 GT crops, batch 2, no loader
-      workers.
+    Only items that change the file are returned: the embedded clips (absolute paths; held-out clips validate);
+    ``total_iter = iters`` in two cosine cycles of 1/3 and 2/3, the second at half the rate; validation and a
+    checkpoint every ``val_freq``; from scratch (no pretrained weights, no TSA-only stage), EMA 0.99 (suits a short
+    run); ``num_gpu: 0`` on CPU, ``amp: bf16`` on CUDA, no TensorBoard; ``smoke``: :data:`SMOKE_NETWORK`, 32x32
+    GT crops, batch 2, no loader workers.
 
     Args:
         config: the option file (e.g. ``configs/train_EDVR_tiny_embedded.yml``).
         data: :func:`edvr_lib.data.embedded_paths` of the built embedded set.
-        iters: training iterations.
-        val_freq: validation period in iterations.
+        iters, val_freq: training iterations and the validation period.
         smoke: shrink everything for a few-second run.
         device: ``'cpu'`` or a CUDA device (``'cuda'``, ``'cuda:0'``).
         print_freq: log period (default: about 40 log points over the run, at least 1).
@@ -88,17 +76,12 @@ def notebook_overrides(config: str | os.PathLike, data: dict, iters: int, val_fr
         "datasets.train.dataroot_gt": str(data["gt"]), "datasets.train.dataroot_lq": str(data["lq"]),
         "datasets.train.meta_info_file": str(data["meta_train"]), "datasets.train.val_partition": None,
         "datasets.val.dataroot_gt": str(data["gt"]), "datasets.val.dataroot_lq": str(data["lq"]),
-        "datasets.val.meta_info_file": str(data["meta_test"]),
-        "num_gpu": 1 if cuda else 0,
-        "train.total_iter": iters,
+        "datasets.val.meta_info_file": str(data["meta_test"]), "num_gpu": 1 if cuda else 0, "train.total_iter": iters,
         "train.scheduler.periods": [first, max(1, iters - first)] if iters > 1 else [1],
         "train.scheduler.restart_weights": [1, 0.5] if iters > 1 else [1],
-        "path.pretrain_network_g": None, "path.strict_load_g": True, "train.tsa_iter": 0,
-        "train.ema_decay": 0.99,
-        "train.amp": "bf16" if cuda else None,
-        "val.val_freq": val_freq,
-        "logger.print_freq": print_freq or max(1, iters // 40),
-        "logger.save_checkpoint_freq": val_freq,
+        "path.pretrain_network_g": None, "path.strict_load_g": True, "train.tsa_iter": 0, "train.ema_decay": 0.99,
+        "train.amp": "bf16" if cuda else None, "val.val_freq": val_freq,
+        "logger.print_freq": print_freq or max(1, iters // 40), "logger.save_checkpoint_freq": val_freq,
         "logger.use_tb_logger": False,
     }
     if smoke:
@@ -115,10 +98,8 @@ def notebook_overrides(config: str | os.PathLike, data: dict, iters: int, val_fr
 
 
 def fresh_run_dir(path: str | os.PathLike) -> Path:
-    """Make ``path`` an empty run folder, deleting an earlier run there (so the notebook can be rerun).
-
-    Only a folder that holds nothing but a training run's files (:data:`RUN_FILES`) is deleted; anything else
-    raises, so a wrong path cannot wipe other work.
+    """Make ``path`` an empty run folder, deleting an earlier run there; only a folder that holds nothing but a
+    training run's files (:data:`RUN_FILES`) is deleted, so a wrong path cannot wipe other work.
 
     Raises:
         EDVRError: ``path`` is a file, or a folder with files that are not a training run's.
@@ -147,24 +128,29 @@ def draw_batches(opt, count: int, start: int = 0) -> list[dict]:
 
     solo = opt.model_copy(deep=True)
     solo.datasets.train.num_worker_per_gpu = 0
-    stream = train_stream(solo, build_train_dataset(solo), start, start + count)
-    return list(stream)
+    return list(train_stream(solo, build_train_dataset(solo), start, start + count))
 
 
-class CtrlCAt(Sequence):
-    """``batches`` for :func:`edvr_lib.train.train` that press Ctrl-C while iteration ``iteration`` is fetched.
-
-    The process receives a real SIGINT, as from the keyboard or Jupyter's *Interrupt* button; the trainer finishes
-    that iteration, saves a resumable state and returns with ``summary['interrupted']``. It happens once.
-    """
+class _Cued(Sequence):
+    """``batches`` that do something when iteration ``iteration`` (1-based) is fetched."""
 
     def __init__(self, batches: Sequence[dict], iteration: int):
         if not 1 <= iteration <= len(batches):
             raise EDVRError(f"iteration {iteration} is outside the {len(batches)} batches")
-        self.batches, self.iteration, self.pressed = batches, iteration, False
+        self.batches, self.iteration = batches, iteration
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class CtrlCAt(_Cued):
+    """``batches`` for :func:`edvr_lib.train.train` that press Ctrl-C (a real SIGINT, as Jupyter's *Interrupt*) once,
+    while iteration ``iteration`` is fetched: the trainer finishes it, saves a resumable state and returns with
+    ``summary['interrupted']``."""
+
+    def __init__(self, batches: Sequence[dict], iteration: int):
+        super().__init__(batches, iteration)
+        self.pressed = False
 
     def __getitem__(self, index):
         if index == self.iteration - 1 and not self.pressed:
@@ -173,21 +159,14 @@ class CtrlCAt(Sequence):
         return self.batches[index]
 
 
-class PoisonedBatches(Sequence):
-    """``batches`` in which iteration ``iteration``'s input holds a NaN, the first ``times`` times it is fetched
-    (``times=None``: every time), so its loss is not finite: what a divergence looks like to the trainer.
-
-    ``times=1`` is a one-off glitch that the divergence guard's rollback gets past; ``times=None`` is a failure
-    that comes back after every rollback, until the guard gives up.
-    """
+class PoisonedBatches(_Cued):
+    """``batches`` in which iteration ``iteration``'s input holds a NaN (a non-finite loss, as in a divergence) the
+    first ``times`` times it is fetched: ``1`` is a glitch the divergence guard's rollback gets past, ``None`` a
+    failure that comes back after every rollback until the guard gives up."""
 
     def __init__(self, batches: Sequence[dict], iteration: int, times: int | None = 1):
-        if not 1 <= iteration <= len(batches):
-            raise EDVRError(f"iteration {iteration} is outside the {len(batches)} batches")
-        self.batches, self.iteration, self.times, self.served = batches, iteration, times, 0
-
-    def __len__(self) -> int:
-        return len(self.batches)
+        super().__init__(batches, iteration)
+        self.times, self.served = times, 0
 
     def __getitem__(self, index):
         batch = self.batches[index]
@@ -243,22 +222,18 @@ def trainer_loop_source() -> str:
 
 def alignment_lesson(model, data: dict, steps: int, eval_every: int, bank_size: int = 96, bank_gt_size: int = 128,
                      lr: float = 1e-3, windows_per_clip: int = 2, seed: int = 0) -> dict:
-    """Does PCD learn motion when motion pays? A copy of ``model`` gets the alignment pre-stage for ``steps`` steps.
-
-    The copy's PCD is trained on the offset-fidelity loss alone (:func:`~edvr_lib.train.align_pretrain.
-    pretrain_alignment`) on windows with large known motion rendered from the training clips (the data of
-    :data:`ALIGNING_CONFIG`); its learned-motion error on the held-out clips
+    """Does PCD learn motion when motion pays? A copy of ``model`` (``model`` is not changed) gets the alignment
+    pre-stage (:func:`~edvr_lib.train.align_pretrain.pretrain_alignment`) on large known motion from the training
+    clips (:data:`ALIGNING_CONFIG`'s data); its held-out motion error
     (:func:`~edvr_lib.tutorial.alignment_real.motion_report`) is measured before and every ``eval_every`` steps.
-    ``model`` itself is not changed.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` with LR input, e.g. the one notebook 04 trained.
         data: :func:`edvr_lib.data.embedded_paths` of the embedded set.
         steps, eval_every: training steps and the measuring period.
         bank_size, bank_gt_size: windows rendered once (GT side; LR side a quarter).
-        lr: peak learning rate (cosine decay to 1/100).
+        lr, seed: peak learning rate (cosine decay to 1/100); seed of the rendering and the batches.
         windows_per_clip: windows per held-out clip of each measurement.
-        seed: seed of the rendering and the batches.
 
     Returns:
         ``{'steps': [0, eval_every, ...], 'epe_ratio': [...], 'offset_loss': [...] (None at step 0),
@@ -313,8 +288,7 @@ def motion_curve(path: str | os.PathLike) -> list[dict]:
     import json
 
     try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise EDVRError(f"cannot read the recorded motion curve {path} ({err}). Fix: restore it from the "
                         "repository (git checkout -- checkpoints/)") from None
-    return rows

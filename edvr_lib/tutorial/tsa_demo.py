@@ -1,18 +1,11 @@
 """TSA fusion opened up, and a small TSA trained to ignore a corrupted neighbour (notebook 03).
 
-* :func:`trace_fusion` runs a :class:`~edvr_lib.archs.TSAFusion` once and keeps every intermediate: the two
-  temporal embeddings, the per-frame temporal attention, the fused feature, the spatial attention (before and after
-  its sigmoid), the additive map, and the shape of every layer's output (the spatial pyramid).
-* :class:`TSADemo` is EDVR's fusion stage on its own: shared per-frame features, a real
-  :class:`~edvr_lib.archs.TSAFusion`, and a 3x3 conv that predicts a residual on the centre frame.
-* :class:`AlignedWindows` cuts windows from the synthetic clips with known motion and aligns every neighbour to
-  the centre frame with the *true* flow (what a perfect PCD would deliver), so that fusion is the only thing
-  left to learn. :func:`~edvr_lib.data.corruption.corrupt_frame` spoils one neighbour (strong noise, or an occluding
-  patch).
-* :func:`train_tsa_demo` trains the demo to restore the clean centre frame from noisy windows in which a random
-  neighbour is corrupted. Which frame is corrupted changes from sample to sample, so a fixed fusion weight cannot
-  ignore it: only a content-dependent weight (the temporal attention) can. :func:`corruption_attention` then
-  measures the temporal attention of the corrupted frame against the clean ones.
+* :func:`trace_fusion`: every intermediate of one :class:`~edvr_lib.archs.TSAFusion` forward;
+* :class:`TSADemo`: per-frame features, a real ``TSAFusion`` and a residual on the centre frame;
+* :class:`AlignedWindows`: windows of the synthetic clips, neighbours aligned by the *true* flow, so that fusion is
+  all that is left to learn;
+* :func:`train_tsa_demo`: restore the centre frame from windows with a random neighbour corrupted (a fixed fusion
+  weight cannot ignore it, a content-dependent one can); :func:`corruption_attention` measures that weight.
 """
 from __future__ import annotations
 
@@ -32,7 +25,7 @@ from edvr_lib.introspect import record_internals
 from edvr_lib.losses import charbonnier
 from edvr_lib.metrics import calculate_psnr
 from edvr_lib.tutorial.fit import DemoHistory, fit_demo
-from edvr_lib.tutorial.pcd_demo import SyntheticPairs, warp
+from edvr_lib.tutorial.pcd_demo import SyntheticPairs, _panel, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.hooks import forward_hooks
 from edvr_lib.viz.data_figures import as_image, pyplot
@@ -55,8 +48,7 @@ class FusionTrace:
         corr: ``(b, t, h, w)`` per-pixel dot product of ``emb[:, t]`` with ``emb_ref`` over channels.
         temporal_attn: ``(b, t, h, w)`` ``sigmoid(corr)``, the weight of frame ``t`` at each pixel.
         fused: ``(b, c, h, w)`` ``lrelu(feat_fusion(weighted frames))``.
-        spatial_logits: ``(b, c, h, w)`` spatial attention before its sigmoid (output of ``spatial_attn5``).
-        spatial_attn: ``(b, c, h, w)`` ``sigmoid(spatial_logits)``.
+        spatial_logits, spatial_attn: ``(b, c, h, w)`` spatial attention (``spatial_attn5``'s output), its sigmoid.
         spatial_add: ``(b, c, h, w)`` additive map (``spatial_attn_add2``).
         output: ``(b, c, h, w)`` the module's output, ``fused * spatial_attn * 2 + spatial_add``.
         shapes: ``[(layer name, output shape), ...]`` in call order.
@@ -76,11 +68,8 @@ class FusionTrace:
 
 @torch.no_grad()
 def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
-    """Run ``fusion(aligned)`` once and return its intermediates, layer by layer.
-
-    The attention maps come from :func:`edvr_lib.introspect.record_internals`; the rest are the inputs and outputs
-    of the fusion's own layers (``temporal_gate``'s input is the correlation, ``spatial_gate``'s the logits), so
-    nothing is recomputed here.
+    """Run ``fusion(aligned)`` once and return the inputs and outputs of its own layers (forward hooks), nothing
+    recomputed.
 
     Args:
         fusion: a :class:`TSAFusion` (e.g. ``edvr.fusion`` or ``TSADemo.fusion``).
@@ -105,19 +94,13 @@ def trace_fusion(fusion: TSAFusion, aligned: torch.Tensor) -> FusionTrace:
             outputs[name] = out.detach().to("cpu", copy=True)  # copy: some outputs are modified in place later
         return fn
 
-    with forward_hooks([(module, hook(name)) for name, module in fusion.named_children()]), \
-            record_internals(fusion) as rec:
+    with forward_hooks([(module, hook(name)) for name, module in fusion.named_children()]):
         out = fusion(aligned)
-    b, t, c, h, w = aligned.shape
-    tr.emb_ref = outputs["temporal_attn1"]
-    tr.emb = outputs["temporal_attn2"].view(b, t, c, h, w)
-    tr.corr = inputs["temporal_gate"]
-    tr.temporal_attn = rec.temporal_attn
+    tr.emb_ref, tr.emb = outputs["temporal_attn1"], outputs["temporal_attn2"].view(aligned.shape)
+    tr.corr, tr.temporal_attn = inputs["temporal_gate"], outputs["temporal_gate"]
     tr.fused = F.leaky_relu(outputs["feat_fusion"], 0.1)  # the layer's in-place activation
-    tr.spatial_logits = inputs["spatial_gate"]
-    tr.spatial_attn = rec.spatial_attn
-    tr.spatial_add = rec.spatial_attn_add
-    tr.output = out.detach().cpu()
+    tr.spatial_logits, tr.spatial_attn = inputs["spatial_gate"], outputs["spatial_gate"]
+    tr.spatial_add, tr.output = outputs["spatial_attn_add2"], out.detach().cpu()
     return tr
 
 
@@ -131,8 +114,7 @@ class TSADemo(nn.Module):
         num_extract_block: residual blocks after ``conv_first``.
 
     Shapes:
-        ``forward(x)``: ``(b, t, 3, h, w)`` aligned frames (h, w divisible by 4) -> ``(b, 3, h, w)`` restored
-        centre frame.
+        ``forward(x)``: ``(b, t, 3, h, w)`` aligned frames (h, w divisible by 4) -> ``(b, 3, h, w)`` centre frame.
     """
 
     def __init__(self, num_feat: int = 16, num_frame: int = 5, center_frame_idx: int | None = None,
@@ -166,8 +148,7 @@ class AlignedWindows:
         num_frame: frames per window (odd); windows lie wholly inside their clip.
 
     Attributes:
-        clean: ``(n, t, 3, h, w)`` float32 in [0, 1]; ``clean[:, t // 2]`` are the unmodified centre frames,
-            the others are neighbours backward-warped with :func:`edvr_lib.data.ground_truth_flow`.
+        clean: ``(n, t, 3, h, w)`` float32 in [0, 1]: the centre frames and the neighbours warped onto them.
         keys: ``[(clip, centre index), ...]`` per window.
     """
 
@@ -179,17 +160,12 @@ class AlignedWindows:
         windows, self.keys = [], []
         for clip in src.clips:
             frames = frames_to_tensor(src.frames[clip])  # (n, 3, h, w)
-            h, w = frames.shape[-2:]
-            frames = frames[..., : h - h % 4, : w - w % 4]
+            h, w = frames.shape[-2] // 4 * 4, frames.shape[-1] // 4 * 4
+            frames = frames[..., :h, :w]
             for ctr in range(half, len(frames) - half):
-                win = []
-                for i in range(ctr - half, ctr + half + 1):
-                    if i == ctr:
-                        win.append(frames[i])
-                        continue
-                    flow = torch.from_numpy(src.flow(clip, ctr, i))
-                    flow = flow[:, : frames.shape[-2], : frames.shape[-1]]
-                    win.append(warp(frames[i][None], flow[None])[0].clamp(0, 1))
+                win = [frames[i] if i == ctr else
+                       warp(frames[i][None], torch.from_numpy(src.flow(clip, ctr, i))[None, :, :h, :w])[0].clamp(0, 1)
+                       for i in range(ctr - half, ctr + half + 1)]
                 windows.append(torch.stack(win))
                 self.keys.append((clip, ctr))
         if not windows:
@@ -207,8 +183,7 @@ class AlignedWindows:
 
     def batch(self, batch_size: int, crop: int, rng: np.random.Generator, noise_sigma: float = 0.1,
               corrupt_prob: float = 0.8, kinds: tuple[str, ...] = CORRUPTIONS) -> dict:
-        """Random crops with light noise on every frame and, with probability ``corrupt_prob``, one corrupted
-        neighbour.
+        """Random crops with light noise and, with probability ``corrupt_prob``, one corrupted neighbour.
 
         Returns:
             ``dict`` with ``lq`` ``(n, t, 3, s, s)`` (network input), ``gt`` ``(n, 3, s, s)`` (clean centre),
@@ -237,15 +212,12 @@ class AlignedWindows:
 
 @torch.no_grad()
 def frame_usefulness(data: AlignedWindows, frame: int = 0, noise_sigma: float = 0.1, seed: int = 0) -> dict:
-    """Why fusion needs weights: average perfectly aligned frames when one of them is faulty.
-
-    Every window of ``data`` (neighbours aligned by the true flow, light noise ``noise_sigma`` on every frame) is
-    fused by the plainest rule there is, the mean of its frames, and compared with its clean centre frame.
+    """Why fusion needs weights: every window of ``data``, with light noise, fused by the mean of its frames and
+    compared with its clean centre frame, when one neighbour is faulty.
 
     Args:
         data: the aligned windows.
-        frame: the neighbour that gets a fault (noise, an occluding patch, or blur; see
-            :func:`~edvr_lib.data.corruption.corrupt_frame`).
+        frame: the neighbour that gets each fault of :data:`USEFULNESS_FAULTS`.
         noise_sigma: light noise on every frame (what averaging removes).
         seed: seeds the noise and faults.
 
@@ -314,14 +286,9 @@ def frame_usefulness_figure(res: dict, frame: int = 0, title: str = "Averaging a
 def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch_size: int = 16, crop: int = 32,
                    lr: float = 2e-3, seed: int = 0, noise_sigma: float = 0.1, corrupt_prob: float = 0.8,
                    kinds: tuple[str, ...] = CORRUPTIONS, log_every: int = 10) -> DemoHistory:
-    """Train ``model`` to restore the clean centre frame (Charbonnier loss, Adam, cosine-decayed ``lr``).
-
-    Args:
-        model: a :class:`TSADemo`, trained in place.
-        data: the aligned windows.
-        steps, batch_size, crop: optimiser steps, windows per step, crop size (multiple of 4).
-        seed: seeds torch and the sampling of windows, crops, noise and corruptions.
-        noise_sigma, corrupt_prob, kinds: see :meth:`AlignedWindows.batch`.
+    """Train ``model`` (a :class:`TSADemo`, in place) to restore the clean centre frame from ``data``'s batches
+    (:meth:`AlignedWindows.batch`) with :func:`~edvr_lib.tutorial.fit.fit_demo` (Charbonnier loss); ``seed`` seeds
+    torch and the sampling.
 
     Returns:
         The loss history.
@@ -335,43 +302,17 @@ def train_tsa_demo(model: TSADemo, data: AlignedWindows, steps: int = 600, batch
     return fit_demo(model, step_loss, steps, lr, seed, log_every)
 
 
-def _attention_summary(attn: torch.Tensor, corrupt_idx: torch.Tensor, region: torch.Tensor, ctr: int) -> dict:
-    """Mean temporal attention of clean neighbours vs the corrupted frame (inside / outside its region)."""
-    n, t = attn.shape[:2]
-    per_frame = attn.mean(dim=(-2, -1))  # (n, t)
-    clean, bad_in, bad_out = [], [], []
-    for j in range(n):
-        k = int(corrupt_idx[j])
-        clean += [float(per_frame[j, i]) for i in range(t) if i not in (ctr, k)]
-        if k >= 0:
-            bad_in.append(float(attn[j, k][region[j]].mean()))
-            if (~region[j]).any():
-                bad_out.append(float(attn[j, k][~region[j]].mean()))
-
-    def mean(v):
-        return float(np.mean(v)) if v else float("nan")
-    return {"per_frame": per_frame, "clean_neighbours": mean(clean), "corrupted_region": mean(bad_in),
-            "corrupted_outside_region": mean(bad_out)}
-
-
 @torch.no_grad()
 def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_windows: int = 16, crop: int = 32,
                          frame: int = 0, seed: int = 123, noise_sigma: float = 0.1) -> dict:
-    """Temporal attention of a corrupted neighbour vs the clean ones, on fixed random windows.
-
-    Args:
-        model: a :class:`TSADemo` in eval mode.
-        data: the aligned windows.
-        kind: ``'noise'`` or ``'occlusion'``.
-        num_windows, crop: evaluation windows and their size.
-        frame: index of the corrupted frame (not the centre).
-        seed: seeds the windows and corruptions (the same windows for every model).
+    """Temporal attention of a corrupted neighbour ``frame`` vs the clean ones, on ``num_windows`` fixed random
+    ``crop``-sized windows (``seed``: the same windows for every model).
 
     Returns:
         ``dict`` with ``clean_neighbours``, ``corrupted_region`` and ``corrupted_outside_region`` (mean temporal
         attention), ``per_frame`` ``(n, t)``, ``attn`` ``(n, t, s, s)``, ``lq`` ``(n, t, 3, s, s)``, ``region``
-        ``(n, s, s)``, ``corrupt_idx``, and the restoration errors ``err_out`` (|output - gt|) and ``err_centre``
-        (|noisy centre - gt|).
+        ``(n, s, s)``, ``corrupt_idx``, ``gt``, ``output`` and the errors ``err_out`` (|output - gt|) and
+        ``err_centre`` (|noisy centre - gt|).
     """
     ctr = model.center_frame_idx
     if frame == ctr or not 0 <= frame < model.num_frame:
@@ -387,23 +328,24 @@ def corruption_attention(model: TSADemo, data: AlignedWindows, kind: str, num_wi
     x = lq.to(device)
     tr = trace_fusion(model.fusion, model.features(x))
     out = (x[:, ctr] + model.conv_last(tr.output.to(device))).cpu()  # = model(x), without a second fusion pass
-    corrupt_idx = torch.full((num_windows,), frame)
-    res = _attention_summary(tr.temporal_attn, corrupt_idx, region, ctr)
-    res.update(attn=tr.temporal_attn, lq=lq, region=region, corrupt_idx=corrupt_idx, gt=b["gt"], output=out,
-               err_out=float((out - b["gt"]).abs().mean()), err_centre=float((lq[:, ctr] - b["gt"]).abs().mean()))
-    return res
+    attn, clean = tr.temporal_attn, [i for i in range(model.num_frame) if i not in (ctr, frame)]
+    per_frame = attn.mean(dim=(-2, -1))  # (n, t)
+    outside = [float(a[frame][~r].mean()) for a, r in zip(attn, region) if (~r).any()]
+    return {"per_frame": per_frame, "clean_neighbours": float(np.mean(per_frame[:, clean].flatten().tolist())),
+            "corrupted_region": float(np.mean([float(a[frame][r].mean()) for a, r in zip(attn, region)])),
+            "corrupted_outside_region": float(np.mean(outside)) if outside else float("nan"),
+            "attn": attn, "lq": lq, "region": region, "corrupt_idx": torch.full((num_windows,), frame), "gt": b["gt"],
+            "output": out, "err_out": float((out - b["gt"]).abs().mean()),
+            "err_centre": float((lq[:, ctr] - b["gt"]).abs().mean())}
 
 
 @torch.no_grad()
 def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0, seed: int = 0) -> dict:
-    """Temporal attention of an :class:`~edvr_lib.archs.EDVR` for a clean window and the same window with one
-    corrupted neighbour.
+    """Temporal attention of an :class:`~edvr_lib.archs.EDVR` with TSA for a clean window and for the same window
+    with neighbour ``frame`` corrupted (``kind``: ``'noise'`` or ``'occlusion'``, seeded by ``seed``).
 
     Args:
-        model: an EDVR with TSA fusion, in eval mode.
-        lq: ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
-        kind: ``'noise'`` or ``'occlusion'``.
-        frame: neighbour to corrupt.
+        model, lq: the EDVR and a ``(t, 3, h, w)`` LR window in [0, 1] (h, w multiples of 4).
 
     Returns:
         ``dict`` with ``clean`` and ``corrupted`` per-frame mean attention ``(t,)``, ``attn_clean`` /
@@ -428,32 +370,23 @@ def edvr_corruption_attention(model, lq: torch.Tensor, kind: str, frame: int = 0
 # ----------------------------------------------------------------------------------------- figures (notebook 03)
 def attention_maps_figure(lq: torch.Tensor, attn: torch.Tensor | None, title: str, corrupted: int | None = None,
                           region: torch.Tensor | None = None, center_frame_idx: int | None = None):
-    """Frames of one window (top) and their temporal attention maps (bottom, 0..1).
-
-    Args:
-        lq: ``(t, 3, h, w)`` frames.
-        attn: ``(t, h, w)`` temporal attention, or None to show the frames only.
-        corrupted: index of a corrupted frame (its title in red), if any.
-        region: ``(h, w)`` bool corrupted pixels (outlined in red), if any.
-        center_frame_idx: the reference frame (default ``t // 2``).
-    """
+    """Frames ``(t, 3, h, w)`` of one window (top) and their temporal attention ``(t, h, w)`` (bottom, if given); a
+    ``corrupted`` frame's title in red, its ``region`` ``(h, w)`` outlined."""
     from matplotlib.patches import Rectangle
 
     plt = pyplot()
-
     t = lq.shape[0]
     ctr = t // 2 if center_frame_idx is None else center_frame_idx
     rows = 1 if attn is None else 2
     fig, axes = plt.subplots(rows, t, figsize=(2.9 * t, 3.2 * rows), squeeze=False)
     im = None
     for i in range(t):
-        ax = axes[0, i]
-        ax.imshow(as_image(lq[i]), interpolation="nearest")
         name = "centre" if i == ctr else ("corrupted" if i == corrupted else "neighbour")
-        ax.set_title(f"frame {i} ({name})", fontsize=9, color="red" if i == corrupted else "black")
+        _panel(axes[0, i], as_image(lq[i]), f"frame {i} ({name})")
+        axes[0, i].title.set_color("red" if i == corrupted else "black")
         if attn is not None:
-            im = axes[1, i].imshow(attn[i].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-            axes[1, i].set_title(f"temporal attention, mean {float(attn[i].mean()):.2f}", fontsize=9)
+            im = _panel(axes[1, i], attn[i].numpy(), f"temporal attention, mean {float(attn[i].mean()):.2f}",
+                        cmap="viridis", vmin=0, vmax=1)
         if i == corrupted and region is not None and not bool(region.all()):
             ys, xs = torch.nonzero(region, as_tuple=True)
             for ax_ in axes[:, i]:
@@ -484,22 +417,15 @@ def spatial_attention_figure(trace: FusionTrace, index: int = 0, title: str = "T
         if cmap == "coolwarm":
             vmax = max(abs(vmin), abs(vmax), 1e-6)
             vmin = -vmax
-        im = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-        ax.set_title(f"{name}\n(mean over {x.shape[1]} channels)", fontsize=9)
+        _panel(ax, m, f"{name}\n(mean over {x.shape[1]} channels)", "value", cmap=cmap, vmin=vmin, vmax=vmax)
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
-        fig.colorbar(im, ax=ax, fraction=0.046, label="value")
     fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
 def attention_bars_figure(results: dict, corrupted: int, title: str = "Mean temporal attention per frame"):
-    """Grouped bars: mean temporal attention of every frame, for several models or corruptions.
-
-    Args:
-        results: ``{label: (t,) tensor or array of per-frame mean attention}``.
-        corrupted: index of the corrupted frame (its bars are hatched).
-    """
+    """Grouped bars of ``{label: (t,) per-frame mean attention}``, the ``corrupted`` frame's bars hatched."""
     plt = pyplot()
     labels = list(results)
     t = len(np.asarray(results[labels[0]]))

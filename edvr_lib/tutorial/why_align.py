@@ -1,11 +1,6 @@
-"""Why align before fusing (notebook 02's opening): average a moving window raw, and aligned with the true flow.
-
-:func:`fusion_demo` takes ``num_frame`` consecutive LR frames of a synthetic clip with known motion
-(:func:`edvr_lib.data.ground_truth_flow`), averages them as they are (ghosting: every moving edge appears
-``num_frame`` times) and after backward-warping each neighbour onto the centre frame with the true flow (the
-content piles up in one place: sharp). Both averages are compared with the centre frame (PSNR) and by their
-sharpness (mean gradient magnitude). :func:`fusion_figure` draws them.
-"""
+"""Why align before fusing (notebook 02's opening): a moving window averaged raw (ghosts) and after warping every
+frame onto the centre with the true flow (sharp), compared by PSNR and sharpness (:func:`fusion_demo`,
+:func:`fusion_figure`)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +9,7 @@ import numpy as np
 import torch
 
 from edvr_lib.metrics import calculate_psnr
-from edvr_lib.tutorial.pcd_demo import warp
+from edvr_lib.tutorial.pcd_demo import ERROR_LABEL, _panel, warp
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.viz.data_figures import pyplot
 
@@ -22,12 +17,8 @@ __all__ = ["sharpness", "fusion_demo", "fusion_figure"]
 
 
 def sharpness(img: np.ndarray, border: int = 0) -> float:
-    """Mean gradient magnitude of the grey image (intensity units per pixel); blur and ghosting lower it.
-
-    Args:
-        img: ``(h, w, 3)`` float in [0, 1].
-        border: pixels ignored on each side.
-    """
+    """Mean gradient magnitude (intensity units per pixel) of the grey ``(h, w, 3)`` image in [0, 1], ``border`` px
+    ignored on each side; blur and ghosting lower it."""
     grey = np.asarray(img, np.float64).mean(axis=-1)
     gy, gx = np.gradient(grey)
     mag = np.hypot(gx, gy)
@@ -37,20 +28,13 @@ def sharpness(img: np.ndarray, border: int = 0) -> float:
 
 
 def fusion_demo(root: str | Path, clip: str, center: int | None = None, num_frame: int = 5, border: int = 4) -> dict:
-    """Average ``num_frame`` LR frames around ``center`` raw and aligned with the true flow.
-
-    Args:
-        root: the embedded set (:func:`edvr_lib.data.prepare_embedded`).
-        clip: a synthetic clip (known motion), e.g. ``'syn_translate_astronaut'``.
-        center: centre frame index (default: the middle of the clip).
-        num_frame: window length (odd).
-        border: pixels excluded from PSNR and sharpness (where warping runs out of the frame).
+    """Average ``num_frame`` LR frames of the known-motion ``clip`` around ``center`` (default: the middle) raw and
+    aligned with the true flow; ``border`` px are excluded from PSNR and sharpness.
 
     Returns:
-        ``dict`` with ``frames`` ``(t, h, w, 3)``, ``aligned`` ``(t, h, w, 3)`` (each frame warped onto the centre
-        with the true flow), ``centre``, ``raw_mean``, ``aligned_mean`` ``(h, w, 3)`` in [0, 1], ``motion_px``
-        (mean |true flow| to each frame, ``(t,)``), ``psnr_raw`` / ``psnr_aligned`` (dB, of each average against
-        the centre frame), ``sharp_centre`` / ``sharp_raw`` / ``sharp_aligned`` (:func:`sharpness`), ``indices``.
+        ``dict`` with ``frames`` and ``aligned`` ``(t, h, w, 3)``, ``centre``, ``raw_mean``, ``aligned_mean``
+        ``(h, w, 3)`` in [0, 1], ``motion_px`` ``(t,)`` (mean |true flow|), ``psnr_raw`` / ``psnr_aligned`` (dB
+        against the centre frame), ``sharp_centre`` / ``sharp_raw`` / ``sharp_aligned``, ``indices``.
 
     Raises:
         EDVRError: the clip has no known motion, or the window does not fit in it.
@@ -97,12 +81,10 @@ def fusion_figure(demo: dict, title: str = "Fusing five frames: raw average vs a
               (demo["aligned_mean"], f"aligned average: {demo['psnr_aligned']:.1f} dB, "
                                      f"sharpness {demo['sharp_aligned']:.3f}")]
     for ax, (img, name) in zip(axes, panels):
-        ax.imshow(np.clip(img, 0, 1), interpolation="nearest")
-        ax.set_title(name, fontsize=9)
+        _panel(ax, np.clip(img, 0, 1), name)
     err = np.abs(demo["raw_mean"] - demo["centre"]).mean(-1)
-    im = axes[3].imshow(err, cmap="inferno", vmin=0, vmax=max(float(err.max()), 1e-6), interpolation="nearest")
-    axes[3].set_title("|raw average - centre|: the ghosts", fontsize=9)
-    fig.colorbar(im, ax=axes[3], fraction=0.046, label="abs. error (0..1 intensity)")
+    _panel(axes[3], err, "|raw average - centre|: the ghosts", ERROR_LABEL, cmap="inferno", vmin=0,
+           vmax=max(float(err.max()), 1e-6))
     for ax in axes:
         ax.set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
     fig.suptitle(title + f" (frames {demo['indices'][0]}..{demo['indices'][-1]}, mean motion to the farthest "

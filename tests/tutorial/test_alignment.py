@@ -58,7 +58,8 @@ def test_untrained_edvr_moves_nothing_and_the_centre_is_calibrated(embedded_smok
     est = alignment_real.learned_motion(model, torch.from_numpy(fr).permute(0, 3, 1, 2)[None])
     assert est["self_flow"].abs().mean() > 0 and est["flow"][2].abs().max() == 0
     assert torch.allclose(est["flow"][0], est["raw"][0] - est["raw"][2])
-    assert est["masks"].shape == (5,) + fr.shape[1:3] and est["output"].shape == (1, 3, 4 * fr.shape[1], 4 * fr.shape[2])
+    assert est["masks"].shape == (5,) + fr.shape[1:3]
+    assert est["output"].shape == (1, 3, 4 * fr.shape[1], 4 * fr.shape[2])
 
 
 def test_farneback_warp_reduces_the_real_difference(embedded_smoke_root):

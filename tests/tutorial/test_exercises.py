@@ -156,7 +156,8 @@ def test_check_function(mode, capsys):
         exercises.check_function("conv_gflop", lambda ci, co, k, h, w: ci * co * k * k * h * w / 1e9, args, expected)
     with pytest.raises(AssertionError, match="output shape"):  # a wrong shape is a wrong output
         x = torch.rand(1, 1, 1, 6, 6)
-        exercises.check_function("reflect_pad_to_multiple", lambda x, m: x, (x, 4), solutions.reflect_pad_to_multiple(x, 4))
+        exercises.check_function("reflect_pad_to_multiple", lambda x, m: x, (x, 4),
+                                 solutions.reflect_pad_to_multiple(x, 4))
 
 
 def test_every_notebook_exercise_has_a_reference_solution():

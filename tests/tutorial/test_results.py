@@ -1,4 +1,4 @@
-"""The tutorial's checked figures: record() ranges and storage, the Markdown page, and `edvr notebooks run`'s docs step."""
+"""The tutorial's checked figures: record() ranges and storage, the Markdown page, `edvr notebooks run`'s docs step."""
 from __future__ import annotations
 
 import argparse
@@ -90,7 +90,7 @@ def test_markdown_lists_full_mode_entries_only(store, monkeypatch, tmp_path):
 @pytest.mark.parametrize("smoke, default_output, writes_doc", [(False, True, True), (True, True, False),
                                                                 (False, False, False)])
 def test_notebooks_run_writes_the_doc_in_full_mode_only(tmp_path, monkeypatch, smoke, default_output, writes_doc):
-    """`edvr notebooks run`: each notebook's old figures are forgotten, then the doc is written (full, default folder)."""
+    """`edvr notebooks run`: each notebook's old figures are forgotten, then the doc is written (full, default dir)."""
     out = tmp_path / "outputs" / "notebooks"
     doc = tmp_path / "docs" / "tutorial_results.md"
     monkeypatch.setattr(nb_cmd, "DEFAULT_OUTPUT", out)

@@ -45,15 +45,46 @@ def test_trace_matches_the_module_and_the_formulas():
     assert shapes["spatial_attn5"][-2:] == (12, 20)
 
 
-def test_trace_agrees_with_record_internals_on_edvr():
+def _lrelu(x):
+    return F.leaky_relu(x, 0.1)
+
+
+def _up2(x):
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+
+def _pool2(x, fusion):
+    return torch.cat([fusion.max_pool(x), fusion.avg_pool(x)], dim=1)
+
+
+def test_trace_agrees_with_a_direct_computation_on_edvr():
+    """Every traced map recomputed from the fusion's own layers (EDVR Eq. 4-6 and the released spatial pyramid)."""
     torch.manual_seed(0)
     model = build_edvr("M", num_feat=8, deformable_groups=2, num_extract_block=1, num_reconstruct_block=1).eval()
     with torch.no_grad(), record_internals(model) as rec:
         model(torch.rand(1, 5, 3, 12, 16))
-    tr = trace_fusion(model.fusion, rec.aligned)
-    assert torch.allclose(tr.temporal_attn, rec.temporal_attn, atol=1e-6)
-    assert torch.allclose(tr.spatial_attn, rec.spatial_attn, atol=1e-6)
-    assert torch.allclose(tr.spatial_add, rec.spatial_attn_add, atol=1e-6)
+    aligned, fu = rec.aligned / rec.aligned.std(), model.fusion  # unit scale: attention far from 0.5, per frame
+    tr = trace_fusion(fu, aligned)
+    b, t, c, h, w = aligned.shape
+    with torch.no_grad():
+        emb_ref = fu.temporal_attn1(aligned[:, fu.center_frame_idx])
+        emb = fu.temporal_attn2(aligned.reshape(b * t, c, h, w)).view(b, t, c, h, w)
+        corr = (emb * emb_ref[:, None]).sum(dim=2)
+        attn = torch.sigmoid(corr)
+        weighted = (aligned * attn[:, :, None]).reshape(b, t * c, h, w)
+        fused = _lrelu(fu.feat_fusion(weighted))
+        a = _lrelu(fu.spatial_attn2(_pool2(_lrelu(fu.spatial_attn1(weighted)), fu)))
+        level = _lrelu(fu.spatial_attn_l2(_pool2(_lrelu(fu.spatial_attn_l1(a)), fu)))
+        a = _lrelu(fu.spatial_attn3(a)) + _up2(_lrelu(fu.spatial_attn_l3(level)))
+        logits = fu.spatial_attn5(_up2(_lrelu(fu.spatial_attn4(a))))
+        add = fu.spatial_attn_add2(_lrelu(fu.spatial_attn_add1(logits)))
+    gate = torch.sigmoid(logits)
+    direct = {"emb_ref": emb_ref, "emb": emb, "corr": corr, "temporal_attn": attn, "fused": fused,
+              "spatial_logits": logits, "spatial_attn": gate, "spatial_add": add, "output": fused * gate * 2 + add}
+    for name, expected in direct.items():
+        assert torch.allclose(getattr(tr, name), expected, atol=1e-5), name
+    # the maps differ from 0.5 and from frame to frame, so a wrong or swapped map cannot match
+    assert (attn - 0.5).abs().amax() > 0.1 and (attn - attn[:, :1]).abs().amax() > 0.05
 
 
 def test_trace_rejects_non_tsa_and_bad_shapes():
