@@ -1,11 +1,9 @@
 """``edvr test``: PSNR / SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded test clips.
 
-Protocol (as the EDVR test configs): every frame of every clip is restored as the centre
-of a ``num_frame`` window (``reflection_circle`` at the ends), the output is rounded to uint8,
-PSNR / SSIM are computed with ``crop_border 0`` on RGB (REDS4, embedded) or on the BT.601 Y
-channel (Vid4, Vimeo-90K-T, as those tables are reported), averaged over the frames of each
-clip, then over clips. The table prints the published numbers beside ours, labelled.
-:func:`run_test` is the whole command (model, benchmark, CSV, report); :func:`evaluate` the measurement.
+Protocol (as the EDVR test configs): every frame is restored as the centre of a ``num_frame`` window
+(``reflection_circle`` at the ends), rounded to uint8, and measured with ``crop_border 0`` on RGB (REDS4, embedded)
+or the BT.601 Y channel (Vid4, Vimeo-90K-T); means over each clip's frames, then over clips, printed beside the
+published numbers. :func:`run_test` is the whole command, :func:`evaluate` the measurement.
 
 Examples::
 
@@ -45,9 +43,8 @@ BENCHMARKS: dict[str, dict] = {
                        test_y_channel=True, note="7,824 septuplets, centre frame im4; Y channel"),
 }
 
-#: Published PSNR / SSIM (BI x4), each with its source in the last column. Never ours.
-#: Sources: the EDVR paper reports EDVR(-L); the EDVR-M rows come
-#: from the BasicSR Model Zoo (the converted official ``EDVR_REDS_SR_M``) and the BasicVSR paper's comparison table.
+#: Published PSNR / SSIM (BI x4) with their sources (the EDVR paper reports EDVR-L; the EDVR-M rows come from the
+#: BasicSR Model Zoo and the BasicVSR paper's table). Never ours.
 PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
     "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),
               ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo (EDVR_REDS_SR_M), BasicVSR paper table"),
@@ -98,11 +95,12 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
         clips: subset of clips.
         padding: window padding at clip ends.
     """
+    from edvr_lib.data.video_test_dataset import VideoTestDataset
+
     spec = _spec(name)
     num_frame = num_frame or spec["num_frame"]
     if name == "embedded":
         from edvr_lib.data import embedded_paths, prepare_embedded
-        from edvr_lib.data.video_test_dataset import VideoTestDataset
 
         paths = embedded_paths(root if root is not None else prepare_embedded(progress=False))
         return VideoTestDataset(dataroot_gt or paths["gt"], dataroot_lq or paths["lq"],
@@ -130,8 +128,6 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
                                 "file meta_info_Vimeo90K_test_GT.txt via meta_info_file / --meta")
             ds.keys = [ln.strip() for ln in testlist.read_text().splitlines() if ln.strip()]
         return _VimeoAsClips(ds)
-    from edvr_lib.data.video_test_dataset import VideoTestDataset
-
     return VideoTestDataset(gt, lq, meta_info_file=meta_info_file, num_frame=num_frame, padding=padding,
                             clips=clips if clips is not None else spec.get("clips"))
 
@@ -175,8 +171,7 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
             item = dataset[i]
             x = item["lq"].unsqueeze(0).to(device)
             out = self_ensemble_forward(run_model, x) if self_ensemble else run_model(x)
-            sr = tensor2img(out[0].float())
-            gt = tensor2img(item["gt"])
+            sr, gt = tensor2img(out[0].float()), tensor2img(item["gt"])
             row = {"clip": item["clip"], "frame_idx": int(item["frame_idx"]), "key": item["key"],
                    "psnr": calculate_psnr(sr, gt, crop_border, test_y_channel=test_y_channel)}
             if ssim:
@@ -184,8 +179,7 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
             rows.append(row)
             if keep_clips and item["clip"] in keep_clips:
                 outputs.setdefault(item["clip"], []).append(sr)
-    metrics = ("psnr", "ssim") if ssim else ("psnr",)
-    per_clip, overall = summarize(rows, metrics)
+    per_clip, overall = summarize(rows, ("psnr", "ssim") if ssim else ("psnr",))
     return {"rows": rows, "per_clip": per_clip, "overall": overall, "outputs": outputs,
             "seconds": time.perf_counter() - start}
 
@@ -258,13 +252,13 @@ def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:
 
 def format_table(dataset_name: str, results: dict[str, dict], test_y_channel: bool) -> str:
     """A Markdown table: our rows (``results``: label -> evaluate() result) then the published ones."""
-    channel = "Y" if test_y_channel else "RGB"
-    lines = [f"| method | source | {dataset_name} PSNR (dB, {channel}) | SSIM |", "|---|---|---|---|"]
+    lines = [f"| method | source | {dataset_name} PSNR (dB, {'Y' if test_y_channel else 'RGB'}) | SSIM |",
+             "|---|---|---|---|"]
     for label, res in results.items():
         o = res["overall"]
         ssim = f"{o['ssim']:.4f}" if "ssim" in o else "–"
-        frames = len(res["rows"])
-        lines.append(f"| {label} | ours ({frames} frames, {len(res['per_clip'])} clips) | {o['psnr']:.2f} | {ssim} |")
+        lines.append(f"| {label} | ours ({len(res['rows'])} frames, {len(res['per_clip'])} clips) | {o['psnr']:.2f} "
+                     f"| {ssim} |")
     for method, psnr, ssim, source in PUBLISHED.get(dataset_name, []):
         lines.append(f"| {method} | published ({source}) | {psnr:.2f} | {ssim:.4f} |")
     return "\n".join(lines)

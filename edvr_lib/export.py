@@ -9,20 +9,13 @@
   ``size_multiple``, ``scale``, ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's
   padding, tiling and streaming.
 
-Notebook 06's demos (the export blockers, each backend's speed) live in :mod:`edvr_lib.tutorial.deployment`, its
-figures in :mod:`edvr_lib.viz.speed_figures`.
+Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19 (the semantics of
+``torchvision.ops.deform_conv2d`` with a mask), and the export always picks the torchvision DCN kernel, which the
+dynamo exporter translates into one such node per deformable convolution.
 
-Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19, with the semantics of
-``torchvision.ops.deform_conv2d`` with a mask, and the dynamo exporter translates the torchvision op into it.
-The speed policy's ``fast`` DCN is plain tensor ops at inference and exports too (as ``GridSample`` and
-``MatMul``), but the export always picks the torchvision kernel: one standard node per deformable convolution
-that runtimes (onnxruntime, TensorRT's DeformConv plugin path) can recognise.
-
-Why the frame size can stay free: EDVR halves the features twice (the pyramid) and upsamples by 4, so the
-input's height and width must be multiples of 4 (16 with ``hr_in``). ``torch.export`` sees this: with a free
-``Dim('h')`` it stops on guards such as ``2 + 2*((h - 1) // 4) == 1 + ((h - 1) // 2)`` and suggests
-``h = 4*_h``. The export states that constraint (``4 * Dim('height_div4')``), so the graph is valid for every
-multiple and onnxruntime runs any size the network accepts; other sizes go through
+Why the frame size can stay free: the pyramid halves the features twice, so height and width must be multiples of
+4 (16 with ``hr_in``); ``torch.export`` stops on a free ``Dim('h')``, and the export states the constraint
+(``4 * Dim('height_div4')``), so the graph runs every multiple; other sizes go through
 :func:`edvr_lib.inference.forward_padded` as on the torch path.
 """
 from __future__ import annotations
@@ -88,8 +81,7 @@ def check_size(model: torch.nn.Module, height: int, width: int) -> None:
 def check_opset(opset: int) -> None:
     """``opset`` must have ``DeformConv`` (>= :data:`MIN_OPSET`) and be one checked here (<= :data:`MAX_OPSET`)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        old = opset < MIN_OPSET
-        why = "is too old" if old else "is newer than the opsets checked here"
+        why = "is too old" if opset < MIN_OPSET else "is newer than the opsets checked here"
         raise EDVRError(f"opset {opset} {why}: EDVR's deformable convolutions need ONNX DeformConv, which exists "
                         f"from opset {MIN_OPSET} (opset 11, as in older walkthroughs, cannot express it); "
                         f"use `opset` {MIN_OPSET} (checked up to {MAX_OPSET})")
@@ -188,7 +180,7 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):
         try:
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
                                         dynamic_shapes=shapes, input_names=["frames"], output_names=["sr"])
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the exporter fails in many ways: one message with its log
             raise EDVRError(f"torch.onnx.export failed at opset {opset}: {_first_line(err)} "
                             f"(exporter log: {log.getvalue().strip()[-300:]!r})") from None
     return program, names
@@ -212,15 +204,15 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
     if len(out_dims) == 4:
         out_dims[2].dim_param, out_dims[3].dim_param = (f"{m * scale}*{n}" for n in names)
     meta = {"config": json.dumps(model.config.to_dict()), "size_multiple": str(m), "scale": str(scale),
-            "example_size": f"{example_size[0]}x{example_size[1]}",
-            "opset": str(opset), "source": source or "", "torch": torch.__version__}
+            "example_size": f"{example_size[0]}x{example_size[1]}", "opset": str(opset), "source": source or "",
+            "torch": torch.__version__}
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=_META + key, value=value)
     proto.producer_name = "edvr_lib.export"
     try:
         onnx.checker.check_model(proto, full_check=True)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - checker and shape-inference errors alike
         raise EDVRError(f"the exported graph fails onnx's checker ({_first_line(err)}); nothing was written") from None
     onnx.save(proto, str(path))
 
@@ -332,7 +324,7 @@ class OnnxModel:
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types, any file
             raise EDVRError(f"{path} is not an ONNX model onnxruntime {ort.__version__} can load ({_first_line(err)}); "
                             "make one with `edvr export`") from None
         meta = {k[len(_META):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items()
@@ -367,8 +359,7 @@ class OnnxModel:
         if x.dim() != 5 or x.shape[1] != self.num_frame or x.shape[2] != self.num_in_ch:
             raise EDVRError(f"{self.path.name} was exported for (b, {self.num_frame}, {self.num_in_ch}, h, w) frames; "
                             f"got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        m = self.size_multiple
+        (h, w), m = x.shape[-2:], self.size_multiple
         if h % m or w % m:
             raise EDVRError(f"{self.path.name} needs height and width divisible by {m}; got {h}x{w}. Use "
                             "edvr_lib.inference.forward_padded(model, x), which pads and crops back")

@@ -1,17 +1,12 @@
 """``edvr infer``: super-resolve a folder of frames or a video, streaming and (optionally) tiled.
 
-* every frame is restored as the centre of a ``num_frame`` window, padded at the clip's ends
-  with ``reflection_circle`` (as EDVR's SR test configs do);
-* frames are decoded on demand and kept in a small cache (at most ``2 * num_frame - 1``
-  frames), so memory does not grow with the clip's length;
-* ``--tile PX`` cuts each frame into tiles of ``PX`` LR pixels, each run with ``--tile-pad``
-  pixels of context that are cropped away again, so memory is bounded for 4K input and
-  the stitched result matches the untiled one;
+* every frame is restored as the centre of a ``num_frame`` window (``reflection_circle`` at the clip's ends);
+* frames are decoded on demand into a cache of at most ``2 * num_frame - 1`` frames;
+* ``--tile PX`` runs tiles of ``PX`` LR pixels with ``--tile-pad`` pixels of context (bounded memory, same result);
 * any frame size works (reflect-pad to the multiple the network needs, crop back);
-* the output (PNG folder or video file) appears only when every frame succeeded; the frames are staged
-  in a hidden folder beside it, so a rerun after a kill or a full disk reuses the finished ones;
-* ``--backend onnxruntime`` runs a graph written by ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) through
-  the same padding, tiling and streaming.
+* the output appears only when every frame succeeded; frames are staged in a hidden folder beside it, so a rerun
+  after a kill or a full disk reuses the finished ones;
+* ``--backend onnxruntime`` runs a graph from ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) the same way.
 
 Example::
 
@@ -28,9 +23,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 import torch
 
 from edvr_lib.data.frame_sources import VIDEO_EXTS, open_source
@@ -102,7 +94,8 @@ def _model_stamp(model: SRModel) -> dict:
         return {"type": type(model).__name__, "num_frame": model.num_frame, "weights": h.hexdigest()}
     path = Path(model.path).resolve()
     st = path.stat() if path.is_file() else None
-    return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size, "mtime_ns": st and st.st_mtime_ns}
+    return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size,
+            "mtime_ns": st and st.st_mtime_ns}
 
 
 def _input_stamp(input: Path, source) -> dict:
@@ -128,8 +121,9 @@ def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
             done = {f.name for f in staging.glob("*.png") if _complete_png(f)}
         else:
             shutil.rmtree(staging)
+            changed = [k for k in sorted(set(old or {}) | set(stamp)) if (old or {}).get(k) != stamp.get(k)]
             log(f"removed {staging}: frames of an interrupted `edvr infer` with other "
-                f"{'arguments' if old is None else _what_changed(old, stamp)}")
+                f"{', '.join(changed) if old is not None and changed else 'arguments'}")
     for other in sorted(output.parent.glob(STAGING.format("*"))):
         if other != staging and (other / STAMP).is_file():
             log(f"note: {other} holds the frames of an interrupted `edvr infer` into "
@@ -138,11 +132,6 @@ def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
         staging.mkdir(parents=True, exist_ok=True)
     atomic_write_text(staging / STAMP, json.dumps(stamp))
     return staging, done
-
-
-def _what_changed(old: dict, new: dict) -> str:
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return ", ".join(keys) or "arguments"
 
 
 def _complete_png(path: Path) -> bool:
@@ -156,14 +145,6 @@ def _complete_png(path: Path) -> bool:
         return False
 
 
-def _stage_frames(frames: Iterator[tuple[str, np.ndarray]], staging: Path) -> None:
-    """Write each new frame into ``staging`` (atomically, so a kill leaves only whole frames)."""
-    from edvr_lib.data.io import write_png
-
-    for name, img in frames:
-        write_png(staging / _png_name(name), img)
-
-
 def _encode_video(staging: Path, names: list[str], dest: Path, fps: float) -> None:
     """Encode the staged frames ``names`` (in order) into ``dest`` atomically."""
     import cv2
@@ -174,7 +155,8 @@ def _encode_video(staging: Path, names: list[str], dest: Path, fps: float) -> No
             for name in names:
                 img = cv2.imread(str(staging / name))  # BGR, as the writer wants
                 if writer is None:
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (img.shape[1], img.shape[0]))
                     if not writer.isOpened():
                         raise EDVRError(f"cannot write video {dest} (OpenCV has no mp4v encoder here); "
                                         "write PNG frames to a folder instead")
@@ -224,12 +206,14 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
         ``{'frames': n, 'reused': frames taken from an interrupted run, 'output': path, 'input_size': (h, w),
         'max_cached_frames': k}``.
     """
+    from edvr_lib.data.io import write_png  # looked up per call (a test slows it down)
     from edvr_lib.ops.policy import precision_for
 
     input, output = Path(input), Path(output)
-    # a graph from `edvr export` is float32: 'auto' means fp32 for it
-    precision = precision_for(device, precision) if isinstance(model, torch.nn.Module) else \
-        ("fp32" if precision == "auto" else precision)
+    if isinstance(model, torch.nn.Module):
+        precision = precision_for(device, precision)
+    elif precision == "auto":  # a graph from `edvr export` is float32
+        precision = "fp32"
     video = output.suffix.lower() in VIDEO_EXTS
     if not video and output.exists() and not output.is_dir():
         raise EDVRError(f"`output` {output} is a file; give a folder or a video name ending in .mp4")
@@ -252,7 +236,8 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
                                           skip={i for i, n in enumerate(names) if n in done}, log=log)
             # closed at once when a write fails: a suspended stream would keep inference mode on for the caller
             with contextlib.closing(frames):
-                _stage_frames(frames, staging)
+                for name, img in frames:  # atomically: a kill leaves only whole frames
+                    write_png(staging / _png_name(name), img)
             if video:
                 _encode_video(staging, names, output, source.fps)
         except NoRoomError as err:

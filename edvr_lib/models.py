@@ -2,16 +2,11 @@
 
 * :func:`load_pretrained` / :func:`save_pretrained` / :func:`inspect_checkpoint`: EDVR checkpoints from BasicSR,
   the original xinntao/EDVR code, MMagic and this project's trainer, strict and safe (details below);
-* :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
-* :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
-* :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists;
-* :func:`labelled_model`: any of them with the label its results carry;
+* :func:`load_model` (what ``edvr infer`` / ``edvr test`` run), :func:`bicubic_model` (the baseline),
+  :func:`random_weights_model` / :func:`tutorial_model` (demos), :func:`labelled_model` (with a result label);
 * :class:`SRModel`: what every one of them offers the code that runs it (EDVR, the baseline, an ONNX runner).
 
-Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
-
-Where to get the official weights (they cannot be downloaded by this project; put them anywhere and pass the
-path):
+Official weights cannot be downloaded by this project; put them anywhere and pass the path:
 
 * **BasicSR** (recommended; key names equal ours): run ``python scripts/download_pretrained_models.py EDVR`` in a
   BasicSR checkout, or fetch the files by name from the Google Drive folder linked in BasicSR's
@@ -129,7 +124,7 @@ def _torch_load(path: Path):
                 f"'clean.pth')\"") from None
         detail = next((ln for ln in lines if "Unsupported" in ln or "invalid" in ln.lower()), lines[0] if lines else "")
         raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({detail[:200]}). {_HINT}") from None
-    except Exception as err:  # zip errors, truncated files, text files...
+    except Exception as err:  # noqa: BLE001 - zip errors, truncated files, text files...: one message
         raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). {_HINT}") from None
 
@@ -140,9 +135,7 @@ def _is_state_dict(obj) -> bool:
 
 def _describe(obj) -> str:
     if isinstance(obj, dict):
-        keys = list(obj)[:8]
-        kinds = {k: type(obj[k]).__name__ for k in keys}
-        return f"a dict with {len(obj)} entries, e.g. {kinds}"
+        return f"a dict with {len(obj)} entries, e.g. {({k: type(obj[k]).__name__ for k in list(obj)[:8]})}"
     return f"a {type(obj).__name__}"
 
 
@@ -153,10 +146,8 @@ def _unwrap(obj, path: Path, param_key: str | None) -> tuple[dict[str, torch.Ten
     config = obj.get("config") if isinstance(obj.get("config"), dict) else None
     keys = [param_key] if param_key else ["params_ema", "params", "state_dict", "model", "net", "generator"]
     for key in keys:
-        if key in obj and isinstance(obj[key], dict):
-            inner = obj[key]
-            if _is_state_dict(inner):
-                return dict(inner), key, config
+        if _is_state_dict(obj.get(key)):
+            return dict(obj[key]), key, config
     if param_key:
         raise EDVRError(f"{path} has no state dict under {param_key!r}; top-level keys: {list(obj)[:20]}")
     if _is_state_dict(obj):
@@ -189,13 +180,9 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, t
         sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     if any(k.startswith(_ORIGINAL_MARKERS) for k in sd):
         return {_apply_rules(k, ORIGINAL_TO_BASICSR): v for k, v in sd.items()}, "original"
-    if any(k.startswith(_MMAGIC_MARKERS) for k in sd):
-        out = {}
-        for k, v in sd.items():
-            k = _apply_rules(k, MMAGIC_TO_BASICSR)
-            k = re.sub(r"\.conv\.(weight|bias)$", r".\1", k)  # mmcv ConvModule wrapper
-            out[k] = v
-        return out, "mmagic"
+    if any(k.startswith(_MMAGIC_MARKERS) for k in sd):  # also unwrap mmcv's ConvModule (.conv.)
+        return {re.sub(r"\.conv\.(weight|bias)$", r".\1", _apply_rules(k, MMAGIC_TO_BASICSR)): v
+                for k, v in sd.items()}, "mmagic"
     return sd, "basicsr"
 
 
@@ -209,8 +196,8 @@ def infer_config(state_dict: dict[str, torch.Tensor]) -> EDVRConfig:
     """
     def need(key: str) -> torch.Tensor:
         if key not in state_dict:
-            sample = list(state_dict)[:6]
-            raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {sample}). {_HINT}")
+            raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {list(state_dict)[:6]}). "
+                            f"{_HINT}")
         return state_dict[key]
 
     with_predeblur = any(k.startswith("predeblur.") for k in state_dict)
@@ -246,9 +233,8 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = None) -> tu
     obj = _torch_load(path)
     raw, container, saved_config = _unwrap(obj, path, param_key)
     sd, naming = convert_state_dict(raw)
-    info = {"container": container, "naming": naming, "saved_config": saved_config,
-            "top_level_keys": list(obj)[:20] if isinstance(obj, dict) else []}
-    return sd, info
+    return sd, {"container": container, "naming": naming, "saved_config": saved_config,
+                "top_level_keys": list(obj)[:20] if isinstance(obj, dict) else []}
 
 
 def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[tuple]]:
@@ -431,7 +417,7 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
         if str(weights) in str(err):
             raise
         raise EDVRError(f"cannot load checkpoint {weights}: {err}") from None
-    except Exception as err:  # torch.load / state-dict errors: name the file
+    except Exception as err:  # noqa: BLE001 - torch.load / state-dict errors of any kind: name the file
         raise EDVRError(f"cannot load checkpoint {weights}: {type(err).__name__}: {err}. "
                         "Pass an EDVR checkpoint (.pth) that load_pretrained accepts.") from None
     return net.to(device).eval()
@@ -447,9 +433,8 @@ def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
     from edvr_lib.archs import build_edvr
 
     torch.manual_seed(seed)
-    config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
-    config.update(overrides)
-    model = build_edvr("M", **config).eval()
+    model = build_edvr("M", **{**dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2,
+                                      num_reconstruct_block=2), **overrides}).eval()
     for name, module in model.named_modules():
         if name.endswith("conv_offset"):
             module.reset_parameters()

@@ -68,7 +68,8 @@ def test_checkpoint_and_config(reds, tmp_path, capsys):
 model: edvr
 path: {{pretrain_network_g: {tmp_path / 'tiny.pth'}}}
 datasets:
-  test: {{name: REDS4, dataroot_gt: {reds / 'train_sharp'}, dataroot_lq: {reds / 'train_sharp_bicubic'}, clips: ['011']}}
+  test: {{name: REDS4, dataroot_gt: {reds / 'train_sharp'}, dataroot_lq: {reds / 'train_sharp_bicubic'},
+         clips: ['011']}}
 val: {{metrics: {{psnr: {{crop_border: 0, test_y_channel: false}}}}}}
 """)
     assert load_test_config(cfg)["dataset"] == "REDS4"

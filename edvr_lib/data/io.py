@@ -134,7 +134,7 @@ def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
 
 def encode_png(img_rgb: np.ndarray, compression: int = 3) -> bytes:
     """Encode an RGB ``(h, w, 3)`` uint8 image (or float in [0, 1]) as PNG bytes."""
-    img = _as_uint8(img_rgb)
+    img = to_uint8(img_rgb)
     ok, buf = cv2.imencode(".png", img[:, :, ::-1] if img.ndim == 3 else img,
                            [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
     if not ok:  # pragma: no cover - cv2 only fails on invalid arrays, caught above
@@ -157,7 +157,8 @@ def write_png(path: str | os.PathLike, img_rgb: np.ndarray, compression: int = 3
     return path
 
 
-def _as_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 as is; float in [0, 1] rounded half up and clipped to ``[0, 255]`` uint8 (same shape)."""
     if img.dtype == np.uint8:
         return img
     if np.issubdtype(img.dtype, np.floating):

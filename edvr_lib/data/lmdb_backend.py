@@ -59,8 +59,8 @@ class LmdbStore:
         self.root = Path(root)
         self.role = role
         if not (self.root / "data.mdb").is_file():
-            raise EDVRError(f"{role} LMDB not found: {self.root} (no data.mdb). Fix: build it with "
-                            "edvr_lib.data.lmdb_backend.create_lmdb_from_folder(folder, path), or use io_backend='disk'.")
+            raise EDVRError(f"{role} LMDB not found: {self.root} (no data.mdb). Fix: build it with edvr_lib.data."
+                            "lmdb_backend.create_lmdb_from_folder(folder, path), or use io_backend='disk'.")
         self.meta = read_lmdb_meta(self.root)
         self._clips: dict[str, list[str]] = {}
         for k in self.meta:
@@ -92,7 +92,8 @@ class LmdbStore:
     def list_frames(self, clip: str) -> list[str]:
         frames = sorted(self._clips.get(clip, []))
         if not frames:
-            raise EDVRError(f"clip {clip!r} not in {self.root}. Fix: rebuild the LMDB or drop the clip from the meta file.")
+            raise EDVRError(f"clip {clip!r} not in {self.root}. Fix: rebuild the LMDB or drop the clip from the meta "
+                            "file.")
         return frames
 
     def frame_hw(self, key: str) -> tuple[int, int]:

@@ -12,8 +12,7 @@ import random
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.frame_store import (check_loaded_pair, check_pair_sizes, open_clip_stores,
-                                        scan_clips)
+from edvr_lib.data.frame_store import (check_loaded_pair, check_pair_sizes, open_clip_stores, scan_clips)
 from edvr_lib.data.transforms import augment, frames_to_tensor, image_to_tensor, paired_random_crop
 from edvr_lib.utils import EDVRError
 

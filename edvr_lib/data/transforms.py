@@ -134,8 +134,7 @@ def augment(imgs: np.ndarray | list[np.ndarray], hflip: bool = True, rotation: b
     """
     rng = rng or random
     if flags is None:
-        flags = (hflip and rng.random() < 0.5, rotation and rng.random() < 0.5,
-                 rotation and rng.random() < 0.5)
+        flags = (hflip and rng.random() < 0.5, rotation and rng.random() < 0.5, rotation and rng.random() < 0.5)
     single = not isinstance(imgs, list)
     out = [np.ascontiguousarray(_dihedral(v, *flags)) for v in ([imgs] if single else imgs)]
     return out[0] if single else out

@@ -57,8 +57,7 @@ def shipped_config(options: str | os.PathLike = SHIPPED_OPTIONS) -> EDVRConfig:
 
 def default_networks() -> list[tuple[str, EDVRConfig, int, int]]:
     """``[(label, config, h, w), ...]`` drawn by default: EDVR-M at REDS size, the shipped model at its clips' size."""
-    return [("EDVR-M", PRESETS["M"], *REDS_LR),
-            ("shipped (c=48)", shipped_config(), *EMBEDDED_LR)]
+    return [("EDVR-M", PRESETS["M"], *REDS_LR), ("shipped (c=48)", shipped_config(), *EMBEDDED_LR)]
 
 
 def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> dict[str, tuple[int, ...]]:
@@ -110,8 +109,7 @@ def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> di
         s["spatial_l2"] = (b, c, h1 // 2, w1 // 2)
         s["spatial_l3"] = (b, c, h1 // 4, w1 // 4)
         s["spatial_attn"] = (b, c, h1, w1)
-    s["fused"] = (b, c, h1, w1)
-    s["reconstruction"] = (b, c, h1, w1)
+    s["fused"] = s["reconstruction"] = (b, c, h1, w1)
     s["shuffle1"] = (b, c, 2 * h1, 2 * w1)
     s["shuffle2"] = (b, HR_CHANNELS, 4 * h1, 4 * w1)
     for key in ("residual", "base", "output"):
@@ -206,8 +204,7 @@ def _arrow(ax, start, end, colour="#333333", text=None, style="-|>", rad=0.0, fo
 
 def _shape_text(nets, key, prefix=""):
     """Lines ``label: a×b×c`` for each network that has ``key`` (the shapes beside a block)."""
-    lines = [f"{prefix}{label}: {format_shape(shapes[key])}" for label, shapes in nets if key in shapes]
-    return "\n".join(lines)
+    return "\n".join(f"{prefix}{label}: {format_shape(shapes[key])}" for label, shapes in nets if key in shapes)
 
 
 def _networks(networks):
@@ -216,12 +213,10 @@ def _networks(networks):
 
 
 def _subtitle(nets) -> str:
-    parts = []
-    for label, cfg, h, w in nets:
-        cfg = get_config(cfg)
-        parts.append(f"{label}: c={cfg.num_feat}, t={cfg.num_frame}, g={cfg.deformable_groups}, "
-                     f"{cfg.num_extract_block}/{cfg.num_reconstruct_block} blocks, input {h}x{w}")
-    return "shapes (b, t, c, h, w) computed for " + "; ".join(parts)
+    cfgs = [(label, get_config(cfg), h, w) for label, cfg, h, w in nets]
+    return "shapes (b, t, c, h, w) computed for " + "; ".join(
+        f"{label}: c={c.num_feat}, t={c.num_frame}, g={c.deformable_groups}, "
+        f"{c.num_extract_block}/{c.num_reconstruct_block} blocks, input {h}x{w}" for label, c, h, w in cfgs)
 
 
 def _canvas(width, height, title, nets):
@@ -259,30 +254,26 @@ def pipeline_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = N
     fig, ax = _canvas(12.5, 12.6, title, nets)
     x, bw, bh, sx = 3.7, 4.6, 0.78, 6.2
     rows = [
-        ("input", "input window: t LR frames", "input", "input"),
+        ("input", "input window: t LR frames", "input"),
         ("feat_l1", f"feature extraction (L1): conv_first 3x3 + lrelu,\n"
-                    f"{n_extract} residual blocks (per frame)", "extract", "feat_l1"),
-        ("feat_l2", "pyramid L2: stride-2 conv + conv 3x3", "extract", "feat_l2"),
-        ("feat_l3", "pyramid L3: stride-2 conv + conv 3x3", "extract", "feat_l3"),
-        ("aligned", "PCD alignment: every frame to the centre frame\n(L3 -> L2 -> L1, then the cascade)", "pcd",
-         "aligned"),
-        ("fused", "TSA fusion: temporal attention, 1x1 fusion conv,\nspatial attention pyramid", "tsa", "fused"),
-        ("reconstruction", f"reconstruction: {n_recon} residual blocks (LR size)", "recon",
-         "reconstruction"),
-        ("shuffle1", "upconv1 (c -> 4c) + PixelShuffle(2) + lrelu", "up", "shuffle1"),
-        ("shuffle2", "upconv2 (c -> 64·4) + PixelShuffle(2) + lrelu", "up", "shuffle2"),
-        ("residual", "conv_hr + lrelu, conv_last (64 -> 3): residual", "up", "residual"),
-        ("output", "output = residual + base", "input", "output"),
+                    f"{n_extract} residual blocks (per frame)", "extract"),
+        ("feat_l2", "pyramid L2: stride-2 conv + conv 3x3", "extract"),
+        ("feat_l3", "pyramid L3: stride-2 conv + conv 3x3", "extract"),
+        ("aligned", "PCD alignment: every frame to the centre frame\n(L3 -> L2 -> L1, then the cascade)", "pcd"),
+        ("fused", "TSA fusion: temporal attention, 1x1 fusion conv,\nspatial attention pyramid", "tsa"),
+        ("reconstruction", f"reconstruction: {n_recon} residual blocks (LR size)", "recon"),
+        ("shuffle1", "upconv1 (c -> 4c) + PixelShuffle(2) + lrelu", "up"),
+        ("shuffle2", "upconv2 (c -> 64·4) + PixelShuffle(2) + lrelu", "up"),
+        ("residual", "conv_hr + lrelu, conv_last (64 -> 3): residual", "up"),
+        ("output", "output = residual + base", "input"),
     ]
     top = 11.9
-    ys = {}
-    for i, (key, text, colour, skey) in enumerate(rows):
-        y = top - i * 1.05
-        ys[key] = y
-        _box(ax, x, y, bw, bh, text, colour)
-        ax.text(sx, y, _shape_text(shapes, skey), ha="left", va="center", fontsize=8, family="monospace")
+    ys = {key: top - i * 1.05 for i, (key, *_) in enumerate(rows)}
+    for i, (key, text, colour) in enumerate(rows):
+        _box(ax, x, ys[key], bw, bh, text, colour)
+        ax.text(sx, ys[key], _shape_text(shapes, key), ha="left", va="center", fontsize=8, family="monospace")
         if i:
-            _arrow(ax, (x, ys[rows[i - 1][0]] - bh / 2), (x, y + bh / 2))
+            _arrow(ax, (x, ys[rows[i - 1][0]] - bh / 2), (x, ys[key] + bh / 2))
     ax.text(sx, top + 0.62, "shapes (b, t, c, h, w) / (b, c, h, w)", fontsize=8.5, weight="bold")
     # the base: bilinear x4 of the centre frame, added at the end
     bx = 0.4
@@ -328,8 +319,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
         off_text = ("offset feature ΔP\nconv(cat) + conv" if key == "l3" else
                     "offset feature ΔP\nconv(cat), conv(cat with\nΔP coarser ↑2 ·2), conv")
         _box(ax, xoff, y, 2.5, 1.05, off_text, "offset", fontsize=7.5)
-        _box(ax, xdcn, y, 2.4, 1.05, "DCNv2Pack:\nconv_offset -> offsets, masks;\nsample F_nbr", "pcd",
-             fontsize=7.5)
+        _box(ax, xdcn, y, 2.4, 1.05, "DCNv2Pack:\nconv_offset -> offsets, masks;\nsample F_nbr", "pcd", fontsize=7.5)
         ax.text(xdcn - 1.2, y - 0.8, _shape_text(shapes, f"offsets_{key}", "offsets ") + "\n" +
                 _shape_text(shapes, f"masks_{key}", "masks   "), fontsize=6.5, family="monospace", va="top")
         _arrow(ax, (xin + 1.1, y), (xoff - 1.25, y))
@@ -341,7 +331,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
             _box(ax, xmerge, y, 2.0, 0.9, "feat_conv:\nmerge with\naligned coarser ↑2", "feat", fontsize=7.5)
             _arrow(ax, (xdcn + 1.2, y), (xmerge - 1.0, y), colour="#1f4e79")
     # offset path between levels: the coarser offset feature, bilinear x2 and multiplied by 2
-    for (k1, y1, _), (k2, y2, _) in zip(levels, levels[1:]):
+    for (k1, y1, _), (_, y2, _) in zip(levels, levels[1:]):
         _arrow(ax, (xoff, y1 - 0.53), (xoff, y2 + 0.53), colour="#38761d", text="offset path: ↑2 (bilinear) ·2")
         _arrow(ax, (xmerge if k1 != "l3" else xmerge - 0.4, y1 - 0.45), (xmerge, y2 + 0.45), colour="#1f4e79",
                text="feature path: ↑2")
@@ -411,8 +401,7 @@ def tsa_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
                 _shape_text(shapes, key), va="top", **mono)
         if i:
             _arrow(ax, (pyramid[i - 1][0] - 1.25, ys), (px + 1.25, ys), colour="#b45f06")
-    _box(ax, 5.1, yf, 3.4, 0.85, "out = fused · sigmoid(a) · 2 + add\n(add = two 1x1 convs on a)", "tsa",
-         fontsize=7.8)
+    _box(ax, 5.1, yf, 3.4, 0.85, "out = fused · sigmoid(a) · 2 + add\n(add = two 1x1 convs on a)", "tsa", fontsize=7.8)
     _arrow(ax, (2.0, ys + 0.55), (3.6, yf - 0.2), colour="#b45f06")
     _arrow(ax, (9.7, yf), (6.8, yf))
     ax.text(3.4, yf + 0.6, "fused output: " + _shape_text(shapes, "fused").replace("\n", "; "), **mono)

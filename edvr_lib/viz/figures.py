@@ -86,7 +86,8 @@ def comparison_figure(panels: Mapping[str, np.ndarray], gt: np.ndarray | None = 
         img = as_uint8(panels[name])
         if img.shape[:2] != hr_size:
             img = _upscale_nearest(img, hr_size)
-        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest", extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
+        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest",
+                  extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
         label = name if not scores or name not in scores else f"{name}\n{scores[name]}"
         ax.set_title(label)
         ax.set_xlabel("x (HR pixels)")
@@ -204,7 +205,8 @@ def ablation_figure(results, window: int = 0, box: tuple[int, int, int, int] | N
     crops = [(n, as_uint8(results.outputs[n][window]), results.psnr_per_window[n][window]) for n in names]
     for i, (name, img, value) in enumerate(crops + [("GT", gt, None)]):
         ax = fig.add_subplot(grid[0, i])
-        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest", extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
+        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest",
+                  extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
         ax.set_title(name if value is None else f"{name}\n{value:.2f} dB", fontsize=9)
         ax.set_xlabel("x (HR pixels)")
         ax.set_ylabel("y (HR pixels)")
@@ -214,8 +216,7 @@ def ablation_figure(results, window: int = 0, box: tuple[int, int, int, int] | N
     bars = ax.barh(range(len(names)), values, color=colours)
     for bar, value in zip(bars, values):
         delta = "" if bar is bars[0] else f" ({value - full:+.3f})"
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.2f} dB{delta}", va="center",
-                fontsize=8)
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {value:.2f} dB{delta}", va="center", fontsize=8)
     ax.axvline(full, color="tab:green", linestyle="--", linewidth=1, label="full model")
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.invert_yaxis()

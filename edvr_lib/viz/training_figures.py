@@ -1,10 +1,7 @@
-"""Figures of a training run (notebook 04): loss, validation PSNR against bicubic, DCN offsets, learning-rate schedules.
+"""Figures of a training run (notebook 04): loss, validation PSNR, DCN offsets, learning-rate schedules.
 
-A run is read from its ``train_log.jsonl`` (one JSON object per logged iteration, written by ``edvr train`` /
-:func:`edvr_lib.train.train`: ``iter``, ``loss``, ``lr``, ``offset_mean``, ``offset_max``, ``it_per_s``,
-``lr_scale`` and, at validation, ``val_psnr``, ``val_ssim``, ``bicubic_psnr``). Schedules are computed from options
-with :mod:`edvr_lib.train.schedulers`, with the trainer's timing. Every function that draws returns a matplotlib
-Figure with a title, axis labels and units::
+A run is read from its ``train_log.jsonl`` (one JSON object per logged iteration, written by ``edvr train``);
+schedules are computed from options with the trainer's timing. Every figure has a title, axis labels and units::
 
     from edvr_lib.viz import training_figures as tf
     log = tf.read_train_log("outputs/notebooks/04_run")
@@ -58,11 +55,7 @@ def read_train_log(path: str | os.PathLike) -> list[dict]:
 
 
 def _entries_with(log, key: str, missing: str) -> tuple[list[dict], list[int]]:
-    """The entries of ``log`` (entries, or a run folder / log file) that have ``key``, and their iterations.
-
-    Raises:
-        EDVRError: none has it; ``missing`` says what that means and the fix.
-    """
+    """The entries of ``log`` (entries, or a run folder / log file) that have ``key``, and their iterations."""
     entries = read_train_log(log) if isinstance(log, (str, os.PathLike)) else list(log)
     entries = [e for e in entries if e.get(key) is not None]
     if not entries:
@@ -151,11 +144,10 @@ def _iteration_axis(ax) -> None:
 def _rollbacks(entries: list[dict]) -> list[int]:
     """Iterations from which the logged ``lr_scale`` is lower than before (the divergence guard's rollbacks)."""
     out, scale = [], 1.0
-    for e in entries:
-        s = e.get("lr_scale")
-        if s is not None and s < scale:
+    for e in (e for e in entries if e.get("lr_scale") is not None):
+        if e["lr_scale"] < scale:
             out.append(e["iter"])
-        scale = s if s is not None else scale
+        scale = e["lr_scale"]
     return out
 
 
@@ -172,7 +164,7 @@ def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Cha
         title: figure title.
     """
     entries, its = _entries_with(log, "loss", "loss entries. Fix: train at least logger.print_freq iterations.")
-    plt = pyplot()
+    plt, rollbacks = pyplot(), _rollbacks(entries)
     loss = np.array([e["loss"] for e in entries], dtype=np.float64)
     panels = [("summed over the batch" if pixels and pixels > 1 else "as logged", loss,
                f"loss ({'sum over B·C·H·W' if pixels and pixels > 1 else 'logged'}; {LOSS_UNIT})")]
@@ -191,11 +183,11 @@ def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Cha
         ax.set(title=f"Loss {name}", xlabel="iteration", ylabel=ylabel)
         if np.all(values[np.isfinite(values)] > 0):
             ax.set_yscale("log")
-        for k in _rollbacks(entries):
+        for k in rollbacks:
             ax.axvline(k, color="tab:red", ls=":", lw=1)
         _iteration_axis(ax)
         ax.grid(alpha=0.3)
-    if _rollbacks(entries):
+    if rollbacks:
         axes[0][0].plot([], [], color="tab:red", ls=":", label="guard rollback (lr lowered)")
         axes[0][0].legend(fontsize=8, loc="upper right")
     return _finish(fig, title)
@@ -264,13 +256,6 @@ def offsets_figure(log, limit: float | None = None, title: str = "DCN offsets du
     return fig
 
 
-def _iteration_formatter(ax, total: int) -> None:
-    if total >= 10_000:
-        from matplotlib.ticker import FuncFormatter
-
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
-
-
 def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Sequence[dict]] | None = None,
                        title: str = "Learning-rate schedules"):
     """One panel per options dict: the learning rate of every iteration (:func:`lr_schedule`), the TSA-only stage
@@ -301,7 +286,8 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
         ax.title.set_fontsize(9)
         ax.set_xlim(0, total)
         _iteration_axis(ax)
-        _iteration_formatter(ax, total)
+        if total >= 10_000:
+            ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")  # a FuncFormatter
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right", framealpha=0.95)

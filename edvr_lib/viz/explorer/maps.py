@@ -41,9 +41,8 @@ def compute_internals(model, lq):
     from edvr_lib.introspect import record_internals
 
     x = lq if lq.dim() == 5 else lq.unsqueeze(0)
-    device = next(model.parameters()).device
     with torch.no_grad(), record_internals(model) as rec:
-        out = model(x.to(device))
+        out = model(x.to(next(model.parameters()).device))
     return rec, out
 
 
@@ -108,8 +107,8 @@ def window_maps(rec, center_frame_idx: int | None = None) -> WindowMaps:
 
 def offset_magnitude(offsets) -> np.ndarray:
     """``(9, 2, h, w)`` offsets of one group -> ``(h, w)`` magnitude of the tap-mean (dy, dx)."""
-    mean = np.asarray(offsets, dtype=np.float64).mean(axis=0)
-    return np.sqrt(mean[0] ** 2 + mean[1] ** 2)
+    dy, dx = np.asarray(offsets, dtype=np.float64).mean(axis=0)
+    return np.sqrt(dy ** 2 + dx ** 2)
 
 
 def flow_rgb(flow, max_mag: float) -> np.ndarray:
@@ -213,8 +212,8 @@ class MapKind:
 _PCD = frozenset({"frame", "level", "group"})
 #: every map kind, in the dropdown's order
 MAP_KINDS = {k.name: k for k in (
-    MapKind("offset magnitude", _PCD | {"relative"}, _magnitude, "LR px", "|offset| (LR px, relative to self-alignment)",
-            offsets=True),
+    MapKind("offset magnitude", _PCD | {"relative"}, _magnitude, "LR px",
+            "|offset| (LR px, relative to self-alignment)", offsets=True),
     MapKind("offset direction", _PCD | {"relative"}, None, "direction", "", offsets=True),
     MapKind("DCN mask", _PCD, _mask, "mask", "mask (0..1)"),
     MapKind("temporal attention", frozenset({"frame"}), _temporal, "attention", "attention (0..1)", needs_tsa=True),
