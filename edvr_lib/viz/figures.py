@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edvr_lib.utils.errors import EDVRError
+from edvr_lib.viz.data_figures import finish
 
 __all__ = ["as_uint8", "comparison_figure", "error_map_figure", "temporal_profile", "temporal_profile_figure",
            "psnr_per_frame_figure", "default_zoom_box", "ablation_figure"]
@@ -35,12 +36,17 @@ def _upscale_nearest(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return img[ys][:, xs]
 
 
+def _zoom(ax, img: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Draw the ``(y, x, h, w)`` crop of ``img`` with the axes in the full image's pixel coordinates."""
+    y, x, bh, bw = box
+    ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest", extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
+
+
 def default_zoom_box(gt: np.ndarray, size: int | None = None) -> tuple[int, int, int, int]:
     """``(y, x, h, w)`` of the most textured square (highest gradient energy) of ``gt``."""
     gt = as_uint8(gt).astype(np.float64).mean(axis=2)
     h, w = gt.shape
-    size = size or max(8, min(h, w) // 3)
-    size = min(size, h, w)
+    size = min(size or max(8, min(h, w) // 3), h, w)
     energy = np.abs(np.diff(gt, axis=0))[:, :-1] + np.abs(np.diff(gt, axis=1))[:-1, :]
     best, box = -1.0, (0, 0, size, size)
     step = max(1, size // 4)
@@ -73,28 +79,21 @@ def comparison_figure(panels: Mapping[str, np.ndarray], gt: np.ndarray | None = 
     names = list(panels)
     gt = as_uint8(gt if gt is not None else panels[names[-1]])
     hr_size = gt.shape[:2]
-    box = box or default_zoom_box(gt)
-    y, x, bh, bw = box
+    y, x, bh, bw = box or default_zoom_box(gt)
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(3.2 * (len(names) + 1), 3.6),
                              gridspec_kw={"width_ratios": [gt.shape[1] / gt.shape[0] * bh / bw] + [1] * len(names)})
     axes[0].imshow(gt)
     axes[0].add_patch(Rectangle((x - 0.5, y - 0.5), bw, bh, fill=False, edgecolor="red", linewidth=1.5))
     axes[0].set_title(f"{names[-1]} (zoom box in red)")
-    axes[0].set_xlabel("x (HR pixels)")
-    axes[0].set_ylabel("y (HR pixels)")
+    axes[0].set(xlabel="x (HR pixels)", ylabel="y (HR pixels)")
     for ax, name in zip(axes[1:], names):
         img = as_uint8(panels[name])
         if img.shape[:2] != hr_size:
             img = _upscale_nearest(img, hr_size)
-        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest",
-                  extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
-        label = name if not scores or name not in scores else f"{name}\n{scores[name]}"
-        ax.set_title(label)
-        ax.set_xlabel("x (HR pixels)")
-        ax.set_ylabel("y (HR pixels)")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+        _zoom(ax, img, (y, x, bh, bw))
+        ax.set_title(name if not scores or name not in scores else f"{name}\n{scores[name]}")
+        ax.set(xlabel="x (HR pixels)", ylabel="y (HR pixels)")
+    return finish(fig, title)
 
 
 def error_map_figure(preds: Mapping[str, np.ndarray], gt: np.ndarray, vmax: float = 64.0,
@@ -115,10 +114,8 @@ def error_map_figure(preds: Mapping[str, np.ndarray], gt: np.ndarray, vmax: floa
         err = np.abs(as_uint8(img).astype(np.float64) - gt_f).mean(axis=2)
         im = ax.imshow(err, cmap="inferno", vmin=0, vmax=vmax)
         ax.set_title(f"{name}: mean |error| {err.mean():.2f}")
-        ax.set_xlabel("x (HR pixels)")
-        ax.set_ylabel("y (HR pixels)")
-    cbar = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85)
-    cbar.set_label("|error| (8-bit levels)")
+        ax.set(xlabel="x (HR pixels)", ylabel="y (HR pixels)")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.85).set_label("|error| (8-bit levels)")
     fig.suptitle(title)
     return fig
 
@@ -154,9 +151,7 @@ def temporal_profile_figure(clips: Mapping[str, Sequence[np.ndarray]], row: int,
         ax.set_title(name, fontsize=10)
         ax.set_ylabel("frame t")
     axes[-1, 0].set_xlabel("x (HR pixels)")
-    fig.suptitle(title or f"Temporal profile (x-t slice at row y = {row})")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title or f"Temporal profile (x-t slice at row y = {row})")
 
 
 def psnr_per_frame_figure(series: Mapping[str, Sequence[float]], title: str = "PSNR per frame",
@@ -175,9 +170,7 @@ def psnr_per_frame_figure(series: Mapping[str, Sequence[float]], title: str = "P
         ax.plot(np.arange(len(values)), values, marker="o", markersize=3, label=f"{name} (mean {values.mean():.2f} dB)")
     for name, value in (published or {}).items():
         ax.axhline(value, linestyle="--", linewidth=1, color="gray", label=f"{name}: {value:.2f} dB")
-    ax.set_xlabel("frame index")
-    ax.set_ylabel("PSNR (dB)")
-    ax.set_title(title)
+    ax.set(xlabel="frame index", ylabel="PSNR (dB)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -205,11 +198,9 @@ def ablation_figure(results, window: int = 0, box: tuple[int, int, int, int] | N
     crops = [(n, as_uint8(results.outputs[n][window]), results.psnr_per_window[n][window]) for n in names]
     for i, (name, img, value) in enumerate(crops + [("GT", gt, None)]):
         ax = fig.add_subplot(grid[0, i])
-        ax.imshow(img[y:y + bh, x:x + bw], interpolation="nearest",
-                  extent=(x - 0.5, x + bw - 0.5, y + bh - 0.5, y - 0.5))
+        _zoom(ax, img, (y, x, bh, bw))
         ax.set_title(name if value is None else f"{name}\n{value:.2f} dB", fontsize=9)
-        ax.set_xlabel("x (HR pixels)")
-        ax.set_ylabel("y (HR pixels)")
+        ax.set(xlabel="x (HR pixels)", ylabel="y (HR pixels)")
     ax = fig.add_subplot(grid[1, :])
     values = [results.psnr[n] for n in names]
     colours = ["tab:green"] + ["tab:gray" if n == "bicubic" else "tab:orange" for n in names[1:]]

@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.viz.data_figures import pyplot
+from edvr_lib.viz.data_figures import finish, pyplot
 
 __all__ = ["read_train_log", "pixels_in_loss", "lr_schedule", "loss_figure", "val_psnr_figure", "offsets_figure",
            "lr_schedule_figure"]
@@ -128,12 +128,6 @@ def lr_schedule(opt, iterations: Sequence[int] | None = None, points: int = 4000
 
 
 # ----------------------------------------------------------------------------------------------- figures
-def _finish(fig, title: str):
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def _iteration_axis(ax) -> None:
     """Whole iterations on the x axis (no 2.5 for a 4-iteration run)."""
     from matplotlib.ticker import MaxNLocator
@@ -190,7 +184,7 @@ def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Cha
     if rollbacks:
         axes[0][0].plot([], [], color="tab:red", ls=":", label="guard rollback (lr lowered)")
         axes[0][0].legend(fontsize=8, loc="upper right")
-    return _finish(fig, title)
+    return finish(fig, title)
 
 
 def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_curve: Sequence[dict] | None = None):
@@ -291,7 +285,7 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right", framealpha=0.95)
-    return _finish(fig, title)
+    return finish(fig, title)
 
 
 def motion_curve_figure(recorded: Sequence[dict], lesson: dict | None = None,
