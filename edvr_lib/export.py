@@ -25,7 +25,7 @@ import copy
 import io
 import json
 import os
-import time
+import timeit
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -59,9 +59,8 @@ def _edvr_model(model: torch.nn.Module) -> torch.nn.Module:
         raise EDVRError(f"export needs an EDVR network (edvr_lib.archs.EDVR), got {type(model).__name__}; "
                         "load one with edvr_lib.load_pretrained(FILE)")
     p = next(model.parameters())
-    if p.device.type != "cpu" or p.dtype != torch.float32 or model.training:
-        model = copy.deepcopy(model).float().cpu().eval()
-    return model
+    ready = p.device.type == "cpu" and p.dtype == torch.float32 and not model.training
+    return model if ready else copy.deepcopy(model).float().cpu().eval()
 
 
 def check_size(model: torch.nn.Module, height: int, width: int) -> None:
@@ -97,12 +96,7 @@ def relative_difference(a: torch.Tensor | np.ndarray, ref: torch.Tensor | np.nda
 def time_call(fn: Callable[[], object], repeats: int = 3) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls, after one warm-up call."""
     fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(timeit.repeat(fn, number=1, repeat=max(1, repeats))))
 
 
 def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torch.Tensor:
@@ -114,12 +108,8 @@ def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torc
     from edvr_lib.data.embedded import bigbuckbunny_path
     from edvr_lib.data.frame_sources import open_source
 
-    source = open_source(bigbuckbunny_path(), num_frame)
-    try:
-        frames = np.stack([source.get(start + i) for i in range(num_frame)])  # (t, H, W, 3)
-    finally:
-        source.close()
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    with contextlib.closing(open_source(bigbuckbunny_path(), num_frame)) as source:
+        x = torch.from_numpy(source.frames(range(start, start + num_frame))).permute(0, 3, 1, 2)  # (t, 3, H, W)
     h, w = x.shape[-2:]
     if height > h or width > w:
         x = torch.nn.functional.pad(x, (0, max(0, width - w), 0, max(0, height - h)), mode="replicate")

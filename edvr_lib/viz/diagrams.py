@@ -1,11 +1,8 @@
 """Block diagrams of EDVR drawn by code: the whole pipeline, PCD alignment and TSA fusion.
 
-Our own drawings (matplotlib only), not reproductions of the paper's figures. Beside every block stand the tensor
-shapes it produces, **computed** for a given :class:`~edvr_lib.archs.EDVRConfig` and input size by
-:func:`block_shapes`, a documented rule that ``tests/viz/test_diagrams.py`` checks against :func:`traced_shapes`, the
-shapes a real forward produces (hooks on the modules). By default two networks are drawn side by side: EDVR-M on a
-REDS-sized window (180 x 320 LR) and the project's shipped model (48 channels, 3 / 6 residual blocks) on a window of
-the embedded Big Buck Bunny clips (88 x 160 LR)::
+Our own drawings (matplotlib only). Beside every block stand the tensor shapes it produces, **computed** by
+:func:`block_shapes` (checked against :func:`traced_shapes`, a real forward's), by default for EDVR-M on a REDS-sized
+window (180 x 320 LR) and the shipped model on a window of the embedded Big Buck Bunny clips (88 x 160 LR)::
 
     from edvr_lib.viz import diagrams
 
@@ -50,9 +47,7 @@ def shipped_config(options: str | os.PathLike = SHIPPED_OPTIONS) -> EDVRConfig:
     path = Path(options)
     if not path.is_file():
         raise EDVRError(f"options file not found: {path}")
-    network_g = dict(yaml.safe_load(path.read_text())["network_g"])
-    network_g.pop("type", None)
-    return get_config(network_g)
+    return get_config({k: v for k, v in yaml.safe_load(path.read_text())["network_g"].items() if k != "type"})
 
 
 def default_networks() -> list[tuple[str, EDVRConfig, int, int]]:
@@ -63,18 +58,12 @@ def default_networks() -> list[tuple[str, EDVRConfig, int, int]]:
 def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor the diagrams label, for input frames of ``h x w`` pixels.
 
-    The rule, with ``b = batch``, ``t = num_frame``, ``c = num_feat``, ``g = deformable_groups`` and the feature size
-    ``(h1, w1) = (h, w)``, or ``(h / 4, w / 4)`` with ``hr_in`` (two stride-2 convolutions):
-
-    * per-frame features: L1 ``(b, t, c, h1, w1)``, L2 and L3 halve the size twice (stride-2 convolutions);
-    * PCD, per level ``l`` at that level's size: offsets ``(b·t, 2·9·g, ...)`` (dy, dx per tap and group) and masks
-      ``(b·t, 9·g, ...)``; the cascade works at L1; the aligned features are ``(b, t, c, h1, w1)``;
-    * TSA: temporal attention ``(b, t, h1, w1)`` (one weight per frame and pixel), weighted frames
-      ``(b, t·c, h1, w1)``, fused ``(b, c, h1, w1)``; spatial pyramid ``(b, c, h1/2, w1/2)`` and
-      ``(b, c, h1/4, w1/4)``, spatial attention ``(b, c, h1, w1)``. Without TSA only the fused feature exists;
-    * reconstruction ``(b, c, h1, w1)``; pixel shuffles ``(b, c, 2 h1, 2 w1)`` then ``(b, 64, 4 h1, 4 w1)``; the
-      residual, the base (bilinear x4 of the centre frame, or the centre frame itself with ``hr_in``) and the output
-      ``(b, 3, 4 h1, 4 w1)``.
+    With ``b = batch``, ``t = num_frame``, ``c = num_feat``, ``g = deformable_groups`` and the feature size
+    ``(h1, w1)`` (``(h / 4, w / 4)`` with ``hr_in``): L1 features ``(b, t, c, h1, w1)``, L2 / L3 at half and a quarter;
+    PCD offsets ``(b·t, 2·9·g, ...)`` and masks ``(b·t, 9·g, ...)`` per level (the cascade at L1); TSA attention
+    ``(b, t, h1, w1)``, weighted frames ``(b, t·c, h1, w1)``, the spatial pyramid at h1/2 and h1/4; reconstruction
+    ``(b, c, h1, w1)``, pixel shuffles to ``(b, c, 2 h1, 2 w1)`` and ``(b, 64, 4 h1, 4 w1)``, output
+    ``(b, 3, 4 h1, 4 w1)``.
 
     Args:
         config: an :class:`EDVRConfig` or a preset name (``'M'``).
@@ -128,8 +117,7 @@ def traced_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...
     Returns:
         ``{name: shape}`` of the tensors the network actually produced.
     """
-    cfg = model.config
-    b, t = x.shape[:2]
+    cfg, (b, t) = model.config, x.shape[:2]
     seen: dict[str, tuple[int, ...]] = {"input": tuple(x.shape)}
     shuffles: list[tuple[int, ...]] = []
 
@@ -427,11 +415,9 @@ def write_diagrams(out_dir: str | os.PathLike = "docs", networks=None, dpi: int 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
     for name, draw in zip(DIAGRAM_FILES, (pipeline_diagram, pcd_diagram, tsa_diagram)):
         fig = draw(networks)
         with atomic_path(out_dir / name) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None}, pil_kwargs={"optimize": True})
         plt.close(fig)
-        written[name] = out_dir / name
-    return written
+    return {name: out_dir / name for name in DIAGRAM_FILES}
