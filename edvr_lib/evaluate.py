@@ -88,12 +88,10 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
 
     Args:
         name: one of :data:`BENCHMARKS`.
-        root: the benchmark's folder (``datasets/REDS``, ``datasets/Vid4``, ``datasets/vimeo90k``);
-            for ``embedded`` the built set (default: :func:`edvr_lib.data.prepare_embedded`).
+        root: the benchmark's folder (``datasets/REDS``, ...); for ``embedded`` the built set (default: built).
         num_frame: window length (default: the benchmark's).
         dataroot_gt, dataroot_lq, meta_info_file: explicit folders (override ``root``).
-        clips: subset of clips.
-        padding: window padding at clip ends.
+        clips, padding: subset of clips; window padding at clip ends.
     """
     from edvr_lib.data.video_test_dataset import VideoTestDataset
 
@@ -141,14 +139,12 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     Args:
         model: EDVR (any size via padding) or :func:`edvr_lib.models.bicubic_model`.
         dataset: items with ``lq (t, 3, h, w)``, ``gt (3, 4h, 4w)``, ``clip``, ``frame_idx``.
-        test_y_channel: measure on the BT.601 Y channel.
-        crop_border: pixels ignored at each border (0 for EDVR).
+        test_y_channel, crop_border: measure on the BT.601 Y channel; pixels ignored at each border (0 for EDVR).
         self_ensemble: average the 8 flip / transpose variants (x8 slower).
         device: torch device of ``model``.
         keep_clips: clips whose restored frames are returned (for figures).
-        max_frames: evaluate only the first ``max_frames`` items (quick looks; not a benchmark number).
-        progress: tqdm progress bar.
-        ssim: also compute SSIM.
+        max_frames: only the first ``max_frames`` items (quick looks; not a benchmark number).
+        progress, ssim: a tqdm progress bar; also compute SSIM.
 
     Returns:
         ``{'rows': [{'clip', 'frame_idx', 'key', 'psnr', 'ssim'}], 'per_clip', 'overall',
@@ -157,10 +153,8 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     from edvr_lib.inference import padded_runner, self_ensemble_forward
     from edvr_lib.metrics import calculate_psnr, calculate_ssim, summarize, tensor2img
 
-    run_model = padded_runner(model)
-    rows, outputs = [], {}
-    n = len(dataset) if max_frames is None else min(max_frames, len(dataset))
-    items = range(n)
+    run_model, rows, outputs = padded_runner(model), [], {}
+    items = range(len(dataset) if max_frames is None else min(max_frames, len(dataset)))
     if progress:
         from tqdm.auto import tqdm
 
@@ -203,12 +197,8 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
         root, dataroot_gt, dataroot_lq, meta_info_file, clips, padding: as :func:`build_dataset`.
 
     Returns:
-        :func:`evaluate`'s result plus ``'label'``, ``'csv'`` (the file written) and ``'report'`` (the text
-        ``edvr test`` prints: per clip, our rows beside the published ones).
-
-    Raises:
-        EDVRError: an unknown benchmark, missing folders, a checkpoint that cannot be read or whose num_frame
-            differs from ``num_frame``.
+        :func:`evaluate`'s result plus ``'label'``, ``'csv'`` (the file written) and ``'report'`` (what
+        ``edvr test`` prints).
     """
     from edvr_lib.models import labelled_model
 
@@ -240,8 +230,7 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
 
 def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:
     """Write per-frame rows to ``dest`` atomically (columns clip, frame_idx, key, psnr, ssim)."""
-    buf = io.StringIO()
-    fields = [k for k in ("clip", "frame_idx", "key", "psnr", "ssim") if not rows or k in rows[0]]
+    buf, fields = io.StringIO(), [k for k in ("clip", "frame_idx", "key", "psnr", "ssim") if not rows or k in rows[0]]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -311,15 +300,8 @@ class TestConfig(Section):
 
 
 def load_test_config(path: str | os.PathLike) -> dict:
-    """Read a test config (:class:`TestConfig`) into flat options, relative paths under the repository root.
-
-    Keys: ``name``, ``model``, ``num_frame``, ``self_ensemble``, ``weights``, ``dataset`` (the benchmark),
-    ``root``, ``dataroot_gt``, ``dataroot_lq``, ``meta_info_file``, ``padding``, ``clips``, ``crop_border``,
-    ``test_y_channel``, ``random_weights``, ``device``.
-
-    Raises:
-        EDVRError: a missing or unreadable file, an unknown key or a wrong value (one line).
-    """
+    """Read a test config (:class:`TestConfig`) into :func:`run_test`'s options (``weights``, ``dataset``, ...),
+    relative paths under the repository root; a bad file, key or value raises a one-line EDVRError."""
     cfg = read_options(path, TestConfig, base_dir=REPO_ROOT, example="configs/test_edvr_embedded.yaml")
     test, psnr = cfg.datasets.test, cfg.val.metrics.psnr
     return {"name": cfg.name or Path(path).stem, "model": cfg.model, "num_frame": cfg.num_frame,

@@ -229,13 +229,9 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
         seed: seed of the random example frames.
 
     Returns:
-        ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node
-        types), 'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s'
-        (median seconds per window at the example size), 'torch_dcn' (the DCN kernel torch ran with: the speed
-        policy's), 'threads'}``.
-
-    Raises:
-        EDVRError: not an EDVR, a size or opset the network cannot use, an export or a check that failed.
+        ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node types),
+        'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s' (median
+        seconds per window), 'torch_dcn' (the DCN kernel torch ran with), 'threads'}``.
     """
     model = _edvr_model(model)
     check_opset(opset)
@@ -265,8 +261,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
                                     "Report this with the checkpoint and the `opset` used")
             torch_s = time_call(lambda: model(example), repeats)
             ort_s = time_call(lambda: runner(example), repeats)
-        ops = sorted(runner.op_types())
-        size = tmp.stat().st_size
+        ops, size = sorted(runner.op_types()), tmp.stat().st_size
     return {"output": str(output), "bytes": size, "opset": opset,
             "input_shape": runner.input_shape, "output_shape": runner.output_shape, "ops": ops, "checks": checks,
             "torch_s": torch_s, "onnxruntime_s": ort_s, "torch_dcn": dcn_backend_for("cpu"), "threads": runner.threads}
@@ -275,9 +270,8 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
 class OnnxModel:
     """An EDVR graph written by :func:`export_onnx`, run by onnxruntime, with the model interface of inference.
 
-    ``model(x)`` takes and returns torch tensors like :class:`~edvr_lib.archs.EDVR`, so
-    :func:`edvr_lib.inference.forward_padded`, :func:`~edvr_lib.inference.tiled_forward` and
-    :func:`~edvr_lib.inference.super_resolve_stream` run it unchanged.
+    ``model(x)`` takes and returns torch tensors like :class:`~edvr_lib.archs.EDVR`, so :mod:`edvr_lib.inference`
+    runs it unchanged.
 
     Args:
         path: the ``.onnx`` file.
@@ -290,8 +284,8 @@ class OnnxModel:
         metadata: what the export recorded (``config``, ``opset``, ``example_size``, ``source``, ``torch``).
 
     Shapes:
-        ``x: (b, t, 3, h, w)`` with h, w multiples of ``size_multiple`` -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)``
-        with ``hr_in``); the graph runs one window at a time, a batch is run sample by sample.
+        ``x: (b, t, 3, h, w)``, h and w multiples of ``size_multiple`` -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
+        ``hr_in``), one window at a time.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu"):
@@ -305,8 +299,8 @@ class OnnxModel:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise EDVRError(f"`device` {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
                                 f"provider (it has {', '.join(ort.get_available_providers())}); use `device` cpu")
-            index = str(device).partition(":")[2] or "0"
-            providers = [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+            providers = [("CUDAExecutionProvider", {"device_id": int(str(device).partition(":")[2] or "0")}),
+                         "CPUExecutionProvider"]
         options = ort.SessionOptions()
         self.threads = int(threads or torch.get_num_threads())
         options.intra_op_num_threads = self.threads

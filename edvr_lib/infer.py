@@ -42,15 +42,12 @@ def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch
     """The network :func:`infer` runs: a torch module (:func:`edvr_lib.models.load_model`) or an onnxruntime graph.
 
     Args:
-        weights: a checkpoint (``torch``; None: the shipped one) or an ``.onnx`` file from ``edvr export``
-            (``onnxruntime``, required).
-        backend: ``'torch'`` or ``'onnxruntime'``.
-        model: ``'edvr'`` or ``'bicubic'`` (torch only).
+        weights: a checkpoint (``torch``; None: the shipped one) or an ``.onnx`` file (``onnxruntime``, required).
+        backend, model: ``'torch'`` or ``'onnxruntime'``; ``'edvr'`` or ``'bicubic'`` (torch only).
         device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``; ``'auto'`` for onnxruntime picks CUDA when its provider exists.
 
     Returns:
-        An :class:`~edvr_lib.models.SRModel` in eval mode (``num_frame``, ``size_multiple``, ``scale`` and
-        ``model(x)``: ``(b, t, 3, h, w) -> (b, 3, scale * h, scale * w)``).
+        An :class:`~edvr_lib.models.SRModel` in eval mode: ``(b, t, 3, h, w) -> (b, 3, scale * h, scale * w)``.
     """
     onnx_named = weights is not None and Path(weights).suffix.lower() == ".onnx"
     if backend == "torch":
@@ -105,13 +102,9 @@ def _input_stamp(input: Path, source) -> dict:
 
 
 def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
-    """The staging folder of ``output`` and the names of the frames an interrupted run with the same stamp finished.
-
-    A staging folder made with other arguments (weights, input, settings) is removed, with one line saying so;
-    those of other outputs in the same folder are named, not touched.
-    """
-    staging = output.parent / STAGING.format(output.name)
-    done = set()
+    """The staging folder of ``output`` and the frames an interrupted run with the same stamp finished; one made with
+    other arguments is removed (one line says so), those of other outputs are only named."""
+    staging, done = output.parent / STAGING.format(output.name), set()
     if staging.is_dir():
         try:
             old = json.loads((staging / STAMP).read_text())
@@ -192,14 +185,13 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
           log=print) -> dict:
     """Super-resolve every frame of ``input`` into ``output`` (a folder of PNGs, or a video if it ends in .mp4, ...).
 
-    Frames are written one by one into a hidden staging folder beside ``output`` (:data:`STAGING`) with a stamp
-    of the input, the weights and the settings; ``output`` appears (by rename, or encoding for a video) only
-    when every frame is done. A rerun after a kill, a Ctrl-C or a full disk with the same arguments reuses the
-    finished frames and computes the rest; a bad input removes the staging folder.
+    Frames go one by one into a hidden staging folder beside ``output`` (:data:`STAGING`) stamped with the input,
+    weights and settings; ``output`` appears only when every frame is done, and a rerun with the same arguments
+    reuses the finished frames (a bad input removes the staging folder).
 
     Args:
-        precision: ``'auto'`` (the speed policy's default for ``device``: float32 unless measured), ``'fp32'``,
-            ``'bf16'`` (CUDA or CPU; emulated and slower on a CPU without native bf16) or ``'fp16'`` (CUDA).
+        model: an :class:`~edvr_lib.models.SRModel` (:func:`load_backend`).
+        tile, tile_pad, device, precision, progress: as :func:`edvr_lib.inference.super_resolve_stream`.
         log: one-line messages (reused frames, removed or other staging folders, emulated bf16).
 
     Returns:

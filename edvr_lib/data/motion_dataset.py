@@ -54,11 +54,10 @@ def _random_shift(max_shift: float, half: int, min_mag: float = 0.0) -> np.ndarr
 def draw_motion(num_frame: int, max_shift: float = 4.0, static_prob: float = 0.1,
                 affine_prob: float = 0.3, min_shift: float = 0.0) -> dict:
     """One random camera motion (Python's ``random``): a translation of ``min_shift`` to ``max_shift`` LR px per
-    frame (random direction), sometimes with a small rotation and zoom, or none at all (``static_prob``).
+    frame, sometimes with a small rotation and zoom, or none (``static_prob``).
 
     Returns:
-        ``dict(kind='static'|'translate'|'affine', shift_lr=[dy, dx] per frame (LR px), deg=per frame,
-        log_zoom=per frame)``.
+        ``dict(kind='static'|'translate'|'affine', shift_lr=[dy, dx] (LR px), deg, log_zoom)``, all per frame.
     """
     if random.random() < static_prob:
         return {"kind": "static", "shift_lr": np.zeros(2), "deg": 0.0, "log_zoom": 0.0}
@@ -94,30 +93,22 @@ class MotionWindowDataset(Dataset):
 
     Args:
         dataroot_gt: GT folder of clip folders (``GT/<clip>/<frame>.png``).
-        meta_info_file: meta info file listing the *training* clips (required: a folder scan would also find
-            held-out clips).
+        meta_info_file: the *training* clips (required: a folder scan would also find held-out clips).
         num_frame: odd window length ``t``.
-        gt_size: GT patch side ``H = W`` (LR ``h = gt_size // scale``); source frames must be at least this big.
-        scale: LR factor (4).
-        max_shift: largest translation per frame, in LR pixels.
-        min_shift: smallest translation per frame of a moving window, in LR pixels.
-        static_prob: probability of a window without motion.
-        affine_prob: probability of adding a small rotation and zoom to the translation.
-        occlusion_prob: probability of an independently moving foreground patch.
-        bbb_mix: fraction of plain windows of real consecutive frames (clips not named ``syn_*``); their flow is
-            unknown (``flow`` and ``flow_valid`` are zeros).
+        gt_size, scale: GT patch side ``H = W`` (LR ``h = gt_size // scale``).
+        max_shift, min_shift: largest and smallest translation per frame of a moving window, LR pixels.
+        static_prob, affine_prob, occlusion_prob: probabilities of no motion, of a small rotation and zoom, and of
+            an independently moving foreground patch.
+        bbb_mix: fraction of plain windows of real frames (clips not named ``syn_*``), flow unknown (zeros).
         interval_list: frame spacings for the real windows.
-        length: samples per epoch (the index only numbers them: every sample is drawn at random).
-        spoil_prob: fraction of windows with one neighbour spoilt (:func:`edvr_lib.data.corruption.spoil_neighbour`,
-            one of ``spoil_kinds``): unequal frames, so TSA's temporal attention has something to learn. Its
-            ``flow_valid`` is set to 0; ``'spoilt_idx'`` says which frame (-1: none).
+        length: samples per epoch (every sample is drawn at random).
+        spoil_prob: fraction of windows with one neighbour spoilt by one of ``spoil_kinds``
+            (:func:`~edvr_lib.data.corruption.spoil_neighbour`), its ``flow_valid`` 0; ``'spoilt_idx'`` (-1: none).
 
     Items:
-        ``{'lq': (t, 3, h, w), 'gt': (3, H, W)`` (centre frame), ``'key': str,
-        'flow': (t, 2, h, w)`` float32, LR pixels, channel 0 = dy, 1 = dx: centre-frame pixel ``p`` is found in
-        frame ``i`` at ``p + flow[i]`` (what a backward warp of frame ``i`` uses; ``flow[t // 2]`` is 0),
-        ``'flow_valid': (t, 1, h, w)`` float32, 0 where the flow is unknown (on and around the occluding patch,
-        background it covers in frame ``i``, points that leave the view)}. Images are float32 RGB in [0, 1].
+        ``{'lq': (t, 3, h, w), 'gt': (3, H, W)`` (centre frame), ``'key': str, 'flow': (t, 2, h, w)`` float32
+        (dy, dx) LR pixels: centre-frame pixel ``p`` is found in frame ``i`` at ``p + flow[i]``,
+        ``'flow_valid': (t, 1, h, w)`` 0 where the flow is unknown (occluded, leaving the view)}; RGB in [0, 1].
     """
 
     def __init__(self, dataroot_gt: str | os.PathLike, meta_info_file: str | os.PathLike, num_frame: int = 5,
@@ -217,13 +208,12 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
                          max_shift: float = 4.0, static_prob: float = 0.1, affine_prob: float = 0.3,
                          occlusion_prob: float = 0.2, min_shift: float = 0.0) -> dict:
     """One window of ``src`` under a random known motion (Python's ``random``), as :class:`MotionWindowDataset`
-    renders its samples; also used to render held-out material (:mod:`edvr_lib.tutorial.checkpoint_report`).
+    renders its samples (also for held-out material: :mod:`edvr_lib.tutorial.checkpoint_report`).
 
     Args:
         src: ``(H_src, W_src, 3)`` float32 RGB in [0, 1], at least ``gt_size`` on each side.
-        num_frame, gt_size, scale, max_shift, static_prob, affine_prob, occlusion_prob: as
+        num_frame, gt_size, scale, max_shift, static_prob, affine_prob, occlusion_prob, min_shift: as
             :class:`MotionWindowDataset`.
-        min_shift: smallest translation per frame, LR px (when the window moves).
 
     Returns:
         ``{'lq', 'gt', 'flow', 'flow_valid'}`` as the dataset's items, and ``'key'``: the kind of motion.
@@ -258,8 +248,7 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
         for i in range(t):
             covered = _in_box(p_nbr[i], pos0 + (i - half) * vel, psize, margin)
             valid[i] &= ~(covered | in_centre)
-    valid[half] = True  # the centre frame's flow (0) is known everywhere
-    flow[half] = 0.0
+    valid[half], flow[half] = True, 0.0  # the centre frame's flow (0) is known everywhere
 
     gts, lqs = [], []
     if occ is not None:

@@ -43,31 +43,28 @@ class LRUCache(OrderedDict):
 class AttentionExplorer:
     """Sliders over the PCD offsets, DCN masks and TSA attention of a trained EDVR, frame by frame of a clip.
 
-    Give a whole clip (``clip``, the centre-frame slider moves the window through it) or one window (``lq``,
-    optionally with its recorded ``internals``). Without ``model`` (and without ``internals``) the project's
-    learned checkpoint is used (:func:`edvr_lib.models.tutorial_model`). For a clip of the embedded set,
-    :meth:`from_embedded` reads the frames and, for the synthetic clips, the true flow.
+    Give a whole clip (``clip``; a slider moves the window through it) or one window (``lq``, optionally with its
+    recorded ``internals``); :meth:`from_embedded` reads a clip of the embedded set and its true flow.
 
     Args:
-        model: an EDVR in eval mode; None: the shipped checkpoint (or recorded ``internals`` only).
+        model: an EDVR in eval mode; None: the shipped checkpoint (:func:`edvr_lib.models.tutorial_model`), or
+            recorded ``internals`` only.
         lq: one window ``(t, 3, h, w)`` (or ``(1, t, 3, h, w)``) of LR frames in [0, 1].
         internals: a recorded :class:`~edvr_lib.introspect.Internals` of ``lq`` (skips its forward pass).
-        clip: ``(n, 3, h, w)`` LR frames of a clip (instead of ``lq``); windows are built as ``edvr test`` does
-            (``reflection_circle`` at the ends).
+        clip: ``(n, 3, h, w)`` LR frames of a clip (instead of ``lq``), windows padded ``reflection_circle``.
         center: the clip's frame at the centre of the first window (default: the middle of the clip).
-        true_flow: ``f(center_idx, nbr_idx) -> (2, h, w)`` ``(dy, dx)`` in LR pixels for clip frames (as
+        true_flow: ``f(center_idx, nbr_idx) -> (2, h, w)`` ``(dy, dx)`` LR pixels (as
             :func:`edvr_lib.data.ground_truth_flow`), drawn beside the learned offsets.
         display_height: the shown maps are scaled (nearest) to about this many pixels tall.
-        title: shown above the controls (default: the model's label, e.g. the checkpoint's name).
+        title: shown above the controls (default: the model's label).
         offset_range_px: top of the fixed offset colour scale, LR pixels.
         max_windows: recorded windows kept (each is one forward pass).
 
     Attributes:
         widgets: ipywidgets by control name (:data:`_CONTROLS`) plus ``'image'``, ``'info'``, ``'title'``.
         ui: the ``VBox`` to display (``display(explorer)`` works too).
-        forward_passes: model runs so far (one per new window: centre frame, corruption).
-        redraws: control changes that redrew; ``render_cache`` holds the drawn pictures (PNG bytes and text).
-        draw_seconds: ``[(seconds, served_from_cache)]`` of each redraw (what a slider move costs).
+        forward_passes, redraws: model runs and redraws so far; ``render_cache`` holds the drawn pictures.
+        draw_seconds: ``[(seconds, served_from_cache)]`` of each redraw.
         rec: the recorded internals of the current window.
     """
 
@@ -174,18 +171,16 @@ class AttentionExplorer:
             known = ", ".join(sorted(p.name for p in Path(paths["lq"]).iterdir() if p.is_dir()))
             raise EDVRError(f"no LR frames in {folder}: {clip_name!r} is not a clip of this set (clips: {known})")
         clip = torch.from_numpy(FolderSource(folder).frames().transpose(0, 3, 1, 2).copy())
-        sl = (slice(None), slice(None))
-        if crop is not None:
-            y, x, h, w = crop
-            if h % 4 or w % 4 or h <= 0 or w <= 0 or y < 0 or x < 0 or y + h > clip.shape[-2] or x + w > clip.shape[-1]:
-                raise EDVRError(f"crop={crop} must be (y, x, h, w) inside the {clip.shape[-2]}x{clip.shape[-1]} LR "
-                                "frames with h and w multiples of 4")
-            sl = (slice(y, y + h), slice(x, x + w))
-            clip = clip[..., sl[0], sl[1]].contiguous()
+        y, x, h, w = crop or (0, 0, *clip.shape[-2:])
+        if crop is not None and (h % 4 or w % 4 or h <= 0 or w <= 0 or y < 0 or x < 0 or y + h > clip.shape[-2]
+                                 or x + w > clip.shape[-1]):
+            raise EDVRError(f"crop={crop} must be (y, x, h, w) inside the {clip.shape[-2]}x{clip.shape[-1]} LR "
+                            "frames with h and w multiples of 4")
+        clip = clip[..., y:y + h, x:x + w].contiguous()
         true_flow = None
         if clip_name in synthetic_clip_names(paths["root"]):
             def true_flow(c, j):
-                return ground_truth_flow(paths["root"], clip_name, c, j)[:, sl[0], sl[1]]
+                return ground_truth_flow(paths["root"], clip_name, c, j)[:, y:y + h, x:x + w]
         return cls(model=model, clip=clip, center=center, true_flow=true_flow, clip_name=clip_name, **kwargs)
 
     # state ---------------------------------------------------------------------------------
