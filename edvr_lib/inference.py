@@ -76,8 +76,7 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     """Run ``model`` on ``x`` tile by tile and stitch the centre crops.
 
     Args:
-        model: callable ``(b, t, c, h', w') -> (b, c, scale*h', scale*w')`` for any tile size
-            (e.g. ``lambda x: forward_padded(net, x)``).
+        model: callable ``(b, t, c, h', w') -> (b, c, scale*h', scale*w')`` for any tile size (:func:`padded_runner`).
         x: ``(b, t, c, h, w)`` LR frames.
         tile: core size in LR pixels (None or >= the frame: one pass).
         tile_pad: context pixels on each side of a core, cropped from the output (16 is plenty for EDVR; raise
@@ -109,9 +108,8 @@ def autocast(device: str, precision: str, log: Callable[[str], None] | None = pr
 
     Args:
         device: torch device of the model.
-        precision: ``'auto'`` (the speed policy's per-device default, float32 unless measured), ``'fp32'``,
-            ``'bf16'`` (CUDA, or any CPU: emulated and slower without native bf16, said once through ``log``) or
-            ``'fp16'`` (CUDA). The DCNs run in float32 either way.
+        precision: ``'auto'`` (the speed policy's per-device default), ``'fp32'``, ``'bf16'`` (CUDA or CPU; emulated
+            without native bf16, said once through ``log``) or ``'fp16'`` (CUDA). The DCNs run in float32.
         log: where the emulation line goes (None: nowhere).
     """
     from edvr_lib.ops.policy import autocast_dtype
@@ -128,17 +126,13 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
     """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
 
     Args:
-        model: an :class:`~edvr_lib.models.SRModel` (EDVR, the bicubic baseline, an exported graph) in eval
-            mode on ``device``.
-        source: the frames (:func:`open_source`).
+        model: an :class:`~edvr_lib.models.SRModel` in eval mode on ``device``.
+        source: the frames (:func:`~edvr_lib.data.frame_sources.open_source`).
         num_frame: window length (default ``model.num_frame``).
         tile, tile_pad: see :func:`tiled_forward`.
-        device: torch device of ``model``.
-        precision: ``'auto'``, ``'fp32'``, ``'bf16'`` (CUDA or CPU) or ``'fp16'`` (CUDA): see :func:`autocast`.
-        padding: window padding at the clip's ends.
-        progress: show a tqdm progress bar.
+        device, precision, log: see :func:`autocast`.
+        padding, progress: window padding at the clip's ends; a tqdm progress bar.
         skip: indices of frames not to compute (an interrupted run finished them).
-        log: where the emulated-bf16 line goes (:func:`autocast`).
     """
     from edvr_lib.data.transforms import generate_frame_indices
     from edvr_lib.metrics import tensor2img

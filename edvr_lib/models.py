@@ -187,13 +187,8 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, t
 
 
 def infer_config(state_dict: dict[str, torch.Tensor]) -> EDVRConfig:
-    """Read the architecture (width, frames, blocks, TSA, pre-deblur, hr_in) off BasicSR-named keys and shapes.
-
-    ``center_frame_idx`` cannot be seen in the weights and defaults to ``num_frame // 2``.
-
-    Raises:
-        EDVRError: when a key the inference needs is absent.
-    """
+    """Read the architecture (width, frames, blocks, TSA, pre-deblur, hr_in) off BasicSR-named keys and shapes
+    (``center_frame_idx`` defaults to ``num_frame // 2``); a missing key raises EDVRError."""
     def need(key: str) -> torch.Tensor:
         if key not in state_dict:
             raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {list(state_dict)[:6]}). "
@@ -252,10 +247,8 @@ def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[l
 
 
 def read_state_dicts(path: str | os.PathLike, param_keys: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], str]]:
-    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``).
-
-    For each key: the state dict under it, else under ``'params'``, else the one :func:`read_state_dict` picks
-    (``params_ema`` > ``params`` > ``state_dict`` > bare); keys renamed to ours.
+    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``): the one under it,
+    else under ``'params'``, else the one :func:`read_state_dict` picks; keys renamed to ours.
 
     Returns:
         ``[(state_dict, container used), ...]`` in the order of ``param_keys``.
@@ -281,11 +274,10 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
 
     Args:
         path: ``.pth`` file in any supported format (module docstring).
-        param_key: which entry of the container to use; default ``'params_ema'`` if present, else ``'params'``,
-            else ``'state_dict'``, else the whole dict.
+        param_key: the container's entry; default ``'params_ema'``, else ``'params'``, ``'state_dict'``, the dict.
         map_location: device for the returned model.
         **overrides: :class:`~edvr_lib.archs.EDVRConfig` fields that win over what is inferred from the file
-            (e.g. ``center_frame_idx=0``). Speed settings are not model options: see :mod:`edvr_lib.ops.policy`.
+            (e.g. ``center_frame_idx=0``).
 
     Returns:
         The model in ``eval()`` mode.
@@ -319,11 +311,9 @@ def save_pretrained(model, path: str | os.PathLike, ema: bool = False, dtype: to
     """Save ``{'params' (or 'params_ema'): state_dict, 'config': model.config fields}`` atomically (BasicSR format).
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR`.
-        path: destination ``.pth``.
+        model, path: an :class:`~edvr_lib.archs.EDVR`; the destination ``.pth``.
         ema: store under ``'params_ema'`` (BasicSR's key for averaged weights) instead of ``'params'``.
-        dtype: store floating tensors in this dtype (``torch.float16`` halves the file; :func:`load_pretrained`
-            loads them back into the float32 model).
+        dtype: store floating tensors in this dtype (``torch.float16`` halves the file; loaded back as float32).
         **extra: more entries for the file (e.g. ``options`` of the training run).
     """
     path = Path(path)
@@ -365,10 +355,8 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_aligning_embedded.pth"
 
 
 class BicubicUpsampler(torch.nn.Module):
-    """Baseline 'model': MATLAB-style bicubic x4 of the centre frame (``(b, t, c, h, w) -> (b, c, 4h, 4w)``).
-
-    Uses :func:`edvr_lib.data.imresize.imresize` (the resize the papers' "Bicubic" rows use).
-    """
+    """Baseline 'model': MATLAB bicubic x4 (:func:`edvr_lib.data.imresize.imresize`) of the centre frame,
+    ``(b, t, c, h, w) -> (b, c, 4h, 4w)``."""
 
     def __init__(self, num_frame: int = 5, scale: int = 4):
         super().__init__()
@@ -391,11 +379,9 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
     """The network ``edvr infer`` / ``edvr test`` runs, in eval mode on ``device``.
 
     Args:
-        weights: checkpoint path (any format :func:`edvr_lib.load_pretrained` accepts); None uses
-            :data:`DEFAULT_CHECKPOINT` if it exists.
+        weights: checkpoint path (any format :func:`load_pretrained` accepts); None: :data:`DEFAULT_CHECKPOINT`.
         model: ``'edvr'`` or ``'bicubic'`` (the baseline; needs no weights).
-        num_frame: frames per window for the bicubic baseline.
-        device: torch device string.
+        num_frame, device: frames per window for the bicubic baseline; torch device string.
     """
     if model == "bicubic":
         return bicubic_model(num_frame).to(device).eval()
@@ -424,12 +410,8 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
 
 
 def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
-    """A small EDVR with random weights (for demos without a checkpoint; label its results so).
-
-    The deformable packs' ``conv_offset`` layers are zero-initialised for training (every offset 0,
-    every mask 0.5), which would leave the offset and mask maps blank; here they get PyTorch's
-    default random conv init too, so the explorer has something (meaningless) to show.
-    """
+    """A small EDVR with random weights (for demos without a checkpoint; label its results so). Its ``conv_offset``
+    layers get PyTorch's random init too (not zeros), so the explorer has something (meaningless) to show."""
     from edvr_lib.archs import build_edvr
 
     torch.manual_seed(seed)
@@ -456,8 +438,7 @@ def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5,
     """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
 
     Returns:
-        ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
-        so no figure or table can pass an untrained network off as EDVR.
+        ``(model, label)``; the label says "random weights" when no trained checkpoint exists.
     """
     untrained = weights is None and not DEFAULT_CHECKPOINT.exists()
     return labelled_model(weights, num_frame=num_frame, device=device, random_weights=untrained)

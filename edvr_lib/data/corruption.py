@@ -29,11 +29,9 @@ def corrupt_frame(frame: torch.Tensor, kind: str, rng: np.random.Generator, othe
 
     Args:
         frame: ``(3, h, w)`` in [0, 1].
-        kind: one of :data:`FRAME_FAULTS`: ``'noise'`` (Gaussian noise of std ``strength``, clipped),
-            ``'occlusion'`` (a square of side ``size * min(h, w)`` at a random place replaced by the same place of
-            ``other``; default occluder: black), ``'blur'`` (Gaussian blur of std ``4 * strength`` px, like motion or
-            defocus), ``'unrelated frame'`` (``other`` whole, default the frame rotated by 180 degrees: the same
-            colours and statistics, content that matches no other frame).
+        kind: one of :data:`FRAME_FAULTS`: ``'noise'`` (Gaussian, std ``strength``, clipped), ``'occlusion'`` (a
+            random square of side ``size * min(h, w)`` from ``other``, default black), ``'blur'`` (Gaussian, std
+            ``4 * strength`` px), ``'unrelated frame'`` (``other``, default the frame rotated by 180 degrees).
         rng: random generator (noise values, the occluder's place).
         other: ``(3, H, W)`` with ``H >= h``, ``W >= w``: the occluder or the unrelated frame (top-left crop).
 

@@ -37,8 +37,7 @@ def resize_weights(in_length: int, out_length: int, scale: float,
     """Taps of a 1-D MATLAB bicubic resize.
 
     Args:
-        in_length: input length (pixels).
-        out_length: output length (pixels).
+        in_length, out_length: input and output length (pixels).
         scale: output / input size ratio (``0.25`` for x4 down-sampling).
         antialiasing: widen the kernel by ``1/scale`` when shrinking (MATLAB default).
 

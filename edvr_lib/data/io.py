@@ -1,22 +1,9 @@
 """Reading and writing frames safely.
 
-Every frame the datasets use goes through :func:`read_image`, which returns RGB float32 in
-[0, 1] with shape ``(h, w, 3)`` and applies one documented rule per unusual PNG:
-
-==============================  ===========================================================
-input                           rule
-==============================  ===========================================================
-8-bit RGB / BGR on disk         ``value / 255``
-16-bit (any channel count)      ``value / 65535`` (no precision is thrown away)
-grayscale (1 channel)           copied into R, G and B
-gray + alpha, RGBA              alpha dropped **only if fully opaque**; any transparent pixel
-                                is refused (video SR has no meaning for transparency)
-missing / empty / corrupt file  refused with an :class:`~edvr_lib.utils.EDVRError` naming the
-                                file and the fix
-==============================  ===========================================================
-
-Frames are written with :func:`write_png` through a temporary file and a rename, so a crash
-never leaves a half-written PNG behind.
+Every frame goes through :func:`read_image`: RGB float32 ``(h, w, 3)`` in [0, 1] (8-bit ``/ 255``, 16-bit
+``/ 65535``, grayscale copied into R, G and B, alpha dropped **only if fully opaque**); a missing, empty, corrupt
+or transparent file is refused with an :class:`~edvr_lib.utils.EDVRError` naming the file and the fix.
+:func:`write_png` writes through a temporary file and a rename (a crash leaves no half-written PNG).
 """
 from __future__ import annotations
 

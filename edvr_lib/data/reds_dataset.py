@@ -32,8 +32,8 @@ class REDSDataset(Dataset):
     """REDS-layout training pairs: ``GT/<clip>/<frame>.png`` and ``LQ/<clip>/<frame>.png``.
 
     Args:
-        dataroot_gt: GT folder (``REDS/train_sharp``) or GT LMDB.
-        dataroot_lq: LQ folder (``REDS/train_sharp_bicubic``, with or without ``X4``) or LQ LMDB.
+        dataroot_gt, dataroot_lq: GT (``REDS/train_sharp``) and LQ (``REDS/train_sharp_bicubic``, with or without
+            ``X4``) folders or LMDBs.
         meta_info_file: BasicSR meta file (``"<clip> <num_frames> (<h>,<w>,<c>)"`` per line);
             ``None`` uses every clip folder in ``dataroot_gt`` (or every clip in the LMDB).
         val_partition: clips to leave out: ``'REDS4'``, ``'official'`` or ``None``.
@@ -41,10 +41,8 @@ class REDSDataset(Dataset):
         gt_size: GT patch side (LQ patch ``gt_size // scale``); ``None`` returns whole frames.
         interval_list: frame spacings to draw from at random (``(1,)``: consecutive frames).
         random_reverse: reverse the window's frame order with p=0.5.
-        use_hflip: random horizontal flip.
-        use_rot: random vertical flip and transpose (with hflip: the 8 dihedral variants).
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` (PNG folders) or ``'lmdb'``.
+        use_hflip, use_rot: random horizontal flip; vertical flip and transpose (together the 8 dihedral variants).
+        scale, io_backend: up-sampling factor; ``'disk'`` (PNG folders) or ``'lmdb'``.
 
     Windows crossing the clip's ends get a new random centre (as in BasicSR). Items: ``{'lq': (t, 3, h, w),
     'gt': (3, scale h, scale w), 'key': 'clip/frame'}``, float32 RGB in [0, 1]; randomness from Python's ``random``.

@@ -22,20 +22,13 @@ def generate_frame_indices(center_idx: int, num_frame: int, num_total: int,
                            padding: str = "reflection_circle") -> list[int]:
     """Indices of the ``num_frame`` frames around ``center_idx`` in a clip of ``num_total``.
 
-    Positions before 0 or after ``max = num_total - 1`` are replaced as follows, for a window
-    position ``i`` and ``half = num_frame // 2``:
-
-    * ``replicate``: the nearest border frame (``0`` or ``max``);
-    * ``reflection``: mirrored at the border (``-i``, ``2 max - i``);
-    * ``reflection_circle``: mirrored about the *window*, re-using frames from its other side
-      (``center + half - i`` before 0, ``center - half - (i - max)`` after max); for centre 0
-      and 5 frames this gives ``[4, 3, 0, 1, 2]``. EDVR's SR test configs use it;
-    * ``circle``: wraps around the clip (``num_total + i``, ``i - num_total``).
+    Positions outside ``[0, num_total)`` become: ``replicate`` the nearest border frame; ``reflection`` mirrored at
+    the border; ``reflection_circle`` (EDVR's SR test configs) mirrored about the *window*, for centre 0 and 5
+    frames ``[4, 3, 0, 1, 2]``; ``circle`` wrapped around the clip.
 
     Args:
         center_idx: index of the centre frame, ``0 <= center_idx < num_total``.
-        num_frame: odd window length.
-        num_total: number of frames in the clip (``>= num_frame``).
+        num_frame, num_total: odd window length; frames in the clip (``>= num_frame``).
         padding: one of :data:`PADDINGS`.
 
     Returns:
@@ -69,10 +62,8 @@ def paired_random_crop(img_gts: np.ndarray | list[np.ndarray], img_lqs: np.ndarr
     """Crop the same region from GT frames and LQ frames (the LQ patch is ``gt_patch_size // scale``).
 
     Args:
-        img_gts: one ``(H, W, 3)`` GT frame or a list of them.
-        img_lqs: one ``(h, w, 3)`` LQ frame or a list, with ``H = scale * h``.
-        gt_patch_size: GT patch side (e.g. 256; LQ patch 64 for x4).
-        scale: up-sampling factor.
+        img_gts, img_lqs: one ``(H, W, 3)`` GT frame or a list; one ``(h, w, 3)`` LQ frame or a list (``H = scale h``).
+        gt_patch_size, scale: GT patch side (e.g. 256; LQ patch 64 for x4); up-sampling factor.
         gt_path: shown in error messages.
         rng: random source (defaults to Python's ``random`` module, seeded per DataLoader worker).
 
@@ -120,8 +111,7 @@ def augment(imgs: np.ndarray | list[np.ndarray], hflip: bool = True, rotation: b
 
     Args:
         imgs: one ``(h, w, c)`` image or a list (LQ frames and GT together).
-        hflip: allow horizontal flips.
-        rotation: allow vertical flips and transposes.
+        hflip, rotation: allow horizontal flips; vertical flips and transposes.
         rng: random source (defaults to the ``random`` module).
         flags: force ``(hflip, vflip, transpose)`` instead of drawing them.
 

@@ -17,15 +17,14 @@ class VideoTestDataset(Dataset):
     """Whole LQ windows and GT frames, one item per frame, clip by clip, in order.
 
     Args:
-        dataroot_gt: GT folder of clip folders (``REDS/train_sharp``, ``Vid4/GT``, embedded ``GT``).
-        dataroot_lq: LQ folder (``REDS/train_sharp_bicubic`` with or without ``X4``, ``Vid4/BIx4``).
+        dataroot_gt, dataroot_lq: GT and LQ folders of clip folders (``REDS/train_sharp``, ``Vid4/GT``, embedded
+            ``GT``; ``REDS/train_sharp_bicubic`` with or without ``X4``, ``Vid4/BIx4``).
         meta_info_file: BasicSR meta file listing the clips (``meta_info_REDS4_test_GT.txt``); ``None``
             uses every clip folder in ``dataroot_gt`` (Vid4 has no meta file).
         num_frame: odd window length ``t``.
         padding: ``'reflection_circle'`` or ``'replicate'`` (also ``'reflection'``, ``'circle'``).
         clips: optional subset of clip names, kept in this order.
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` or ``'lmdb'``.
+        scale, io_backend: up-sampling factor; ``'disk'`` or ``'lmdb'``.
 
     Items: ``{'lq': (t, 3, h, w), 'gt': (3, scale h, scale w), 'clip': str, 'frame_idx': int,
     'key': 'clip/frame'}``, float32 RGB in [0, 1]. Frames are sorted by file name.

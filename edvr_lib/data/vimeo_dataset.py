@@ -38,10 +38,8 @@ class Vimeo90KDataset(Dataset):
         num_frame: 7 (im1..im7) or 5 (im2..im6) (3 and 1 also work).
         gt_size: GT patch side; ``None`` for whole frames (Vimeo-90K-T testing).
         random_reverse: reverse the frame order with p=0.5 (drawn per sample).
-        use_hflip: random horizontal flip.
-        use_rot: random vertical flip and transpose.
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` or ``'lmdb'``.
+        use_hflip, use_rot: random horizontal flip; vertical flip and transpose.
+        scale, io_backend: up-sampling factor; ``'disk'`` or ``'lmdb'``.
 
     Items: ``{'lq': (t, 3, h, w), 'gt': (3, scale h, scale w), 'key': '00001/0001'}``.
     For Vimeo-90K-T use ``gt_size=None, use_hflip=False, use_rot=False``.

@@ -1,9 +1,6 @@
-"""Comparison figures: LR / bicubic / EDVR / GT panels with a zoom box, error maps, an x-t
-temporal profile and PSNR per frame. Every figure is titled and its axes are labelled.
-
-Images are RGB ``(h, w, 3)``, uint8 in [0, 255] or float in [0, 1]. Functions return the
-matplotlib ``Figure`` (save it with ``fig.savefig``).
-"""
+"""Comparison figures (matplotlib ``Figure``, titled and labelled): LR / bicubic / EDVR / GT panels with a zoom
+box, error maps, an x-t temporal profile, PSNR per frame, the ablations. Images are RGB ``(h, w, 3)``, uint8 or
+float in [0, 1]."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -11,7 +8,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.viz.data_figures import finish
+from edvr_lib.viz.data_figures import finish, pyplot
 
 __all__ = ["as_uint8", "comparison_figure", "error_map_figure", "temporal_profile", "temporal_profile_figure",
            "psnr_per_frame_figure", "default_zoom_box", "ablation_figure"]
@@ -71,9 +68,9 @@ def comparison_figure(panels: Mapping[str, np.ndarray], gt: np.ndarray | None = 
         scores: optional text per panel, e.g. ``{'EDVR': '28.31 dB'}``.
         title: figure title.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    plt = pyplot()
     if not panels:
         raise EDVRError("comparison_figure needs at least one panel")
     names = list(panels)
@@ -105,8 +102,7 @@ def error_map_figure(preds: Mapping[str, np.ndarray], gt: np.ndarray, vmax: floa
         gt: ground truth.
         vmax: top of the colour scale in 8-bit levels.
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     gt_f = as_uint8(gt).astype(np.float64)
     fig, axes = plt.subplots(1, len(preds), figsize=(4.2 * len(preds), 3.6), squeeze=False)
     im = None
@@ -123,8 +119,7 @@ def error_map_figure(preds: Mapping[str, np.ndarray], gt: np.ndarray, vmax: floa
 def temporal_profile(frames: Sequence[np.ndarray], row: int) -> np.ndarray:
     """The x-t slice: row ``row`` of every frame stacked in time, ``(t, w, 3)`` uint8.
 
-    Flicker between frames shows up as horizontal streaks; temporally consistent
-    restoration gives smooth, continuous lines (as in the GT's profile).
+    Flicker shows up as horizontal streaks; temporally consistent restoration gives smooth lines.
     """
     rows = [as_uint8(f)[row] for f in frames]
     if len({r.shape for r in rows}) != 1:
@@ -141,8 +136,7 @@ def temporal_profile_figure(clips: Mapping[str, Sequence[np.ndarray]], row: int,
         row: image row (HR pixels) to slice.
         repeat: each frame is drawn ``repeat`` pixels tall so short clips stay visible.
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(len(clips), 1, figsize=(8, 1.2 + 0.9 * len(clips) + 0.02 * repeat * 10), squeeze=False)
     for ax, (name, frames) in zip(axes[:, 0], clips.items()):
         prof = temporal_profile(frames, row)
@@ -162,8 +156,7 @@ def psnr_per_frame_figure(series: Mapping[str, Sequence[float]], title: str = "P
         series: ``{'Bicubic': [...], 'EDVR': [...]}`` per-frame PSNR.
         published: ``{'EDVR-M (published, REDS4)': 30.53}`` drawn as dashed lines (labelled published).
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for name, values in series.items():
         values = np.asarray(values, dtype=np.float64)
@@ -187,8 +180,7 @@ def ablation_figure(results, window: int = 0, box: tuple[int, int, int, int] | N
         box: ``(y, x, h, w)`` zoom box in HR pixels (default: the most textured square of the GT).
         title: figure title.
     """
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(results.outputs)
     gt = as_uint8(results.gt[window])
     y, x, bh, bw = box or default_zoom_box(gt)
