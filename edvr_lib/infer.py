@@ -1,12 +1,8 @@
 """``edvr infer``: super-resolve a folder of frames or a video, streaming and (optionally) tiled.
 
-* every frame is restored as the centre of a ``num_frame`` window (``reflection_circle`` at the clip's ends);
-* frames are decoded on demand into a cache of at most ``2 * num_frame - 1`` frames;
-* ``--tile PX`` runs tiles of ``PX`` LR pixels with ``--tile-pad`` pixels of context (bounded memory, same result);
-* any frame size works (reflect-pad to the multiple the network needs, crop back);
-* the output appears only when every frame succeeded; frames are staged in a hidden folder beside it, so a rerun
-  after a kill or a full disk reuses the finished ones;
-* ``--backend onnxruntime`` runs a graph from ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) the same way.
+Every frame is the centre of a ``num_frame`` window (``reflection_circle`` at the ends), decoded on demand into a
+bounded cache; ``--tile PX`` bounds memory; any frame size works (padded); the output appears only when every frame
+succeeded (frames staged beside it are reused by a rerun); ``--backend onnxruntime`` runs an ``edvr export`` graph.
 
 Example::
 

@@ -8,24 +8,21 @@
 
 Official weights cannot be downloaded by this project; put them anywhere and pass the path:
 
-* **BasicSR** (recommended; key names equal ours): run ``python scripts/download_pretrained_models.py EDVR`` in a
-  BasicSR checkout, or fetch the files by name from the Google Drive folder linked in BasicSR's
-  ``docs/ModelZoo.md``. They land in ``experiments/pretrained_models/EDVR/``:
-  ``EDVR_M_x4_SR_REDS_official-32075921.pth`` (preset ``M``), ``EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth``
-  (``M-woTSA``), ``EDVR_L_x4_SR_REDS_official-9f5f5039.pth`` (``L``), ``EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth``
-  (``L-Vimeo``, 7 frames, also for Vid4), ``EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth`` (``L-SRblur``),
-  ``EDVR_L_deblur_REDS_official-ca46bd8c.pth`` and ``EDVR_L_deblurcomp_REDS_official-0e988e5c.pth``
-  (``L-deblur``). The 8 hex digits are the start of the file's SHA-256.
-* **Original xinntao/EDVR** (``old_version`` branch, Google Drive links in its README): ``EDVR_REDS_SR_M.pth``,
-  ``EDVR_REDS_SR_L.pth``, ``EDVR_Vimeo90K_SR_L.pth``, ``EDVR_REDS_{SRblur,deblur,deblurcomp}_L.pth``, bare state
-  dicts with the old key names (mapped here, including the swapped ``tAtt_1``/``tAtt_2``).
-* **MMagic** (``configs/edvr/README.md``): e.g. ``edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth``;
-  ``{'meta', 'state_dict'}`` with ``generator.`` keys and mmcv ``ConvModule`` names (mapped here).
+* **BasicSR** (recommended; key names equal ours): ``scripts/download_pretrained_models.py EDVR`` in a BasicSR
+  checkout, or the Google Drive folder of its ``docs/ModelZoo.md``: ``EDVR_M_x4_SR_REDS_official-32075921.pth``
+  (preset ``M``), ``EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth`` (``M-woTSA``),
+  ``EDVR_L_x4_SR_REDS_official-9f5f5039.pth`` (``L``), ``EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth`` (``L-Vimeo``,
+  7 frames, also Vid4), ``EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth`` (``L-SRblur``),
+  ``EDVR_L_deblur{,comp}_REDS_official-*.pth`` (``L-deblur``); the hex digits start the file's SHA-256.
+* **Original xinntao/EDVR** (``old_version`` branch): ``EDVR_REDS_SR_M.pth``, ``EDVR_Vimeo90K_SR_L.pth``, ...: bare
+  state dicts with the old key names (mapped here, including the swapped ``tAtt_1``/``tAtt_2``).
+* **MMagic** (``configs/edvr/README.md``): e.g. ``edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth``, ``generator.``
+  keys and mmcv ``ConvModule`` names (mapped here).
 
-Formats accepted by :func:`load_pretrained`: ``{'params': sd}`` / ``{'params_ema': sd}`` (BasicSR and this project's
-trainer, optionally with a ``'config'`` dict of :class:`~edvr_lib.archs.EDVRConfig` fields), ``{'state_dict': sd}``
-(MMagic / Lightning), a bare state dict, any of them with ``module.`` (DataParallel) prefixes. Files are read with
-``torch.load(..., weights_only=True)``: a file that needs arbitrary Python objects to unpickle is refused.
+:func:`load_pretrained` accepts ``{'params' | 'params_ema': sd}`` (BasicSR and our trainer, optionally with a
+``'config'`` of :class:`~edvr_lib.archs.EDVRConfig` fields), ``{'state_dict': sd}`` (MMagic / Lightning) or a bare
+state dict, with or without ``module.`` prefixes, read with ``torch.load(..., weights_only=True)`` (a file that
+needs arbitrary Python objects to unpickle is refused).
 """
 from __future__ import annotations
 

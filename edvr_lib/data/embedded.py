@@ -248,16 +248,13 @@ def synthetic_clip_names(root: str | os.PathLike | None = None) -> list[str]:
 
 def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int, nbr_idx: int,
                       scale: str = "lr") -> np.ndarray:
-    """True optical flow from the centre frame to a neighbour frame of a synthetic clip.
-
-    The content at centre-frame pixel ``p`` is found in the neighbour frame at ``p + flow(p)``
-    (the convention of EDVR's PCD offsets and of backward warping of the neighbour).
+    """True optical flow from the centre frame to a neighbour frame of a synthetic clip: the content at
+    centre-frame pixel ``p`` is found in the neighbour at ``p + flow(p)`` (the convention of EDVR's PCD offsets).
 
     Args:
         root: embedded set folder (as returned by :func:`prepare_embedded`).
         clip: a name from :func:`synthetic_clip_names`.
-        center_idx: index of the centre (reference) frame.
-        nbr_idx: index of the neighbour frame.
+        center_idx, nbr_idx: indices of the centre (reference) and the neighbour frame.
         scale: ``'lr'`` (pixels of the x4 LR frames) or ``'gt'``.
 
     Returns:
@@ -357,12 +354,9 @@ def _lock(path: Path):
     with no_room_as_error(path):  # a full or read-only dataset folder: one line, not a traceback
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(path, "w")
-    with fh:
+    with fh:  # closing the file releases the lock
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield
 
 
 def _decode_bbb(last_frame: int):
@@ -467,13 +461,11 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
     """Build the embedded dataset, or reuse it when its manifest still matches.
 
     Args:
-        root: parent folder of the variants (default :func:`default_embedded_root`:
-            ``<repo>/data/embedded`` or ``$EDVR_DATA_DIR/embedded``).
+        root: parent folder of the variants (default :func:`default_embedded_root`).
         smoke: build the tiny smoke variant; ``None`` follows ``EDVR_SMOKE=1``.
         progress: show a tqdm progress bar while building, and say why a build is redone.
         force: rebuild even if a valid build exists.
-        verify: also compare every file with its SHA-256 (reads all of it); the routine check
-            compares the recipe, the build inputs and each file's size and modification time.
+        verify: also compare every file with its SHA-256 (the routine check compares sizes and mtimes).
 
     Returns:
         The variant folder ``<root>/full`` or ``<root>/smoke`` (pass it to :func:`embedded_paths`).

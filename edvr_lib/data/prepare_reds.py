@@ -81,6 +81,14 @@ def _lr_one(task: tuple[str, str]) -> str | None:
     return None
 
 
+def _checked_header(path: Path, quick: bool) -> dict:
+    """The PNG header of ``path``; the whole frame is decoded too unless ``quick``."""
+    head = png_header(path)
+    if not quick:
+        read_image(path)
+    return head
+
+
 def _progress(it, total, desc, progress):
     if not progress:
         return it
@@ -148,12 +156,9 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
                     _copytree_atomic(val_lq_res / clip.name, train_lq_res / new)
                 report.actions.append(f"copied val clip {clip.name} -> {new}")
 
-    lq_root = resolve_lq_root(lq_base) if lq_base.is_dir() else None
+    lq_root = resolve_lq_root(lq_base) if lq_base.is_dir() else (lq_base if regenerate_lr and not check_only else None)
     if lq_root is None:
-        if regenerate_lr and not check_only:
-            lq_root = lq_base
-        else:
-            report.problems.append(f"{lq_base} not found: unpack train_sharp_bicubic.zip, or pass --regenerate-lr")
+        report.problems.append(f"{lq_base} not found: unpack train_sharp_bicubic.zip, or pass --regenerate-lr")
     report.lq_root = lq_root
 
     clips = sorted(p.name for p in gt_root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -180,9 +185,7 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
     for clip, name in _progress(all_frames, len(all_frames), "checking frames", progress):
         gt_path = gt_root / clip / name
         try:
-            head = png_header(gt_path)
-            if not quick:
-                read_image(gt_path)
+            head = _checked_header(gt_path, quick)
         except EDVRError as err:
             report.problems.append(str(err).split(". Fix")[0])
             continue
@@ -197,9 +200,7 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
             need_lr.append((str(gt_path), str(lq_path)))
             continue
         try:
-            lh = png_header(lq_path)
-            if not quick:
-                read_image(lq_path)
+            lh = _checked_header(lq_path, quick)
         except EDVRError as err:
             report.problems.append(str(err).split(". Fix")[0].replace("frame not found", "LR frame missing"))
             continue
