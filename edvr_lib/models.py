@@ -131,9 +131,8 @@ def _is_state_dict(obj) -> bool:
 
 
 def _describe(obj) -> str:
-    if isinstance(obj, dict):
-        return f"a dict with {len(obj)} entries, e.g. {({k: type(obj[k]).__name__ for k in list(obj)[:8]})}"
-    return f"a {type(obj).__name__}"
+    kinds = {k: type(obj[k]).__name__ for k in list(obj)[:8]} if isinstance(obj, dict) else None
+    return f"a dict with {len(obj)} entries, e.g. {kinds}" if kinds is not None else f"a {type(obj).__name__}"
 
 
 def _unwrap(obj, path: Path, param_key: str | None) -> tuple[dict[str, torch.Tensor], str, dict | None]:

@@ -85,12 +85,10 @@ def open_clip_stores(dataroot_gt, dataroot_lq, io_backend: str, scale: int, meta
 def resolve_lq_root(dataroot_lq: str | os.PathLike, scale: int = 4) -> Path:
     """REDS' ``train_sharp_bicubic`` with or without its ``X4`` level (the official archive has it, BasicSR's
     configs do not): an ``X4`` folder that is the only folder in ``dataroot_lq`` is used."""
-    root = Path(dataroot_lq)
-    level = root / f"X{scale}"
-    if level.is_dir() and not any(p.is_dir() and p.name != level.name and not p.name.startswith(".")
-                                  for p in root.iterdir()):
-        return level
-    return root
+    root, level = Path(dataroot_lq), Path(dataroot_lq) / f"X{scale}"
+    alone = level.is_dir() and not any(p.is_dir() and p.name != level.name and not p.name.startswith(".")
+                                       for p in root.iterdir())
+    return level if alone else root
 
 
 @dataclass

@@ -21,9 +21,7 @@ def as_uint8(img) -> np.ndarray:
 
         return tensor2img(img)
     img = np.asarray(img)
-    if img.dtype == np.uint8:
-        return img
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return img if img.dtype == np.uint8 else (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
 def _upscale_nearest(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
