@@ -208,8 +208,7 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
     if num_frame and num_frame != net.num_frame:  # a checkpoint's window is fixed
         raise EDVRError(f"`num_frame` {num_frame} does not match the checkpoint's num_frame {net.num_frame}; "
                         "leave `num_frame` out")
-    if self_ensemble:
-        label += " + self-ensemble x8"
+    label += " + self-ensemble x8" if self_ensemble else ""
     data = build_dataset(dataset, root, net.num_frame, dataroot_gt, dataroot_lq, meta_info_file, clips, padding)
     res = evaluate(net, data, test_y_channel=y, crop_border=crop_border, self_ensemble=self_ensemble, device=device,
                    max_frames=max_frames, progress=progress)
