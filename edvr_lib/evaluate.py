@@ -153,12 +153,11 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     from edvr_lib.inference import padded_runner, self_ensemble_forward
     from edvr_lib.metrics import calculate_psnr, calculate_ssim, summarize, tensor2img
 
-    run_model, rows, outputs = padded_runner(model), [], {}
-    items = range(len(dataset) if max_frames is None else min(max_frames, len(dataset)))
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        items = tqdm(items, desc="edvr test", unit="frame")
+    run_model, rows, outputs = padded_runner(model), [], {}
+    items = tqdm(range(len(dataset) if max_frames is None else min(max_frames, len(dataset))), desc="edvr test",
+                 unit="frame", disable=not progress)
     start = time.perf_counter()
     with torch.inference_mode():
         for i in items:

@@ -142,13 +142,11 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
     if n < num_frame:
         raise EDVRError(f"the input has {n} frame(s) but the model uses windows of {num_frame}; "
                         f"give at least {num_frame} frames")
-    run_model, indices = padded_runner(model), range(n)
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        indices = tqdm(indices, desc="edvr infer", unit="frame")
+    run_model = padded_runner(model)
     with torch.inference_mode(), autocast(device, precision, log):
-        for i in indices:
+        for i in tqdm(range(n), desc="edvr infer", unit="frame", disable=not progress):
             if i in skip:
                 continue
             window = [source.get(j) for j in generate_frame_indices(i, num_frame, n, padding)]

@@ -379,13 +379,11 @@ def _decode_bbb(last_frame: int):
 
 
 def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
-    t0 = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(c[2] for c in spec.bbb_clips) + spec.syn_frames * len(spec.syn_clips),
-                   desc=f"embedded dataset ({spec.variant})", unit="frame")
+    t0 = time.perf_counter()
+    bar = tqdm(total=sum(c[2] for c in spec.bbb_clips) + spec.syn_frames * len(spec.syn_clips),
+               desc=f"embedded dataset ({spec.variant})", unit="frame", disable=not progress)
     try:
         meta = {"train": [], "test": []}
         gt_root, lq_root = dest / GT_DIR, dest / LQ_DIR
@@ -393,8 +391,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
         def save(clip: str, idx: int, gt: np.ndarray) -> None:
             write_png(gt_root / clip / f"{idx:08d}.png", gt, spec.png_compression)
             write_png(lq_root / clip / f"{idx:08d}.png", imresize(gt, 1.0 / SCALE), spec.png_compression)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
 
         # Big Buck Bunny: one sequential decode, each frame routed to the clip that owns it
         owner = {}
@@ -435,8 +432,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             atomic_write_text(dest / "motion" / f"{name}.json", json.dumps(record, indent=1))
             meta[split].append((name, spec.syn_frames, spec.syn_size))
     finally:  # also on a failure, so an error line does not share the bar's line
-        if bar is not None:
-            bar.close()
+        bar.close()
 
     atomic_write_text(dest / META_TRAIN, meta_info_lines(meta["train"]))
     atomic_write_text(dest / META_TEST, meta_info_lines(meta["test"]))

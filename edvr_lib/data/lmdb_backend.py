@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from edvr_lib.data.io import decode_image, encode_png, read_image_uint8
 from edvr_lib.utils import EDVRError
@@ -115,15 +116,10 @@ def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathL
     map_size = int(sum(f.stat().st_size for f in files) * 3 + (64 << 20))
     tmp = lmdb_path.with_name(f".{lmdb_path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    it = files
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(files, desc=f"lmdb {lmdb_path.name}", unit="frame")
     try:
         env = lmdb.open(str(tmp), map_size=map_size)
         lines, txn = [], env.begin(write=True)
-        for i, f in enumerate(it):
+        for i, f in enumerate(tqdm(files, desc=f"lmdb {lmdb_path.name}", unit="frame", disable=not progress)):
             key = f.relative_to(folder).with_suffix("").as_posix()
             img = read_image_uint8(f)
             txn.put(key.encode("ascii"), encode_png(img, compress_level))

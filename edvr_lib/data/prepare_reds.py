@@ -90,11 +90,9 @@ def _checked_header(path: Path, quick: bool) -> dict:
 
 
 def _progress(it, total, desc, progress):
-    if not progress:
-        return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, total=total, desc=desc, unit="frame")
+    return tqdm(it, total=total, desc=desc, unit="frame", disable=not progress)
 
 
 def _copytree_atomic(src: Path, dest: Path) -> None:

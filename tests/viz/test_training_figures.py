@@ -1,4 +1,4 @@
-"""Notebook 04's library side: training figures (edvr_lib.viz.training_figures) and helpers
+"""Notebook 04's library side: training figures (edvr_lib.viz.training_figures) and the training demo
 (edvr_lib.tutorial.training_demo).
 
 Tiny runs of the real trainer (num_feat 8, 3 frames, a few iterations) on explicit random batches or the smoke
