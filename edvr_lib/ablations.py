@@ -58,9 +58,8 @@ def _alignment_packs(model: nn.Module) -> list[DCNv2Pack]:
 def zero_offsets(model: nn.Module) -> Iterator[nn.Module]:
     """PCD off: every alignment DCN samples the regular grid (offsets 0, masks as predicted).
 
-    This also changes the centre frame's own path: a trained DCN aligning the centre frame to itself uses
-    non-zero offsets (a fixed pattern its kernel weights were trained with), so :func:`centre_offsets` is the
-    variant that removes only the motion.
+    This also changes the centre frame's own path (a trained DCN aligns it to itself with non-zero offsets);
+    :func:`centre_offsets` removes only the motion.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR`.
@@ -111,9 +110,8 @@ def uniform_attention(model: nn.Module, temporal: bool = True, spatial: bool = T
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` with TSA fusion (``with_tsa=True``).
-        temporal: make the temporal attention ``(b, t, h, w)`` one number per sample (its mean over t, h, w).
-        spatial: make the spatial attention and its additive map ``(b, c, h, w)`` one number per channel (their
-            means over h, w).
+        temporal: the temporal attention ``(b, t, h, w)`` becomes its mean over t, h, w.
+        spatial: the spatial attention and its additive map ``(b, c, h, w)`` become their means over h, w.
 
     Yields:
         ``model`` itself, changed until the block ends.

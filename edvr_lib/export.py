@@ -204,23 +204,18 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
 def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int = 64, width: int = 64,
                 opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, repeats: int = 3,
                 threads: int | None = None, source: str | None = None, seed: int = 0) -> dict:
-    """Export ``model`` to ONNX, check the graph, verify it in onnxruntime against torch, and time both.
-
-    The file at ``output`` appears only when every check passed (written to a temporary file, then renamed).
+    """Export ``model`` to ONNX, check the graph, verify it in onnxruntime against torch, and time both; the file at
+    ``output`` appears only when every check passed.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (e.g. from :func:`edvr_lib.load_pretrained`); any device or dtype,
-            exported as float32 on the CPU.
+        model: an :class:`~edvr_lib.archs.EDVR`, any device or dtype (exported as float32 on the CPU).
         output: the ``.onnx`` file.
-        height, width: the example input's size (LR pixels; the input size with ``hr_in``), multiples of
-            ``model.size_multiple`` and at least twice it. The graph accepts every multiple (height and width are
-            dynamic; batch 1 and ``num_frame`` frames are fixed).
+        height, width: the example input's size, multiples of ``model.size_multiple`` and at least twice it (the
+            graph accepts every multiple; batch 1 and ``num_frame`` frames are fixed).
         opset: ONNX opset, :data:`MIN_OPSET` (DeformConv) to :data:`MAX_OPSET`.
-        tolerance: largest relative difference allowed between onnxruntime and torch.
-        repeats: timed calls per backend (median).
-        threads: onnxruntime's intra-op threads (default ``torch.get_num_threads()``, the same as torch).
-        source: where the weights came from (stored in the file's metadata).
-        seed: seed of the random example frames.
+        tolerance, repeats: largest relative difference allowed against torch; timed calls per backend (median).
+        threads: onnxruntime's intra-op threads (default ``torch.get_num_threads()``).
+        source, seed: where the weights came from (stored in the metadata); seed of the random example frames.
 
     Returns:
         ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node types),

@@ -25,8 +25,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """Reflect-pad the bottom and right of ``x`` so that h and w are multiples of ``multiple``.
 
     Args:
-        x: ``(b, t, c, h, w)`` or ``(b, c, h, w)``.
-        multiple: required divisor of h and w.
+        x, multiple: ``(b, t, c, h, w)`` or ``(b, c, h, w)``; the required divisor of h and w.
 
     Returns:
         The padded tensor and ``(pad_h, pad_w)``.

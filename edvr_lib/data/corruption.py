@@ -66,11 +66,9 @@ def spoil_neighbour(lq: torch.Tensor, rng: np.random.Generator, kinds: Sequence[
 
     Args:
         lq: ``(t, 3, h, w)`` window.
-        rng: random generator (which frame, which fault, the fault itself).
-        kinds: faults to draw from.
-        other: occluder / unrelated frame for :func:`corrupt_frame` (e.g. a frame of another clip).
+        rng, kinds: random generator (frame, fault and the fault itself); faults to draw from.
+        other, **kwargs: ``other``, ``strength``, ``size`` of :func:`corrupt_frame`.
         center_frame_idx: default ``t // 2``.
-        **kwargs: ``strength``, ``size`` of :func:`corrupt_frame`.
 
     Returns:
         ``(window with one frame corrupted (t, 3, h, w), index of that frame)``.

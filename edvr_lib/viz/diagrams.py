@@ -67,8 +67,7 @@ def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> di
 
     Args:
         config: an :class:`EDVRConfig` or a preset name (``'M'``).
-        h, w: input frame size, multiples of 4 (16 with ``hr_in``), as the network requires.
-        batch: ``b``.
+        h, w, batch: input frame size, multiples of 4 (16 with ``hr_in``); ``b``.
 
     Returns:
         ``{name: shape}``; names are those of :func:`traced_shapes`.
@@ -233,7 +232,7 @@ def pipeline_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = N
         title: the figure's title.
 
     Returns:
-        the matplotlib figure.
+        The matplotlib figure (as every diagram here).
     """
     shapes, nets = _networks(networks)
     cfgs = [get_config(cfg) for _, cfg, _, _ in nets]
@@ -290,11 +289,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
     features merged coarse to fine), then the cascading DCN on L1.
 
     Args:
-        networks: as in :func:`pipeline_diagram`.
-        title: the figure's title.
-
-    Returns:
-        the matplotlib figure.
+        networks, title: as in :func:`pipeline_diagram`.
     """
     shapes, nets = _networks(networks)
     fig, ax = _canvas(14, 10.5, title, nets)
@@ -346,11 +341,7 @@ def tsa_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
     feature as ``fused · sigmoid(a) · 2 + add``.
 
     Args:
-        networks: as in :func:`pipeline_diagram`; configs without TSA are refused.
-        title: the figure's title.
-
-    Returns:
-        the matplotlib figure.
+        networks, title: as in :func:`pipeline_diagram`; configs without TSA are refused.
     """
     shapes, nets = _networks(networks)
     if any("temporal_attn" not in s for _, s in shapes):
