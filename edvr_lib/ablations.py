@@ -1,30 +1,18 @@
 """Ablations you can run: switch one EDVR module off on a trained model and see what it bought.
 
-Each ablation is a context manager that yields the network to run. Inside the block the model computes a
-changed function; leaving the block restores it exactly. Nothing touches the weights: the changes are forward
-hooks on the model's own modules (removed on exit), or a wrapper module around the model.
+Each ablation is a context manager yielding the network to run; the changes are forward hooks on the model's own
+modules (or a wrapper around it), removed on exit, so the weights are never touched.
 
-* :func:`zero_offsets` -- **PCD off**. Every DCN of the alignment (the ``l3``, ``l2``, ``l1`` packs and the
-  cascade) samples the neighbour feature on the regular 3x3 grid: the offsets its ``conv_offset`` predicts are
-  replaced by 0. The modulation masks are kept as predicted (they are the DCN's learned per-tap weights, not a
-  displacement), so what is removed is exactly the *sampling positions*, i.e. the motion compensation.
-* :func:`uniform_attention` -- **TSA's attention made uniform**. The temporal attention ``(b, t, h, w)`` is
-  replaced by its own mean over frames and pixels (one number per sample), and the spatial attention and its
-  additive map ``(b, c, h, w)`` by their means over pixels (one number per channel). Why these constants and not
-  1: the 1x1 fusion conv and everything after it were trained on features multiplied by the learned attention,
-  whose level is a property of the training (around 0.9 for the temporal attention of the shipped model, around
-  0.5 for the spatial one). Replacing a map by its mean keeps that level, so the ablated network sees inputs of
-  the usual scale and what changes is only *where and which frame* gets more weight -- the part the attention
-  computes. Setting the weights to 1 would also rescale the fused feature and measure a scale error instead.
-* :func:`centre_frame_only` -- the model fed its centre frame ``t`` times
-  (:class:`CentreFrameOnly`): what the neighbouring frames add altogether.
+* :func:`zero_offsets` -- **PCD off**: every alignment DCN samples the regular 3x3 grid (offsets 0, the learned
+  masks kept), which removes exactly the sampling positions, i.e. the motion compensation.
+* :func:`uniform_attention` -- **TSA's attention made uniform**: the temporal attention ``(b, t, h, w)`` becomes
+  its mean over frames and pixels, the spatial attention and its additive map ``(b, c, h, w)`` their means over
+  pixels. Means, not 1: the layers after the attention were trained on features at the attention's learned level
+  (about 0.9 temporal, 0.5 spatial), so only *where and which frame* gets more weight changes, not the scale.
+* :func:`centre_frame_only` -- the model fed its centre frame ``t`` times (:class:`CentreFrameOnly`).
 
-:func:`run_ablations` runs the same window through the full model and every variant and returns the outputs
-and PSNR side by side (``edvr_lib.viz.figures.ablation_figure`` draws them).
+:func:`run_ablations` returns the outputs and PSNR side by side (``edvr_lib.viz.figures.ablation_figure``)::
 
-Example::
-
-    from edvr_lib.ablations import run_ablations, zero_offsets
     res = run_ablations(model, item["lq"], item["gt"])
     res.psnr            # {'full model': 27.9, 'PCD off (zero offsets)': 27.1, ...}
     with zero_offsets(model) as ablated:
@@ -70,9 +58,8 @@ def _alignment_packs(model: nn.Module) -> list[DCNv2Pack]:
 def zero_offsets(model: nn.Module) -> Iterator[nn.Module]:
     """PCD off: every alignment DCN samples the regular grid (offsets 0, masks as predicted).
 
-    This also changes the centre frame's own path: a trained DCN aligning the centre frame to itself uses
-    non-zero offsets (a fixed pattern its kernel weights were trained with), so :func:`centre_offsets` is the
-    variant that removes only the motion.
+    This also changes the centre frame's own path (a trained DCN aligns it to itself with non-zero offsets);
+    :func:`centre_offsets` removes only the motion.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR`.
@@ -88,10 +75,8 @@ def zero_offsets(model: nn.Module) -> Iterator[nn.Module]:
 def centre_offsets(model: nn.Module) -> Iterator[nn.Module]:
     """PCD without motion: every frame is sampled with the offsets of the centre frame's self-alignment.
 
-    EDVR aligns all ``b * t`` frames in one batch (a sample's frames contiguous, :meth:`EDVR.align`); here each
-    DCN's predicted offsets for frame ``i`` are replaced by those of the centre frame of the same sample (masks
-    kept). The centre frame's path is untouched, so the output differs from the full model only by the motion
-    the offsets encoded (the offsets relative to self-alignment, as the explorer shows them).
+    Each DCN's offsets for frame ``i`` of a sample (EDVR aligns the ``b * t`` frames in one batch) are replaced by
+    those of the sample's centre frame (masks kept), so only the motion the offsets encoded is removed.
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR`.
@@ -105,10 +90,9 @@ def centre_offsets(model: nn.Module) -> Iterator[nn.Module]:
         n, ch, h, w = offset_mask.shape
         if n % t:
             raise EDVRError(f"centre_offsets: a DCN saw {n} frames, not a multiple of num_frame={t}")
-        per_sample = offset_mask.reshape(n // t, t, ch, h, w)
-        k = ch // 3
-        offsets = per_sample[:, ctr:ctr + 1, : 2 * k].expand(-1, t, -1, -1, -1)
-        return torch.cat([offsets, per_sample[:, :, 2 * k:]], dim=2).reshape(n, ch, h, w)
+        per_sample, k = offset_mask.reshape(n // t, t, ch, h, w), 2 * (ch // 3)
+        offsets = per_sample[:, ctr:ctr + 1, :k].expand(-1, t, -1, -1, -1)
+        return torch.cat([offsets, per_sample[:, :, k:]], dim=2).reshape(n, ch, h, w)
 
     with forward_hooks([(pack.conv_offset, hook) for pack in _alignment_packs(model)]):
         yield model
@@ -126,9 +110,8 @@ def uniform_attention(model: nn.Module, temporal: bool = True, spatial: bool = T
 
     Args:
         model: an :class:`~edvr_lib.archs.EDVR` with TSA fusion (``with_tsa=True``).
-        temporal: make the temporal attention ``(b, t, h, w)`` one number per sample (its mean over t, h, w).
-        spatial: make the spatial attention and its additive map ``(b, c, h, w)`` one number per channel (their
-            means over h, w).
+        temporal: the temporal attention ``(b, t, h, w)`` becomes its mean over t, h, w.
+        spatial: the spatial attention and its additive map ``(b, c, h, w)`` become their means over h, w.
 
     Yields:
         ``model`` itself, changed until the block ends.
@@ -146,11 +129,7 @@ def uniform_attention(model: nn.Module, temporal: bool = True, spatial: bool = T
 
 
 class CentreFrameOnly(nn.Module):
-    """``model`` fed its centre frame ``t`` times, so alignment and fusion have nothing to add.
-
-    What a video model gains over this is what it takes from the neighbouring frames.
-    ``(b, t, c, h, w) -> model(centre frame repeated t times)``.
-    """
+    """``model`` fed its centre frame ``t`` times: ``(b, t, c, h, w) -> model(centre frame repeated t times)``."""
 
     def __init__(self, model: SRModel):
         super().__init__()
@@ -169,16 +148,13 @@ def centre_frame_only(model: nn.Module) -> Iterator[nn.Module]:
     yield CentreFrameOnly(model)
 
 
-def _uniform_temporal(model):
-    return uniform_attention(model, temporal=True, spatial=False)
-
-
 #: name -> (context manager factory, what it removes); the order of the side-by-side figure
 ABLATIONS: dict[str, tuple[Callable, str]] = {
     "PCD motion off (centre's offsets)": (centre_offsets, "every frame sampled with the centre frame's "
                                           "self-alignment offsets: the motion the offsets encode"),
     "PCD off (zero offsets)": (zero_offsets, "every alignment DCN samples the regular grid, the centre frame too"),
-    "uniform temporal attention": (_uniform_temporal, "every frame and pixel weighted alike before the fusion"),
+    "uniform temporal attention": (lambda m: uniform_attention(m, spatial=False),
+                                   "every frame and pixel weighted alike before the fusion"),
     "uniform TSA (temporal + spatial)": (uniform_attention,
                                          "temporal weights and spatial modulation constant over frames and pixels"),
     "centre frame only": (centre_frame_only, "the neighbours replaced by copies of the centre frame"),

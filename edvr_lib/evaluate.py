@@ -1,11 +1,9 @@
 """``edvr test``: PSNR / SSIM on REDS4, Vid4, Vimeo-90K-T or the embedded test clips.
 
-Protocol (as the EDVR test configs): every frame of every clip is restored as the centre
-of a ``num_frame`` window (``reflection_circle`` at the ends), the output is rounded to uint8,
-PSNR / SSIM are computed with ``crop_border 0`` on RGB (REDS4, embedded) or on the BT.601 Y
-channel (Vid4, Vimeo-90K-T, as those tables are reported), averaged over the frames of each
-clip, then over clips. The table prints the published numbers beside ours, labelled.
-:func:`run_test` is the whole command (model, benchmark, CSV, report); :func:`evaluate` the measurement.
+Protocol (as the EDVR test configs): every frame is restored as the centre of a ``num_frame`` window
+(``reflection_circle`` at the ends), rounded to uint8, and measured with ``crop_border 0`` on RGB (REDS4, embedded)
+or the BT.601 Y channel (Vid4, Vimeo-90K-T); means over each clip's frames, then over clips, printed beside the
+published numbers. :func:`run_test` is the whole command, :func:`evaluate` the measurement.
 
 Examples::
 
@@ -45,9 +43,8 @@ BENCHMARKS: dict[str, dict] = {
                        test_y_channel=True, note="7,824 septuplets, centre frame im4; Y channel"),
 }
 
-#: Published PSNR / SSIM (BI x4), each with its source in the last column. Never ours.
-#: Sources: the EDVR paper reports EDVR(-L); the EDVR-M rows come
-#: from the BasicSR Model Zoo (the converted official ``EDVR_REDS_SR_M``) and the BasicVSR paper's comparison table.
+#: Published PSNR / SSIM (BI x4) with their sources (the EDVR paper reports EDVR-L; the EDVR-M rows come from the
+#: BasicSR Model Zoo and the BasicVSR paper's table). Never ours.
 PUBLISHED: dict[str, list[tuple[str, float, float, str]]] = {
     "REDS4": [("Bicubic", 26.14, 0.7292, "EDVR paper / BasicVSR table"),
               ("EDVR-M", 30.53, 0.8699, "BasicSR Model Zoo (EDVR_REDS_SR_M), BasicVSR paper table"),
@@ -91,18 +88,17 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
 
     Args:
         name: one of :data:`BENCHMARKS`.
-        root: the benchmark's folder (``datasets/REDS``, ``datasets/Vid4``, ``datasets/vimeo90k``);
-            for ``embedded`` the built set (default: :func:`edvr_lib.data.prepare_embedded`).
+        root: the benchmark's folder (``datasets/REDS``, ...); for ``embedded`` the built set (default: built).
         num_frame: window length (default: the benchmark's).
         dataroot_gt, dataroot_lq, meta_info_file: explicit folders (override ``root``).
-        clips: subset of clips.
-        padding: window padding at clip ends.
+        clips, padding: subset of clips; window padding at clip ends.
     """
+    from edvr_lib.data.video_test_dataset import VideoTestDataset
+
     spec = _spec(name)
     num_frame = num_frame or spec["num_frame"]
     if name == "embedded":
         from edvr_lib.data import embedded_paths, prepare_embedded
-        from edvr_lib.data.video_test_dataset import VideoTestDataset
 
         paths = embedded_paths(root if root is not None else prepare_embedded(progress=False))
         return VideoTestDataset(dataroot_gt or paths["gt"], dataroot_lq or paths["lq"],
@@ -130,8 +126,6 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, num_frame: i
                                 "file meta_info_Vimeo90K_test_GT.txt via meta_info_file / --meta")
             ds.keys = [ln.strip() for ln in testlist.read_text().splitlines() if ln.strip()]
         return _VimeoAsClips(ds)
-    from edvr_lib.data.video_test_dataset import VideoTestDataset
-
     return VideoTestDataset(gt, lq, meta_info_file=meta_info_file, num_frame=num_frame, padding=padding,
                             clips=clips if clips is not None else spec.get("clips"))
 
@@ -145,14 +139,12 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     Args:
         model: EDVR (any size via padding) or :func:`edvr_lib.models.bicubic_model`.
         dataset: items with ``lq (t, 3, h, w)``, ``gt (3, 4h, 4w)``, ``clip``, ``frame_idx``.
-        test_y_channel: measure on the BT.601 Y channel.
-        crop_border: pixels ignored at each border (0 for EDVR).
+        test_y_channel, crop_border: measure on the BT.601 Y channel; pixels ignored at each border (0 for EDVR).
         self_ensemble: average the 8 flip / transpose variants (x8 slower).
         device: torch device of ``model``.
         keep_clips: clips whose restored frames are returned (for figures).
-        max_frames: evaluate only the first ``max_frames`` items (quick looks; not a benchmark number).
-        progress: tqdm progress bar.
-        ssim: also compute SSIM.
+        max_frames: only the first ``max_frames`` items (quick looks; not a benchmark number).
+        progress, ssim: a tqdm progress bar; also compute SSIM.
 
     Returns:
         ``{'rows': [{'clip', 'frame_idx', 'key', 'psnr', 'ssim'}], 'per_clip', 'overall',
@@ -161,22 +153,18 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
     from edvr_lib.inference import padded_runner, self_ensemble_forward
     from edvr_lib.metrics import calculate_psnr, calculate_ssim, summarize, tensor2img
 
-    run_model = padded_runner(model)
-    rows, outputs = [], {}
-    n = len(dataset) if max_frames is None else min(max_frames, len(dataset))
-    items = range(n)
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        items = tqdm(items, desc="edvr test", unit="frame")
+    run_model, rows, outputs = padded_runner(model), [], {}
+    items = tqdm(range(len(dataset) if max_frames is None else min(max_frames, len(dataset))), desc="edvr test",
+                 unit="frame", disable=not progress)
     start = time.perf_counter()
     with torch.inference_mode():
         for i in items:
             item = dataset[i]
             x = item["lq"].unsqueeze(0).to(device)
             out = self_ensemble_forward(run_model, x) if self_ensemble else run_model(x)
-            sr = tensor2img(out[0].float())
-            gt = tensor2img(item["gt"])
+            sr, gt = tensor2img(out[0].float()), tensor2img(item["gt"])
             row = {"clip": item["clip"], "frame_idx": int(item["frame_idx"]), "key": item["key"],
                    "psnr": calculate_psnr(sr, gt, crop_border, test_y_channel=test_y_channel)}
             if ssim:
@@ -184,8 +172,7 @@ def evaluate(model: SRModel, dataset, test_y_channel: bool = False, crop_border:
             rows.append(row)
             if keep_clips and item["clip"] in keep_clips:
                 outputs.setdefault(item["clip"], []).append(sr)
-    metrics = ("psnr", "ssim") if ssim else ("psnr",)
-    per_clip, overall = summarize(rows, metrics)
+    per_clip, overall = summarize(rows, ("psnr", "ssim") if ssim else ("psnr",))
     return {"rows": rows, "per_clip": per_clip, "overall": overall, "outputs": outputs,
             "seconds": time.perf_counter() - start}
 
@@ -209,12 +196,8 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
         root, dataroot_gt, dataroot_lq, meta_info_file, clips, padding: as :func:`build_dataset`.
 
     Returns:
-        :func:`evaluate`'s result plus ``'label'``, ``'csv'`` (the file written) and ``'report'`` (the text
-        ``edvr test`` prints: per clip, our rows beside the published ones).
-
-    Raises:
-        EDVRError: an unknown benchmark, missing folders, a checkpoint that cannot be read or whose num_frame
-            differs from ``num_frame``.
+        :func:`evaluate`'s result plus ``'label'``, ``'csv'`` (the file written) and ``'report'`` (what
+        ``edvr test`` prints).
     """
     from edvr_lib.models import labelled_model
 
@@ -224,8 +207,7 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
     if num_frame and num_frame != net.num_frame:  # a checkpoint's window is fixed
         raise EDVRError(f"`num_frame` {num_frame} does not match the checkpoint's num_frame {net.num_frame}; "
                         "leave `num_frame` out")
-    if self_ensemble:
-        label += " + self-ensemble x8"
+    label += " + self-ensemble x8" if self_ensemble else ""
     data = build_dataset(dataset, root, net.num_frame, dataroot_gt, dataroot_lq, meta_info_file, clips, padding)
     res = evaluate(net, data, test_y_channel=y, crop_border=crop_border, self_ensemble=self_ensemble, device=device,
                    max_frames=max_frames, progress=progress)
@@ -246,8 +228,7 @@ def run_test(dataset: str = "embedded", *, weights=None, model: str = "edvr", ra
 
 def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:
     """Write per-frame rows to ``dest`` atomically (columns clip, frame_idx, key, psnr, ssim)."""
-    buf = io.StringIO()
-    fields = [k for k in ("clip", "frame_idx", "key", "psnr", "ssim") if not rows or k in rows[0]]
+    buf, fields = io.StringIO(), [k for k in ("clip", "frame_idx", "key", "psnr", "ssim") if not rows or k in rows[0]]
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for r in rows:
@@ -258,13 +239,13 @@ def write_csv(rows: list[dict], dest: str | os.PathLike) -> Path:
 
 def format_table(dataset_name: str, results: dict[str, dict], test_y_channel: bool) -> str:
     """A Markdown table: our rows (``results``: label -> evaluate() result) then the published ones."""
-    channel = "Y" if test_y_channel else "RGB"
-    lines = [f"| method | source | {dataset_name} PSNR (dB, {channel}) | SSIM |", "|---|---|---|---|"]
+    lines = [f"| method | source | {dataset_name} PSNR (dB, {'Y' if test_y_channel else 'RGB'}) | SSIM |",
+             "|---|---|---|---|"]
     for label, res in results.items():
         o = res["overall"]
         ssim = f"{o['ssim']:.4f}" if "ssim" in o else "–"
-        frames = len(res["rows"])
-        lines.append(f"| {label} | ours ({frames} frames, {len(res['per_clip'])} clips) | {o['psnr']:.2f} | {ssim} |")
+        lines.append(f"| {label} | ours ({len(res['rows'])} frames, {len(res['per_clip'])} clips) | {o['psnr']:.2f} "
+                     f"| {ssim} |")
     for method, psnr, ssim, source in PUBLISHED.get(dataset_name, []):
         lines.append(f"| {method} | published ({source}) | {psnr:.2f} | {ssim:.4f} |")
     return "\n".join(lines)
@@ -317,15 +298,8 @@ class TestConfig(Section):
 
 
 def load_test_config(path: str | os.PathLike) -> dict:
-    """Read a test config (:class:`TestConfig`) into flat options, relative paths under the repository root.
-
-    Keys: ``name``, ``model``, ``num_frame``, ``self_ensemble``, ``weights``, ``dataset`` (the benchmark),
-    ``root``, ``dataroot_gt``, ``dataroot_lq``, ``meta_info_file``, ``padding``, ``clips``, ``crop_border``,
-    ``test_y_channel``, ``random_weights``, ``device``.
-
-    Raises:
-        EDVRError: a missing or unreadable file, an unknown key or a wrong value (one line).
-    """
+    """Read a test config (:class:`TestConfig`) into :func:`run_test`'s options (``weights``, ``dataset``, ...),
+    relative paths under the repository root; a bad file, key or value raises a one-line EDVRError."""
     cfg = read_options(path, TestConfig, base_dir=REPO_ROOT, example="configs/test_edvr_embedded.yaml")
     test, psnr = cfg.datasets.test, cfg.val.metrics.psnr
     return {"name": cfg.name or Path(path).stem, "model": cfg.model, "num_frame": cfg.num_frame,

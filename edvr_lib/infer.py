@@ -1,17 +1,8 @@
 """``edvr infer``: super-resolve a folder of frames or a video, streaming and (optionally) tiled.
 
-* every frame is restored as the centre of a ``num_frame`` window, padded at the clip's ends
-  with ``reflection_circle`` (as EDVR's SR test configs do);
-* frames are decoded on demand and kept in a small cache (at most ``2 * num_frame - 1``
-  frames), so memory does not grow with the clip's length;
-* ``--tile PX`` cuts each frame into tiles of ``PX`` LR pixels, each run with ``--tile-pad``
-  pixels of context that are cropped away again, so memory is bounded for 4K input and
-  the stitched result matches the untiled one;
-* any frame size works (reflect-pad to the multiple the network needs, crop back);
-* the output (PNG folder or video file) appears only when every frame succeeded; the frames are staged
-  in a hidden folder beside it, so a rerun after a kill or a full disk reuses the finished ones;
-* ``--backend onnxruntime`` runs a graph written by ``edvr export`` (:class:`edvr_lib.export.OnnxModel`) through
-  the same padding, tiling and streaming.
+Every frame is the centre of a ``num_frame`` window (``reflection_circle`` at the ends), decoded on demand into a
+bounded cache; ``--tile PX`` bounds memory; any frame size works (padded); the output appears only when every frame
+succeeded (frames staged beside it are reused by a rerun); ``--backend onnxruntime`` runs an ``edvr export`` graph.
 
 Example::
 
@@ -28,9 +19,6 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 import torch
 
 from edvr_lib.data.frame_sources import VIDEO_EXTS, open_source
@@ -50,15 +38,12 @@ def load_backend(weights: str | os.PathLike | None = None, backend: str = "torch
     """The network :func:`infer` runs: a torch module (:func:`edvr_lib.models.load_model`) or an onnxruntime graph.
 
     Args:
-        weights: a checkpoint (``torch``; None: the shipped one) or an ``.onnx`` file from ``edvr export``
-            (``onnxruntime``, required).
-        backend: ``'torch'`` or ``'onnxruntime'``.
-        model: ``'edvr'`` or ``'bicubic'`` (torch only).
+        weights: a checkpoint (``torch``; None: the shipped one) or an ``.onnx`` file (``onnxruntime``, required).
+        backend, model: ``'torch'`` or ``'onnxruntime'``; ``'edvr'`` or ``'bicubic'`` (torch only).
         device: ``'cpu'``, ``'cuda'``, ``'cuda:N'``; ``'auto'`` for onnxruntime picks CUDA when its provider exists.
 
     Returns:
-        An :class:`~edvr_lib.models.SRModel` in eval mode (``num_frame``, ``size_multiple``, ``scale`` and
-        ``model(x)``: ``(b, t, 3, h, w) -> (b, 3, scale * h, scale * w)``).
+        An :class:`~edvr_lib.models.SRModel` in eval mode: ``(b, t, 3, h, w) -> (b, 3, scale * h, scale * w)``.
     """
     onnx_named = weights is not None and Path(weights).suffix.lower() == ".onnx"
     if backend == "torch":
@@ -102,7 +87,8 @@ def _model_stamp(model: SRModel) -> dict:
         return {"type": type(model).__name__, "num_frame": model.num_frame, "weights": h.hexdigest()}
     path = Path(model.path).resolve()
     st = path.stat() if path.is_file() else None
-    return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size, "mtime_ns": st and st.st_mtime_ns}
+    return {"type": type(model).__name__, "file": str(path), "size": st and st.st_size,
+            "mtime_ns": st and st.st_mtime_ns}
 
 
 def _input_stamp(input: Path, source) -> dict:
@@ -112,13 +98,9 @@ def _input_stamp(input: Path, source) -> dict:
 
 
 def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
-    """The staging folder of ``output`` and the names of the frames an interrupted run with the same stamp finished.
-
-    A staging folder made with other arguments (weights, input, settings) is removed, with one line saying so;
-    those of other outputs in the same folder are named, not touched.
-    """
-    staging = output.parent / STAGING.format(output.name)
-    done = set()
+    """The staging folder of ``output`` and the frames an interrupted run with the same stamp finished; one made with
+    other arguments is removed (one line says so), those of other outputs are only named."""
+    staging, done = output.parent / STAGING.format(output.name), set()
     if staging.is_dir():
         try:
             old = json.loads((staging / STAMP).read_text())
@@ -128,8 +110,9 @@ def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
             done = {f.name for f in staging.glob("*.png") if _complete_png(f)}
         else:
             shutil.rmtree(staging)
+            changed = [k for k in sorted(set(old or {}) | set(stamp)) if (old or {}).get(k) != stamp.get(k)]
             log(f"removed {staging}: frames of an interrupted `edvr infer` with other "
-                f"{'arguments' if old is None else _what_changed(old, stamp)}")
+                f"{', '.join(changed) if old is not None and changed else 'arguments'}")
     for other in sorted(output.parent.glob(STAGING.format("*"))):
         if other != staging and (other / STAMP).is_file():
             log(f"note: {other} holds the frames of an interrupted `edvr infer` into "
@@ -138,11 +121,6 @@ def _staging(output: Path, stamp: dict, log) -> tuple[Path, set[str]]:
         staging.mkdir(parents=True, exist_ok=True)
     atomic_write_text(staging / STAMP, json.dumps(stamp))
     return staging, done
-
-
-def _what_changed(old: dict, new: dict) -> str:
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return ", ".join(keys) or "arguments"
 
 
 def _complete_png(path: Path) -> bool:
@@ -156,14 +134,6 @@ def _complete_png(path: Path) -> bool:
         return False
 
 
-def _stage_frames(frames: Iterator[tuple[str, np.ndarray]], staging: Path) -> None:
-    """Write each new frame into ``staging`` (atomically, so a kill leaves only whole frames)."""
-    from edvr_lib.data.io import write_png
-
-    for name, img in frames:
-        write_png(staging / _png_name(name), img)
-
-
 def _encode_video(staging: Path, names: list[str], dest: Path, fps: float) -> None:
     """Encode the staged frames ``names`` (in order) into ``dest`` atomically."""
     import cv2
@@ -174,7 +144,8 @@ def _encode_video(staging: Path, names: list[str], dest: Path, fps: float) -> No
             for name in names:
                 img = cv2.imread(str(staging / name))  # BGR, as the writer wants
                 if writer is None:
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (img.shape[1], img.shape[0]))
+                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                             (img.shape[1], img.shape[0]))
                     if not writer.isOpened():
                         raise EDVRError(f"cannot write video {dest} (OpenCV has no mp4v encoder here); "
                                         "write PNG frames to a folder instead")
@@ -210,26 +181,27 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
           log=print) -> dict:
     """Super-resolve every frame of ``input`` into ``output`` (a folder of PNGs, or a video if it ends in .mp4, ...).
 
-    Frames are written one by one into a hidden staging folder beside ``output`` (:data:`STAGING`) with a stamp
-    of the input, the weights and the settings; ``output`` appears (by rename, or encoding for a video) only
-    when every frame is done. A rerun after a kill, a Ctrl-C or a full disk with the same arguments reuses the
-    finished frames and computes the rest; a bad input removes the staging folder.
+    Frames go one by one into a hidden staging folder beside ``output`` (:data:`STAGING`) stamped with the input,
+    weights and settings; ``output`` appears only when every frame is done, and a rerun with the same arguments
+    reuses the finished frames (a bad input removes the staging folder).
 
     Args:
-        precision: ``'auto'`` (the speed policy's default for ``device``: float32 unless measured), ``'fp32'``,
-            ``'bf16'`` (CUDA or CPU; emulated and slower on a CPU without native bf16) or ``'fp16'`` (CUDA).
+        model: an :class:`~edvr_lib.models.SRModel` (:func:`load_backend`).
+        tile, tile_pad, device, precision, progress: as :func:`edvr_lib.inference.super_resolve_stream`.
         log: one-line messages (reused frames, removed or other staging folders, emulated bf16).
 
     Returns:
         ``{'frames': n, 'reused': frames taken from an interrupted run, 'output': path, 'input_size': (h, w),
         'max_cached_frames': k}``.
     """
+    from edvr_lib.data.io import write_png  # looked up per call (a test slows it down)
     from edvr_lib.ops.policy import precision_for
 
     input, output = Path(input), Path(output)
-    # a graph from `edvr export` is float32: 'auto' means fp32 for it
-    precision = precision_for(device, precision) if isinstance(model, torch.nn.Module) else \
-        ("fp32" if precision == "auto" else precision)
+    if isinstance(model, torch.nn.Module):
+        precision = precision_for(device, precision)
+    elif precision == "auto":  # a graph from `edvr export` is float32
+        precision = "fp32"
     video = output.suffix.lower() in VIDEO_EXTS
     if not video and output.exists() and not output.is_dir():
         raise EDVRError(f"`output` {output} is a file; give a folder or a video name ending in .mp4")
@@ -252,7 +224,8 @@ def infer(input: str | os.PathLike, output: str | os.PathLike, model: SRModel, t
                                           skip={i for i, n in enumerate(names) if n in done}, log=log)
             # closed at once when a write fails: a suspended stream would keep inference mode on for the caller
             with contextlib.closing(frames):
-                _stage_frames(frames, staging)
+                for name, img in frames:  # atomically: a kill leaves only whole frames
+                    write_png(staging / _png_name(name), img)
             if video:
                 _encode_video(staging, names, output, source.fps)
         except NoRoomError as err:

@@ -1,7 +1,4 @@
-"""Running a trained network on real frames: padding, tiling, self-ensemble, streaming.
-
-One place for what ``edvr infer``, ``edvr test``, ``make docs``, validation during training and the notebooks
-share:
+"""Running a trained network on real frames (shared by ``edvr infer``, ``edvr test``, training and notebooks):
 
 * :func:`forward_padded`: any frame size (reflect-pad to the multiple the network needs, crop the output back);
 * :func:`tiled_forward`: bounded memory for large frames (tiles with context, stitched; equal to untiled);
@@ -28,8 +25,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """Reflect-pad the bottom and right of ``x`` so that h and w are multiples of ``multiple``.
 
     Args:
-        x: ``(b, t, c, h, w)`` or ``(b, c, h, w)``.
-        multiple: required divisor of h and w.
+        x, multiple: ``(b, t, c, h, w)`` or ``(b, c, h, w)``; the required divisor of h and w.
 
     Returns:
         The padded tensor and ``(pad_h, pad_w)``.
@@ -38,12 +34,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h == 0 and pad_w == 0:
         return x, (0, 0)
-    lead = x.shape[:-3]
-    flat = x.reshape(-1, *x.shape[-3:])
-    # 'reflect' needs pad < size; fall back to 'replicate' for tiny frames.
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    flat = F.pad(flat, (0, pad_w, 0, pad_h), mode=mode)
-    return flat.reshape(*lead, *flat.shape[-3:]), (pad_h, pad_w)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"  # 'reflect' needs pad < size
+    flat = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pad_w, 0, pad_h), mode=mode)
+    return flat.reshape(*x.shape[:-3], *flat.shape[-3:]), (pad_h, pad_w)
 
 
 def forward_padded(model: SRModel, x: torch.Tensor) -> torch.Tensor:
@@ -57,9 +50,7 @@ def forward_padded(model: SRModel, x: torch.Tensor) -> torch.Tensor:
         ``(b, 3, model.scale * h, model.scale * w)``.
     """
     h, w = x.shape[-2:]
-    padded, _ = pad_to_multiple(x, model.size_multiple)
-    out = model(padded)
-    return out[..., : h * model.scale, : w * model.scale]
+    return model(pad_to_multiple(x, model.size_multiple)[0])[..., : h * model.scale, : w * model.scale]
 
 
 def padded_runner(model: SRModel) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -70,19 +61,13 @@ def padded_runner(model: SRModel) -> Callable[[torch.Tensor], torch.Tensor]:
 def tile_boxes(size: int, tile: int, pad: int, align: int = 4) -> list[tuple[int, int, int, int]]:
     """Split ``[0, size)`` into cores of ``tile`` pixels, each with up to ``pad`` pixels of context.
 
-    Context starts are rounded down to a multiple of ``align`` so the network's stride-2
-    pyramid sees the same pixel grid as on the whole frame.
+    Context starts are rounded down to a multiple of ``align`` (the pyramid sees the whole frame's pixel grid).
 
     Returns:
         ``(ctx_start, ctx_end, core_start, core_end)`` per tile.
     """
-    boxes = []
-    for core_start in range(0, size, tile):
-        core_end = min(core_start + tile, size)
-        ctx_start = max(0, core_start - pad) // align * align
-        ctx_end = min(size, core_end + pad)
-        boxes.append((ctx_start, ctx_end, core_start, core_end))
-    return boxes
+    return [(max(0, c - pad) // align * align, min(size, min(c + tile, size) + pad), c, min(c + tile, size))
+            for c in range(0, size, tile)]
 
 
 def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tile: int | None = None,
@@ -90,13 +75,11 @@ def tiled_forward(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     """Run ``model`` on ``x`` tile by tile and stitch the centre crops.
 
     Args:
-        model: callable ``(b, t, c, h', w') -> (b, c, scale*h', scale*w')`` for any tile size
-            (e.g. ``lambda x: forward_padded(net, x)``).
+        model: callable ``(b, t, c, h', w') -> (b, c, scale*h', scale*w')`` for any tile size (:func:`padded_runner`).
         x: ``(b, t, c, h, w)`` LR frames.
         tile: core size in LR pixels (None or >= the frame: one pass).
-        tile_pad: context pixels on each side of a core, cropped from the output. The
-            result equals the untiled one when the network's influence beyond ``tile_pad``
-            pixels is negligible (16 is plenty for EDVR in practice; raise it if you see seams).
+        tile_pad: context pixels on each side of a core, cropped from the output (16 is plenty for EDVR; raise
+            it if you see seams).
         scale: upsampling factor of ``model``.
         align: tile context starts are multiples of this (4 = EDVR's pyramid stride).
 
@@ -124,17 +107,14 @@ def autocast(device: str, precision: str, log: Callable[[str], None] | None = pr
 
     Args:
         device: torch device of the model.
-        precision: ``'auto'`` (the speed policy's per-device default, float32 unless measured), ``'fp32'``,
-            ``'bf16'`` (CUDA, or any CPU: emulated and slower without native bf16, said once through ``log``) or
-            ``'fp16'`` (CUDA). The DCNs run in float32 either way.
+        precision: ``'auto'`` (the speed policy's per-device default), ``'fp32'``, ``'bf16'`` (CUDA or CPU; emulated
+            without native bf16, said once through ``log``) or ``'fp16'`` (CUDA). The DCNs run in float32.
         log: where the emulation line goes (None: nowhere).
     """
     from edvr_lib.ops.policy import autocast_dtype
 
     dtype = autocast_dtype(device, precision, log)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(torch.device(device).type, dtype=dtype)
 
 
 def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
@@ -145,17 +125,13 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
     """Yield ``(name, sr_uint8_rgb)`` for every frame of ``source``, in order, one at a time.
 
     Args:
-        model: an :class:`~edvr_lib.models.SRModel` (EDVR, the bicubic baseline, an exported graph) in eval
-            mode on ``device``.
-        source: the frames (:func:`open_source`).
+        model: an :class:`~edvr_lib.models.SRModel` in eval mode on ``device``.
+        source: the frames (:func:`~edvr_lib.data.frame_sources.open_source`).
         num_frame: window length (default ``model.num_frame``).
         tile, tile_pad: see :func:`tiled_forward`.
-        device: torch device of ``model``.
-        precision: ``'auto'``, ``'fp32'``, ``'bf16'`` (CUDA or CPU) or ``'fp16'`` (CUDA): see :func:`autocast`.
-        padding: window padding at the clip's ends.
-        progress: show a tqdm progress bar.
+        device, precision, log: see :func:`autocast`.
+        padding, progress: window padding at the clip's ends; a tqdm progress bar.
         skip: indices of frames not to compute (an interrupted run finished them).
-        log: where the emulated-bf16 line goes (:func:`autocast`).
     """
     from edvr_lib.data.transforms import generate_frame_indices
     from edvr_lib.metrics import tensor2img
@@ -165,44 +141,31 @@ def super_resolve_stream(model: SRModel, source, num_frame: int | None = None,
     if n < num_frame:
         raise EDVRError(f"the input has {n} frame(s) but the model uses windows of {num_frame}; "
                         f"give at least {num_frame} frames")
-    scale = model.scale
-    run_model = padded_runner(model)
-    indices = range(n)
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        indices = tqdm(indices, desc="edvr infer", unit="frame")
+    run_model = padded_runner(model)
     with torch.inference_mode(), autocast(device, precision, log):
-        for i in indices:
+        for i in tqdm(range(n), desc="edvr infer", unit="frame", disable=not progress):
             if i in skip:
                 continue
             window = [source.get(j) for j in generate_frame_indices(i, num_frame, n, padding)]
             x = torch.from_numpy(np.stack(window)).permute(0, 3, 1, 2).unsqueeze(0).to(device)
-            out = tiled_forward(run_model, x, tile, tile_pad, scale=scale)
+            out = tiled_forward(run_model, x, tile, tile_pad, scale=model.scale)
             yield source.names[i], tensor2img(out[0].float())
 
 
-def _dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k & 1:
-        x = x.flip(-1)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 4:
-        x = x.transpose(-1, -2)
-    return x
+_DIHEDRAL = ((1, lambda x: x.flip(-1)), (2, lambda x: x.flip(-2)), (4, lambda x: x.transpose(-1, -2)))
 
 
-def _dihedral_inv(x: torch.Tensor, k: int) -> torch.Tensor:
-    if k & 4:
-        x = x.transpose(-1, -2)
-    if k & 2:
-        x = x.flip(-2)
-    if k & 1:
-        x = x.flip(-1)
+def _dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    for bit, op in reversed(_DIHEDRAL) if inverse else _DIHEDRAL:
+        x = op(x) if k & bit else x
     return x
 
 
 def self_ensemble_forward(run_model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Average of the 8 flip / transpose variants (each output transformed back). ``(b, t, c, h, w) -> (b, c, H, W)``."""
-    out = sum(_dihedral_inv(run_model(_dihedral(x, k)), k) for k in range(8))
-    return out / 8
+    """Average of the 8 flip / transpose variants (each output transformed back).
+
+    ``(b, t, c, h, w) -> (b, c, H, W)``.
+    """
+    return sum(_dihedral(run_model(_dihedral(x, k)), k, inverse=True) for k in range(8)) / 8

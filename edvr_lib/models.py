@@ -2,35 +2,27 @@
 
 * :func:`load_pretrained` / :func:`save_pretrained` / :func:`inspect_checkpoint`: EDVR checkpoints from BasicSR,
   the original xinntao/EDVR code, MMagic and this project's trainer, strict and safe (details below);
-* :func:`load_model`: what ``edvr infer`` / ``edvr test`` run (a checkpoint, the shipped one, or the baseline);
-* :func:`bicubic_model`: the MATLAB-bicubic baseline with the model interface;
-* :func:`random_weights_model` / :func:`tutorial_model`: for demos before a trained checkpoint exists;
-* :func:`labelled_model`: any of them with the label its results carry;
+* :func:`load_model` (what ``edvr infer`` / ``edvr test`` run), :func:`bicubic_model` (the baseline),
+  :func:`random_weights_model` / :func:`tutorial_model` (demos), :func:`labelled_model` (with a result label);
 * :class:`SRModel`: what every one of them offers the code that runs it (EDVR, the baseline, an ONNX runner).
 
-Presets (``'M'``, ``'L'``, ...) are :data:`edvr_lib.archs.PRESETS`; build one with :func:`edvr_lib.archs.build_edvr`.
+Official weights cannot be downloaded by this project; put them anywhere and pass the path:
 
-Where to get the official weights (they cannot be downloaded by this project; put them anywhere and pass the
-path):
+* **BasicSR** (recommended; key names equal ours): ``scripts/download_pretrained_models.py EDVR`` in a BasicSR
+  checkout, or the Google Drive folder of its ``docs/ModelZoo.md``: ``EDVR_M_x4_SR_REDS_official-32075921.pth``
+  (preset ``M``), ``EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth`` (``M-woTSA``),
+  ``EDVR_L_x4_SR_REDS_official-9f5f5039.pth`` (``L``), ``EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth`` (``L-Vimeo``,
+  7 frames, also Vid4), ``EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth`` (``L-SRblur``),
+  ``EDVR_L_deblur{,comp}_REDS_official-*.pth`` (``L-deblur``); the hex digits start the file's SHA-256.
+* **Original xinntao/EDVR** (``old_version`` branch): ``EDVR_REDS_SR_M.pth``, ``EDVR_Vimeo90K_SR_L.pth``, ...: bare
+  state dicts with the old key names (mapped here, including the swapped ``tAtt_1``/``tAtt_2``).
+* **MMagic** (``configs/edvr/README.md``): e.g. ``edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth``, ``generator.``
+  keys and mmcv ``ConvModule`` names (mapped here).
 
-* **BasicSR** (recommended; key names equal ours): run ``python scripts/download_pretrained_models.py EDVR`` in a
-  BasicSR checkout, or fetch the files by name from the Google Drive folder linked in BasicSR's
-  ``docs/ModelZoo.md``. They land in ``experiments/pretrained_models/EDVR/``:
-  ``EDVR_M_x4_SR_REDS_official-32075921.pth`` (preset ``M``), ``EDVR_M_woTSA_x4_SR_REDS_official-1edf645c.pth``
-  (``M-woTSA``), ``EDVR_L_x4_SR_REDS_official-9f5f5039.pth`` (``L``), ``EDVR_L_x4_SR_Vimeo90K_official-162b54e4.pth``
-  (``L-Vimeo``, 7 frames, also for Vid4), ``EDVR_L_x4_SRblur_REDS_official-983d7b8e.pth`` (``L-SRblur``),
-  ``EDVR_L_deblur_REDS_official-ca46bd8c.pth`` and ``EDVR_L_deblurcomp_REDS_official-0e988e5c.pth``
-  (``L-deblur``). The 8 hex digits are the start of the file's SHA-256.
-* **Original xinntao/EDVR** (``old_version`` branch, Google Drive links in its README): ``EDVR_REDS_SR_M.pth``,
-  ``EDVR_REDS_SR_L.pth``, ``EDVR_Vimeo90K_SR_L.pth``, ``EDVR_REDS_{SRblur,deblur,deblurcomp}_L.pth``, bare state
-  dicts with the old key names (mapped here, including the swapped ``tAtt_1``/``tAtt_2``).
-* **MMagic** (``configs/edvr/README.md``): e.g. ``edvrm_x4_8x4_600k_reds_20210625-e29b71b5.pth``;
-  ``{'meta', 'state_dict'}`` with ``generator.`` keys and mmcv ``ConvModule`` names (mapped here).
-
-Formats accepted by :func:`load_pretrained`: ``{'params': sd}`` / ``{'params_ema': sd}`` (BasicSR and this project's
-trainer, optionally with a ``'config'`` dict of :class:`~edvr_lib.archs.EDVRConfig` fields), ``{'state_dict': sd}``
-(MMagic / Lightning), a bare state dict, any of them with ``module.`` (DataParallel) prefixes. Files are read with
-``torch.load(..., weights_only=True)``: a file that needs arbitrary Python objects to unpickle is refused.
+:func:`load_pretrained` accepts ``{'params' | 'params_ema': sd}`` (BasicSR and our trainer, optionally with a
+``'config'`` of :class:`~edvr_lib.archs.EDVRConfig` fields), ``{'state_dict': sd}`` (MMagic / Lightning) or a bare
+state dict, with or without ``module.`` prefixes, read with ``torch.load(..., weights_only=True)`` (a file that
+needs arbitrary Python objects to unpickle is refused).
 """
 from __future__ import annotations
 
@@ -129,7 +121,7 @@ def _torch_load(path: Path):
                 f"'clean.pth')\"") from None
         detail = next((ln for ln in lines if "Unsupported" in ln or "invalid" in ln.lower()), lines[0] if lines else "")
         raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({detail[:200]}). {_HINT}") from None
-    except Exception as err:  # zip errors, truncated files, text files...
+    except Exception as err:  # noqa: BLE001 - zip errors, truncated files, text files...: one message
         raise EDVRError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: "
                         f"{str(err).splitlines()[0][:200] if str(err) else ''}). {_HINT}") from None
 
@@ -139,11 +131,8 @@ def _is_state_dict(obj) -> bool:
 
 
 def _describe(obj) -> str:
-    if isinstance(obj, dict):
-        keys = list(obj)[:8]
-        kinds = {k: type(obj[k]).__name__ for k in keys}
-        return f"a dict with {len(obj)} entries, e.g. {kinds}"
-    return f"a {type(obj).__name__}"
+    kinds = {k: type(obj[k]).__name__ for k in list(obj)[:8]} if isinstance(obj, dict) else None
+    return f"a dict with {len(obj)} entries, e.g. {kinds}" if kinds is not None else f"a {type(obj).__name__}"
 
 
 def _unwrap(obj, path: Path, param_key: str | None) -> tuple[dict[str, torch.Tensor], str, dict | None]:
@@ -153,10 +142,8 @@ def _unwrap(obj, path: Path, param_key: str | None) -> tuple[dict[str, torch.Ten
     config = obj.get("config") if isinstance(obj.get("config"), dict) else None
     keys = [param_key] if param_key else ["params_ema", "params", "state_dict", "model", "net", "generator"]
     for key in keys:
-        if key in obj and isinstance(obj[key], dict):
-            inner = obj[key]
-            if _is_state_dict(inner):
-                return dict(inner), key, config
+        if _is_state_dict(obj.get(key)):
+            return dict(obj[key]), key, config
     if param_key:
         raise EDVRError(f"{path} has no state dict under {param_key!r}; top-level keys: {list(obj)[:20]}")
     if _is_state_dict(obj):
@@ -189,28 +176,19 @@ def convert_state_dict(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, t
         sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     if any(k.startswith(_ORIGINAL_MARKERS) for k in sd):
         return {_apply_rules(k, ORIGINAL_TO_BASICSR): v for k, v in sd.items()}, "original"
-    if any(k.startswith(_MMAGIC_MARKERS) for k in sd):
-        out = {}
-        for k, v in sd.items():
-            k = _apply_rules(k, MMAGIC_TO_BASICSR)
-            k = re.sub(r"\.conv\.(weight|bias)$", r".\1", k)  # mmcv ConvModule wrapper
-            out[k] = v
-        return out, "mmagic"
+    if any(k.startswith(_MMAGIC_MARKERS) for k in sd):  # also unwrap mmcv's ConvModule (.conv.)
+        return {re.sub(r"\.conv\.(weight|bias)$", r".\1", _apply_rules(k, MMAGIC_TO_BASICSR)): v
+                for k, v in sd.items()}, "mmagic"
     return sd, "basicsr"
 
 
 def infer_config(state_dict: dict[str, torch.Tensor]) -> EDVRConfig:
-    """Read the architecture (width, frames, blocks, TSA, pre-deblur, hr_in) off BasicSR-named keys and shapes.
-
-    ``center_frame_idx`` cannot be seen in the weights and defaults to ``num_frame // 2``.
-
-    Raises:
-        EDVRError: when a key the inference needs is absent.
-    """
+    """Read the architecture (width, frames, blocks, TSA, pre-deblur, hr_in) off BasicSR-named keys and shapes
+    (``center_frame_idx`` defaults to ``num_frame // 2``); a missing key raises EDVRError."""
     def need(key: str) -> torch.Tensor:
         if key not in state_dict:
-            sample = list(state_dict)[:6]
-            raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {sample}). {_HINT}")
+            raise EDVRError(f"not an EDVR state dict: key {key!r} is missing (first keys: {list(state_dict)[:6]}). "
+                            f"{_HINT}")
         return state_dict[key]
 
     with_predeblur = any(k.startswith("predeblur.") for k in state_dict)
@@ -246,9 +224,8 @@ def read_state_dict(path: str | os.PathLike, param_key: str | None = None) -> tu
     obj = _torch_load(path)
     raw, container, saved_config = _unwrap(obj, path, param_key)
     sd, naming = convert_state_dict(raw)
-    info = {"container": container, "naming": naming, "saved_config": saved_config,
-            "top_level_keys": list(obj)[:20] if isinstance(obj, dict) else []}
-    return sd, info
+    return sd, {"container": container, "naming": naming, "saved_config": saved_config,
+                "top_level_keys": list(obj)[:20] if isinstance(obj, dict) else []}
 
 
 def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[list[str], list[str], list[tuple]]:
@@ -266,10 +243,8 @@ def key_mismatch(model: torch.nn.Module, sd: dict[str, torch.Tensor]) -> tuple[l
 
 
 def read_state_dicts(path: str | os.PathLike, param_keys: Sequence[str]) -> list[tuple[dict[str, torch.Tensor], str]]:
-    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``).
-
-    For each key: the state dict under it, else under ``'params'``, else the one :func:`read_state_dict` picks
-    (``params_ema`` > ``params`` > ``state_dict`` > bare); keys renamed to ours.
+    """One read of a checkpoint, one state dict per wanted key (as BasicSR's ``param_key_g``): the one under it,
+    else under ``'params'``, else the one :func:`read_state_dict` picks; keys renamed to ours.
 
     Returns:
         ``[(state_dict, container used), ...]`` in the order of ``param_keys``.
@@ -295,11 +270,10 @@ def load_pretrained(path: str | os.PathLike, param_key: str | None = None, map_l
 
     Args:
         path: ``.pth`` file in any supported format (module docstring).
-        param_key: which entry of the container to use; default ``'params_ema'`` if present, else ``'params'``,
-            else ``'state_dict'``, else the whole dict.
+        param_key: the container's entry; default ``'params_ema'``, else ``'params'``, ``'state_dict'``, the dict.
         map_location: device for the returned model.
         **overrides: :class:`~edvr_lib.archs.EDVRConfig` fields that win over what is inferred from the file
-            (e.g. ``center_frame_idx=0``). Speed settings are not model options: see :mod:`edvr_lib.ops.policy`.
+            (e.g. ``center_frame_idx=0``).
 
     Returns:
         The model in ``eval()`` mode.
@@ -333,11 +307,9 @@ def save_pretrained(model, path: str | os.PathLike, ema: bool = False, dtype: to
     """Save ``{'params' (or 'params_ema'): state_dict, 'config': model.config fields}`` atomically (BasicSR format).
 
     Args:
-        model: an :class:`~edvr_lib.archs.EDVR`.
-        path: destination ``.pth``.
+        model, path: an :class:`~edvr_lib.archs.EDVR`; the destination ``.pth``.
         ema: store under ``'params_ema'`` (BasicSR's key for averaged weights) instead of ``'params'``.
-        dtype: store floating tensors in this dtype (``torch.float16`` halves the file; :func:`load_pretrained`
-            loads them back into the float32 model).
+        dtype: store floating tensors in this dtype (``torch.float16`` halves the file; loaded back as float32).
         **extra: more entries for the file (e.g. ``options`` of the training run).
     """
     path = Path(path)
@@ -379,10 +351,8 @@ DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "edvr_aligning_embedded.pth"
 
 
 class BicubicUpsampler(torch.nn.Module):
-    """Baseline 'model': MATLAB-style bicubic x4 of the centre frame (``(b, t, c, h, w) -> (b, c, 4h, 4w)``).
-
-    Uses :func:`edvr_lib.data.imresize.imresize` (the resize the papers' "Bicubic" rows use).
-    """
+    """Baseline 'model': MATLAB bicubic x4 (:func:`edvr_lib.data.imresize.imresize`) of the centre frame,
+    ``(b, t, c, h, w) -> (b, c, 4h, 4w)``."""
 
     def __init__(self, num_frame: int = 5, scale: int = 4):
         super().__init__()
@@ -405,11 +375,9 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
     """The network ``edvr infer`` / ``edvr test`` runs, in eval mode on ``device``.
 
     Args:
-        weights: checkpoint path (any format :func:`edvr_lib.load_pretrained` accepts); None uses
-            :data:`DEFAULT_CHECKPOINT` if it exists.
+        weights: checkpoint path (any format :func:`load_pretrained` accepts); None: :data:`DEFAULT_CHECKPOINT`.
         model: ``'edvr'`` or ``'bicubic'`` (the baseline; needs no weights).
-        num_frame: frames per window for the bicubic baseline.
-        device: torch device string.
+        num_frame, device: frames per window for the bicubic baseline; torch device string.
     """
     if model == "bicubic":
         return bicubic_model(num_frame).to(device).eval()
@@ -431,25 +399,20 @@ def load_model(weights: str | os.PathLike | None = None, model: str = "edvr", nu
         if str(weights) in str(err):
             raise
         raise EDVRError(f"cannot load checkpoint {weights}: {err}") from None
-    except Exception as err:  # torch.load / state-dict errors: name the file
+    except Exception as err:  # noqa: BLE001 - torch.load / state-dict errors of any kind: name the file
         raise EDVRError(f"cannot load checkpoint {weights}: {type(err).__name__}: {err}. "
                         "Pass an EDVR checkpoint (.pth) that load_pretrained accepts.") from None
     return net.to(device).eval()
 
 
 def random_weights_model(num_frame: int = 5, seed: int = 0, **overrides):
-    """A small EDVR with random weights (for demos without a checkpoint; label its results so).
-
-    The deformable packs' ``conv_offset`` layers are zero-initialised for training (every offset 0,
-    every mask 0.5), which would leave the offset and mask maps blank; here they get PyTorch's
-    default random conv init too, so the explorer has something (meaningless) to show.
-    """
+    """A small EDVR with random weights (for demos without a checkpoint; label its results so). Its ``conv_offset``
+    layers get PyTorch's random init too (not zeros), so the explorer has something (meaningless) to show."""
     from edvr_lib.archs import build_edvr
 
     torch.manual_seed(seed)
-    config = dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2, num_reconstruct_block=2)
-    config.update(overrides)
-    model = build_edvr("M", **config).eval()
+    model = build_edvr("M", **{**dict(num_feat=16, num_frame=num_frame, deformable_groups=4, num_extract_block=2,
+                                      num_reconstruct_block=2), **overrides}).eval()
     for name, module in model.named_modules():
         if name.endswith("conv_offset"):
             module.reset_parameters()
@@ -471,8 +434,7 @@ def tutorial_model(weights: str | os.PathLike | None = None, num_frame: int = 5,
     """The EDVR the tutorial evaluates: ``weights``, else the shipped checkpoint, else random weights.
 
     Returns:
-        ``(model, label)``; the label says "random weights" when no trained checkpoint exists,
-        so no figure or table can pass an untrained network off as EDVR.
+        ``(model, label)``; the label says "random weights" when no trained checkpoint exists.
     """
     untrained = weights is None and not DEFAULT_CHECKPOINT.exists()
     return labelled_model(weights, num_frame=num_frame, device=device, random_weights=untrained)

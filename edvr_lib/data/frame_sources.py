@@ -1,8 +1,5 @@
-"""Frames of one clip from a folder of images or a video file, decoded on demand with a bounded cache.
-
-Used by ``edvr infer`` (:mod:`edvr_lib.infer`): memory does not grow with the clip's length; and wherever a clip
-is read whole (``FolderSource(folder).frames()``: the tutorials, the explorer).
-"""
+"""Frames of one clip from a folder of images or a video file, decoded on demand with a bounded cache
+(``edvr infer``'s memory does not grow with the clip), or read whole (``FolderSource(folder).frames()``)."""
 from __future__ import annotations
 
 import os
@@ -81,8 +78,7 @@ class FolderSource(FrameSource):
         self.names = [p.name for p in self.paths]
         self.size = self._header_size(self.paths[0])
         for p in self.paths[1:]:  # cheap check before any compute: headers only
-            size = self._header_size(p)
-            if size != self.size:
+            if (size := self._header_size(p)) != self.size:
                 raise EDVRError(f"mixed frame sizes: {p} is {size[1]}x{size[0]} but {self.paths[0].name} is "
                                 f"{self.size[1]}x{self.size[0]}; all frames of a clip must have the same size")
 
@@ -103,11 +99,8 @@ class FolderSource(FrameSource):
 
 
 class VideoSource(FrameSource):
-    """Frames of a video file read sequentially with ``cv2.VideoCapture``.
-
-    Frames are counted once up front (``grab`` only), then decoded in order; the windows
-    of consecutive centres only move forward, so a cache of ``2 * num_frame - 1`` frames
-    is enough and the file is read once more.
+    """Frames of a video file, counted once up front (``grab`` only), then decoded in order with
+    ``cv2.VideoCapture`` (consecutive windows only move forward: a cache of ``2 * num_frame - 1`` frames suffices).
     """
 
     def __init__(self, path: str | os.PathLike, cache_size: int = 9):
@@ -123,9 +116,7 @@ class VideoSource(FrameSource):
                             "extract its frames to PNG with ffmpeg and pass the folder instead")
         self.fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         self.size = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
-        count = 0
-        while cap.grab():
-            count += 1
+        count = sum(1 for _ in iter(cap.grab, False))
         cap.release()
         if count == 0:
             raise EDVRError(f"video {self.path} has no readable frames")
@@ -158,8 +149,7 @@ class VideoSource(FrameSource):
 
 def open_source(path: str | os.PathLike, num_frame: int = 5) -> FrameSource:
     """A :class:`FolderSource` or :class:`VideoSource` for ``path`` with a cache for ``num_frame`` windows."""
-    path = Path(path)
-    cache = 2 * num_frame - 1
+    path, cache = Path(path), 2 * num_frame - 1
     if path.is_dir():
         return FolderSource(path, cache)
     if path.suffix.lower() in VIDEO_EXTS:

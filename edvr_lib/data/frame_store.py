@@ -16,7 +16,7 @@ from edvr_lib.data.io import png_header, read_image
 from edvr_lib.utils import EDVRError
 
 __all__ = ["DiskStore", "make_store", "open_clip_stores", "ClipInfo", "resolve_lq_root", "scan_clips",
-           "check_pair_sizes", "check_loaded_pair"]
+           "check_pair_sizes", "check_loaded_pair", "read_pair"]
 
 
 class DiskStore:
@@ -28,8 +28,9 @@ class DiskStore:
         self.root = Path(root)
         self.role = role
         if not self.root.is_dir():
-            raise EDVRError(f"{role} folder not found: {self.root}. Fix: check dataroot_{'gt' if role == 'GT' else 'lq'} "
-                            "(for the embedded set use edvr_lib.data.embedded_paths(prepare_embedded())).")
+            raise EDVRError(f"{role} folder not found: {self.root}. Fix: check "
+                            f"dataroot_{'gt' if role == 'GT' else 'lq'} (for the embedded set use "
+                            "edvr_lib.data.embedded_paths(prepare_embedded())).")
 
     def path(self, key: str) -> Path:
         return self.root / f"{key}.png"
@@ -82,19 +83,12 @@ def open_clip_stores(dataroot_gt, dataroot_lq, io_backend: str, scale: int, meta
 
 
 def resolve_lq_root(dataroot_lq: str | os.PathLike, scale: int = 4) -> Path:
-    """Accept REDS' ``train_sharp_bicubic`` with or without its ``X4`` level.
-
-    The official archive unpacks to ``train_sharp_bicubic/X4/<clip>/``; BasicSR's configs
-    point at ``train_sharp_bicubic/<clip>/``. If ``dataroot_lq`` holds only an ``X4`` folder,
-    that folder is used.
-    """
-    root = Path(dataroot_lq)
-    level = root / f"X{scale}"
-    if level.is_dir():
-        others = [p for p in root.iterdir() if p.is_dir() and p.name != level.name and not p.name.startswith(".")]
-        if not others:
-            return level
-    return root
+    """REDS' ``train_sharp_bicubic`` with or without its ``X4`` level (the official archive has it, BasicSR's
+    configs do not): an ``X4`` folder that is the only folder in ``dataroot_lq`` is used."""
+    root, level = Path(dataroot_lq), Path(dataroot_lq) / f"X{scale}"
+    alone = level.is_dir() and not any(p.is_dir() and p.name != level.name and not p.name.startswith(".")
+                                       for p in root.iterdir())
+    return level if alone else root
 
 
 @dataclass
@@ -117,15 +111,14 @@ def scan_clips(gt_store, lq_store, clip_names: list[str], expected: dict[str, in
     """Find every clip's frames and check GT and LQ agree.
 
     Args:
-        gt_store: GT frames.
-        lq_store: LQ frames.
+        gt_store, lq_store: GT and LQ frames.
         clip_names: clips to use.
         expected: frame counts from a meta info file (checked when given).
         min_frames: the fewest frames a clip may have (``num_frame`` for the datasets).
 
     Raises:
-        EDVRError: a missing or empty clip, GT and LQ with different frames, a count that
-            differs from the meta info file, or a clip shorter than ``min_frames``.
+        EDVRError: a missing or empty clip, GT and LQ frames that differ, a count other than the meta info file's,
+            or a clip shorter than ``min_frames``.
     """
     clips = []
     for name in clip_names:
@@ -154,9 +147,8 @@ def scan_clips(gt_store, lq_store, clip_names: list[str], expected: dict[str, in
 
 def check_pair_sizes(gt_store, lq_store, key: str, scale: int) -> tuple[int, int]:
     """Check that the LQ frame ``key`` is exactly GT/scale (header only); return the LQ ``(h, w)``."""
-    gh, gw = gt_store.frame_hw(key)
     lh, lw = lq_store.frame_hw(key)
-    _check_scale((gh, gw), (lh, lw), scale, f"size mismatch for frame {key}", _where(gt_store, key),
+    _check_scale(gt_store.frame_hw(key), (lh, lw), scale, f"size mismatch for frame {key}", _where(gt_store, key),
                  _where(lq_store, key))
     return lh, lw
 
@@ -171,6 +163,13 @@ def _check_scale(gt_hw, lq_hw, scale: int, what: str, gt_where: str, lq_where: s
 
 def _where(store, key: str) -> str:
     return str(store.path(key)) if hasattr(store, "path") else f"{getattr(store, 'root', '')}:{key}"
+
+
+def read_pair(gt_store, lq_store, gt_key: str, lq_keys: list[str], scale: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The GT frame ``gt_key`` and the LQ frames ``lq_keys``, checked with :func:`check_loaded_pair`."""
+    img_gt, img_lqs = gt_store.read(gt_key), [lq_store.read(k) for k in lq_keys]
+    check_loaded_pair(img_gt, img_lqs, lq_keys, gt_key, scale, gt_store, lq_store)
+    return img_gt, img_lqs
 
 
 def check_loaded_pair(img_gt: np.ndarray, img_lqs: list[np.ndarray], lq_keys: list[str], gt_key: str, scale: int,

@@ -1,24 +1,14 @@
 """MATLAB-exact bicubic resize (``imresize(img, scale, 'bicubic')``).
 
-REDS and Vimeo-90K low-resolution frames were made with MATLAB's ``imresize(gt, 1/4,
-'bicubic')``. MATLAB's bicubic differs from ``cv2.resize(..., INTER_CUBIC)`` in two ways:
+REDS and Vimeo-90K LR frames were made with MATLAB's ``imresize(gt, 1/4, 'bicubic')``, which differs from
+``cv2.resize(..., INTER_CUBIC)``: the cubic kernel (Keys, a = -0.5) is **widened by 1/scale when shrinking**
+(antialiasing; OpenCV always uses 4 taps and aliases), and pixels outside the image come from **symmetric padding**,
+each output's weights normalised to sum to 1. Output pixel ``x`` (1-based) is centred on input coordinate
+``u = x / scale + 0.5 (1 - 1/scale)``; rows are resized first, then columns.
 
-* the cubic kernel (Keys, a = -0.5) is **widened by 1/scale when shrinking**
-  (``h(x) = scale * cubic(scale * x)``, support 4/scale pixels): an antialiasing low-pass
-  filter. OpenCV always uses 4 taps, so it aliases when shrinking by 4;
-* pixels outside the image are taken by **symmetric padding** (``... x2 x1 | x1 x2 ... xN |
-  xN xN-1 ...``) and each output's weights are normalised to sum to 1.
-
-Output pixel ``x`` (1-based) is centred on input coordinate ``u = x / scale + 0.5 (1 - 1/scale)``
-and takes the ``ceil(kernel_width) + 2`` input pixels from ``floor(u - kernel_width / 2)`` on.
-The image is resized along rows first, then columns (MATLAB resizes the dimension with the
-smaller scale first; with one scale for both, rows come first).
-
-Types: a numpy ``(h, w)`` or ``(h, w, c)`` array, or a torch tensor ``(..., c, h, w)``; the
-result has the same type and dtype. Floats are resized in float64 (numpy) or in the tensor's
-own float dtype (torch) and are *not* clipped (bicubic overshoots slightly, as in MATLAB).
-``uint8`` numpy input follows MATLAB's uint8 path: rounded (half away from zero) and clipped
-to [0, 255] after each of the two passes.
+Numpy ``(h, w[, c])`` or torch ``(..., c, h, w)`` in, the same type and dtype out. Floats are resized in float64
+(numpy) or the tensor's dtype and *not* clipped; ``uint8`` follows MATLAB's uint8 path (rounded half away from zero
+and clipped after each pass).
 """
 from __future__ import annotations
 
@@ -35,8 +25,7 @@ __all__ = ["cubic", "imresize", "resize_weights"]
 def cubic(x: np.ndarray) -> np.ndarray:
     """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
     absx = np.abs(x)
-    absx2 = absx * absx
-    absx3 = absx2 * absx
+    absx2, absx3 = absx * absx, absx * absx * absx
     near = (1.5 * absx3 - 2.5 * absx2 + 1.0) * (absx <= 1)
     far = (-0.5 * absx3 + 2.5 * absx2 - 4.0 * absx + 2.0) * ((absx > 1) & (absx <= 2))
     return near + far
@@ -48,8 +37,7 @@ def resize_weights(in_length: int, out_length: int, scale: float,
     """Taps of a 1-D MATLAB bicubic resize.
 
     Args:
-        in_length: input length (pixels).
-        out_length: output length (pixels).
+        in_length, out_length: input and output length (pixels).
         scale: output / input size ratio (``0.25`` for x4 down-sampling).
         antialiasing: widen the kernel by ``1/scale`` when shrinking (MATLAB default).
 
@@ -57,10 +45,8 @@ def resize_weights(in_length: int, out_length: int, scale: float,
         ``(indices, weights)``, both ``(out_length, p)``: output ``i`` is
         ``sum_k weights[i, k] * input[indices[i, k]]`` (0-based indices after symmetric padding).
     """
-    kernel_width = 4.0
     shrink_aa = scale < 1 and antialiasing
-    if shrink_aa:
-        kernel_width = kernel_width / scale
+    kernel_width = 4.0 / scale if shrink_aa else 4.0
     x = np.arange(1, out_length + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)
     left = np.floor(u - kernel_width / 2.0)
@@ -84,16 +70,11 @@ def _round_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def _output_size(h: int, w: int, scale: float | tuple[float, float]) -> tuple[int, int, float, float]:
-    if isinstance(scale, (tuple, list)):
-        sh, sw = float(scale[0]), float(scale[1])
-    else:
-        sh = sw = float(scale)
+    sh, sw = (float(scale[0]), float(scale[1])) if isinstance(scale, (tuple, list)) else (float(scale),) * 2
     if not (sh > 0 and sw > 0) or not (math.isfinite(sh) and math.isfinite(sw)):
         raise EDVRError(f"imresize: scale must be a positive number, got {scale!r}")
     # MATLAB: output size = ceil(scale * input size); 1e-9 guards 0.25 * 720 style float noise
-    out_h = int(math.ceil(h * sh - 1e-9))
-    out_w = int(math.ceil(w * sw - 1e-9))
-    return out_h, out_w, sh, sw
+    return int(math.ceil(h * sh - 1e-9)), int(math.ceil(w * sw - 1e-9)), sh, sw
 
 
 def imresize(img, scale: float | tuple[float, float], antialiasing: bool = True):
@@ -108,11 +89,9 @@ def imresize(img, scale: float | tuple[float, float], antialiasing: bool = True)
     Returns:
         The resized image, same type/dtype/layout as ``img``; size ``ceil(scale * size)``.
     """
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency
-        torch = None
-    if torch is not None and isinstance(img, torch.Tensor):
+    import torch
+
+    if isinstance(img, torch.Tensor):
         return _imresize_torch(img, scale, antialiasing)
     if not isinstance(img, np.ndarray):
         raise EDVRError(f"imresize: expected a numpy array or a torch tensor, got {type(img).__name__}")
@@ -125,26 +104,15 @@ def imresize(img, scale: float | tuple[float, float], antialiasing: bool = True)
     is_uint8 = img.dtype == np.uint8
     if img.dtype not in (np.uint8, np.float32, np.float64, np.float16):
         raise EDVRError(f"imresize: dtype {img.dtype} not supported; convert to float in [0, 1] or uint8")
-    x = img.astype(np.float64)
-    squeeze = x.ndim == 2
-    if squeeze:
-        x = x[:, :, None]
-    x = _resize_axis(x, idx_h, wt_h, axis=0)  # rows first
+    x = _resize_axis(img.astype(np.float64).reshape(h, w, -1), idx_h, wt_h, axis=0)  # rows first
     if is_uint8:
         x = _round_uint8(x).astype(np.float64)
-    x = _resize_axis(x, idx_w, wt_w, axis=1)
-    if squeeze:
-        x = x[:, :, 0]
-    if is_uint8:
-        return _round_uint8(x)
-    return x.astype(img.dtype)
+    x = _resize_axis(x, idx_w, wt_w, axis=1).reshape(out_h, out_w, *img.shape[2:])
+    return _round_uint8(x) if is_uint8 else x.astype(img.dtype)
 
 
 def _resize_axis(x, idx: np.ndarray, wt: np.ndarray, axis: int):
-    """Weighted sum over taps along one axis; vectorised over pixels, one pass per tap.
-
-    Works for numpy arrays and torch tensors (``idx``/``wt`` already converted).
-    """
+    """Weighted sum over taps along one axis (numpy, or torch with ``idx`` / ``wt`` as tensors), one pass per tap."""
     shape = [1] * x.ndim
     shape[axis] = -1
     out = None
@@ -169,9 +137,6 @@ def _imresize_torch(img, scale, antialiasing):
     idx_h, wt_h = resize_weights(int(h), out_h, sh, antialiasing)
     idx_w, wt_w = resize_weights(int(w), out_w, sw, antialiasing)
     dev, dt = img.device, img.dtype
-    ih = torch.from_numpy(idx_h).to(dev)
-    iw = torch.from_numpy(idx_w).to(dev)
-    th = torch.from_numpy(wt_h).to(dev, dt)
-    tw = torch.from_numpy(wt_w).to(dev, dt)
-    x = _resize_axis(img, ih, th, axis=img.ndim - 2)  # rows first
-    return _resize_axis(x, iw, tw, axis=img.ndim - 1).contiguous()
+    x = _resize_axis(img, torch.from_numpy(idx_h).to(dev), torch.from_numpy(wt_h).to(dev, dt), axis=img.ndim - 2)
+    return _resize_axis(x, torch.from_numpy(idx_w).to(dev), torch.from_numpy(wt_w).to(dev, dt),
+                        axis=img.ndim - 1).contiguous()

@@ -1,22 +1,9 @@
 """Reading and writing frames safely.
 
-Every frame the datasets use goes through :func:`read_image`, which returns RGB float32 in
-[0, 1] with shape ``(h, w, 3)`` and applies one documented rule per unusual PNG:
-
-==============================  ===========================================================
-input                           rule
-==============================  ===========================================================
-8-bit RGB / BGR on disk         ``value / 255``
-16-bit (any channel count)      ``value / 65535`` (no precision is thrown away)
-grayscale (1 channel)           copied into R, G and B
-gray + alpha, RGBA              alpha dropped **only if fully opaque**; any transparent pixel
-                                is refused (video SR has no meaning for transparency)
-missing / empty / corrupt file  refused with an :class:`~edvr_lib.utils.EDVRError` naming the
-                                file and the fix
-==============================  ===========================================================
-
-Frames are written with :func:`write_png` through a temporary file and a rename, so a crash
-never leaves a half-written PNG behind.
+Every frame goes through :func:`read_image`: RGB float32 ``(h, w, 3)`` in [0, 1] (8-bit ``/ 255``, 16-bit
+``/ 65535``, grayscale copied into R, G and B, alpha dropped **only if fully opaque**); a missing, empty, corrupt
+or transparent file is refused with an :class:`~edvr_lib.utils.EDVRError` naming the file and the fix.
+:func:`write_png` writes through a temporary file and a rename (a crash leaves no half-written PNG).
 """
 from __future__ import annotations
 
@@ -29,7 +16,8 @@ import numpy as np
 
 from edvr_lib.utils import EDVRError, atomic_path
 
-__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png", "read_meta_info"]
+__all__ = ["decode_image", "png_header", "read_image", "read_image_uint8", "write_png", "encode_png", "read_meta_info",
+           "meta_info_lines"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FIX_CORRUPT = ("re-extract or re-download this frame (or regenerate it); "
@@ -134,7 +122,7 @@ def read_image_uint8(path: str | os.PathLike) -> np.ndarray:
 
 def encode_png(img_rgb: np.ndarray, compression: int = 3) -> bytes:
     """Encode an RGB ``(h, w, 3)`` uint8 image (or float in [0, 1]) as PNG bytes."""
-    img = _as_uint8(img_rgb)
+    img = to_uint8(img_rgb)
     ok, buf = cv2.imencode(".png", img[:, :, ::-1] if img.ndim == 3 else img,
                            [cv2.IMWRITE_PNG_COMPRESSION, int(compression)])
     if not ok:  # pragma: no cover - cv2 only fails on invalid arrays, caught above
@@ -157,12 +145,18 @@ def write_png(path: str | os.PathLike, img_rgb: np.ndarray, compression: int = 3
     return path
 
 
-def _as_uint8(img: np.ndarray) -> np.ndarray:
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """uint8 as is; float in [0, 1] rounded half up and clipped to ``[0, 255]`` uint8 (same shape)."""
     if img.dtype == np.uint8:
         return img
     if np.issubdtype(img.dtype, np.floating):
         return np.clip(np.floor(img * 255.0 + 0.5), 0, 255).astype(np.uint8)
     raise EDVRError(f"cannot write an image of dtype {img.dtype}; use uint8 or float in [0, 1]")
+
+
+def meta_info_lines(clips) -> str:
+    """The BasicSR meta info text of ``[(clip, num_frames, (h, w)), ...]`` (RGB, one line per clip)."""
+    return "".join(f"{name} {n} ({h},{w},3)\n" for name, n, (h, w) in clips)
 
 
 def read_meta_info(path: str | os.PathLike) -> list[tuple[str, int, tuple[int, int, int]]]:

@@ -1,12 +1,9 @@
 """Optional LMDB storage in BasicSR's layout (needs ``pip install lmdb``).
 
-An ``<name>.lmdb`` folder holds ``data.mdb``, ``lock.mdb`` and ``meta_info.txt``. Each key is a
-frame's path without extension relative to the source folder (``000/00000000``; Vimeo-90K
-``00001/0001/im4``); each value is that frame PNG-encoded with ``cv2.imencode``; each
-``meta_info.txt`` line is ``"<key>.png (h,w,c) <png_compress_level>"``.
-
-Reading many small PNGs from one memory-mapped file avoids per-file open/stat costs on network
-or spinning disks; on a local SSD the disk backend is usually as fast.
+An ``<name>.lmdb`` folder holds ``data.mdb``, ``lock.mdb`` and ``meta_info.txt``: keys are frame paths without
+extension (``000/00000000``; Vimeo-90K ``00001/0001/im4``), values the PNG-encoded frames, and each
+``meta_info.txt`` line is ``"<key>.png (h,w,c) <png_compress_level>"``. It pays off on network or spinning disks;
+on a local SSD the disk backend is usually as fast.
 """
 from __future__ import annotations
 
@@ -15,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from edvr_lib.data.io import decode_image, encode_png, read_image_uint8
 from edvr_lib.utils import EDVRError
@@ -59,8 +57,8 @@ class LmdbStore:
         self.root = Path(root)
         self.role = role
         if not (self.root / "data.mdb").is_file():
-            raise EDVRError(f"{role} LMDB not found: {self.root} (no data.mdb). Fix: build it with "
-                            "edvr_lib.data.lmdb_backend.create_lmdb_from_folder(folder, path), or use io_backend='disk'.")
+            raise EDVRError(f"{role} LMDB not found: {self.root} (no data.mdb). Fix: build it with edvr_lib.data."
+                            "lmdb_backend.create_lmdb_from_folder(folder, path), or use io_backend='disk'.")
         self.meta = read_lmdb_meta(self.root)
         self._clips: dict[str, list[str]] = {}
         for k in self.meta:
@@ -69,9 +67,7 @@ class LmdbStore:
         self._env = None
 
     def __getstate__(self):
-        state = dict(self.__dict__)
-        state["_env"] = None
-        return state
+        return {**self.__dict__, "_env": None}
 
     def _txn(self):
         if self._env is None:
@@ -92,14 +88,14 @@ class LmdbStore:
     def list_frames(self, clip: str) -> list[str]:
         frames = sorted(self._clips.get(clip, []))
         if not frames:
-            raise EDVRError(f"clip {clip!r} not in {self.root}. Fix: rebuild the LMDB or drop the clip from the meta file.")
+            raise EDVRError(f"clip {clip!r} not in {self.root}. Fix: rebuild the LMDB or drop the clip from the meta "
+                            "file.")
         return frames
 
     def frame_hw(self, key: str) -> tuple[int, int]:
         if key not in self.meta:
             raise EDVRError(f"key {key!r} not in {self.root}/meta_info.txt")
-        h, w, _ = self.meta[key]
-        return h, w
+        return self.meta[key][:2]
 
 
 def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathLike, compress_level: int = 1,
@@ -108,12 +104,9 @@ def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathL
 
     Args:
         folder: e.g. ``REDS/train_sharp`` (keys ``000/00000000``) or the embedded ``GT`` folder.
-        lmdb_path: destination folder, conventionally ending in ``.lmdb``.
+        lmdb_path: destination folder, conventionally ending in ``.lmdb`` (returned).
         compress_level: PNG compression level of the stored values.
         progress: show a tqdm bar.
-
-    Returns:
-        ``lmdb_path``.
     """
     lmdb = _import_lmdb()
     folder, lmdb_path = Path(folder), Path(lmdb_path)
@@ -123,21 +116,14 @@ def create_lmdb_from_folder(folder: str | os.PathLike, lmdb_path: str | os.PathL
     map_size = int(sum(f.stat().st_size for f in files) * 3 + (64 << 20))
     tmp = lmdb_path.with_name(f".{lmdb_path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    it = files
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(files, desc=f"lmdb {lmdb_path.name}", unit="frame")
     try:
         env = lmdb.open(str(tmp), map_size=map_size)
-        lines = []
-        txn = env.begin(write=True)
-        for i, f in enumerate(it):
+        lines, txn = [], env.begin(write=True)
+        for i, f in enumerate(tqdm(files, desc=f"lmdb {lmdb_path.name}", unit="frame", disable=not progress)):
             key = f.relative_to(folder).with_suffix("").as_posix()
             img = read_image_uint8(f)
             txn.put(key.encode("ascii"), encode_png(img, compress_level))
-            h, w, c = img.shape
-            lines.append(f"{key}.png ({h},{w},{c}) {compress_level}\n")
+            lines.append(f"{key}.png ({','.join(map(str, img.shape))}) {compress_level}\n")
             if i % 1000 == 999:
                 txn.commit()
                 txn = env.begin(write=True)

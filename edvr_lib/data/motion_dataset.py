@@ -1,27 +1,15 @@
 """Motion-rich training windows with their true optical flow, rendered from training frames.
 
-Each sample takes a GT crop from a random frame of a *training* clip (the clips listed in the meta
-info file, e.g. ``meta_info_embedded_train_GT.txt``: never the held-out clips or photos) and renders
-a ``t``-frame window of it under a random, known camera motion: a per-frame translation of up to
-``max_shift`` LR pixels in a random direction (never an integer number of LR pixels, which would
-add no sub-pixel information), sometimes a small rotation (<= 1 deg/frame) and zoom (<= 1 %/frame),
-sometimes no motion at all, and sometimes a foreground patch (from elsewhere in the source frame)
-moving on its own (occlusion). Frames are resampled at twice the GT resolution (``cv2.warpAffine``,
-bicubic), reduced to GT with MATLAB bicubic and then to LR with the project's ``imresize(gt, 1/4)``,
-exactly as the embedded set's synthetic clips.
+Each sample crops a random frame of a *training* clip (those of the meta info file, never held-out material) and
+renders a ``t``-frame window of it under a random, known camera motion: a per-frame translation of up to
+``max_shift`` LR pixels (never a whole number of LR pixels, which adds no sub-pixel information), sometimes a small
+rotation and zoom, sometimes none, sometimes with an independently moving foreground patch (occlusion). Frames are
+rendered at twice the GT resolution, reduced with MATLAB bicubic to GT and then to LR, as the embedded set's
+synthetic clips. A fraction ``bbb_mix`` are plain windows of real frames, whose flow is unknown (zeros).
 
-A fraction ``bbb_mix`` of the samples are plain windows of consecutive real frames (REDS-style,
-LR = ``imresize(GT crop, 1/4)``), whose flow is unknown (zeros, ``flow_valid`` zeros).
-
-No flip/rotation augmentation is applied: the motion direction is already uniformly random, and
-skipping it keeps the flow vectors trivially consistent with the frames.
-
-Randomness comes from Python's ``random`` module only (seeded per sample by
-:class:`edvr_lib.train.data.SeededDataset`), so a resumed run sees the same samples.
-
-Throughput (gt_size 128, num_frame 5, default probabilities, smoke embedded set, machine shared with other
-jobs): measured: 12.7 samples/s on one core of this 2-core Xeon (0 loader workers; 1 worker: 13.6 samples/s),
-i.e. ~0.6 s per batch of 8, below a training step of ~1-2 s.
+No flip / rotation augmentation (the motion direction is already random). Randomness comes from Python's
+``random`` only (seeded per sample by :class:`edvr_lib.train.data.SeededDataset`), so a resumed run sees the same
+samples. About 13 samples/s on one CPU core (gt_size 128, num_frame 5).
 """
 from __future__ import annotations
 
@@ -36,9 +24,8 @@ from torch.utils.data import Dataset
 
 from edvr_lib.data.corruption import FRAME_FAULTS, spoil_neighbour
 from edvr_lib.data.embedded import _affine, affine_flow
-from edvr_lib.data.io import read_meta_info
 from edvr_lib.data.imresize import imresize
-from edvr_lib.data.io import png_header, read_image_uint8
+from edvr_lib.data.io import png_header, read_image_uint8, read_meta_info, to_uint8
 from edvr_lib.utils import EDVRError
 
 __all__ = ["MotionWindowDataset", "draw_motion", "render_motion_window"]
@@ -67,11 +54,10 @@ def _random_shift(max_shift: float, half: int, min_mag: float = 0.0) -> np.ndarr
 def draw_motion(num_frame: int, max_shift: float = 4.0, static_prob: float = 0.1,
                 affine_prob: float = 0.3, min_shift: float = 0.0) -> dict:
     """One random camera motion (Python's ``random``): a translation of ``min_shift`` to ``max_shift`` LR px per
-    frame (random direction), sometimes with a small rotation and zoom, or none at all (``static_prob``).
+    frame, sometimes with a small rotation and zoom, or none (``static_prob``).
 
     Returns:
-        ``dict(kind='static'|'translate'|'affine', shift_lr=[dy, dx] per frame (LR px), deg=per frame,
-        log_zoom=per frame)``.
+        ``dict(kind='static'|'translate'|'affine', shift_lr=[dy, dx] (LR px), deg, log_zoom)``, all per frame.
     """
     if random.random() < static_prob:
         return {"kind": "static", "shift_lr": np.zeros(2), "deg": 0.0, "log_zoom": 0.0}
@@ -87,22 +73,15 @@ def _warp(src: np.ndarray, a: np.ndarray, b: np.ndarray, out_hw: tuple[int, int]
     -> source continuous ``[y, x]``), at ``_SS`` x supersampling, bicubic; float32 ``(SS h, SS w, 3)``."""
     import cv2
 
-    # hi-res pixel j has GT centre (j + 0.5) / SS; source pixel index = q - 0.5
-    m = a / _SS
-    t = a @ np.full(2, 0.5 / _SS) + b - 0.5
+    m, t = a / _SS, a @ np.full(2, 0.5 / _SS) + b - 0.5  # hi-res pixel j: GT centre (j + 0.5) / SS; index q - 0.5
     mat = np.array([[m[1, 1], m[1, 0], t[1]], [m[0, 1], m[0, 0], t[0]]], np.float64)  # yx -> cv2's xy
     return cv2.warpAffine(src, mat, (out_hw[1] * _SS, out_hw[0] * _SS),
                           flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.floor(x * 255.0 + 0.5), 0, 255).astype(np.uint8)
-
-
 def _in_box(p: np.ndarray, top_left: np.ndarray, size: np.ndarray, margin: float) -> np.ndarray:
     """Mask of the points ``p`` (..., 2) inside the box ``[top_left - margin, top_left + size + margin)``."""
-    lo, hi = top_left - margin, top_left + size + margin
-    return np.all((p >= lo) & (p < hi), axis=-1)
+    return np.all((p >= top_left - margin) & (p < top_left + size + margin), axis=-1)
 
 
 #: faults of the spoilt neighbour (edvr_lib.data.corruption)
@@ -114,30 +93,22 @@ class MotionWindowDataset(Dataset):
 
     Args:
         dataroot_gt: GT folder of clip folders (``GT/<clip>/<frame>.png``).
-        meta_info_file: meta info file listing the *training* clips (required: a folder scan would also find
-            held-out clips).
+        meta_info_file: the *training* clips (required: a folder scan would also find held-out clips).
         num_frame: odd window length ``t``.
-        gt_size: GT patch side ``H = W`` (LR ``h = gt_size // scale``); source frames must be at least this big.
-        scale: LR factor (4).
-        max_shift: largest translation per frame, in LR pixels.
-        min_shift: smallest translation per frame of a moving window, in LR pixels.
-        static_prob: probability of a window without motion.
-        affine_prob: probability of adding a small rotation and zoom to the translation.
-        occlusion_prob: probability of an independently moving foreground patch.
-        bbb_mix: fraction of plain windows of real consecutive frames (clips not named ``syn_*``); their flow is
-            unknown (``flow`` and ``flow_valid`` are zeros).
+        gt_size, scale: GT patch side ``H = W`` (LR ``h = gt_size // scale``).
+        max_shift, min_shift: largest and smallest translation per frame of a moving window, LR pixels.
+        static_prob, affine_prob, occlusion_prob: probabilities of no motion, of a small rotation and zoom, and of
+            an independently moving foreground patch.
+        bbb_mix: fraction of plain windows of real frames (clips not named ``syn_*``), flow unknown (zeros).
         interval_list: frame spacings for the real windows.
-        length: samples per epoch (the index only numbers them: every sample is drawn at random).
-        spoil_prob: fraction of windows with one neighbour spoilt (:func:`edvr_lib.data.corruption.spoil_neighbour`,
-            one of ``spoil_kinds``): unequal frames, so TSA's temporal attention has something to learn. Its
-            ``flow_valid`` is set to 0; ``'spoilt_idx'`` says which frame (-1: none).
+        length: samples per epoch (every sample is drawn at random).
+        spoil_prob: fraction of windows with one neighbour spoilt by one of ``spoil_kinds``
+            (:func:`~edvr_lib.data.corruption.spoil_neighbour`), its ``flow_valid`` 0; ``'spoilt_idx'`` (-1: none).
 
     Items:
-        ``{'lq': (t, 3, h, w), 'gt': (3, H, W)`` (centre frame), ``'key': str,
-        'flow': (t, 2, h, w)`` float32, LR pixels, channel 0 = dy, 1 = dx: centre-frame pixel ``p`` is found in
-        frame ``i`` at ``p + flow[i]`` (what a backward warp of frame ``i`` uses; ``flow[t // 2]`` is 0),
-        ``'flow_valid': (t, 1, h, w)`` float32, 0 where the flow is unknown (on and around the occluding patch,
-        background it covers in frame ``i``, points that leave the view)}. Images are float32 RGB in [0, 1].
+        ``{'lq': (t, 3, h, w), 'gt': (3, H, W)`` (centre frame), ``'key': str, 'flow': (t, 2, h, w)`` float32
+        (dy, dx) LR pixels: centre-frame pixel ``p`` is found in frame ``i`` at ``p + flow[i]``,
+        ``'flow_valid': (t, 1, h, w)`` 0 where the flow is unknown (occluded, leaving the view)}; RGB in [0, 1].
     """
 
     def __init__(self, dataroot_gt: str | os.PathLike, meta_info_file: str | os.PathLike, num_frame: int = 5,
@@ -163,8 +134,8 @@ class MotionWindowDataset(Dataset):
         self.root = Path(dataroot_gt)
         if not self.root.is_dir():
             raise EDVRError(f"GT folder not found: {self.root}. Fix: check dataroot_gt.")
-        self.num_frame, self.gt_size, self.scale, self.max_shift = num_frame, gt_size, scale, float(max_shift)
-        self.min_shift = float(min_shift)
+        self.num_frame, self.gt_size, self.scale = num_frame, gt_size, scale
+        self.max_shift, self.min_shift = float(max_shift), float(min_shift)
         self.static_prob, self.affine_prob, self.occlusion_prob = static_prob, affine_prob, occlusion_prob
         self.bbb_mix, self.length = bbb_mix, int(length)
         self.spoil_prob, self.spoil_kinds = spoil_prob, tuple(spoil_kinds)
@@ -174,7 +145,8 @@ class MotionWindowDataset(Dataset):
         self.interval_list = [int(i) for i in interval_list]
         self.clips = []  # (name, num_frames)
         for clip, n, _ in read_meta_info(meta_info_file):
-            h, w = self._frame_hw(clip)
+            head = png_header(self._path(clip, 0))
+            h, w = head["height"], head["width"]
             if min(h, w) < gt_size:
                 raise EDVRError(f"clip {clip!r} has {w}x{h} frames, smaller than gt_size={gt_size}. Fix: use a "
                                 f"smaller gt_size (at most {min(h, w)}) or leave the clip out of the meta file.")
@@ -187,10 +159,6 @@ class MotionWindowDataset(Dataset):
 
     def _path(self, clip: str, idx: int) -> Path:
         return self.root / clip / f"{idx:08d}.png"
-
-    def _frame_hw(self, clip: str) -> tuple[int, int]:
-        head = png_header(self._path(clip, 0))
-        return head["height"], head["width"]
 
     def __len__(self) -> int:
         return self.length
@@ -240,19 +208,17 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
                          max_shift: float = 4.0, static_prob: float = 0.1, affine_prob: float = 0.3,
                          occlusion_prob: float = 0.2, min_shift: float = 0.0) -> dict:
     """One window of ``src`` under a random known motion (Python's ``random``), as :class:`MotionWindowDataset`
-    renders its samples; also used to render held-out material (:mod:`edvr_lib.tutorial.checkpoint_report`).
+    renders its samples (also for held-out material: :mod:`edvr_lib.tutorial.checkpoint_report`).
 
     Args:
         src: ``(H_src, W_src, 3)`` float32 RGB in [0, 1], at least ``gt_size`` on each side.
-        num_frame, gt_size, scale, max_shift, static_prob, affine_prob, occlusion_prob: as
+        num_frame, gt_size, scale, max_shift, static_prob, affine_prob, occlusion_prob, min_shift: as
             :class:`MotionWindowDataset`.
-        min_shift: smallest translation per frame, LR px (when the window moves).
 
     Returns:
         ``{'lq', 'gt', 'flow', 'flow_valid'}`` as the dataset's items, and ``'key'``: the kind of motion.
     """
-    t, half, size, sc = num_frame, num_frame // 2, gt_size, scale
-    frame_hw = (size, size)
+    t, half, size, sc, frame_hw = num_frame, num_frame // 2, gt_size, scale, (gt_size, gt_size)
     sh, sw = src.shape[:2]
     centre = np.array([random.uniform(size / 2, sh - size / 2), random.uniform(size / 2, sw - size / 2)])
     motion = draw_motion(t, max_shift, static_prob, affine_prob, min_shift)
@@ -265,8 +231,7 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
 
     # LR pixel centres in GT continuous coordinates, and the background flow
     hw = size // sc
-    ys, xs = np.meshgrid((np.arange(hw) + 0.5) * sc, (np.arange(hw) + 0.5) * sc, indexing="ij")
-    pts = np.stack([ys, xs], -1)
+    pts = np.stack(np.meshgrid((np.arange(hw) + 0.5) * sc, (np.arange(hw) + 0.5) * sc, indexing="ij"), -1)
     flow = np.stack([affine_flow(pts, maps[half], maps[i], sc) for i in range(t)])  # (t, 2, h, w)
     p_nbr = pts[None] + flow.transpose(0, 2, 3, 1) * sc  # (t, h, w, 2) where p lies in frame i (GT coords)
     valid = np.all((p_nbr >= sc / 2) & (p_nbr <= size - sc / 2), axis=-1)  # stays in view (LR pixel centres)
@@ -283,8 +248,7 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
         for i in range(t):
             covered = _in_box(p_nbr[i], pos0 + (i - half) * vel, psize, margin)
             valid[i] &= ~(covered | in_centre)
-    valid[half] = True  # the centre frame's flow (0) is known everywhere
-    flow[half] = 0.0
+    valid[half], flow[half] = True, 0.0  # the centre frame's flow (0) is known everywhere
 
     gts, lqs = [], []
     if occ is not None:
@@ -298,9 +262,8 @@ def render_motion_window(src: np.ndarray, num_frame: int = 5, gt_size: int = 128
             patch = _warp(src, np.eye(2), src0 - pos, frame_hw)  # frame point p shows source p - pos + src0
             inside = _in_box(hi_pts, pos, psize, 0.0)
             hi = np.where(inside[..., None], patch, hi)
-        gt = _to_uint8(imresize(hi.astype(np.float64), 1.0 / _SS))
-        gts.append(gt)
-        lqs.append(imresize(gt, 1.0 / sc))
+        gts.append(to_uint8(imresize(hi.astype(np.float64), 1.0 / _SS)))
+        lqs.append(imresize(gts[-1], 1.0 / sc))
     lq = np.stack(lqs).astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     key = motion["kind"] + ("+occlusion" if occ is not None else "")
     return {"lq": torch.from_numpy(np.ascontiguousarray(lq)),

@@ -6,16 +6,10 @@ Expected under ``root`` (the official archives unpacked)::
     train_sharp_bicubic[/X4]/<000..239>/...png                LR x4, 320x180
     val_sharp/<000..029>/...  val_sharp_bicubic[/X4]/...       (optional)
 
-What it does, in order:
-
-1. checks folders, frame counts and names (``00000000.png`` upwards, no gaps), sizes (LR exactly
-   GT/4, one size per clip) and that every frame decodes (``--quick``: headers only);
-2. ``--regroup-val``: copies val clip ``k`` to ``train_sharp/<k+240>`` (and its LR), as the
-   reference regroup script does, so REDSofficial validation is clips 240-269;
-3. ``--regenerate-lr``: rewrites every LR frame as MATLAB bicubic x1/4 of its GT (into
-   ``train_sharp_bicubic/X4`` if that level exists, else ``train_sharp_bicubic``);
-4. writes BasicSR meta info files next to the folders (``meta_info_REDS_GT.txt``, and the REDS4 /
-   REDSofficial partitions when those clips exist); ``--check-only`` writes nothing.
+It checks folders, frame counts and names (no gaps), sizes (LR exactly GT/4) and that every frame decodes
+(``--quick``: headers only); ``--regroup-val`` copies val clip ``k`` to ``train_sharp/<k+240>`` (REDSofficial
+validation); ``--regenerate-lr`` rewrites every LR frame as MATLAB bicubic x1/4 of its GT; then it writes the BasicSR
+meta info files (``meta_info_REDS_GT.txt`` and the REDS4 / REDSofficial partitions); ``--check-only`` writes nothing.
 """
 from __future__ import annotations
 
@@ -27,7 +21,7 @@ from pathlib import Path
 
 from edvr_lib.data.frame_store import resolve_lq_root
 from edvr_lib.data.imresize import imresize
-from edvr_lib.data.io import png_header, read_image, read_image_uint8, write_png
+from edvr_lib.data.io import meta_info_lines, png_header, read_image, read_image_uint8, write_png
 from edvr_lib.data.reds_dataset import REDS4_CLIPS, REDS_OFFICIAL_VAL_CLIPS
 from edvr_lib.utils import EDVRError, atomic_write_text
 
@@ -87,12 +81,18 @@ def _lr_one(task: tuple[str, str]) -> str | None:
     return None
 
 
+def _checked_header(path: Path, quick: bool) -> dict:
+    """The PNG header of ``path``; the whole frame is decoded too unless ``quick``."""
+    head = png_header(path)
+    if not quick:
+        read_image(path)
+    return head
+
+
 def _progress(it, total, desc, progress):
-    if not progress:
-        return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, total=total, desc=desc, unit="frame")
+    return tqdm(it, total=total, desc=desc, unit="frame", disable=not progress)
 
 
 def _copytree_atomic(src: Path, dest: Path) -> None:
@@ -154,12 +154,9 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
                     _copytree_atomic(val_lq_res / clip.name, train_lq_res / new)
                 report.actions.append(f"copied val clip {clip.name} -> {new}")
 
-    lq_root = resolve_lq_root(lq_base) if lq_base.is_dir() else None
+    lq_root = resolve_lq_root(lq_base) if lq_base.is_dir() else (lq_base if regenerate_lr and not check_only else None)
     if lq_root is None:
-        if regenerate_lr and not check_only:
-            lq_root = lq_base
-        else:
-            report.problems.append(f"{lq_base} not found: unpack train_sharp_bicubic.zip, or pass --regenerate-lr")
+        report.problems.append(f"{lq_base} not found: unpack train_sharp_bicubic.zip, or pass --regenerate-lr")
     report.lq_root = lq_root
 
     clips = sorted(p.name for p in gt_root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -186,9 +183,7 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
     for clip, name in _progress(all_frames, len(all_frames), "checking frames", progress):
         gt_path = gt_root / clip / name
         try:
-            head = png_header(gt_path)
-            if not quick:
-                read_image(gt_path)
+            head = _checked_header(gt_path, quick)
         except EDVRError as err:
             report.problems.append(str(err).split(". Fix")[0])
             continue
@@ -203,9 +198,7 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
             need_lr.append((str(gt_path), str(lq_path)))
             continue
         try:
-            lh = png_header(lq_path)
-            if not quick:
-                read_image(lq_path)
+            lh = _checked_header(lq_path, quick)
         except EDVRError as err:
             report.problems.append(str(err).split(". Fix")[0].replace("frame not found", "LR frame missing"))
             continue
@@ -222,16 +215,13 @@ def prepare_reds(root: str | os.PathLike, regroup_val: bool = False, regenerate_
         report.actions.append(f"regenerated {len(need_lr)} LR frames with MATLAB bicubic into {lq_root}")
 
     if not check_only and report.clips:
-        def meta(names):
-            return "".join(f"{c} {report.clips[c]} ({report.sizes[c][0]},{report.sizes[c][1]},3)\n"
-                           for c in names if c in report.sizes)
-
         targets = {"meta_info_REDS_GT.txt": sorted(report.sizes),
                    "meta_info_REDS4_test_GT.txt": [c for c in REDS4_CLIPS if c in report.sizes],
                    "meta_info_REDSval_official_test_GT.txt": [c for c in REDS_OFFICIAL_VAL_CLIPS if c in report.sizes],
                    "meta_info_REDSofficial4_test_GT.txt": [c for c in OFFICIAL4 if c in report.sizes]}
         for fname, names in targets.items():
             if names:
-                atomic_write_text(root / fname, meta(names))
+                atomic_write_text(root / fname,
+                                  meta_info_lines((c, report.clips[c], report.sizes[c]) for c in names))
                 report.actions.append(f"wrote {root / fname} ({len(names)} clips)")
     return report

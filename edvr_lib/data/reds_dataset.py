@@ -1,10 +1,5 @@
-"""REDS training dataset (also used, unchanged, for the embedded set).
-
-Each sample is a window of ``num_frame`` LQ frames around a centre frame and the centre GT
-frame, randomly cropped (GT ``gt_size``, LQ ``gt_size // scale``) and augmented with one of the
-8 flips/rotations, identically for every frame (EDVR / BasicSR recipe, see
-``basicsr/data/reds_dataset.py``).
-"""
+"""REDS training dataset (also used for the embedded set): ``num_frame`` LQ frames around a centre and its GT frame,
+randomly cropped and augmented with one of the 8 flips / rotations, identically for every frame (BasicSR recipe)."""
 from __future__ import annotations
 
 import os
@@ -12,8 +7,7 @@ import random
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.frame_store import (check_loaded_pair, check_pair_sizes, open_clip_stores,
-                                        scan_clips)
+from edvr_lib.data.frame_store import check_pair_sizes, open_clip_stores, read_pair, scan_clips
 from edvr_lib.data.transforms import augment, frames_to_tensor, image_to_tensor, paired_random_crop
 from edvr_lib.utils import EDVRError
 
@@ -38,8 +32,8 @@ class REDSDataset(Dataset):
     """REDS-layout training pairs: ``GT/<clip>/<frame>.png`` and ``LQ/<clip>/<frame>.png``.
 
     Args:
-        dataroot_gt: GT folder (``REDS/train_sharp``) or GT LMDB.
-        dataroot_lq: LQ folder (``REDS/train_sharp_bicubic``, with or without ``X4``) or LQ LMDB.
+        dataroot_gt, dataroot_lq: GT (``REDS/train_sharp``) and LQ (``REDS/train_sharp_bicubic``, with or without
+            ``X4``) folders or LMDBs.
         meta_info_file: BasicSR meta file (``"<clip> <num_frames> (<h>,<w>,<c>)"`` per line);
             ``None`` uses every clip folder in ``dataroot_gt`` (or every clip in the LMDB).
         val_partition: clips to leave out: ``'REDS4'``, ``'official'`` or ``None``.
@@ -47,15 +41,11 @@ class REDSDataset(Dataset):
         gt_size: GT patch side (LQ patch ``gt_size // scale``); ``None`` returns whole frames.
         interval_list: frame spacings to draw from at random (``(1,)``: consecutive frames).
         random_reverse: reverse the window's frame order with p=0.5.
-        use_hflip: random horizontal flip.
-        use_rot: random vertical flip and transpose (with hflip: the 8 dihedral variants).
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` (PNG folders) or ``'lmdb'``.
+        use_hflip, use_rot: random horizontal flip; vertical flip and transpose (together the 8 dihedral variants).
+        scale, io_backend: up-sampling factor; ``'disk'`` (PNG folders) or ``'lmdb'``.
 
-    Windows crossing the clip's ends get a new random centre, so border frames are never
-    centres (as in BasicSR). Items: ``{'lq': (t, 3, h, w), 'gt': (3, scale h, scale w),
-    'key': 'clip/frame'}``, float32 RGB in [0, 1]. Randomness comes from Python's ``random``
-    (seed it; DataLoader workers are seeded by PyTorch).
+    Windows crossing the clip's ends get a new random centre (as in BasicSR). Items: ``{'lq': (t, 3, h, w),
+    'gt': (3, scale h, scale w), 'key': 'clip/frame'}``, float32 RGB in [0, 1]; randomness from Python's ``random``.
     """
 
     def __init__(self, dataroot_gt: str | os.PathLike, dataroot_lq: str | os.PathLike,
@@ -97,9 +87,8 @@ class REDSDataset(Dataset):
 
     def __getitem__(self, item: int) -> dict:
         clip, center = self.index[item]
-        n = clip.num_frames
+        n, half = clip.num_frames, self.num_frame // 2
         interval = random.choice(self.intervals[clip.name])
-        half = self.num_frame // 2
         # windows that cross the clip's ends get a new random centre (BasicSR)
         while center - half * interval < 0 or center + half * interval > n - 1:
             center = random.randint(0, n - 1)
@@ -107,10 +96,7 @@ class REDSDataset(Dataset):
         if self.random_reverse and random.random() < 0.5:
             idxs.reverse()
         gt_key = clip.key(center)
-        img_gt = self.gt_store.read(gt_key)
-        lq_keys = [clip.key(i) for i in idxs]
-        img_lqs = [self.lq_store.read(k) for k in lq_keys]
-        check_loaded_pair(img_gt, img_lqs, lq_keys, gt_key, self.scale, self.gt_store, self.lq_store)
+        img_gt, img_lqs = read_pair(self.gt_store, self.lq_store, gt_key, [clip.key(i) for i in idxs], self.scale)
         if self.gt_size is not None:
             img_gt, img_lqs = paired_random_crop(img_gt, img_lqs, self.gt_size, self.scale, gt_key)
         imgs = augment(img_lqs + [img_gt], self.use_hflip, self.use_rot)

@@ -4,6 +4,7 @@ Images here are numpy ``(h, w, 3)`` RGB float32 in [0, 1] until :func:`frames_to
 """
 from __future__ import annotations
 
+import itertools
 import random
 
 import numpy as np
@@ -21,20 +22,13 @@ def generate_frame_indices(center_idx: int, num_frame: int, num_total: int,
                            padding: str = "reflection_circle") -> list[int]:
     """Indices of the ``num_frame`` frames around ``center_idx`` in a clip of ``num_total``.
 
-    Positions before 0 or after ``max = num_total - 1`` are replaced as follows, for a window
-    position ``i`` and ``half = num_frame // 2``:
-
-    * ``replicate``: the nearest border frame (``0`` or ``max``);
-    * ``reflection``: mirrored at the border (``-i``, ``2 max - i``);
-    * ``reflection_circle``: mirrored about the *window*, re-using frames from its other side
-      (``center + half - i`` before 0, ``center - half - (i - max)`` after max); for centre 0
-      and 5 frames this gives ``[4, 3, 0, 1, 2]``. EDVR's SR test configs use it;
-    * ``circle``: wraps around the clip (``num_total + i``, ``i - num_total``).
+    Positions outside ``[0, num_total)`` become: ``replicate`` the nearest border frame; ``reflection`` mirrored at
+    the border; ``reflection_circle`` (EDVR's SR test configs) mirrored about the *window*, for centre 0 and 5
+    frames ``[4, 3, 0, 1, 2]``; ``circle`` wrapped around the clip.
 
     Args:
         center_idx: index of the centre frame, ``0 <= center_idx < num_total``.
-        num_frame: odd window length.
-        num_total: number of frames in the clip (``>= num_frame``).
+        num_frame, num_total: odd window length; frames in the clip (``>= num_frame``).
         padding: one of :data:`PADDINGS`.
 
     Returns:
@@ -49,9 +43,7 @@ def generate_frame_indices(center_idx: int, num_frame: int, num_total: int,
                         "use a smaller num_frame or a longer clip")
     if not 0 <= center_idx < num_total:
         raise EDVRError(f"center_idx {center_idx} outside the clip's frames 0..{num_total - 1}")
-    max_idx = num_total - 1
-    half = num_frame // 2
-    out = []
+    max_idx, half, out = num_total - 1, num_frame // 2, []
     for i in range(center_idx - half, center_idx + half + 1):
         if i < 0:
             j = {"replicate": 0, "reflection": -i, "reflection_circle": center_idx + half - i,
@@ -70,10 +62,8 @@ def paired_random_crop(img_gts: np.ndarray | list[np.ndarray], img_lqs: np.ndarr
     """Crop the same region from GT frames and LQ frames (the LQ patch is ``gt_patch_size // scale``).
 
     Args:
-        img_gts: one ``(H, W, 3)`` GT frame or a list of them.
-        img_lqs: one ``(h, w, 3)`` LQ frame or a list, with ``H = scale * h``.
-        gt_patch_size: GT patch side (e.g. 256; LQ patch 64 for x4).
-        scale: up-sampling factor.
+        img_gts, img_lqs: one ``(H, W, 3)`` GT frame or a list; one ``(h, w, 3)`` LQ frame or a list (``H = scale h``).
+        gt_patch_size, scale: GT patch side (e.g. 256; LQ patch 64 for x4); up-sampling factor.
         gt_path: shown in error messages.
         rng: random source (defaults to Python's ``random`` module, seeded per DataLoader worker).
 
@@ -84,8 +74,7 @@ def paired_random_crop(img_gts: np.ndarray | list[np.ndarray], img_lqs: np.ndarr
     single_gt, single_lq = not isinstance(img_gts, list), not isinstance(img_lqs, list)
     gts = [img_gts] if single_gt else img_gts
     lqs = [img_lqs] if single_lq else img_lqs
-    h_lq, w_lq = lqs[0].shape[:2]
-    h_gt, w_gt = gts[0].shape[:2]
+    (h_lq, w_lq), (h_gt, w_gt) = lqs[0].shape[:2], gts[0].shape[:2]
     if gt_patch_size % scale:
         raise EDVRError(f"gt_size {gt_patch_size} must be a multiple of scale {scale}")
     lq_patch = gt_patch_size // scale
@@ -96,8 +85,7 @@ def paired_random_crop(img_gts: np.ndarray | list[np.ndarray], img_lqs: np.ndarr
     if h_lq < lq_patch or w_lq < lq_patch:
         raise EDVRError(f"LQ frame {w_lq}x{h_lq} is smaller than the patch {lq_patch}x{lq_patch} "
                         f"(gt_size={gt_patch_size}) for {gt_path}. Fix: use a smaller gt_size.")
-    top = rng.randint(0, h_lq - lq_patch)
-    left = rng.randint(0, w_lq - lq_patch)
+    top, left = rng.randint(0, h_lq - lq_patch), rng.randint(0, w_lq - lq_patch)
     lqs = [v[top:top + lq_patch, left:left + lq_patch] for v in lqs]
     t, l_ = top * scale, left * scale
     gts = [v[t:t + gt_patch_size, l_:l_ + gt_patch_size] for v in gts]
@@ -118,14 +106,12 @@ def augment(imgs: np.ndarray | list[np.ndarray], hflip: bool = True, rotation: b
             rng: random.Random | None = None, flags: tuple[bool, bool, bool] | None = None):
     """Apply one random dihedral transform identically to every image.
 
-    Horizontal flip with p=0.5 (if ``hflip``), and with ``rotation`` a vertical flip (p=0.5)
-    and an H/W transpose (p=0.5): together the 8 symmetries of the square (90-degree rotations
-    and flips).
+    Horizontal flip (p=0.5, with ``hflip``), vertical flip and H/W transpose (p=0.5 each, with ``rotation``):
+    together the 8 symmetries of the square.
 
     Args:
         imgs: one ``(h, w, c)`` image or a list (LQ frames and GT together).
-        hflip: allow horizontal flips.
-        rotation: allow vertical flips and transposes.
+        hflip, rotation: allow horizontal flips; vertical flips and transposes.
         rng: random source (defaults to the ``random`` module).
         flags: force ``(hflip, vflip, transpose)`` instead of drawing them.
 
@@ -134,8 +120,7 @@ def augment(imgs: np.ndarray | list[np.ndarray], hflip: bool = True, rotation: b
     """
     rng = rng or random
     if flags is None:
-        flags = (hflip and rng.random() < 0.5, rotation and rng.random() < 0.5,
-                 rotation and rng.random() < 0.5)
+        flags = (hflip and rng.random() < 0.5, rotation and rng.random() < 0.5, rotation and rng.random() < 0.5)
     single = not isinstance(imgs, list)
     out = [np.ascontiguousarray(_dihedral(v, *flags)) for v in ([imgs] if single else imgs)]
     return out[0] if single else out
@@ -143,13 +128,8 @@ def augment(imgs: np.ndarray | list[np.ndarray], hflip: bool = True, rotation: b
 
 def dihedral_variants(img: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """All 8 outputs :func:`augment` can produce, labelled (for figures and tests)."""
-    out = []
-    for hf in (False, True):
-        for vf in (False, True):
-            for tr in (False, True):
-                label = "+".join(n for n, on in (("hflip", hf), ("vflip", vf), ("transpose", tr)) if on) or "identity"
-                out.append((label, augment(img, flags=(hf, vf, tr))))
-    return out
+    return [("+".join(n for n, on in zip(("hflip", "vflip", "transpose"), flags) if on) or "identity",
+             augment(img, flags=flags)) for flags in itertools.product((False, True), repeat=3)]
 
 
 def image_to_tensor(img: np.ndarray) -> torch.Tensor:

@@ -1,16 +1,12 @@
-"""Video test set: every frame of every clip is a centre (REDS4, Vid4, embedded test clips).
-
-Windows at a clip's ends are filled with :func:`~edvr_lib.data.transforms.generate_frame_indices`
-(``reflection_circle`` in EDVR's SR test configs, ``replicate`` in the deblurring ones).
-For Vimeo-90K-T use :class:`~edvr_lib.data.vimeo_dataset.Vimeo90KDataset` with ``gt_size=None``.
-"""
+"""Video test set: every frame of every clip is a centre (REDS4, Vid4, embedded test clips), windows filled at the
+ends by :func:`~edvr_lib.data.transforms.generate_frame_indices`; Vimeo-90K-T uses ``Vimeo90KDataset``."""
 from __future__ import annotations
 
 import os
 
 from torch.utils.data import Dataset
 
-from edvr_lib.data.frame_store import check_loaded_pair, check_pair_sizes, open_clip_stores, scan_clips
+from edvr_lib.data.frame_store import check_pair_sizes, open_clip_stores, read_pair, scan_clips
 from edvr_lib.data.transforms import PADDINGS, frames_to_tensor, generate_frame_indices, image_to_tensor
 from edvr_lib.utils import EDVRError
 
@@ -21,15 +17,14 @@ class VideoTestDataset(Dataset):
     """Whole LQ windows and GT frames, one item per frame, clip by clip, in order.
 
     Args:
-        dataroot_gt: GT folder of clip folders (``REDS/train_sharp``, ``Vid4/GT``, embedded ``GT``).
-        dataroot_lq: LQ folder (``REDS/train_sharp_bicubic`` with or without ``X4``, ``Vid4/BIx4``).
+        dataroot_gt, dataroot_lq: GT and LQ folders of clip folders (``REDS/train_sharp``, ``Vid4/GT``, embedded
+            ``GT``; ``REDS/train_sharp_bicubic`` with or without ``X4``, ``Vid4/BIx4``).
         meta_info_file: BasicSR meta file listing the clips (``meta_info_REDS4_test_GT.txt``); ``None``
             uses every clip folder in ``dataroot_gt`` (Vid4 has no meta file).
         num_frame: odd window length ``t``.
         padding: ``'reflection_circle'`` or ``'replicate'`` (also ``'reflection'``, ``'circle'``).
         clips: optional subset of clip names, kept in this order.
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` or ``'lmdb'``.
+        scale, io_backend: up-sampling factor; ``'disk'`` or ``'lmdb'``.
 
     Items: ``{'lq': (t, 3, h, w), 'gt': (3, scale h, scale w), 'clip': str, 'frame_idx': int,
     'key': 'clip/frame'}``, float32 RGB in [0, 1]. Frames are sorted by file name.
@@ -71,10 +66,7 @@ class VideoTestDataset(Dataset):
     def __getitem__(self, item: int) -> dict:
         clip, center = self.index[item]
         idxs = generate_frame_indices(center, self.num_frame, clip.num_frames, self.padding)
-        lq_keys = [clip.key(i) for i in idxs]
-        img_lqs = [self.lq_store.read(k) for k in lq_keys]
         gt_key = clip.key(center)
-        img_gt = self.gt_store.read(gt_key)
-        check_loaded_pair(img_gt, img_lqs, lq_keys, gt_key, self.scale, self.gt_store, self.lq_store)
+        img_gt, img_lqs = read_pair(self.gt_store, self.lq_store, gt_key, [clip.key(i) for i in idxs], self.scale)
         return {"lq": frames_to_tensor(img_lqs), "gt": image_to_tensor(img_gt), "clip": clip.name,
                 "frame_idx": center, "key": gt_key}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from edvr_lib.data.frame_store import make_store, read_pair
 from edvr_lib.data.io import read_meta_info
-from edvr_lib.data.frame_store import check_loaded_pair, make_store
 from edvr_lib.data.transforms import augment, frames_to_tensor, image_to_tensor, paired_random_crop
 from edvr_lib.utils import EDVRError
 
@@ -24,8 +24,7 @@ def vimeo_neighbor_list(num_frame: int) -> list[int]:
     """Frame numbers (1..7) of the ``num_frame`` LQ inputs centred on ``im4``: 7 -> 1..7, 5 -> 2..6."""
     if num_frame not in (1, 3, 5, 7):
         raise EDVRError(f"Vimeo-90K septuplets allow num_frame 1, 3, 5 or 7, got {num_frame}")
-    first = (9 - num_frame) // 2
-    return [i + first for i in range(num_frame)]
+    return [i + (9 - num_frame) // 2 for i in range(num_frame)]
 
 
 class Vimeo90KDataset(Dataset):
@@ -38,12 +37,9 @@ class Vimeo90KDataset(Dataset):
             ``<seq>/<sub>/im4.png``.
         num_frame: 7 (im1..im7) or 5 (im2..im6) (3 and 1 also work).
         gt_size: GT patch side; ``None`` for whole frames (Vimeo-90K-T testing).
-        random_reverse: reverse the frame order with p=0.5 (drawn per sample; nothing is shared
-            between calls).
-        use_hflip: random horizontal flip.
-        use_rot: random vertical flip and transpose.
-        scale: up-sampling factor.
-        io_backend: ``'disk'`` or ``'lmdb'``.
+        random_reverse: reverse the frame order with p=0.5 (drawn per sample).
+        use_hflip, use_rot: random horizontal flip; vertical flip and transpose.
+        scale, io_backend: up-sampling factor; ``'disk'`` or ``'lmdb'``.
 
     Items: ``{'lq': (t, 3, h, w), 'gt': (3, scale h, scale w), 'key': '00001/0001'}``.
     For Vimeo-90K-T use ``gt_size=None, use_hflip=False, use_rot=False``.
@@ -84,10 +80,8 @@ class Vimeo90KDataset(Dataset):
         order = list(self.neighbor_list)
         if self.random_reverse and random.random() < 0.5:
             order.reverse()
-        img_gt = self.gt_store.read(f"{key}/im4")
-        lq_keys = [f"{key}/im{i}" for i in order]
-        img_lqs = [self.lq_store.read(k) for k in lq_keys]
-        check_loaded_pair(img_gt, img_lqs, lq_keys, f"{key}/im4", self.scale, self.gt_store, self.lq_store)
+        img_gt, img_lqs = read_pair(self.gt_store, self.lq_store, f"{key}/im4", [f"{key}/im{i}" for i in order],
+                                    self.scale)
         if self.gt_size is not None:
             img_gt, img_lqs = paired_random_crop(img_gt, img_lqs, self.gt_size, self.scale, key)
         imgs = augment(img_lqs + [img_gt], self.use_hflip, self.use_rot)

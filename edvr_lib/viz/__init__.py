@@ -1,11 +1,5 @@
-"""Figures and the attention explorer.
-
-``edvr_lib.viz.figures``: comparison panels, error maps, temporal profile, PSNR per frame, the ablations.
-``edvr_lib.viz.explorer``: the ipywidgets attention explorer and its static grid.
-``edvr_lib.viz.diagrams``: block diagrams of EDVR, PCD and TSA with computed tensor shapes.
-``edvr_lib.viz.make_docs``: ``edvr docs`` / ``make docs`` (figures + metrics table under ``docs/``).
-Import the submodules explicitly (``data_figures`` belongs to the data tutorial and is not imported here).
-"""
+"""Figures (``figures``, ``diagrams``, ``training_figures``, ``data_figures``, ``speed_figures``), the attention
+explorer (``explorer``) and ``edvr docs`` (``make_docs``); import the submodules explicitly."""
 from edvr_lib.viz.figures import (ablation_figure, comparison_figure, error_map_figure, psnr_per_frame_figure,
                                   temporal_profile, temporal_profile_figure)
 

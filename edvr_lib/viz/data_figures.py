@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 __all__ = ["show_frames", "show_lr_vs_gt", "show_window", "show_crops", "show_augmentations", "show_synthetic_motion",
-           "resize_pitfall", "show_resize_pitfall", "as_image", "pyplot"]
+           "resize_pitfall", "show_resize_pitfall", "as_image", "pyplot", "finish"]
 
 
 def pyplot():
@@ -18,6 +18,13 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def finish(fig, title: str):
+    """``fig`` with its suptitle ``title``, laid out tight."""
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
 def as_image(img) -> np.ndarray:
@@ -47,9 +54,7 @@ def show_frames(gt_dir: str | os.PathLike, clips: list[str], frame_idx: int = 0,
     for ax, clip in zip(axes[0], clips):
         img = read_image(os.path.join(gt_dir, clip, f"{frame_idx:08d}.png"))
         _imshow(ax, img, f"{clip} frame {frame_idx} ({img.shape[1]}x{img.shape[0]})")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig, title)
 
 
 def show_lr_vs_gt(gt: np.ndarray, lq: np.ndarray, box: tuple[int, int, int] | None = None, scale: int = 4):
@@ -66,16 +71,13 @@ def show_lr_vs_gt(gt: np.ndarray, lq: np.ndarray, box: tuple[int, int, int] | No
     _imshow(axes[1], lq, f"LR x{scale} {lq.shape[1]}x{lq.shape[0]} (MATLAB bicubic)")
     _imshow(axes[2], gt[t:t + s, l_:l_ + s], "GT zoom")
     _imshow(axes[3], lq[t // scale:(t + s) // scale, l_ // scale:(l_ + s) // scale], "LR zoom (same region)")
-    fig.suptitle("Low-resolution input vs ground truth")
-    fig.tight_layout()
-    return fig
+    return finish(fig, "Low-resolution input vs ground truth")
 
 
 def show_window(item: dict, title: str | None = None):
     """The LQ window of a dataset item (``'lq'`` ``(t, 3, h, w)``) and its GT centre frame."""
     plt = pyplot()
-    lq = item["lq"]
-    t = lq.shape[0]
+    lq, t = item["lq"], item["lq"].shape[0]
     fig, axes = plt.subplots(1, t + 1, figsize=(2.6 * (t + 1), 2.6))
     idx = item.get("frame_indices") or [None] * t
     for i in range(t):
@@ -84,9 +86,7 @@ def show_window(item: dict, title: str | None = None):
             label += " (centre)"
         _imshow(axes[i], lq[i], label)
     _imshow(axes[t], item["gt"], "GT (centre frame)")
-    fig.suptitle(title or f"A {t}-frame window: {item.get('key', '')}")
-    fig.tight_layout()
-    return fig
+    return finish(fig, title or f"A {t}-frame window: {item.get('key', '')}")
 
 
 def show_crops(items: list[dict]):
@@ -98,9 +98,7 @@ def show_crops(items: list[dict]):
         c = item["lq"].shape[0] // 2
         _imshow(axes[0, j], item["lq"][c], f"LQ crop {tuple(item['lq'].shape[-2:])}\n{item['key']}")
         _imshow(axes[1, j], item["gt"], f"GT crop {tuple(item['gt'].shape[-2:])}")
-    fig.suptitle("Paired random crops (same region, GT = 4 x LQ) after random flips/rotations")
-    fig.tight_layout()
-    return fig
+    return finish(fig, "Paired random crops (same region, GT = 4 x LQ) after random flips/rotations")
 
 
 def show_augmentations(img: np.ndarray):
@@ -111,9 +109,7 @@ def show_augmentations(img: np.ndarray):
     fig, axes = plt.subplots(2, 4, figsize=(11, 5.6))
     for ax, (label, v) in zip(axes.ravel(), dihedral_variants(as_image(img))):
         _imshow(ax, v, label)
-    fig.suptitle("The 8 dihedral augmentations (hflip x vflip x transpose)")
-    fig.tight_layout()
-    return fig
+    return finish(fig, "The 8 dihedral augmentations (hflip x vflip x transpose)")
 
 
 def show_synthetic_motion(root, clips: list[str], center_idx: int | None = None, quiver_clip: str | None = None):
@@ -151,9 +147,7 @@ def show_synthetic_motion(root, clips: list[str], center_idx: int | None = None,
                    scale_units="xy", scale=0.25)
     axes[3].set_title(f"True LR flow {qc}\nframe {c} -> {nb} (arrows x4)", fontsize=9)
     axes[3].set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
-    fig.suptitle("Synthetic clips: known sub-pixel camera motion (the answer key for PCD offsets)")
-    fig.tight_layout()
-    return fig
+    return finish(fig, "Synthetic clips: known sub-pixel camera motion (the answer key for PCD offsets)")
 
 
 def resize_pitfall(gt_uint8: np.ndarray, scale: int = 4) -> dict:
@@ -172,8 +166,7 @@ def resize_pitfall(gt_uint8: np.ndarray, scale: int = 4) -> dict:
     h, w = gt_uint8.shape[:2]
     lr_m = imresize(gt_uint8, 1 / scale)
     lr_c = cv2.resize(gt_uint8, (w // scale, h // scale), interpolation=cv2.INTER_CUBIC)
-    up_m = imresize(lr_m, scale)
-    up_c = imresize(lr_c, scale)
+    up_m, up_c = imresize(lr_m, scale), imresize(lr_c, scale)
     out = {"lr_matlab": lr_m, "lr_cv2": lr_c,
            "diff": np.abs(lr_m.astype(np.float64) - lr_c.astype(np.float64)).mean(axis=2),
            "psnr_lr": psnr(lr_m, lr_c), "psnr_up_matlab": psnr(up_m, gt_uint8), "psnr_up_cv2": psnr(up_c, gt_uint8)}
@@ -197,7 +190,5 @@ def show_resize_pitfall(gt_uint8: np.ndarray, scale: int = 4, zoom: tuple[int, i
     axes[2].set_title(f"|MATLAB - OpenCV|\n(PSNR between the LRs {r['psnr_lr']:.1f} dB)", fontsize=9)
     axes[2].set(xlabel="x (LR pixels)", ylabel="y (LR pixels)")
     fig.colorbar(im, ax=axes[2], label="mean abs difference (grey levels, 0-255)")
-    fig.suptitle(f"The INTER_CUBIC pitfall (zoomed): bicubic x4 baseline {r['psnr_up_matlab']:.2f} dB (MATLAB LR) vs "
-                 f"{r['psnr_up_cv2']:.2f} dB (OpenCV LR)")
-    fig.tight_layout()
-    return fig
+    return finish(fig, f"The INTER_CUBIC pitfall (zoomed): bicubic x4 baseline {r['psnr_up_matlab']:.2f} dB "
+                       f"(MATLAB LR) vs {r['psnr_up_cv2']:.2f} dB (OpenCV LR)")

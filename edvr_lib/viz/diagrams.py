@@ -1,11 +1,8 @@
 """Block diagrams of EDVR drawn by code: the whole pipeline, PCD alignment and TSA fusion.
 
-Our own drawings (matplotlib only), not reproductions of the paper's figures. Beside every block stand the tensor
-shapes it produces, **computed** for a given :class:`~edvr_lib.archs.EDVRConfig` and input size by
-:func:`block_shapes`, a documented rule that ``tests/viz/test_diagrams.py`` checks against :func:`traced_shapes`, the
-shapes a real forward produces (hooks on the modules). By default two networks are drawn side by side: EDVR-M on a
-REDS-sized window (180 x 320 LR) and the project's shipped model (48 channels, 3 / 6 residual blocks) on a window of
-the embedded Big Buck Bunny clips (88 x 160 LR)::
+Our own drawings (matplotlib only). Beside every block stand the tensor shapes it produces, **computed** by
+:func:`block_shapes` (checked against :func:`traced_shapes`, a real forward's), by default for EDVR-M on a REDS-sized
+window (180 x 320 LR) and the shipped model on a window of the embedded Big Buck Bunny clips (88 x 160 LR)::
 
     from edvr_lib.viz import diagrams
 
@@ -50,37 +47,27 @@ def shipped_config(options: str | os.PathLike = SHIPPED_OPTIONS) -> EDVRConfig:
     path = Path(options)
     if not path.is_file():
         raise EDVRError(f"options file not found: {path}")
-    network_g = dict(yaml.safe_load(path.read_text())["network_g"])
-    network_g.pop("type", None)
-    return get_config(network_g)
+    return get_config({k: v for k, v in yaml.safe_load(path.read_text())["network_g"].items() if k != "type"})
 
 
 def default_networks() -> list[tuple[str, EDVRConfig, int, int]]:
     """``[(label, config, h, w), ...]`` drawn by default: EDVR-M at REDS size, the shipped model at its clips' size."""
-    return [("EDVR-M", PRESETS["M"], *REDS_LR),
-            ("shipped (c=48)", shipped_config(), *EMBEDDED_LR)]
+    return [("EDVR-M", PRESETS["M"], *REDS_LR), ("shipped (c=48)", shipped_config(), *EMBEDDED_LR)]
 
 
 def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor the diagrams label, for input frames of ``h x w`` pixels.
 
-    The rule, with ``b = batch``, ``t = num_frame``, ``c = num_feat``, ``g = deformable_groups`` and the feature size
-    ``(h1, w1) = (h, w)``, or ``(h / 4, w / 4)`` with ``hr_in`` (two stride-2 convolutions):
-
-    * per-frame features: L1 ``(b, t, c, h1, w1)``, L2 and L3 halve the size twice (stride-2 convolutions);
-    * PCD, per level ``l`` at that level's size: offsets ``(b·t, 2·9·g, ...)`` (dy, dx per tap and group) and masks
-      ``(b·t, 9·g, ...)``; the cascade works at L1; the aligned features are ``(b, t, c, h1, w1)``;
-    * TSA: temporal attention ``(b, t, h1, w1)`` (one weight per frame and pixel), weighted frames
-      ``(b, t·c, h1, w1)``, fused ``(b, c, h1, w1)``; spatial pyramid ``(b, c, h1/2, w1/2)`` and
-      ``(b, c, h1/4, w1/4)``, spatial attention ``(b, c, h1, w1)``. Without TSA only the fused feature exists;
-    * reconstruction ``(b, c, h1, w1)``; pixel shuffles ``(b, c, 2 h1, 2 w1)`` then ``(b, 64, 4 h1, 4 w1)``; the
-      residual, the base (bilinear x4 of the centre frame, or the centre frame itself with ``hr_in``) and the output
-      ``(b, 3, 4 h1, 4 w1)``.
+    With ``b = batch``, ``t = num_frame``, ``c = num_feat``, ``g = deformable_groups`` and the feature size
+    ``(h1, w1)`` (``(h / 4, w / 4)`` with ``hr_in``): L1 features ``(b, t, c, h1, w1)``, L2 / L3 at half and a quarter;
+    PCD offsets ``(b·t, 2·9·g, ...)`` and masks ``(b·t, 9·g, ...)`` per level (the cascade at L1); TSA attention
+    ``(b, t, h1, w1)``, weighted frames ``(b, t·c, h1, w1)``, the spatial pyramid at h1/2 and h1/4; reconstruction
+    ``(b, c, h1, w1)``, pixel shuffles to ``(b, c, 2 h1, 2 w1)`` and ``(b, 64, 4 h1, 4 w1)``, output
+    ``(b, 3, 4 h1, 4 w1)``.
 
     Args:
         config: an :class:`EDVRConfig` or a preset name (``'M'``).
-        h, w: input frame size, multiples of 4 (16 with ``hr_in``), as the network requires.
-        batch: ``b``.
+        h, w, batch: input frame size, multiples of 4 (16 with ``hr_in``); ``b``.
 
     Returns:
         ``{name: shape}``; names are those of :func:`traced_shapes`.
@@ -110,8 +97,7 @@ def block_shapes(config: EDVRConfig | str, h: int, w: int, batch: int = 1) -> di
         s["spatial_l2"] = (b, c, h1 // 2, w1 // 2)
         s["spatial_l3"] = (b, c, h1 // 4, w1 // 4)
         s["spatial_attn"] = (b, c, h1, w1)
-    s["fused"] = (b, c, h1, w1)
-    s["reconstruction"] = (b, c, h1, w1)
+    s["fused"] = s["reconstruction"] = (b, c, h1, w1)
     s["shuffle1"] = (b, c, 2 * h1, 2 * w1)
     s["shuffle2"] = (b, HR_CHANNELS, 4 * h1, 4 * w1)
     for key in ("residual", "base", "output"):
@@ -130,8 +116,7 @@ def traced_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...
     Returns:
         ``{name: shape}`` of the tensors the network actually produced.
     """
-    cfg = model.config
-    b, t = x.shape[:2]
+    cfg, (b, t) = model.config, x.shape[:2]
     seen: dict[str, tuple[int, ...]] = {"input": tuple(x.shape)}
     shuffles: list[tuple[int, ...]] = []
 
@@ -206,8 +191,7 @@ def _arrow(ax, start, end, colour="#333333", text=None, style="-|>", rad=0.0, fo
 
 def _shape_text(nets, key, prefix=""):
     """Lines ``label: a×b×c`` for each network that has ``key`` (the shapes beside a block)."""
-    lines = [f"{prefix}{label}: {format_shape(shapes[key])}" for label, shapes in nets if key in shapes]
-    return "\n".join(lines)
+    return "\n".join(f"{prefix}{label}: {format_shape(shapes[key])}" for label, shapes in nets if key in shapes)
 
 
 def _networks(networks):
@@ -216,12 +200,10 @@ def _networks(networks):
 
 
 def _subtitle(nets) -> str:
-    parts = []
-    for label, cfg, h, w in nets:
-        cfg = get_config(cfg)
-        parts.append(f"{label}: c={cfg.num_feat}, t={cfg.num_frame}, g={cfg.deformable_groups}, "
-                     f"{cfg.num_extract_block}/{cfg.num_reconstruct_block} blocks, input {h}x{w}")
-    return "shapes (b, t, c, h, w) computed for " + "; ".join(parts)
+    cfgs = [(label, get_config(cfg), h, w) for label, cfg, h, w in nets]
+    return "shapes (b, t, c, h, w) computed for " + "; ".join(
+        f"{label}: c={c.num_feat}, t={c.num_frame}, g={c.deformable_groups}, "
+        f"{c.num_extract_block}/{c.num_reconstruct_block} blocks, input {h}x{w}" for label, c, h, w in cfgs)
 
 
 def _canvas(width, height, title, nets):
@@ -250,7 +232,7 @@ def pipeline_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = N
         title: the figure's title.
 
     Returns:
-        the matplotlib figure.
+        The matplotlib figure (as every diagram here).
     """
     shapes, nets = _networks(networks)
     cfgs = [get_config(cfg) for _, cfg, _, _ in nets]
@@ -259,30 +241,26 @@ def pipeline_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = N
     fig, ax = _canvas(12.5, 12.6, title, nets)
     x, bw, bh, sx = 3.7, 4.6, 0.78, 6.2
     rows = [
-        ("input", "input window: t LR frames", "input", "input"),
+        ("input", "input window: t LR frames", "input"),
         ("feat_l1", f"feature extraction (L1): conv_first 3x3 + lrelu,\n"
-                    f"{n_extract} residual blocks (per frame)", "extract", "feat_l1"),
-        ("feat_l2", "pyramid L2: stride-2 conv + conv 3x3", "extract", "feat_l2"),
-        ("feat_l3", "pyramid L3: stride-2 conv + conv 3x3", "extract", "feat_l3"),
-        ("aligned", "PCD alignment: every frame to the centre frame\n(L3 -> L2 -> L1, then the cascade)", "pcd",
-         "aligned"),
-        ("fused", "TSA fusion: temporal attention, 1x1 fusion conv,\nspatial attention pyramid", "tsa", "fused"),
-        ("reconstruction", f"reconstruction: {n_recon} residual blocks (LR size)", "recon",
-         "reconstruction"),
-        ("shuffle1", "upconv1 (c -> 4c) + PixelShuffle(2) + lrelu", "up", "shuffle1"),
-        ("shuffle2", "upconv2 (c -> 64·4) + PixelShuffle(2) + lrelu", "up", "shuffle2"),
-        ("residual", "conv_hr + lrelu, conv_last (64 -> 3): residual", "up", "residual"),
-        ("output", "output = residual + base", "input", "output"),
+                    f"{n_extract} residual blocks (per frame)", "extract"),
+        ("feat_l2", "pyramid L2: stride-2 conv + conv 3x3", "extract"),
+        ("feat_l3", "pyramid L3: stride-2 conv + conv 3x3", "extract"),
+        ("aligned", "PCD alignment: every frame to the centre frame\n(L3 -> L2 -> L1, then the cascade)", "pcd"),
+        ("fused", "TSA fusion: temporal attention, 1x1 fusion conv,\nspatial attention pyramid", "tsa"),
+        ("reconstruction", f"reconstruction: {n_recon} residual blocks (LR size)", "recon"),
+        ("shuffle1", "upconv1 (c -> 4c) + PixelShuffle(2) + lrelu", "up"),
+        ("shuffle2", "upconv2 (c -> 64·4) + PixelShuffle(2) + lrelu", "up"),
+        ("residual", "conv_hr + lrelu, conv_last (64 -> 3): residual", "up"),
+        ("output", "output = residual + base", "input"),
     ]
     top = 11.9
-    ys = {}
-    for i, (key, text, colour, skey) in enumerate(rows):
-        y = top - i * 1.05
-        ys[key] = y
-        _box(ax, x, y, bw, bh, text, colour)
-        ax.text(sx, y, _shape_text(shapes, skey), ha="left", va="center", fontsize=8, family="monospace")
+    ys = {key: top - i * 1.05 for i, (key, *_) in enumerate(rows)}
+    for i, (key, text, colour) in enumerate(rows):
+        _box(ax, x, ys[key], bw, bh, text, colour)
+        ax.text(sx, ys[key], _shape_text(shapes, key), ha="left", va="center", fontsize=8, family="monospace")
         if i:
-            _arrow(ax, (x, ys[rows[i - 1][0]] - bh / 2), (x, y + bh / 2))
+            _arrow(ax, (x, ys[rows[i - 1][0]] - bh / 2), (x, ys[key] + bh / 2))
     ax.text(sx, top + 0.62, "shapes (b, t, c, h, w) / (b, c, h, w)", fontsize=8.5, weight="bold")
     # the base: bilinear x4 of the centre frame, added at the end
     bx = 0.4
@@ -311,11 +289,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
     features merged coarse to fine), then the cascading DCN on L1.
 
     Args:
-        networks: as in :func:`pipeline_diagram`.
-        title: the figure's title.
-
-    Returns:
-        the matplotlib figure.
+        networks, title: as in :func:`pipeline_diagram`.
     """
     shapes, nets = _networks(networks)
     fig, ax = _canvas(14, 10.5, title, nets)
@@ -328,8 +302,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
         off_text = ("offset feature ΔP\nconv(cat) + conv" if key == "l3" else
                     "offset feature ΔP\nconv(cat), conv(cat with\nΔP coarser ↑2 ·2), conv")
         _box(ax, xoff, y, 2.5, 1.05, off_text, "offset", fontsize=7.5)
-        _box(ax, xdcn, y, 2.4, 1.05, "DCNv2Pack:\nconv_offset -> offsets, masks;\nsample F_nbr", "pcd",
-             fontsize=7.5)
+        _box(ax, xdcn, y, 2.4, 1.05, "DCNv2Pack:\nconv_offset -> offsets, masks;\nsample F_nbr", "pcd", fontsize=7.5)
         ax.text(xdcn - 1.2, y - 0.8, _shape_text(shapes, f"offsets_{key}", "offsets ") + "\n" +
                 _shape_text(shapes, f"masks_{key}", "masks   "), fontsize=6.5, family="monospace", va="top")
         _arrow(ax, (xin + 1.1, y), (xoff - 1.25, y))
@@ -341,7 +314,7 @@ def pcd_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
             _box(ax, xmerge, y, 2.0, 0.9, "feat_conv:\nmerge with\naligned coarser ↑2", "feat", fontsize=7.5)
             _arrow(ax, (xdcn + 1.2, y), (xmerge - 1.0, y), colour="#1f4e79")
     # offset path between levels: the coarser offset feature, bilinear x2 and multiplied by 2
-    for (k1, y1, _), (k2, y2, _) in zip(levels, levels[1:]):
+    for (k1, y1, _), (_, y2, _) in zip(levels, levels[1:]):
         _arrow(ax, (xoff, y1 - 0.53), (xoff, y2 + 0.53), colour="#38761d", text="offset path: ↑2 (bilinear) ·2")
         _arrow(ax, (xmerge if k1 != "l3" else xmerge - 0.4, y1 - 0.45), (xmerge, y2 + 0.45), colour="#1f4e79",
                text="feature path: ↑2")
@@ -368,11 +341,7 @@ def tsa_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
     feature as ``fused · sigmoid(a) · 2 + add``.
 
     Args:
-        networks: as in :func:`pipeline_diagram`; configs without TSA are refused.
-        title: the figure's title.
-
-    Returns:
-        the matplotlib figure.
+        networks, title: as in :func:`pipeline_diagram`; configs without TSA are refused.
     """
     shapes, nets = _networks(networks)
     if any("temporal_attn" not in s for _, s in shapes):
@@ -411,8 +380,7 @@ def tsa_diagram(networks: list[tuple[str, EDVRConfig, int, int]] | None = None,
                 _shape_text(shapes, key), va="top", **mono)
         if i:
             _arrow(ax, (pyramid[i - 1][0] - 1.25, ys), (px + 1.25, ys), colour="#b45f06")
-    _box(ax, 5.1, yf, 3.4, 0.85, "out = fused · sigmoid(a) · 2 + add\n(add = two 1x1 convs on a)", "tsa",
-         fontsize=7.8)
+    _box(ax, 5.1, yf, 3.4, 0.85, "out = fused · sigmoid(a) · 2 + add\n(add = two 1x1 convs on a)", "tsa", fontsize=7.8)
     _arrow(ax, (2.0, ys + 0.55), (3.6, yf - 0.2), colour="#b45f06")
     _arrow(ax, (9.7, yf), (6.8, yf))
     ax.text(3.4, yf + 0.6, "fused output: " + _shape_text(shapes, "fused").replace("\n", "; "), **mono)
@@ -438,11 +406,9 @@ def write_diagrams(out_dir: str | os.PathLike = "docs", networks=None, dpi: int 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
     for name, draw in zip(DIAGRAM_FILES, (pipeline_diagram, pcd_diagram, tsa_diagram)):
         fig = draw(networks)
         with atomic_path(out_dir / name) as tmp:
             fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Software": None}, pil_kwargs={"optimize": True})
         plt.close(fig)
-        written[name] = out_dir / name
-    return written
+    return {name: out_dir / name for name in DIAGRAM_FILES}

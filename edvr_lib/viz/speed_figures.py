@@ -13,11 +13,7 @@ __all__ = ["throughput_figure", "speed_figure", "parity_figure", "output_differe
 
 def throughput_figure(report: dict, sizes: tuple[int, ...] = (64, 128, 180, 256, 320)):
     """Two panels: measured dense-conv throughput per device (:func:`edvr_lib.env.collect`'s ``report``), and the
-    EDVR-M forward time it implies (notebook 00).
-
-    Returns:
-        The matplotlib figure.
-    """
+    EDVR-M forward time it implies (notebook 00)."""
     devices = [d for d in report["devices"] if d["dense_conv_gflops"]]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     ax1.bar([d["name"] for d in devices], [d["dense_conv_gflops"] for d in devices], color="tab:blue")
@@ -35,8 +31,7 @@ def throughput_figure(report: dict, sizes: tuple[int, ...] = (64, 128, 180, 256,
 def speed_figure(times: dict[str, float], title: str):
     """Bar chart of :func:`edvr_lib.tutorial.deployment.benchmark_backends`' seconds per window, in milliseconds."""
     fig, ax = plt.subplots(figsize=(7.5, 3.2))
-    labels = list(times)
-    ms = [times[k] * 1e3 for k in labels]
+    labels, ms = list(times), [v * 1e3 for v in times.values()]
     bars = ax.barh(labels, ms, color=["#999999", "#4c72b0", "#dd8452"][:len(labels)])
     ax.bar_label(bars, labels=[f"{v:.0f} ms" for v in ms], padding=3)
     ax.invert_yaxis()

@@ -1,10 +1,7 @@
-"""Figures of a training run (notebook 04): loss, validation PSNR against bicubic, DCN offsets, learning-rate schedules.
+"""Figures of a training run (notebook 04): loss, validation PSNR, DCN offsets, learning-rate schedules.
 
-A run is read from its ``train_log.jsonl`` (one JSON object per logged iteration, written by ``edvr train`` /
-:func:`edvr_lib.train.train`: ``iter``, ``loss``, ``lr``, ``offset_mean``, ``offset_max``, ``it_per_s``,
-``lr_scale`` and, at validation, ``val_psnr``, ``val_ssim``, ``bicubic_psnr``). Schedules are computed from options
-with :mod:`edvr_lib.train.schedulers`, with the trainer's timing. Every function that draws returns a matplotlib
-Figure with a title, axis labels and units::
+A run is read from its ``train_log.jsonl`` (one JSON object per logged iteration, written by ``edvr train``);
+schedules are computed from options with the trainer's timing. Every figure has a title, axis labels and units::
 
     from edvr_lib.viz import training_figures as tf
     log = tf.read_train_log("outputs/notebooks/04_run")
@@ -21,7 +18,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from edvr_lib.utils.errors import EDVRError
-from edvr_lib.viz.data_figures import pyplot
+from edvr_lib.viz.data_figures import finish, pyplot
 
 __all__ = ["read_train_log", "pixels_in_loss", "lr_schedule", "loss_figure", "val_psnr_figure", "offsets_figure",
            "lr_schedule_figure"]
@@ -39,18 +36,15 @@ def read_train_log(path: str | os.PathLike) -> list[dict]:
     Raises:
         EDVRError: no log there, or a line that is not JSON (names the line).
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "train_log.jsonl"
+    path = Path(path) / "train_log.jsonl" if Path(path).is_dir() else Path(path)
     if not path.is_file():
         raise EDVRError(f"no training log at {path}. Fix: pass a run folder written by `edvr train` / "
                         "edvr_lib.train.train (it holds train_log.jsonl once the first iteration is logged).")
     entries = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
         try:
-            entries.append(json.loads(line))
+            if line.strip():
+                entries.append(json.loads(line))
         except json.JSONDecodeError:
             raise EDVRError(f"{path} line {number} is not JSON: {line[:80]!r}. Fix: remove that line (edited by "
                             "hand, or cut short by a kill; a resume drops it).") from None
@@ -58,11 +52,7 @@ def read_train_log(path: str | os.PathLike) -> list[dict]:
 
 
 def _entries_with(log, key: str, missing: str) -> tuple[list[dict], list[int]]:
-    """The entries of ``log`` (entries, or a run folder / log file) that have ``key``, and their iterations.
-
-    Raises:
-        EDVRError: none has it; ``missing`` says what that means and the fix.
-    """
+    """The entries of ``log`` (entries, or a run folder / log file) that have ``key``, and their iterations."""
     entries = read_train_log(log) if isinstance(log, (str, os.PathLike)) else list(log)
     entries = [e for e in entries if e.get(key) is not None]
     if not entries:
@@ -73,9 +63,8 @@ def _entries_with(log, key: str, missing: str) -> tuple[list[dict], list[int]]:
 def pixels_in_loss(opt) -> int:
     """How many values the summed Charbonnier adds up per iteration and process: ``B * C * H * W`` of the GT patch.
 
-    With ``pixel_opt.reduction: sum`` (the EDVR recipe) the logged loss is this many times the per-pixel loss:
-    8 x 3 x 64 x 64 = 98,304 for ``configs/train_EDVR_tiny_embedded.yml``, 4 x 3 x 256 x 256 = 786,432 per GPU for
-    the REDS recipe (mmagic#41: losses of 1e4 to 1e7 are normal). With ``reduction: mean`` it is 1.
+    With ``pixel_opt.reduction: sum`` (the EDVR recipe) the logged loss is this many times the per-pixel loss
+    (786,432 per GPU for the REDS recipe: losses of 1e4 to 1e7 are normal); with ``reduction: mean`` it is 1.
     """
     if opt.train.pixel_opt.reduction != "sum":
         return 1
@@ -87,14 +76,13 @@ def pixels_in_loss(opt) -> int:
 def lr_schedule(opt, iterations: Sequence[int] | None = None, points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     """The learning rate every iteration trains with, as the trainer applies the options' scheduler.
 
-    Same timing as :mod:`edvr_lib.train.trainer` (and BasicSR): iteration ``k`` uses scheduler epoch ``k - 1``,
-    then BasicSR's linear warm-up below ``train.warmup_iter`` overrides it. The rate is the first parameter
-    group's (with ``dcn_lr_mul != 1`` the DCN group runs at that multiple).
+    Iteration ``k`` uses scheduler epoch ``k - 1``, below ``train.warmup_iter`` the linear warm-up (as the trainer
+    and BasicSR); the first parameter group's rate.
 
     Args:
         opt: resolved options (:func:`edvr_lib.train.options.load_options`).
-        iterations: 1-based iterations to evaluate; ``None``: about ``points`` iterations spread over
-            ``1 .. total_iter``, plus the two after every cosine restart so that the jumps are drawn sharp.
+        iterations: 1-based iterations; ``None``: about ``points`` spread over ``1 .. total_iter``, plus the two
+            after every cosine restart (sharp jumps).
         points: how many iterations to sample when ``iterations`` is None.
 
     Returns:
@@ -105,8 +93,7 @@ def lr_schedule(opt, iterations: Sequence[int] | None = None, points: int = 4000
     from edvr_lib.train.schedulers import CosineAnnealingRestartLR, build_scheduler
 
     tr = opt.train
-    total, base_lr, warmup = tr.total_iter, tr.optim_g.lr, tr.warmup_iter
-    sched_opt = tr.scheduler.to_dict()
+    total, base_lr, warmup, sched_opt = tr.total_iter, tr.optim_g.lr, tr.warmup_iter, tr.scheduler.to_dict()
     if iterations is None:
         its = set(np.linspace(1, total, min(points, total)).round().astype(int).tolist())
         if sched_opt["type"] == "CosineAnnealingRestartLR":
@@ -135,44 +122,37 @@ def lr_schedule(opt, iterations: Sequence[int] | None = None, points: int = 4000
 
 
 # ----------------------------------------------------------------------------------------------- figures
-def _finish(fig, title: str):
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
 def _iteration_axis(ax) -> None:
-    """Whole iterations on the x axis (no 2.5 for a 4-iteration run)."""
+    """Whole iterations on the x axis (no 2.5 for a 4-iteration run), and a light grid."""
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
 
 
 def _rollbacks(entries: list[dict]) -> list[int]:
     """Iterations from which the logged ``lr_scale`` is lower than before (the divergence guard's rollbacks)."""
     out, scale = [], 1.0
-    for e in entries:
-        s = e.get("lr_scale")
-        if s is not None and s < scale:
+    for e in (e for e in entries if e.get("lr_scale") is not None):
+        if e["lr_scale"] < scale:
             out.append(e["iter"])
-        scale = s if s is not None else scale
+        scale = e["lr_scale"]
     return out
 
 
 def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Charbonnier)"):
     """The logged training loss against iteration (log scale), and per pixel when ``pixels`` is given.
 
-    Each log entry is the loss of one batch, which varies a lot from batch to batch; from 10 entries on, a moving
-    average over about an eighth of them is drawn on top to show the trend.
+    From 10 entries on, a moving average over about an eighth of them shows the trend of the noisy batch losses.
 
     Args:
         log: entries of :func:`read_train_log`, or a run folder / log file.
-        pixels: values the loss sums per iteration (:func:`pixels_in_loss`); adds a right panel with the loss
-            divided by it, the number to compare across batch and crop sizes.
+        pixels: values the loss sums per iteration (:func:`pixels_in_loss`): a right panel with the loss divided
+            by it, comparable across batch and crop sizes.
         title: figure title.
     """
     entries, its = _entries_with(log, "loss", "loss entries. Fix: train at least logger.print_freq iterations.")
-    plt = pyplot()
+    plt, rollbacks = pyplot(), _rollbacks(entries)
     loss = np.array([e["loss"] for e in entries], dtype=np.float64)
     panels = [("summed over the batch" if pixels and pixels > 1 else "as logged", loss,
                f"loss ({'sum over B·C·H·W' if pixels and pixels > 1 else 'logged'}; {LOSS_UNIT})")]
@@ -191,14 +171,13 @@ def loss_figure(log, pixels: int | None = None, title: str = "Training loss (Cha
         ax.set(title=f"Loss {name}", xlabel="iteration", ylabel=ylabel)
         if np.all(values[np.isfinite(values)] > 0):
             ax.set_yscale("log")
-        for k in _rollbacks(entries):
+        for k in rollbacks:
             ax.axvline(k, color="tab:red", ls=":", lw=1)
         _iteration_axis(ax)
-        ax.grid(alpha=0.3)
-    if _rollbacks(entries):
+    if rollbacks:
         axes[0][0].plot([], [], color="tab:red", ls=":", label="guard rollback (lr lowered)")
         axes[0][0].legend(fontsize=8, loc="upper right")
-    return _finish(fig, title)
+    return finish(fig, title)
 
 
 def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_curve: Sequence[dict] | None = None):
@@ -209,9 +188,6 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_cur
         title: figure title.
         raw_curve: optionally, the raw weights' PSNR of saved checkpoints, ``[{"iter": k, "params_psnr": dB}, ...]``
             (``checkpoints/edvr_aligning_embedded.val_curve.json``), drawn as a second line.
-
-    Raises:
-        EDVRError: the log has no validation entries.
     """
     entries, its = _entries_with(log, "val_psnr", "validation entries (val_psnr). Fix: train with datasets.val and "
                                  "val.val_freq <= train.total_iter (the trainer also validates at the last iteration).")
@@ -232,7 +208,6 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_cur
         ax.margins(y=0.12)
     ax.set(title=title, xlabel="iteration", ylabel="PSNR (dB, RGB, crop border 0)")
     _iteration_axis(ax)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -241,9 +216,8 @@ def val_psnr_figure(log, title: str = "Validation PSNR against bicubic", raw_cur
 def offsets_figure(log, limit: float | None = None, title: str = "DCN offsets during training"):
     """Mean |offset| of the DCN packs against iteration: the mean over packs and the largest pack's.
 
-    Offsets are in pixels of the feature map each pack works on (L1 = LR size). ``limit``: the divergence guard's
-    ``train.guard.offset_limit`` (BasicSR warns above 50), drawn as a line on a symmetric-log axis (linear below
-    0.01 px, where the zero-initialised offsets start).
+    Offsets are in pixels of each pack's feature map (L1 = LR size). ``limit``: the guard's
+    ``train.guard.offset_limit``, drawn as a line on a symmetric-log axis (linear below 0.01 px).
     """
     entries, its = _entries_with(log, "offset_max", "offset statistics. Fix: train at least logger.print_freq "
                                  "iterations of an EDVR (its DCN packs are monitored at every log step).")
@@ -258,17 +232,9 @@ def offsets_figure(log, limit: float | None = None, title: str = "DCN offsets du
         ax.set_ylim(bottom=0)
     ax.set(title=title, xlabel="iteration", ylabel="mean |offset| (feature-map pixels)")
     _iteration_axis(ax)
-    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
-
-
-def _iteration_formatter(ax, total: int) -> None:
-    if total >= 10_000:
-        from matplotlib.ticker import FuncFormatter
-
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}k"))
 
 
 def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Sequence[dict]] | None = None,
@@ -281,8 +247,7 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
         logged: ``{label: log entries}`` for some of those labels: the logged ``lr`` drawn as dots on that panel.
         title: figure title.
     """
-    plt = pyplot()
-    logged = logged or {}
+    plt, logged = pyplot(), logged or {}
     fig, axes = plt.subplots(1, len(schedules), figsize=(6.0 * len(schedules), 3.6), squeeze=False)
     for ax, (label, opt) in zip(axes[0], schedules.items()):
         its, lrs = lr_schedule(opt)
@@ -301,11 +266,11 @@ def lr_schedule_figure(schedules: Mapping[str, dict], logged: Mapping[str, Seque
         ax.title.set_fontsize(9)
         ax.set_xlim(0, total)
         _iteration_axis(ax)
-        _iteration_formatter(ax, total)
+        if total >= 10_000:
+            ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")  # a FuncFormatter
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="upper right", framealpha=0.95)
-    return _finish(fig, title)
+    return finish(fig, title)
 
 
 def motion_curve_figure(recorded: Sequence[dict], lesson: dict | None = None,
@@ -313,13 +278,12 @@ def motion_curve_figure(recorded: Sequence[dict], lesson: dict | None = None,
     """Learned-motion error (over "no motion"'s) against training steps, one line per run.
 
     Args:
-        recorded: rows ``{'run', 'step', 'epe_ratio'}`` (``step``: counted from the start of the recipe, so the
-            stages of one recipe follow each other), e.g. :func:`edvr_lib.tutorial.training_demo.motion_curve`.
+        recorded: rows ``{'run', 'step', 'epe_ratio'}`` (steps counted from the start of the recipe), e.g.
+            :func:`edvr_lib.tutorial.training_demo.motion_curve`.
         lesson: optionally :func:`edvr_lib.tutorial.training_demo.alignment_lesson`'s result, drawn as its own line.
         title: figure title.
     """
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 4.0))
+    fig, ax = pyplot().subplots(figsize=(7.2, 4.0))
     runs: dict[str, list[dict]] = {}
     for row in recorded:
         runs.setdefault(row["run"], []).append(row)

@@ -123,10 +123,10 @@ def test_vimeo_neighbours(tmp_path):
         Vimeo90KDataset(gt_root, lq_root, meta, num_frame=9)
 
 
-def test_embedded_set_goes_through_the_same_classes(embedded_smoke):
+def test_embedded_set_goes_through_the_same_classes(embedded_smoke_root):
     from edvr_lib.data import embedded_paths
 
-    p = embedded_paths(embedded_smoke)
+    p = embedded_paths(embedded_smoke_root)
     train = REDSDataset(p["gt"], p["lq"], p["meta_train"], val_partition=None, num_frame=5, gt_size=64)
     random.seed(0)
     item = train[3]
@@ -137,13 +137,6 @@ def test_embedded_set_goes_through_the_same_classes(embedded_smoke):
     assert item["gt"].shape[1:] == tuple(4 * s for s in item["lq"].shape[2:])
     train_clips = {k.split("/")[0] for k in train.keys}
     assert not train_clips & set(test.clip_names)
-
-
-@pytest.fixture(scope="module")
-def embedded_smoke():
-    from edvr_lib.data import prepare_embedded
-
-    return prepare_embedded(smoke=True, progress=False)
 
 
 # ----------------------------------------------------------------------------------- bad input

@@ -72,7 +72,7 @@ def test_smoke_and_full_do_not_clobber_each_other(tiny):
     root, smoke = tiny
     full = emb.prepare_embedded(root, smoke=False, progress=False)
     assert full == root / "full" and smoke.is_dir() and full.is_dir()
-    assert emb._manifest_ok(smoke, emb.SMOKE_SPEC) and emb._manifest_ok(full, emb.FULL_SPEC)
+    assert emb._stale_reason(smoke, emb.SMOKE_SPEC) is None and emb._stale_reason(full, emb.FULL_SPEC) is None
 
 
 def test_env_var_sets_the_parent_folder(monkeypatch, tmp_path):

@@ -36,8 +36,7 @@ def _backward_warp(img, flow):
 
 
 def test_shapes_and_centre_flow(paths):
-    ds = MotionWindowDataset(paths["gt"], paths["meta_train"], num_frame=5, gt_size=64, occlusion_prob=0.5,
-                             bbb_mix=0.3)
+    ds = MotionWindowDataset(paths["gt"], paths["meta_train"], num_frame=5, gt_size=64, occlusion_prob=0.5, bbb_mix=0.3)
     for seed in range(6):
         s = _sample(ds, seed)
         assert s["lq"].shape == (5, 3, 16, 16) and s["gt"].shape == (3, 64, 64)

@@ -15,7 +15,8 @@ def _make(root, split="train", clips=("000", "011"), n=3, x4=True):
         for i in range(n):
             gt = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
             write_png(root / f"{split}_sharp" / clip / f"{i:08d}.png", gt)
-            write_png(root / f"{split}_sharp_bicubic" / ("X4" if x4 else "") / clip / f"{i:08d}.png", imresize(gt, 0.25))
+            lq_folder = root / f"{split}_sharp_bicubic" / ("X4" if x4 else "")
+            write_png(lq_folder / clip / f"{i:08d}.png", imresize(gt, 0.25))
 
 
 def test_clean_download_passes_and_meta_is_written(tmp_path):

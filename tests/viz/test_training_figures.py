@@ -1,4 +1,5 @@
-"""Notebook 04's library side: training figures (edvr_lib.viz.training_figures) and helpers (edvr_lib.tutorial.training_demo).
+"""Notebook 04's library side: training figures (edvr_lib.viz.training_figures) and the training demo
+(edvr_lib.tutorial.training_demo).
 
 Tiny runs of the real trainer (num_feat 8, 3 frames, a few iterations) on explicit random batches or the smoke
 embedded set.
@@ -38,8 +39,8 @@ def tiny_opt(root, iters=6, *sets, val=False):
 
 def random_batches(n, seed=0, b=2, t=3, size=8):
     g = torch.Generator().manual_seed(seed)
-    return [{"lq": torch.rand(b, t, 3, size, size, generator=g), "gt": torch.rand(b, 3, 4 * size, 4 * size, generator=g)}
-            for _ in range(n)]
+    return [{"lq": torch.rand(b, t, 3, size, size, generator=g),
+             "gt": torch.rand(b, 3, 4 * size, 4 * size, generator=g)} for _ in range(n)]
 
 
 def labelled(fig):
@@ -70,8 +71,8 @@ def test_pixels_in_loss():
 # ------------------------------------------------------------------------------------------- schedules
 def test_lr_schedule_is_what_the_trainer_applies(embedded_smoke_root, tmp_path):
     """Iteration k trains with scheduler epoch k - 1, warm-up overriding it below warmup_iter."""
-    for name, sets in {"cosine": [], "warmup": ["train.warmup_iter=3"],
-                       "multistep": ["train.scheduler={type: MultiStepRestartLR, milestones: [2, 4], gamma: 0.5}"]}.items():
+    multistep = "train.scheduler={type: MultiStepRestartLR, milestones: [2, 4], gamma: 0.5}"
+    for name, sets in {"cosine": [], "warmup": ["train.warmup_iter=3"], "multistep": [multistep]}.items():
         opt = tiny_opt(embedded_smoke_root, 6, *sets)
         summary = train(opt, tmp_path / name, device="cpu", batches=random_batches(6), log=quiet)
         its, lrs = tf.lr_schedule(opt, iterations=range(1, 7))

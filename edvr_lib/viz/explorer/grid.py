@@ -23,9 +23,8 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
 
     Columns: LR frame, PCD offset magnitude, offset direction, DCN mask (``level``, ``group``; -1 = all groups)
     and, with TSA, the temporal attention; the last row shows the spatial attention (mean over channels).
-    Every colour scale is FIXED, not stretched to the values: masks and attention 0..1, offsets
-    ``0 .. offset_range_px`` LR pixels (relative to the centre frame's self-alignment unless ``relative=False``),
-    so a map that hardly varies looks flat instead of noise looking like structure.
+    Every colour scale is FIXED (masks and attention 0..1, offsets ``0 .. offset_range_px`` LR pixels, relative to
+    the centre frame's self-alignment unless ``relative=False``), so a map that hardly varies looks flat.
 
     Args:
         rec: recorded internals (:func:`compute_internals`).
@@ -33,14 +32,12 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
     """
     import matplotlib.pyplot as plt
 
-    lq = lq[0] if lq.dim() == 5 else lq
-    maps = window_maps(rec)
+    lq, maps = lq[0] if lq.dim() == 5 else lq, window_maps(rec)
     t = maps.num_frame
     cols = [k for k in MAP_KINDS.values() if "frame" in k.controls and (maps.temporal_attn is not None or
                                                                          not k.needs_tsa)]
     rows = t + 1  # the last row: spatial attention (with TSA) and the colour wheel of the direction column
-    h, w = lq.shape[-2:]
-    panel_w = 2.4
+    (h, w), panel_w = lq.shape[-2:], 2.4
     figsize = (panel_w * (len(cols) + 1), (panel_w * h / w + 0.5) * rows + 1.6)
     fig, axes = plt.subplots(rows, len(cols) + 1, figsize=figsize, squeeze=False, layout="constrained")
     for f in range(t):
@@ -75,8 +72,7 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
         im = axes[-1, 0].imshow(map_values(maps, "spatial attention"), cmap="viridis", vmin=0, vmax=1,
                                 interpolation="nearest")
         axes[-1, 0].set_title("TSA spatial attention\n(mean over channels)", fontsize=9)
-        axes[-1, 0].set_ylabel("y (LR px)")
-        axes[-1, 0].set_xlabel("x (LR px)")
+        axes[-1, 0].set(ylabel="y (LR px)", xlabel="x (LR px)")
         cbar = fig.colorbar(im, ax=axes[-1, 0], location="bottom", shrink=0.9, aspect=25)
         cbar.set_label(MAP_KINDS["spatial attention"].axis + ", fixed scale", fontsize=8)
         _few_ticks(cbar)
@@ -85,8 +81,7 @@ def attention_grid_figure(rec, lq, level: str = "l1", group: int = 0, title: str
     r = offset_range_px
     wheel.imshow(colour_wheel(101, r), extent=(-r, r, r, -r), interpolation="nearest")
     wheel.set_title("direction legend:\nthe colour of an offset (dx, dy)", fontsize=9)
-    wheel.set_xlabel("dx (LR px)")
-    wheel.set_ylabel("dy (LR px)")
+    wheel.set(xlabel="dx (LR px)", ylabel="dy (LR px)")
     rel = "relative to the centre frame's self-alignment" if relative else "raw"
     fig.suptitle(f"{title}\n(offsets in LR pixels, {rel}; fixed colour scales shared by each column)", fontsize=10)
     return fig

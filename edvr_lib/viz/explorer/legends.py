@@ -20,8 +20,7 @@ def colour_wheel(size: int, max_mag: float) -> np.ndarray:
     pixels."""
     r = (size - 1) / 2
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
-    dx, dy = (xs - r) / r * max_mag, (ys - r) / r * max_mag
-    img = flow_rgb(np.stack([dy, dx]), max_mag)
+    img = flow_rgb(np.stack([(ys - r) / r * max_mag, (xs - r) / r * max_mag]), max_mag)
     img[np.hypot(xs - r, ys - r) > r] = 255
     return img
 
@@ -34,8 +33,7 @@ def colour_bar(height: int, vmin: float, vmax: float, cmap: str = "viridis", wid
 
 def legend_panel(kind: MapKind, height: int, offset_range_px: float) -> np.ndarray:
     """The legend panel of the explorer: a colour wheel (direction) or a colour bar with its fixed range."""
-    width = 96
-    panel = np.full((height, width, 3), 255, np.uint8)
+    width, panel = 96, np.full((height, 96, 3), 255, np.uint8)
     if kind.values is None:
         size = min(width - 16, height - 40)
         top = (height - size) // 2
@@ -45,8 +43,7 @@ def legend_panel(kind: MapKind, height: int, offset_range_px: float) -> np.ndarr
         _text(panel, "direction", (4, top - 16))
         _text(panel, f"rim {offset_range_px:g} LR px", (2, top + size + 14))
         return panel
-    vmax = offset_range_px if kind.offsets else 1.0
-    bar_h = height - 36
+    vmax, bar_h = offset_range_px if kind.offsets else 1.0, height - 36
     panel[18:18 + bar_h, 6:20] = colour_bar(bar_h, 0.0, vmax)
     for frac in (0.0, 0.5, 1.0):
         y = 18 + round((1 - frac) * (bar_h - 1))
@@ -69,5 +66,4 @@ def caption(img: np.ndarray, text: str) -> np.ndarray:
 
 def gray(img: np.ndarray) -> np.ndarray:
     """``(h, w, 3)`` -> its luminance repeated in 3 channels (float64), the backdrop under a map."""
-    g = (img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[..., None]
-    return np.repeat(g, 3, axis=2)
+    return np.repeat((img.astype(np.float64) @ np.array([0.299, 0.587, 0.114]))[..., None], 3, axis=2)

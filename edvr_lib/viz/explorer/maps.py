@@ -1,9 +1,5 @@
-"""The explorer's maps: one recorded window summarised (:class:`WindowMaps`) and the table of map kinds.
-
-Every kind of map is one row of :data:`MAP_KINDS`: which controls apply to it, how its values are read from a
-window, and how it is labelled. The widget, the legends and the static grid read the table; none switches on the
-kind's name.
-"""
+"""The explorer's maps: one recorded window summarised (:class:`WindowMaps`) and :data:`MAP_KINDS`, the table of
+map kinds (controls, values, labels) that the widget, the legends and the static grid read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,23 +23,15 @@ OFFSET_RANGE_PX = 2.0
 
 
 def compute_internals(model, lq):
-    """Run ``model`` once on ``lq`` and return the recorded internals and the output.
-
-    Args:
-        model: an EDVR in eval mode.
-        lq: ``(t, 3, h, w)`` or ``(1, t, 3, h, w)`` frames in [0, 1]; h, w multiples of 4.
-
-    Returns:
-        ``(internals, output (1, 3, 4h, 4w))``.
-    """
+    """Run ``model`` (an EDVR in eval mode) once on ``lq`` ``(t, 3, h, w)`` or ``(1, t, 3, h, w)`` in [0, 1] (h, w
+    multiples of 4); returns ``(internals, output (1, 3, 4h, 4w))``."""
     import torch
 
     from edvr_lib.introspect import record_internals
 
     x = lq if lq.dim() == 5 else lq.unsqueeze(0)
-    device = next(model.parameters()).device
     with torch.no_grad(), record_internals(model) as rec:
-        out = model(x.to(device))
+        out = model(x.to(next(model.parameters()).device))
     return rec, out
 
 
@@ -108,22 +96,18 @@ def window_maps(rec, center_frame_idx: int | None = None) -> WindowMaps:
 
 def offset_magnitude(offsets) -> np.ndarray:
     """``(9, 2, h, w)`` offsets of one group -> ``(h, w)`` magnitude of the tap-mean (dy, dx)."""
-    mean = np.asarray(offsets, dtype=np.float64).mean(axis=0)
-    return np.sqrt(mean[0] ** 2 + mean[1] ** 2)
+    dy, dx = np.asarray(offsets, dtype=np.float64).mean(axis=0)
+    return np.sqrt(dy ** 2 + dx ** 2)
 
 
 def flow_rgb(flow, max_mag: float) -> np.ndarray:
-    """``(2, h, w)`` displacement ``(dy, dx)`` -> ``(h, w, 3)`` uint8 flow colours.
-
-    Hue = direction of ``(dx, dy)`` (see :func:`~edvr_lib.viz.explorer.colour_wheel`), value = ``|flow| / max_mag``
-    clipped to 1.
-    """
+    """``(2, h, w)`` displacement ``(dy, dx)`` -> ``(h, w, 3)`` uint8 flow colours: hue = direction
+    (:func:`~edvr_lib.viz.explorer.colour_wheel`), value = ``|flow| / max_mag`` clipped to 1."""
     from matplotlib.colors import hsv_to_rgb
 
     dy, dx = np.asarray(flow, dtype=np.float64)
-    mag = np.sqrt(dx ** 2 + dy ** 2)
     hue = (np.arctan2(-dy, -dx) / (2 * np.pi) + 0.5) % 1.0
-    val = np.clip(mag / max(float(max_mag), 1e-12), 0, 1)
+    val = np.clip(np.sqrt(dx ** 2 + dy ** 2) / max(float(max_mag), 1e-12), 0, 1)
     rgb = hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], axis=-1))
     return (rgb * 255).round().astype(np.uint8)
 
@@ -144,8 +128,7 @@ def colormap(values: np.ndarray, vmin: float, vmax: float, cmap: str = "viridis"
 
 def corrupt(frame, kind: str, seed: int = 0):
     """A corrupted copy of one LR frame ``(3, h, w)`` in [0, 1]: ``'none'`` or one of
-    :data:`edvr_lib.data.corruption.FRAME_FAULTS` (noise of std 0.3, a black occluding square, blur, the frame
-    rotated by 180 degrees), seeded by ``seed``."""
+    :data:`edvr_lib.data.corruption.FRAME_FAULTS` at strength 0.3, seeded by ``seed``."""
     if kind not in CORRUPTIONS:
         raise EDVRError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
     if kind == "none":
@@ -213,8 +196,8 @@ class MapKind:
 _PCD = frozenset({"frame", "level", "group"})
 #: every map kind, in the dropdown's order
 MAP_KINDS = {k.name: k for k in (
-    MapKind("offset magnitude", _PCD | {"relative"}, _magnitude, "LR px", "|offset| (LR px, relative to self-alignment)",
-            offsets=True),
+    MapKind("offset magnitude", _PCD | {"relative"}, _magnitude, "LR px",
+            "|offset| (LR px, relative to self-alignment)", offsets=True),
     MapKind("offset direction", _PCD | {"relative"}, None, "direction", "", offsets=True),
     MapKind("DCN mask", _PCD, _mask, "mask", "mask (0..1)"),
     MapKind("temporal attention", frozenset({"frame"}), _temporal, "attention", "attention (0..1)", needs_tsa=True),
@@ -232,14 +215,9 @@ def map_kind(name: str) -> MapKind:
 
 def map_values(rec, map_type: str, frame: int = 0, level: str = "l1", group: int = 0, relative: bool = True,
                channel: int = -1) -> np.ndarray:
-    """The raw ``(h_l, w_l)`` values behind a scalar map.
-
-    Offset magnitude in LR pixels (relative to the centre frame's self-alignment unless ``relative=False``);
-    DCN mask and attention in 0..1. ``group=-1``: all deformable groups; ``channel=-1``: mean over channels.
-
-    Args:
-        rec: recorded :class:`~edvr_lib.introspect.Internals` or their :class:`WindowMaps`.
-    """
+    """The raw ``(h_l, w_l)`` values behind a scalar map of ``rec`` (recorded internals or :class:`WindowMaps`):
+    offset magnitude in LR pixels (relative to self-alignment unless ``relative=False``), DCN mask and attention in
+    0..1. ``group=-1``: all deformable groups; ``channel=-1``: mean over channels."""
     kind, maps = map_kind(map_type), window_maps(rec)
     if kind.values is None:
         raise EDVRError(f"{map_type!r} has no scalar values; choose one of "

@@ -40,35 +40,31 @@ class LRUCache(OrderedDict):
         return self[key]
 
 
-
 class AttentionExplorer:
     """Sliders over the PCD offsets, DCN masks and TSA attention of a trained EDVR, frame by frame of a clip.
 
-    Give a whole clip (``clip``, the centre-frame slider moves the window through it) or one window (``lq``,
-    optionally with its recorded ``internals``). Without ``model`` (and without ``internals``) the project's
-    learned checkpoint is used (:func:`edvr_lib.models.tutorial_model`). For a clip of the embedded set,
-    :meth:`from_embedded` reads the frames and, for the synthetic clips, the true flow.
+    Give a whole clip (``clip``; a slider moves the window through it) or one window (``lq``, optionally with its
+    recorded ``internals``); :meth:`from_embedded` reads a clip of the embedded set and its true flow.
 
     Args:
-        model: an EDVR in eval mode; None: the shipped checkpoint (or recorded ``internals`` only).
+        model: an EDVR in eval mode; None: the shipped checkpoint (:func:`edvr_lib.models.tutorial_model`), or
+            recorded ``internals`` only.
         lq: one window ``(t, 3, h, w)`` (or ``(1, t, 3, h, w)``) of LR frames in [0, 1].
         internals: a recorded :class:`~edvr_lib.introspect.Internals` of ``lq`` (skips its forward pass).
-        clip: ``(n, 3, h, w)`` LR frames of a clip (instead of ``lq``); windows are built as ``edvr test`` does
-            (``reflection_circle`` at the ends).
+        clip: ``(n, 3, h, w)`` LR frames of a clip (instead of ``lq``), windows padded ``reflection_circle``.
         center: the clip's frame at the centre of the first window (default: the middle of the clip).
-        true_flow: ``f(center_idx, nbr_idx) -> (2, h, w)`` ``(dy, dx)`` in LR pixels for clip frames (as
+        true_flow: ``f(center_idx, nbr_idx) -> (2, h, w)`` ``(dy, dx)`` LR pixels (as
             :func:`edvr_lib.data.ground_truth_flow`), drawn beside the learned offsets.
         display_height: the shown maps are scaled (nearest) to about this many pixels tall.
-        title: shown above the controls (default: the model's label, e.g. the checkpoint's name).
+        title: shown above the controls (default: the model's label).
         offset_range_px: top of the fixed offset colour scale, LR pixels.
         max_windows: recorded windows kept (each is one forward pass).
 
     Attributes:
         widgets: ipywidgets by control name (:data:`_CONTROLS`) plus ``'image'``, ``'info'``, ``'title'``.
         ui: the ``VBox`` to display (``display(explorer)`` works too).
-        forward_passes: model runs so far (one per new window: centre frame, corruption).
-        redraws: control changes that redrew; ``render_cache`` holds the drawn pictures (PNG bytes and text).
-        draw_seconds: ``[(seconds, served_from_cache)]`` of each redraw (what a slider move costs).
+        forward_passes, redraws: model runs and redraws so far; ``render_cache`` holds the drawn pictures.
+        draw_seconds: ``[(seconds, served_from_cache)]`` of each redraw.
         rec: the recorded internals of the current window.
     """
 
@@ -97,22 +93,15 @@ class AttentionExplorer:
         else:  # recorded internals only
             self.num_frame = internals.pcd_offsets["l1"].shape[1]
             self.center_frame_idx = self.num_frame // 2
-        if clip is not None:
-            if clip.dim() != 4 or clip.shape[0] < 1:
-                raise EDVRError(f"clip must be (n, 3, h, w) LR frames, got {tuple(clip.shape)}")
-            self.clip = clip
-        else:
-            self.clip = None
-            lq = lq[0] if lq.dim() == 5 else lq
-            if lq.shape[0] != self.num_frame:
-                raise EDVRError(f"lq has {lq.shape[0]} frames; this model takes num_frame={self.num_frame}")
-            self.lq = lq
-        self.true_flow, self.clip_name = true_flow, clip_name
-        self.offset_range_px = float(offset_range_px)
-        self.display_height = display_height
-        self.max_windows = max_windows
-        self.forward_passes = 0
-        self.redraws = 0
+        self.clip = clip
+        if clip is not None and (clip.dim() != 4 or clip.shape[0] < 1):
+            raise EDVRError(f"clip must be (n, 3, h, w) LR frames, got {tuple(clip.shape)}")
+        if clip is None:
+            self.lq = lq[0] if lq.dim() == 5 else lq
+            if self.lq.shape[0] != self.num_frame:
+                raise EDVRError(f"lq has {self.lq.shape[0]} frames; this model takes num_frame={self.num_frame}")
+        self.true_flow, self.clip_name, self.offset_range_px = true_flow, clip_name, float(offset_range_px)
+        self.display_height, self.max_windows, self.forward_passes, self.redraws = display_height, max_windows, 0, 0
         self.draw_seconds: list[tuple[float, bool]] = []
         self._windows = LRUCache(max_windows)  # recorded windows: one forward pass each
         self.render_cache = LRUCache(512)  # drawn pictures
@@ -124,13 +113,11 @@ class AttentionExplorer:
             self._windows.get_or_make((0, "none", 0), lambda: (self.lq, internals,
                                                        window_maps(internals, self.center_frame_idx)))
             self.rec = internals
-        first = self._window(center, "none", 0)
-        maps = first[2]
+        maps = self._window(center, "none", 0)[2]
         has_tsa = maps.temporal_attn is not None
         map_types = [k.name for k in MAP_KINDS.values() if has_tsa or not k.needs_tsa]
         num_channels = maps.spatial_attn.shape[0] if has_tsa else 0
-        style = {"description_width": "130px"}
-        t = self.num_frame
+        style, t = {"description_width": "130px"}, self.num_frame
         self.widgets: dict[str, Any] = {
             "title": W.HTML(f"<b>{title or 'EDVR attention explorer'}</b>"),
             "map_type": W.Dropdown(options=map_types, value=map_types[0], description="map", style=style),
@@ -184,18 +171,16 @@ class AttentionExplorer:
             known = ", ".join(sorted(p.name for p in Path(paths["lq"]).iterdir() if p.is_dir()))
             raise EDVRError(f"no LR frames in {folder}: {clip_name!r} is not a clip of this set (clips: {known})")
         clip = torch.from_numpy(FolderSource(folder).frames().transpose(0, 3, 1, 2).copy())
-        sl = (slice(None), slice(None))
-        if crop is not None:
-            y, x, h, w = crop
-            if h % 4 or w % 4 or h <= 0 or w <= 0 or y < 0 or x < 0 or y + h > clip.shape[-2] or x + w > clip.shape[-1]:
-                raise EDVRError(f"crop={crop} must be (y, x, h, w) inside the {clip.shape[-2]}x{clip.shape[-1]} LR "
-                                "frames with h and w multiples of 4")
-            sl = (slice(y, y + h), slice(x, x + w))
-            clip = clip[..., sl[0], sl[1]].contiguous()
+        y, x, h, w = crop or (0, 0, *clip.shape[-2:])
+        if crop is not None and (h % 4 or w % 4 or h <= 0 or w <= 0 or y < 0 or x < 0 or y + h > clip.shape[-2]
+                                 or x + w > clip.shape[-1]):
+            raise EDVRError(f"crop={crop} must be (y, x, h, w) inside the {clip.shape[-2]}x{clip.shape[-1]} LR "
+                            "frames with h and w multiples of 4")
+        clip = clip[..., y:y + h, x:x + w].contiguous()
         true_flow = None
         if clip_name in synthetic_clip_names(paths["root"]):
             def true_flow(c, j):
-                return ground_truth_flow(paths["root"], clip_name, c, j)[:, sl[0], sl[1]]
+                return ground_truth_flow(paths["root"], clip_name, c, j)[:, y:y + h, x:x + w]
         return cls(model=model, clip=clip, center=center, true_flow=true_flow, clip_name=clip_name, **kwargs)
 
     # state ---------------------------------------------------------------------------------
@@ -215,9 +200,8 @@ class AttentionExplorer:
 
     def set(self, **values) -> None:
         """Set controls by name (``explorer.set(frame=2, map_type='DCN mask')``), like moving them."""
-        for k in values:
-            if k not in _CONTROLS:
-                raise EDVRError(f"unknown control {k!r}; use one of {', '.join(_CONTROLS)}")
+        if (bad := next((k for k in values if k not in _CONTROLS), None)) is not None:
+            raise EDVRError(f"unknown control {bad!r}; use one of {', '.join(_CONTROLS)}")
         self._batch, self._dirty = True, False
         try:
             for k, v in values.items():
@@ -245,8 +229,7 @@ class AttentionExplorer:
     # windows -------------------------------------------------------------------------------
     def _window_key(self) -> tuple:
         s = self.state
-        kind = s["corruption"]
-        return s["center"], kind, s["corrupt_frame"] if kind != "none" else 0
+        return s["center"], s["corruption"], s["corrupt_frame"] if s["corruption"] != "none" else 0
 
     def _window(self, center: int, corruption: str, corrupt_frame: int):
         def record():
@@ -293,8 +276,7 @@ class AttentionExplorer:
         lr = self._panel(as_uint8(lq[lr_pos].permute(1, 2, 0).numpy()))
         img, text = map_image(maps, map_type, frame, level or "l1", group, relative, channel, self.offset_range_px)
         m = self._panel(img)
-        base = gray(_upscale_nearest(lr, m.shape[:2]))
-        over = (opacity * m + (1 - opacity) * base).round().astype(np.uint8)
+        over = (opacity * m + (1 - opacity) * gray(_upscale_nearest(lr, m.shape[:2]))).round().astype(np.uint8)
         where = f"frame {lr_pos}" + (f" = clip {idx[lr_pos]}" if self.clip is not None else "")
         panels = [caption(lr, ("corrupted " if corruption != "none" and lr_pos == corrupt_frame else "input ")
                           + where), caption(over, map_type)]
@@ -326,10 +308,9 @@ class AttentionExplorer:
         return shown, info
 
     def _draw(self) -> None:
-        start = time.perf_counter()
         from edvr_lib.data.io import encode_png
 
-        s = self.state
+        start, s = time.perf_counter(), self.state
         uses = MAP_KINDS[s["map_type"]].controls
         for control, _unused in _MAP_CONTROLS:
             self.widgets[control].disabled = control not in uses
@@ -342,9 +323,7 @@ class AttentionExplorer:
             self._shown, text = self._render(key)
             return encode_png(self._shown, compression=1), text
 
-        png, info = self.render_cache.get_or_make(key, render)
-        self.widgets["image"].value = png
-        self.widgets["info"].value = info
+        self.widgets["image"].value, self.widgets["info"].value = self.render_cache.get_or_make(key, render)
         self.draw_seconds.append((time.perf_counter() - start, cached))
 
     def _ipython_display_(self):
