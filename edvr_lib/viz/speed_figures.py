@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from edvr_lib.utils.flops import edvr_gflop
+from edvr_lib.introspect import edvr_gflop
 
 __all__ = ["throughput_figure", "speed_figure", "parity_figure", "output_difference_figure"]
 
@@ -19,7 +19,7 @@ def throughput_figure(report: dict, sizes: tuple[int, ...] = (64, 128, 180, 256,
     ax1.bar([d["name"] for d in devices], [d["dense_conv_gflops"] for d in devices], color="tab:blue")
     ax1.set(title="Measured 64->64 3x3 convolution throughput", xlabel="device", ylabel="throughput (GFLOP/s)")
     for d in devices:
-        ms = [1e3 * edvr_gflop(h=s, w=s) / d["dense_conv_gflops"] for s in sizes]
+        ms = [1e3 * edvr_gflop("M", s, s) / d["dense_conv_gflops"] for s in sizes]
         ax2.plot(sizes, ms, marker="o", label=d["name"])
     ax2.set(title="EDVR-M forward time implied (lower bound)", xlabel="LR frame side (pixels, 5 frames in)",
             ylabel="time per output frame (ms)", yscale="log")
