@@ -1,10 +1,9 @@
 """Alignment pre-stage: PCD trained on the offset-fidelity loss alone, before the full model trains.
 
-A DCN's offsets learn motion slowly when the pixel loss is the only teacher (Chan et al., AAAI 2021), and even
-with the offset-fidelity term most of a full training step is spent on fusion, reconstruction and the x4
-upsampling, which the offsets do not need. This stage runs only feature extraction and PCD (no GT, no fusion, no
-upsampling) on a bank of motion windows with known flow, so it takes many more steps per minute; the full model
-then starts from offsets that already follow the motion.
+A DCN's offsets learn motion slowly from the pixel loss alone (Chan et al., AAAI 2021), and most of a full step
+goes to fusion, reconstruction and upsampling, which the offsets do not need. This stage runs only feature
+extraction and PCD on a bank of motion windows with known flow, many more steps per minute; the full model then
+starts from offsets that already follow the motion.
 
 Example::
 

@@ -59,8 +59,7 @@ class CosineAnnealingRestartLR(_StepsFirst):
         idx = next((i for i, c in enumerate(self.cumulative_period) if epoch <= c), len(self.periods) - 1)
         epoch = min(epoch, self.cumulative_period[-1])
         start = 0 if idx == 0 else self.cumulative_period[idx - 1]
-        weight = self.restart_weights[idx]
-        return self.eta_min + weight * 0.5 * (base_lr - self.eta_min) * (
+        return self.eta_min + self.restart_weights[idx] * 0.5 * (base_lr - self.eta_min) * (
             1 + math.cos(math.pi * (epoch - start) / self.periods[idx]))
 
     def get_lr(self) -> list[float]:
