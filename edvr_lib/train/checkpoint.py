@@ -32,19 +32,17 @@ from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, 
 __all__ = ["save_checkpoint", "load_latest", "open_run"]
 
 
-def _save(obj, dest: Path, needed: int | None = None) -> None:
+def _save(obj, dest: Path, latest: Path, needed: int) -> None:
+    """``torch.save`` ``obj`` to ``dest``, then point ``latest`` at it (a hard link; a copy where links are not
+    supported), each atomically."""
     with atomic_path(dest, needed=needed) as tmp:
         torch.save(obj, tmp)
-
-
-def _link_latest(src: Path, dest: Path) -> None:
-    """Point ``dest`` at ``src`` atomically (a hard link; a copy where links are not supported)."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(latest) as tmp:
         tmp.unlink()
         try:
-            os.link(src, tmp)
+            os.link(dest, tmp)
         except OSError:
-            shutil.copyfile(src, tmp)
+            shutil.copyfile(dest, tmp)
 
 
 def _raise_no_room(info: dict, target: Path, prev: Path):
@@ -81,11 +79,9 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt) -> Path:
         info = write_failure(OSError(errno.ENOSPC, "not enough free space"), target, needed)
         _raise_no_room({**info, "free": free}, target, prev)
     try:
-        _save(net, target, needed)
-        _link_latest(target, models / "net_g_latest.pth")
+        _save(net, target, models / "net_g_latest.pth", needed)
         target = states / f"{it}.state"
-        _save(payload, target, needed)
-        _link_latest(target, states / "latest.state")
+        _save(payload, target, states / "latest.state", needed)
     except NoRoomError as err:
         _raise_no_room({**err.info, "needed": needed}, target, prev)
     except OSError as err:
@@ -108,12 +104,11 @@ def load_latest(run_dir: str | os.PathLike, log=print) -> dict | None:
         EDVRError: states exist but none of them can be read.
     """
     folder = Path(run_dir) / "training_states"
-    path = folder / "latest.state"
-    numbered = _numbered_states(folder)
-    if not path.exists() and not numbered:
+    candidates = [p for p in (folder / "latest.state",) if p.exists()] + _numbered_states(folder)
+    if not candidates:
         return None
     damaged = []
-    for candidate in ([path] if path.exists() else []) + numbered:
+    for candidate in candidates:
         try:
             sd = torch.load(candidate, map_location="cpu", weights_only=True)
             if not isinstance(sd, dict) or sd.get("format") != STATE_FORMAT:

@@ -123,8 +123,7 @@ class TrainState:
         self.iteration = int(sd["iter"])
         if sd.get("guard"):
             self.guard = GuardCounters(**sd["guard"])
-        if sd.get("rng") is not None:
-            rng = sd["rng"]
+        if (rng := sd.get("rng")) is not None:
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(rng["cuda"])

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -33,7 +34,7 @@ from edvr_lib.train.data import (build_train_dataset, build_val_dataset, check_f
                                  train_stream, validate)
 from edvr_lib.train.checkpoint import open_run, save_checkpoint
 from edvr_lib.train.guard import DivergenceGuard
-from edvr_lib.train.options import Options, dump_options
+from edvr_lib.train.options import Options, dump_options, load_options
 from edvr_lib.train.runlog import RunLog
 from edvr_lib.train.schedulers import warmup_lr
 from edvr_lib.train.state import init_state, seed_everything
@@ -260,10 +261,6 @@ def run_train(config_path, output_dir, overrides=(), resume: bool = False, devic
     Raises:
         EDVRError: bad options, data or run folder (the command prints it and exits 2).
     """
-    import os
-
-    from edvr_lib.train.options import load_options
-
     say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda msg: None)  # torchrun: rank 0 speaks
     opt, notes = load_options(config_path, overrides)
     for note in notes:
