@@ -132,19 +132,11 @@ class SeededDataset(Dataset):
             np.random.set_state(np_state)
 
 
-class _PositionBatchSampler:
-    """Yields the ``[(index, seed), ...]`` of batches ``start, start + 1, ..., stop - 1``."""
-
-    def __init__(self, order: SampleOrder, seed: int, start: int, stop: int):
-        self.order, self.seed, self.start, self.stop = order, seed, start, stop
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        for b in range(self.start, self.stop):
-            epoch, items = self.order.batch(b)
-            yield [(index, sample_seed(self.seed, epoch, p)) for index, p in items]
+def _position_batches(order: SampleOrder, seed: int, start: int, stop: int) -> Iterator[list[tuple[int, int]]]:
+    """The ``[(index, seed), ...]`` of batches ``start .. stop - 1`` (a DataLoader's ``batch_sampler``)."""
+    for b in range(start, stop):
+        epoch, items = order.batch(b)
+        yield [(index, sample_seed(seed, epoch, p)) for index, p in items]
 
 
 def train_stream(opt: Options, dataset, start: int, stop: int, rank: int = 0, world_size: int = 1,
@@ -169,7 +161,7 @@ def train_stream(opt: Options, dataset, start: int, stop: int, rank: int = 0, wo
         raise EDVRError(f"datasets.train.batch_size_per_gpu={batch_size} x {world_size} process(es) is larger than "
                         f"the dataset ({len(dataset)} samples x dataset_enlarge_ratio {enlarge}). Fix: lower "
                         "batch_size_per_gpu, raise dataset_enlarge_ratio, or add data.")
-    sampler, workers = _PositionBatchSampler(order, opt.manual_seed, start, stop), d.num_worker_per_gpu
+    sampler, workers = _position_batches(order, opt.manual_seed, start, stop), d.num_worker_per_gpu
     return iter(DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
                            prefetch_factor=2 if workers else None))
 
