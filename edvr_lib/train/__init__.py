@@ -1,7 +1,6 @@
 """Training EDVR: option files (``options``) and the training loop, driven by ``edvr train``.
 
-Submodules are imported explicitly (``from edvr_lib.train.options import load_options``); nothing heavy is
-imported here.
+Import submodules explicitly (``from edvr_lib.train.options import load_options``); nothing heavy is imported here.
 """
 
 __all__ = ["train", "run_train"]

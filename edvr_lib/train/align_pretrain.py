@@ -1,10 +1,9 @@
 """Alignment pre-stage: PCD trained on the offset-fidelity loss alone, before the full model trains.
 
-A DCN's offsets learn motion slowly when the pixel loss is the only teacher (Chan et al., AAAI 2021), and even
-with the offset-fidelity term most of a full training step is spent on fusion, reconstruction and the x4
-upsampling, which the offsets do not need. This stage runs only feature extraction and PCD (no GT, no fusion, no
-upsampling) on a bank of motion windows with known flow, so it takes many more steps per minute; the full model
-then starts from offsets that already follow the motion.
+A DCN's offsets learn motion slowly from the pixel loss alone (Chan et al., AAAI 2021), and most of a full step
+goes to fusion, reconstruction and upsampling, which the offsets do not need. This stage runs only feature
+extraction and PCD on a bank of motion windows with known flow, many more steps per minute; the full model then
+starts from offsets that already follow the motion.
 
 Example::
 
@@ -76,10 +75,9 @@ def flip_windows(lq: torch.Tensor, flow: torch.Tensor, valid: torch.Tensor, hfli
 
 
 def pretrain_alignment(model, bank: dict, iters: int, batch_size: int = 8, lr: float = 1e-3,
-                       threshold: float = 0.5, train_features: bool = False, crop: int | None = None,
-                       flips: bool = True, seed: int = 0,
+                       threshold: float = 0.5, crop: int | None = None, flips: bool = True, seed: int = 0,
                        log: Callable[[dict], None] | None = None, log_every: int = 50) -> list[dict]:
-    """Train ``model.pcd_align`` (and the feature extraction if asked) on the offset-fidelity loss alone.
+    """Train ``model.pcd_align`` on the offset-fidelity loss alone.
 
     Adam (betas 0.9, 0.99) with a cosine decay from ``lr`` to ``lr / 100``; random flips and transposes of the
     bank's windows. The other parameters are untouched (no gradient reaches them).
@@ -91,7 +89,6 @@ def pretrain_alignment(model, bank: dict, iters: int, batch_size: int = 8, lr: f
         batch_size: windows per step.
         lr: peak learning rate.
         threshold: the loss's free radius in each level's pixels (:func:`~edvr_lib.losses.offset_fidelity`).
-        train_features: also train the feature extraction (it is shared with the reconstruction).
         crop: LR side of a random crop of each batch (a multiple of 4; default: whole windows): smaller steps,
             more of them per minute.
         flips: random flips and transposes of every batch.
@@ -108,12 +105,7 @@ def pretrain_alignment(model, bank: dict, iters: int, batch_size: int = 8, lr: f
         raise EDVRError(f"crop={crop} must be a multiple of 4 between 4 and the bank's window side {min(h, w)}")
     if n < batch_size:
         raise EDVRError(f"the bank holds {n} windows, fewer than batch_size={batch_size}; render more")
-    params = list(model.pcd_align.parameters())
-    if train_features:
-        params += [p for name, p in model.named_parameters()
-                   if not name.startswith(("pcd_align.", "fusion.", "reconstruction.", "upconv", "conv_hr",
-                                           "conv_last"))]
-    optimizer = torch.optim.Adam(params, lr=lr, betas=(0.9, 0.99))
+    optimizer = torch.optim.Adam(model.pcd_align.parameters(), lr=lr, betas=(0.9, 0.99))
     gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
     model.train()
@@ -130,7 +122,7 @@ def pretrain_alignment(model, bank: dict, iters: int, batch_size: int = 8, lr: f
         lq, flow, valid = flip_windows(bank["lq"][idx][win], bank["flow"][idx][win], bank["flow_valid"][idx][win],
                                        hflip, vflip, transpose)
         lq, flow, valid = lq.to(device), flow.to(device), valid.to(device)
-        with torch.set_grad_enabled(train_features):
+        with torch.no_grad():
             feats = model.extract_features(lq)
         with OffsetCapture(model) as offsets:
             model.align(feats)

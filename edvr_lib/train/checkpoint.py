@@ -18,11 +18,13 @@ from __future__ import annotations
 import errno
 import math
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
 from edvr_lib.train.options import options_diff, options_fingerprint
+from edvr_lib.train.schedulers import build_scheduler
 from edvr_lib.train.state import SCHEDULE_SHAPE_KEYS, STATE_FORMAT, TrainState
 from edvr_lib.utils.errors import EDVRError
 from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, tensor_bytes, write_failure
@@ -30,21 +32,17 @@ from edvr_lib.utils.io import NoRoomError, atomic_path, free_bytes, space_text, 
 __all__ = ["save_checkpoint", "load_latest", "open_run"]
 
 
-def _save(obj, dest: Path, needed: int | None = None) -> None:
+def _save(obj, dest: Path, latest: Path, needed: int) -> None:
+    """``torch.save`` ``obj`` to ``dest``, then point ``latest`` at it (a hard link; a copy where links are not
+    supported), each atomically."""
     with atomic_path(dest, needed=needed) as tmp:
         torch.save(obj, tmp)
-
-
-def _link_latest(src: Path, dest: Path) -> None:
-    """Point ``dest`` at ``src`` atomically (a hard link; a copy where links are not supported)."""
-    with atomic_path(dest) as tmp:
+    with atomic_path(latest) as tmp:
         tmp.unlink()
         try:
-            os.link(src, tmp)
+            os.link(dest, tmp)
         except OSError:
-            import shutil
-
-            shutil.copyfile(src, tmp)
+            shutil.copyfile(dest, tmp)
 
 
 def _raise_no_room(info: dict, target: Path, prev: Path):
@@ -72,8 +70,7 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt) -> Path:
     if state.ema is not None:
         net["params_ema"] = state.ema.state_dict()
     net.update(options=opt.to_dict(), config=state.model.config.to_dict())
-    payload = state.state_dict()
-    payload.update(options=opt.to_dict(), fingerprint=options_fingerprint(opt))
+    payload = {**state.state_dict(), "options": opt.to_dict(), "fingerprint": options_fingerprint(opt)}
     target = models / f"net_g_{it}.pth"
     needed = tensor_bytes(net) + tensor_bytes(payload)
     prev = states / "latest.state"
@@ -82,24 +79,15 @@ def save_checkpoint(state: TrainState, run_dir: str | os.PathLike, opt) -> Path:
         info = write_failure(OSError(errno.ENOSPC, "not enough free space"), target, needed)
         _raise_no_room({**info, "free": free}, target, prev)
     try:
-        _save(net, target, needed)
-        _link_latest(target, models / "net_g_latest.pth")
+        _save(net, target, models / "net_g_latest.pth", needed)
         target = states / f"{it}.state"
-        _save(payload, target, needed)
-        _link_latest(target, states / "latest.state")
+        _save(payload, target, states / "latest.state", needed)
     except NoRoomError as err:
         _raise_no_room({**err.info, "needed": needed}, target, prev)
     except OSError as err:
         _raise_no_room({"reason": err.strerror or str(err), "folder": target.parent, "needed": needed,
                         "free": free_bytes(target.parent), "fix": "check the folder's permissions"}, target, prev)
     return states / f"{it}.state"
-
-
-def _read_state(path: Path) -> dict:
-    sd = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(sd, dict) or sd.get("format") != STATE_FORMAT:
-        raise ValueError(f"not an edvr_lib training state (format {STATE_FORMAT})")
-    return sd
 
 
 def _numbered_states(folder: Path) -> list[Path]:
@@ -116,14 +104,15 @@ def load_latest(run_dir: str | os.PathLike, log=print) -> dict | None:
         EDVRError: states exist but none of them can be read.
     """
     folder = Path(run_dir) / "training_states"
-    path = folder / "latest.state"
-    numbered = _numbered_states(folder)
-    if not path.exists() and not numbered:
+    candidates = [p for p in (folder / "latest.state",) if p.exists()] + _numbered_states(folder)
+    if not candidates:
         return None
     damaged = []
-    for candidate in ([path] if path.exists() else []) + numbered:
+    for candidate in candidates:
         try:
-            sd = _read_state(candidate)
+            sd = torch.load(candidate, map_location="cpu", weights_only=True)
+            if not isinstance(sd, dict) or sd.get("format") != STATE_FORMAT:
+                raise ValueError(f"not an edvr_lib training state (format {STATE_FORMAT})")
         except Exception as err:  # noqa: BLE001 - any unreadable file gets the same message
             damaged.append(candidate.name)
             log(f"training state {candidate} is damaged ({type(err).__name__}: {str(err)[:120]}); trying an older one")
@@ -161,13 +150,9 @@ def open_run(run_dir: str | os.PathLike, opt, resume: bool, log=print) -> dict |
 
 
 def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
-    """True when ``opt`` only extends the saved run (BasicSR allows it): ``train.total_iter`` raised and/or the
-    scheduler's periods / milestones / restarts / restart_weights changed without changing the learning rate of
-    any iteration up to the saved one (checked by running both schedules). False for any other difference.
-
-    Raises:
-        EDVRError: the extension would end before the saved iteration, or it changes a past learning rate.
-    """
+    """True when ``opt`` only extends the saved run (BasicSR allows it): ``train.total_iter`` and/or the schedule's
+    shape (:data:`SCHEDULE_SHAPE_KEYS`) changed; False for any other difference. Raises an EDVRError when the
+    extension ends before the saved iteration or changes the learning rate of an iteration up to it."""
     old = saved.get("options")
     if not isinstance(old, dict) or not isinstance(old.get("train"), dict) or not isinstance(opt.get("train"), dict):
         return False
@@ -183,8 +168,18 @@ def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
         raise EDVRError(f"{run_dir} is at iteration {at}; train.total_iter {b} would end before it. Fix: set "
                         f"train.total_iter >= {at}, or train into a new folder.")
     lr = float(tr_old["optim_g"]["lr"])
-    past_old, past_new = _schedule_lrs(sched_old, a, lr, at), _schedule_lrs(sched_new, b, lr, at)
-    for it, (x, y) in enumerate(zip(past_old, past_new), start=1):
+
+    def past_lrs(scheduler_opt: dict, total_iter: int) -> list[float]:  # iteration k runs at scheduler epoch k - 1
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+        scheduler = build_scheduler(optimizer, scheduler_opt, total_iter)
+        out = []
+        for it in range(1, at + 1):
+            if it > 1:
+                scheduler.step()
+            out.append(optimizer.param_groups[0]["lr"])
+        return out
+
+    for it, (x, y) in enumerate(zip(past_lrs(sched_old, a), past_lrs(sched_new, b)), start=1):
         if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.0):
             keys = ", ".join(f"train.scheduler.{k}" for k in SCHEDULE_SHAPE_KEYS
                              if sched_old.get(k) != sched_new.get(k))
@@ -197,18 +192,3 @@ def _allowed_extension(run_dir: Path, saved: dict, opt: dict, log) -> bool:
     else:
         log(f"continuing the run with the new train.scheduler (same learning rates up to iteration {at})")
     return True
-
-
-def _schedule_lrs(scheduler_opt: dict, total_iter: int, lr: float, upto: int) -> list[float]:
-    """The learning rate of iterations ``1..upto`` under ``scheduler_opt`` (the trainer's timing: iteration ``k``
-    uses scheduler epoch ``k - 1``), from the project's own scheduler classes."""
-    from edvr_lib.train.schedulers import build_scheduler
-
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
-    scheduler = build_scheduler(optimizer, scheduler_opt, total_iter)
-    out = []
-    for it in range(1, upto + 1):
-        if it > 1:
-            scheduler.step()
-        out.append(optimizer.param_groups[0]["lr"])
-    return out

@@ -103,8 +103,7 @@ class SampleOrder:
         """``(epoch, [(dataset index, position in the epoch's permutation), ...])`` of batch ``b`` (0-based)."""
         epoch, j = divmod(b, self.batches_per_epoch)
         if epoch != self._epoch:  # one permutation per epoch, seeded with the epoch as in BasicSR
-            g = torch.Generator()
-            g.manual_seed(epoch)
+            g = torch.Generator().manual_seed(epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.num_samples * self.world_size, generator=g)
         first = self.rank + j * self.batch_size * self.world_size
         positions = range(first, first + self.batch_size * self.world_size, self.world_size)
@@ -133,27 +132,11 @@ class SeededDataset(Dataset):
             np.random.set_state(np_state)
 
 
-class _PositionBatchSampler:
-    """Yields the ``[(index, seed), ...]`` of batches ``start, start + 1, ..., stop - 1``."""
-
-    def __init__(self, order: SampleOrder, seed: int, start: int, stop: int):
-        self.order, self.seed, self.start, self.stop = order, seed, start, stop
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        for b in range(self.start, self.stop):
-            epoch, items = self.order.batch(b)
-            yield [(index, sample_seed(self.seed, epoch, p)) for index, p in items]
-
-
-def check_batch_size(dataset_len: int, batch_size: int, enlarge: int, world_size: int) -> None:
-    """Raise when one batch per process does not fit into the (enlarged) dataset."""
-    if math.ceil(dataset_len * enlarge / world_size) < batch_size:
-        raise EDVRError(f"datasets.train.batch_size_per_gpu={batch_size} x {world_size} process(es) is larger than "
-                        f"the dataset ({dataset_len} samples x dataset_enlarge_ratio {enlarge}). Fix: lower "
-                        "batch_size_per_gpu, raise dataset_enlarge_ratio, or add data.")
+def _position_batches(order: SampleOrder, seed: int, start: int, stop: int) -> Iterator[list[tuple[int, int]]]:
+    """The ``[(index, seed), ...]`` of batches ``start .. stop - 1`` (a DataLoader's ``batch_sampler``)."""
+    for b in range(start, stop):
+        epoch, items = order.batch(b)
+        yield [(index, sample_seed(seed, epoch, p)) for index, p in items]
 
 
 def train_stream(opt: Options, dataset, start: int, stop: int, rank: int = 0, world_size: int = 1,
@@ -173,13 +156,14 @@ def train_stream(opt: Options, dataset, start: int, stop: int, rank: int = 0, wo
     """
     d = opt.datasets.train
     batch_size, enlarge = d.batch_size_per_gpu, d.dataset_enlarge_ratio
-    check_batch_size(len(dataset), batch_size, enlarge, world_size)
     order = SampleOrder(len(dataset), batch_size, enlarge, rank, world_size)
-    sampler = _PositionBatchSampler(order, opt.manual_seed, start, stop)
-    workers = d.num_worker_per_gpu
-    loader = DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                        prefetch_factor=2 if workers else None)
-    return iter(loader)
+    if order.num_samples < batch_size:
+        raise EDVRError(f"datasets.train.batch_size_per_gpu={batch_size} x {world_size} process(es) is larger than "
+                        f"the dataset ({len(dataset)} samples x dataset_enlarge_ratio {enlarge}). Fix: lower "
+                        "batch_size_per_gpu, raise dataset_enlarge_ratio, or add data.")
+    sampler, workers = _position_batches(order, opt.manual_seed, start, stop), d.num_worker_per_gpu
+    return iter(DataLoader(SeededDataset(dataset), batch_sampler=sampler, num_workers=workers, pin_memory=pin_memory,
+                           prefetch_factor=2 if workers else None))
 
 
 def explicit_stream(batches: Sequence[dict], start: int, stop: int) -> Iterator[dict]:

@@ -10,13 +10,14 @@ Launch::
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "sync_from_rank0", "all_mean", "all_max", "broadcast_object",
-           "barrier"]
+__all__ = ["DistInfo", "setup", "cleanup", "wrap_model", "sync_from_rank0", "all_reduce", "on_main", "barrier"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,6 @@ class DistInfo:
 
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
 
     @property
@@ -60,7 +60,7 @@ def setup(device: str | torch.device = "auto", num_gpu: int | str = "auto") -> D
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
-    return DistInfo(rank, world_size, local_rank, device)
+    return DistInfo(rank, world_size, device)
 
 
 def cleanup(info: DistInfo) -> None:
@@ -93,30 +93,30 @@ def sync_from_rank0(modules, info: DistInfo) -> None:
                     dist.broadcast(tensor, src=0)
 
 
-def all_mean(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Mean of ``values`` over processes (returned as is on one process)."""
+def all_reduce(values: torch.Tensor, info: DistInfo, op: str = "mean") -> torch.Tensor:
+    """Element-wise ``'mean'`` or ``'max'`` of ``values`` over processes (``values`` itself on one process)."""
     if info.enabled:
         values = values.clone()
-        dist.all_reduce(values)
-        values /= info.world_size
+        dist.all_reduce(values, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+        if op == "mean":
+            values /= info.world_size
     return values
 
 
-def all_max(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """Element-wise max of ``values`` over processes."""
+def on_main(fn, info: DistInfo) -> None:
+    """Run ``fn()`` on rank 0 (e.g. a save); an error it raises is raised on every process, so all stop together."""
+    error = None
+    if info.is_main:
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - every rank must hear about it
+            error = err
     if info.enabled:
-        values = values.clone()
-        dist.all_reduce(values, op=dist.ReduceOp.MAX)
-    return values
-
-
-def broadcast_object(obj, info: DistInfo):
-    """Rank 0's ``obj`` on every process (e.g. an error message, so all ranks stop together)."""
-    if not info.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise error
 
 
 def barrier(info: DistInfo) -> None:
@@ -133,13 +133,9 @@ class StopRequest:
     """
 
     def __init__(self, log=print):
-        self.requested = False
-        self.log = log
-        self._old = {}
+        self.requested, self.log, self._old = False, log, {}
 
     def _handle(self, signum, frame):
-        import signal
-
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
@@ -147,16 +143,11 @@ class StopRequest:
                  "(Ctrl-C again to abort at once)")
 
     def __enter__(self) -> "StopRequest":
-        import signal
-        import threading
-
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        import signal
-
         for sig, old in self._old.items():
             signal.signal(sig, old)

@@ -1,8 +1,5 @@
-"""The divergence guard: back to the last good state, with a lower learning rate, when training blows up.
-
-:class:`GuardCounters` is what the guard keeps in the training state (saved with every checkpoint);
-:class:`DivergenceGuard` decides, from the loss and the DCN offsets, when to roll back (``train.guard``).
-"""
+"""The divergence guard (``train.guard``): back to the last good state, with a lower learning rate, when the loss
+or the DCN offsets blow up."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,9 +1,8 @@
 """Learning-rate schedules of the EDVR recipe, as BasicSR defines them (``basicsr/models/lr_scheduler.py``).
 
-The trainer steps the scheduler the way BasicSR's ``update_learning_rate`` does: before the optimisation of
-iteration ``k`` and only when ``k > 1``, so iteration ``k`` trains with the rate of scheduler epoch ``k - 1``
-(iteration 1 with the epoch-0 rate). Cosine with restarts, for cumulative period ends ``c_i`` and restart
-weights ``w_i`` (EDVR: periods [50k, 100k, 150k, 150k, 150k], eta_min 1e-7)::
+Iteration ``k`` trains with the rate of scheduler epoch ``k - 1`` (the trainer's timing, BasicSR's). Cosine with
+restarts, for cumulative period ends ``c_i`` and restart weights ``w_i`` (EDVR: periods [50k, 100k, 150k, 150k,
+150k], eta_min 1e-7)::
 
     idx = first i with epoch <= c_i,    r = c_{idx-1} (0 for idx 0),    P = periods[idx]
     lr  = eta_min + w_idx * 0.5 * (base_lr - eta_min) * (1 + cos(pi * (epoch - r) / P))
@@ -59,8 +58,7 @@ class CosineAnnealingRestartLR(_StepsFirst):
         idx = next((i for i, c in enumerate(self.cumulative_period) if epoch <= c), len(self.periods) - 1)
         epoch = min(epoch, self.cumulative_period[-1])
         start = 0 if idx == 0 else self.cumulative_period[idx - 1]
-        weight = self.restart_weights[idx]
-        return self.eta_min + weight * 0.5 * (base_lr - self.eta_min) * (
+        return self.eta_min + self.restart_weights[idx] * 0.5 * (base_lr - self.eta_min) * (
             1 + math.cos(math.pi * (epoch - start) / self.periods[idx]))
 
     def get_lr(self) -> list[float]:
@@ -116,7 +114,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, scheduler_opt: dict, total
                             f"less than total_iter - 1 = {total_iter - 1}. Fix: lengthen the periods or lower "
                             "train.total_iter.")
         return CosineAnnealingRestartLR(optimizer, **kwargs)
-    if kind in ("MultiStepRestartLR", "MultiStepLR"):
+    if kind == "MultiStepRestartLR":
         return MultiStepRestartLR(optimizer, **kwargs)
     raise EDVRError(f"train.scheduler.type {kind!r} is not supported; use CosineAnnealingRestartLR (the EDVR "
                     "recipe) or MultiStepRestartLR")

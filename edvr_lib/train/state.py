@@ -1,10 +1,6 @@
-"""The one training-state object: everything that changes while training, restored exactly.
-
-:class:`TrainState` holds the network, its EMA copy, the optimizer, the scheduler, the AMP grad scaler, the
-iteration, the divergence guard's counters and (when saved) every random generator. The data position needs
-no saving of its own: batches are a function of the iteration (:mod:`edvr_lib.train.data`).
-:func:`init_state` builds a fresh one from the options (with ``path.pretrain_network_g``'s weights); the files
-that hold it are :mod:`edvr_lib.train.checkpoint`'s.
+"""The one training-state object (:class:`TrainState`): everything that changes while training, restored exactly,
+and :func:`init_state`, which builds a fresh one from the options. The data position needs no saving of its own:
+batches are a function of the iteration (:mod:`edvr_lib.train.data`).
 """
 from __future__ import annotations
 
@@ -17,6 +13,7 @@ import torch
 
 from edvr_lib.models import key_mismatch, read_state_dicts
 from edvr_lib.train.guard import GuardCounters
+from edvr_lib.train.schedulers import build_scheduler
 from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["TrainState", "init_state", "build_model", "build_optimizer", "seed_everything", "STATE_FORMAT"]
@@ -51,15 +48,8 @@ def build_optimizer(model: torch.nn.Module, train_opt) -> torch.optim.Optimizer:
 
 def _load_into(model: torch.nn.Module, sd: dict[str, torch.Tensor], path, strict: bool,
                what: str) -> tuple[list[str], list[str]]:
-    """Load ``sd`` (read from ``path``) into ``model`` with ``strict_load_g`` semantics.
-
-    Returns:
-        ``(missing keys, unexpected keys)``; both are empty when ``strict``.
-
-    Raises:
-        EDVRError: shapes that differ (always; BasicSR silently skips them), or any missing / unexpected key when
-            ``strict``. The message lists them and names the fix.
-    """
+    """Load ``sd`` (read from ``path``) into ``model`` as ``strict_load_g`` says; returns ``(missing, unexpected)``
+    keys. Shapes that differ always raise (BasicSR skips them silently), missing / unexpected keys when ``strict``."""
     missing, unexpected, wrong = key_mismatch(model, sd)
 
     def show(items):
@@ -101,16 +91,20 @@ class TrainState:
     iteration: int = 0
     guard: GuardCounters = field(default_factory=GuardCounters)
 
-    def state_dict(self, rng: bool = True) -> dict:
-        """The whole state as tensors and plain Python values (``rng``: include every generator's state)."""
-        out = {"format": STATE_FORMAT, "iter": self.iteration, "params": self.model.state_dict(),
-               "params_ema": self.ema.state_dict() if self.ema is not None else None,
-               "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-               "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-               "guard": asdict(self.guard)}
-        if rng:
-            out["rng"] = capture_rng()
-        return out
+    def state_dict(self) -> dict:
+        """The whole state as tensors and plain Python values, with the states of torch's (CPU and every CUDA
+        device), numpy's and Python's global generators."""
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        return {"format": STATE_FORMAT, "iter": self.iteration, "params": self.model.state_dict(),
+                "params_ema": self.ema.state_dict() if self.ema is not None else None,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "guard": asdict(self.guard),
+                "rng": {"torch": torch.get_rng_state(),
+                        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss),
+                                  float(gauss)),
+                        "python": random.getstate()}}
 
     def load_state_dict(self, sd: dict) -> None:
         """Restore what :meth:`state_dict` returned (the generators too, when it holds them)."""
@@ -129,8 +123,14 @@ class TrainState:
         self.iteration = int(sd["iter"])
         if sd.get("guard"):
             self.guard = GuardCounters(**sd["guard"])
-        if sd.get("rng") is not None:
-            restore_rng(sd["rng"])
+        if (rng := sd.get("rng")) is not None:
+            torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+            name, keys, pos, has_gauss, gauss = rng["numpy"]
+            np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+            version, internal, gauss_next = rng["python"]
+            random.setstate((version, tuple(internal), gauss_next))
 
     def snapshot(self) -> dict:
         """An in-memory copy on the CPU (the divergence guard's last good state)."""
@@ -151,26 +151,6 @@ def _to_cpu(obj):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_to_cpu(v) for v in obj)
     return copy.deepcopy(obj)
-
-
-def capture_rng() -> dict:
-    """States of torch (CPU and every CUDA device), numpy's and Python's global generators."""
-    name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
-            "python": random.getstate()}
-
-
-def restore_rng(state: dict) -> None:
-    """Put back what :func:`capture_rng` captured."""
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    name, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
 
 
 def init_state(opt, device: torch.device, log=print, load_pretrain: bool = True) -> TrainState:
@@ -198,12 +178,9 @@ def init_state(opt, device: torch.device, log=print, load_pretrain: bool = True)
     if ema is not None:
         if not pretrain:
             ema.load_state_dict(model.state_dict())
-        ema.requires_grad_(False).eval()
+        ema.requires_grad_(False).eval().to(device)
     model.to(device)
-    ema = ema.to(device) if ema is not None else None
     optimizer = build_optimizer(model, train_opt)
-    from edvr_lib.train.schedulers import build_scheduler
-
     scheduler = build_scheduler(optimizer, train_opt.scheduler.to_dict(), train_opt.total_iter)
     scaler = torch.amp.GradScaler("cuda") if train_opt.amp == "fp16" and device.type == "cuda" else None
     return TrainState(model, ema, optimizer, scheduler, scaler)

@@ -1,10 +1,9 @@
 """Training EDVR: the loop behind ``edvr train``, the recipe of BasicSR's ``EDVRModel`` in one function.
 
 One iteration, top to bottom: get batch, schedule, (un)freeze the TSA-only stage, forward, loss, backward,
-clip, step, EMA, log, validate, save. Everything else lives next door: the state in :mod:`~edvr_lib.train.state`,
-its files in :mod:`~edvr_lib.train.checkpoint`, the guard in :mod:`~edvr_lib.train.guard`, the log in
-:mod:`~edvr_lib.train.runlog`, the batches in :mod:`~edvr_lib.train.data`, the learning-rate schedules in
-:mod:`~edvr_lib.train.schedulers`, torchrun in :mod:`~edvr_lib.train.distributed`.
+clip, step, EMA, log, validate, save. The state, its files, the guard, the log, the batches, the schedules and
+torchrun live in the sibling modules (``state``, ``checkpoint``, ``guard``, ``runlog``, ``data``, ``schedulers``,
+``distributed``).
 
 Timing as in BasicSR (``basicsr/train.py``, ``models/base_model.py``, ``models/edvr_model.py``): the scheduler
 steps before iteration ``k``'s update and only from ``k = 2``, so iteration ``k`` uses scheduler epoch ``k - 1``;
@@ -23,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,14 +34,12 @@ from edvr_lib.train.data import (build_train_dataset, build_val_dataset, check_f
                                  train_stream, validate)
 from edvr_lib.train.checkpoint import open_run, save_checkpoint
 from edvr_lib.train.guard import DivergenceGuard
-from edvr_lib.train.options import Options, dump_options
+from edvr_lib.train.options import Options, dump_options, load_options
 from edvr_lib.train.runlog import RunLog
 from edvr_lib.train.schedulers import warmup_lr
 from edvr_lib.train.state import init_state, seed_everything
 
 __all__ = ["train", "run_train"]
-
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def amp_dtype(amp: str | None, device: torch.device, log: Callable[[str], None]) -> torch.dtype | None:
@@ -99,13 +97,9 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
     from edvr_lib.introspect import offset_monitor, offset_stats
     from edvr_lib.losses import OffsetCapture, charbonnier, offset_fidelity, offset_weight
 
-    tr, lg = opt.train, opt.logger
-    total_iter, tsa_iter = tr.total_iter, tr.tsa_iter
-    print_freq, save_freq = lg.print_freq, lg.save_checkpoint_freq
+    tr, lg, dev = opt.train, opt.logger, ddp.device
+    total_iter, tsa_iter, pix, off_opt = tr.total_iter, tr.tsa_iter, tr.pixel_opt, tr.offset_opt
     val_freq = opt.val.val_freq if opt.val is not None else 0
-    pix, off_opt = tr.pixel_opt, tr.offset_opt
-    decay, grad_clip = tr.ema_decay, tr.grad_clip
-    dev = ddp.device
     amp = amp_dtype(tr.amp, dev, log)
 
     # ---- state: fresh from the options (+ pretrained weights), or the run folder's latest checkpoint
@@ -189,18 +183,17 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
 
             # one all-reduce: the mean loss and whether any process was asked to stop
             flags = torch.stack([loss.detach().float(), torch.tensor(float(stop.requested), device=dev)])
-            loss_value, stop_share = distributed.all_mean(flags, ddp).tolist()
+            loss_value, stop_share = distributed.all_reduce(flags, ddp).tolist()
             stop_now = stop_share > 0  # any process was asked
-            problem = guard.problem(loss_value)
-            if problem:  # non-finite loss
+            if problem := guard.problem(loss_value):  # non-finite loss
                 roll_back(it, problem)
                 continue
 
             # clip, step
             if state.scaler is not None:
                 state.scaler.unscale_(state.optimizer)
-            if grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], float(grad_clip))
+            if tr.grad_clip:
+                torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], float(tr.grad_clip))
             if state.scaler is not None:
                 state.scaler.step(state.optimizer)
                 state.scaler.update()
@@ -210,8 +203,8 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
             # EMA: ema = d * ema + (1 - d) * param, every parameter
             if ema_params:
                 with torch.no_grad():
-                    torch._foreach_mul_(ema_params, decay)
-                    torch._foreach_add_(ema_params, params, alpha=1 - decay)
+                    torch._foreach_mul_(ema_params, tr.ema_decay)
+                    torch._foreach_add_(ema_params, params, alpha=1 - tr.ema_decay)
             state.iteration = it
             losses[it], lrs[it] = loss_value, lr
             bar.update(1)
@@ -219,11 +212,10 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
 
             # log (and check the DCN offsets once per log)
             entry = None
-            if it % print_freq == 0 or it == total_iter:
+            if it % lg.print_freq == 0 or it == total_iter:
                 offsets = list(offset_stats(offset_means).values())
-                offset_max = distributed.all_max(torch.tensor(max(offsets, default=0.0)), ddp).item()
-                problem = guard.problem(loss_value, offset_max)
-                if problem:
+                offset_max = distributed.all_reduce(torch.tensor(max(offsets, default=0.0)), ddp, "max").item()
+                if problem := guard.problem(loss_value, offset_max):
                     roll_back(it, problem)
                     continue
                 guard.keep(state)
@@ -247,16 +239,8 @@ def _train(opt, run_dir, resume, ddp, batches, log) -> dict:
                 runlog.write(entry)
 
             # save (rank 0), also at the end and when asked to stop
-            if it % save_freq == 0 or it == total_iter or stop_now:
-                error = None
-                if ddp.is_main:
-                    try:
-                        save_checkpoint(state, run_dir, opt)
-                    except Exception as err:  # noqa: BLE001 - every rank must hear about it
-                        error = err
-                error = distributed.broadcast_object(error, ddp)
-                if error is not None:
-                    raise error
+            if it % lg.save_checkpoint_freq == 0 or it == total_iter or stop_now:
+                distributed.on_main(lambda: save_checkpoint(state, run_dir, opt), ddp)
             if stop_now:
                 log(f"stopped at iteration {it}; resume with the same command and --resume")
                 break
@@ -277,10 +261,6 @@ def run_train(config_path, output_dir, overrides=(), resume: bool = False, devic
     Raises:
         EDVRError: bad options, data or run folder (the command prints it and exits 2).
     """
-    import os
-
-    from edvr_lib.train.options import load_options
-
     say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda msg: None)  # torchrun: rank 0 speaks
     opt, notes = load_options(config_path, overrides)
     for note in notes:
