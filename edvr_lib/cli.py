@@ -45,15 +45,6 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
-                    epilog="`edvr COMMAND --help` shows the options of one command.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
-    return parser
-
-
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
     """Parsed options, or the exit code when parsing ended the run (``--help``: 0, a usage error: 2)."""
     try:
@@ -69,23 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     from edvr_lib.utils.errors import EDVRError
 
     argv = sys.argv[1:] if argv is None else argv
-    # Build only the subparser that is needed when a command is given (lazy imports).
-    if argv and argv[0] in COMMANDS:
-        name = argv[0]
-        module = importlib.import_module(COMMANDS[name][0])
-        parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
-        module.add_arguments(parser)
-        args = _parse(parser, argv[1:])
+    if not argv or argv[0] not in COMMANDS:  # no command: the list of commands
+        parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
+                        epilog="`edvr COMMAND --help` shows the options of one command.")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for name, (_, help_text) in COMMANDS.items():
+            sub.add_parser(name, help=help_text, add_help=False)
+        args = _parse(parser, argv)
         if isinstance(args, int):
             return args
-        try:
-            return int(module.run(args) or 0)
-        except EDVRError as err:
-            print(f"edvr {name}: error: {err}", file=sys.stderr)
-            return 2
-    parser = build_parser()
-    args = _parse(parser, argv)
+        parser.print_help()
+        return 0 if args.command is None else 2
+    # only the subparser of the command given is built (its module is imported now, not before)
+    name = argv[0]
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = _parse(parser, argv[1:])
     if isinstance(args, int):
         return args
-    parser.print_help()
-    return 0 if args.command is None else 2
+    try:
+        return int(module.run(args) or 0)
+    except EDVRError as err:
+        print(f"edvr {name}: error: {err}", file=sys.stderr)
+        return 2

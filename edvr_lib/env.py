@@ -6,17 +6,17 @@ Everything in the verdict table is measured on the spot: a real DCNv2 forward + 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from edvr_lib.utils.io import REPO_ROOT
+from edvr_lib.utils.io import REPO_ROOT, free_bytes
 
 REDS_DISK_GB = 100  # REDS train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies
 # A training step costs about 3x the forward (forward + backward w.r.t. activations and weights).
@@ -46,20 +46,10 @@ def versions() -> dict[str, str | None]:
     import torch
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
-        "cuda (torch build)": torch.version.cuda,
-        "cuda available": str(torch.cuda.is_available()),
-        "cudnn": str(cudnn) if cudnn else None,
-        "numpy": _version("numpy"),
-        "opencv-python-headless": _version("opencv-python-headless"),
-        "ipywidgets": _version("ipywidgets"),
-        "jupyterlab": _version("jupyterlab"),
-        "edvr_lib": _version("edvr_lib"),
-    }
+    return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "torchvision": _version("torchvision"), "cuda (torch build)": torch.version.cuda,
+            "cuda available": str(torch.cuda.is_available()), "cudnn": str(cudnn) if cudnn else None,
+            **{d: _version(d) for d in ("numpy", "opencv-python-headless", "ipywidgets", "jupyterlab", "edvr_lib")}}
 
 
 def _cpu_memory_gb() -> float:
@@ -164,8 +154,6 @@ def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3, bf1
 
     With ``bf16``: under bfloat16 autocast, as ``train.amp: bf16`` and ``edvr infer --precision bf16`` run it.
     """
-    import contextlib
-
     import torch
 
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
@@ -234,14 +222,7 @@ def widget_frontend() -> tuple[bool, str]:
 def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
     """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``)."""
     path = Path(path or os.environ.get("EDVR_DATA_DIR") or REPO_ROOT / "data")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    return path, shutil.disk_usage(probe).free / 2**30
-
-
-def _hours(gflop: float, gflops: float) -> float:
-    return gflop / gflops / 3600
+    return path, free_bytes(path) / 2**30
 
 
 def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float) -> list[dict]:
@@ -252,43 +233,34 @@ def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float)
     """
     from edvr_lib.introspect import edvr_gflop
 
+    def row(task: str, ok: bool, why: str) -> dict:
+        return {"task": task, "verdict": "yes" if ok else "no", "why": why}
+
     m_gflop, l_gflop = edvr_gflop("M"), edvr_gflop("L")  # 5 frames, LR 64x64
     cpu = devices[0]
-    rows = []
-    cpu_ok = bool(cpu.dcn_ok)
-    rows.append({
-        "task": "smoke run on CPU (make test)",
-        "verdict": "yes" if cpu_ok and mem_available_gb >= 2 else "no",
-        "why": (f"DCNv2 check {'passed' if cpu_ok else 'failed'} on CPU; {mem_available_gb:.1f} GiB RAM available "
-                "(needs 2)"),
-    })
-    step_s = m_gflop * TRAIN_STEP_FACTOR * 4 / cpu.dense_conv_gflops if cpu.dense_conv_gflops else None
-    tut_ok = cpu_ok and mem_available_gb >= 6 and cpu.dense_conv_gflops is not None and cpu.dense_conv_gflops >= 30
-    rows.append({
-        "task": "full tutorial on CPU (make tutorial)",
-        "verdict": "yes" if tut_ok else "no",
-        "why": (f"dense conv {cpu.dense_conv_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM "
-                f"available (needs 6); an EDVR-M training step (batch 4, LR 64x64) costs "
-                f">= {step_s or float('nan'):.1f} s here"),
-    })
-    gpus = [d for d in devices if d.name.startswith("cuda")]
+    cpu_ok, cpu_gflops = bool(cpu.dcn_ok), cpu.dense_conv_gflops
+    step_s = m_gflop * TRAIN_STEP_FACTOR * 4 / cpu_gflops if cpu_gflops else None
+    rows = [
+        row("smoke run on CPU (make test)", cpu_ok and mem_available_gb >= 2,
+            f"DCNv2 check {'passed' if cpu_ok else 'failed'} on CPU; {mem_available_gb:.1f} GiB RAM available "
+            "(needs 2)"),
+        row("full tutorial on CPU (make tutorial)",
+            cpu_ok and mem_available_gb >= 6 and cpu_gflops is not None and cpu_gflops >= 30,
+            f"dense conv {cpu_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM available "
+            f"(needs 6); an EDVR-M training step (batch 4, LR 64x64) costs >= {step_s or float('nan'):.1f} s here"),
+    ]
+    best = max((d for d in devices if d.name.startswith("cuda")), key=lambda d: d.dense_conv_gflops or 0, default=None)
     for label, gflop, need_gb in (("EDVR-M", m_gflop, 8), ("EDVR-L", l_gflop, 24)):
         task = f"{label} training on GPU (REDS recipe, batch {RECIPE_BATCH}, {RECIPE_ITERS // 1000}k iters)"
-        best = max(gpus, key=lambda d: d.dense_conv_gflops or 0, default=None)
         if best is None:
-            rows.append({"task": task, "verdict": "no", "why": "no CUDA device"})
+            rows.append(row(task, False, "no CUDA device"))
             continue
-        total = gflop * TRAIN_STEP_FACTOR * RECIPE_BATCH * RECIPE_ITERS
-        hours = _hours(total, best.dense_conv_gflops or 1e-9)
-        ok = bool(best.dcn_ok) and best.memory_gb >= need_gb and disk_gb >= REDS_DISK_GB
-        rows.append({
-            "task": task,
-            "verdict": "yes" if ok else "no",
-            "why": (f"{best.name}: {best.memory_gb:.0f} GiB (needs {need_gb} for batch 4/GPU with gradient "
-                    f"accumulation), DCNv2 {'ok' if best.dcn_ok else 'FAILED'}, {disk_gb:.0f} GB disk free "
-                    f"(REDS needs ~{REDS_DISK_GB}); >= {hours:.0f} GPU-hours at the measured "
-                    f"{best.dense_conv_gflops:.0f} GFLOP/s fp32"),
-        })
+        hours = gflop * TRAIN_STEP_FACTOR * RECIPE_BATCH * RECIPE_ITERS / (best.dense_conv_gflops or 1e-9) / 3600
+        rows.append(row(task, bool(best.dcn_ok) and best.memory_gb >= need_gb and disk_gb >= REDS_DISK_GB,
+                        f"{best.name}: {best.memory_gb:.0f} GiB (needs {need_gb} for batch 4/GPU with gradient "
+                        f"accumulation), DCNv2 {'ok' if best.dcn_ok else 'FAILED'}, {disk_gb:.0f} GB disk free "
+                        f"(REDS needs ~{REDS_DISK_GB}); >= {hours:.0f} GPU-hours at the measured "
+                        f"{best.dense_conv_gflops:.0f} GFLOP/s fp32"))
     return rows
 
 

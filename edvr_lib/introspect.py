@@ -35,8 +35,6 @@ from edvr_lib.utils.hooks import forward_hooks
 __all__ = ["Internals", "record_internals", "offsets_to_flow", "offset_monitor", "offset_stats", "count_flops",
            "edvr_gflop"]
 
-PCD_KEYS = ("l3", "l2", "l1", "cascade")
-
 
 @dataclass
 class Internals:
@@ -99,36 +97,28 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
         An :class:`Internals`, filled when the forward finishes.
     """
     rec = Internals()
-    kept: dict = {"dcn": {k: [] for k in PCD_KEYS}}
+    kept: dict = {}  # this forward's 'batch', 'fusion_in' and {module name: [its outputs]}
     if isinstance(model, PCDAlignment):
         pcd, fusion, num_frame = model, None, 1
     elif isinstance(model, TSAFusion):
         pcd, fusion, num_frame = None, model, model.num_frame
     else:
         pcd, fusion, num_frame = model.pcd_align, model.fusion, model.num_frame
-    packs = {} if pcd is None else {"l3": pcd.dcn_pack["l3"], "l2": pcd.dcn_pack["l2"], "l1": pcd.dcn_pack["l1"],
-                                    "cascade": pcd.cas_dcnpack}
+    packs = {} if pcd is None else {**pcd.dcn_pack, "cascade": pcd.cas_dcnpack}  # l3, l2, l1, cascade
 
     def start(_module, args):
-        for chunks in kept["dcn"].values():
-            chunks.clear()
-        first = args[0][0] if isinstance(model, PCDAlignment) else args[0]
-        kept["batch"] = first.shape[0]
+        kept.clear()
+        kept["batch"] = (args[0][0] if isinstance(model, PCDAlignment) else args[0]).shape[0]
 
     def keep(name):
         def hook(_module, _args, out):
-            kept[name] = _cpu(out)
-        return hook
-
-    def keep_dcn(key):
-        def hook(_module, _args, out):
-            kept["dcn"][key].append(_cpu(out))
+            kept.setdefault(name, []).append(_cpu(out))
         return hook
 
     def finish(_module, _args, _out):
         b, t = kept["batch"], num_frame
         for key, pack in packs.items():
-            offset, mask = DCNv2Pack.offsets_and_mask(_untangle(kept["dcn"][key], b, t).float().flatten(0, 1))
+            offset, mask = DCNv2Pack.offsets_and_mask(_untangle(kept[key], b, t).float().flatten(0, 1))
             g, kk = pack.deformable_groups, pack.kernel_size ** 2
             h, w = offset.shape[-2:]
             rec.pcd_offsets[key] = offset.view(b, t, g, kk, 2, h, w)
@@ -138,11 +128,11 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
         aligned = kept["fusion_in"]
         rec.aligned = aligned.view(b, t, -1, *aligned.shape[-2:])
         if isinstance(fusion, TSAFusion):
-            rec.temporal_attn = kept["temporal_gate"]
-            rec.spatial_attn = kept["spatial_gate"]
-            rec.spatial_attn_add = kept["spatial_attn_add2"]
+            rec.temporal_attn = kept["temporal_gate"][-1]
+            rec.spatial_attn = kept["spatial_gate"][-1]
+            rec.spatial_attn_add = kept["spatial_attn_add2"][-1]
 
-    hooks = [(pack.conv_offset, keep_dcn(key)) for key, pack in packs.items()]
+    hooks = [(pack.conv_offset, keep(key)) for key, pack in packs.items()]
     pre_hooks = [(model, start)]
     if fusion is not None:
         pre_hooks.append((fusion, lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
@@ -159,9 +149,8 @@ def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) ->
     For a neighbour that is the centre frame shifted by ``d`` pixels, a well-aligned DCN learns ``offset ~ d``
     at every tap, so this is comparable with an optical flow ``(dy, dx)`` in the convention "centre (reference)
     pixel ``p`` is found in the neighbour at ``p + flow``", the direction a backward warp uses
-    (``warped(p) = neighbour(p + flow)``). The offsets are laid out groups x kernel points x ``(dy, dx)`` in
-    torchvision order (:attr:`Internals.pcd_offsets`). Learned motion is the ``'l1'`` DCN's; the ``'cascade'``
-    offsets are a residual (its input is already aligned), not a motion of their own.
+    (``warped(p) = neighbour(p + flow)``). Layout, and why learned motion is the ``'l1'`` DCN's, not the
+    ``'cascade'``'s: :attr:`Internals.pcd_offsets`.
 
     Args:
         offsets: ``(..., g, 9, 2, h, w)`` as in :attr:`Internals.pcd_offsets`.

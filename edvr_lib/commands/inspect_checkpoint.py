@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from edvr_lib.commands._options import existing_file
+from edvr_lib.commands._options import existing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=existing_file("checkpoint (.pth)"), help="checkpoint (.pth) to describe")
+    parser.add_argument("file", type=existing("checkpoint (.pth)"), help="checkpoint (.pth) to describe")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 

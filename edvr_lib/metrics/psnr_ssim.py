@@ -50,18 +50,6 @@ def tensor2img(tensor, rgb2bgr: bool = False) -> np.ndarray:
     return (arr * 255.0).round().astype(np.uint8)
 
 
-def reorder_image(img: np.ndarray, input_order: str = "HWC") -> np.ndarray:
-    """Return ``img`` as ``(h, w, c)`` (a 2-D image becomes ``(h, w, 1)``)."""
-    if input_order not in ("HWC", "CHW"):
-        raise EDVRError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
-    img = np.asarray(img)
-    if img.ndim == 2:
-        return img[..., None]
-    if input_order == "CHW":
-        img = img.transpose(1, 2, 0)
-    return img
-
-
 def rgb2y(img: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
     """Luma of MATLAB's ``rgb2ycbcr`` (BT.601) for a ``[0, 255]`` image.
 
@@ -78,7 +66,11 @@ def rgb2y(img: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
 
 
 def _prepare(img, img2, crop_border, input_order, test_y_channel, channel_order):
-    img, img2 = reorder_image(img, input_order), reorder_image(img2, input_order)
+    """Both images as float64 ``(h, w, c)`` (a 2-D image gets ``c = 1``), cropped, Y only if asked."""
+    if input_order not in ("HWC", "CHW"):
+        raise EDVRError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
+    img, img2 = (a[..., None] if a.ndim == 2 else a.transpose(1, 2, 0) if input_order == "CHW" else a
+                 for a in map(np.asarray, (img, img2)))
     if img.shape != img2.shape:
         raise EDVRError(f"images to compare have different shapes {img.shape} and {img2.shape}; "
                         "crop or resize the output to the ground-truth size first")
@@ -113,13 +105,6 @@ def calculate_psnr(img, img2, crop_border: int = 0, input_order: str = "HWC", te
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Normalised 1-D Gaussian of ``size`` taps (the separable SSIM window)."""
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
 def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     """2-D separable correlation of ``(h, w)`` ``img`` with ``outer(g, g)``, 'valid' part only."""
     k = len(g)
@@ -131,7 +116,9 @@ def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _ssim_single(img: np.ndarray, img2: np.ndarray) -> float:
     """SSIM of two ``(h, w)`` float64 images in [0, 255] (Wang et al. 2004)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    g = gaussian_window(11, 1.5)
+    x = np.arange(11, dtype=np.float64) - 5.0
+    g = np.exp(-(x ** 2) / (2 * 1.5 ** 2))
+    g /= g.sum()  # normalised 1-D Gaussian, 11 taps, sigma 1.5
     mu1, mu2 = _filter_valid(img, g), _filter_valid(img2, g)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 ** 2, mu2 ** 2, mu1 * mu2
     sigma1_sq = _filter_valid(img * img, g) - mu1_sq
