@@ -1,12 +1,9 @@
 """The ``edvr`` command line (also ``python -m edvr_lib``).
 
-Each subcommand is one module in :mod:`edvr_lib.commands` (argparse only, calling the library) with
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
-``edvr --help`` stays fast.
-
-Every error the user can fix, from argparse (unknown option, a value its ``type=`` check refuses) or an
-:class:`~edvr_lib.utils.EDVRError` raised by the command, comes out as one line on stderr,
-``edvr <cmd>: error: <what, the value and the fix>``, with exit code 2 and no traceback.
+Each subcommand is one module of :mod:`edvr_lib.commands` with ``add_arguments(parser)`` and ``run(args) -> int``,
+imported only when it runs (``edvr --help`` stays fast). An error the user can fix (argparse's, or an
+:class:`~edvr_lib.utils.EDVRError` from the command) is one line on stderr, ``edvr <cmd>: error: <what, the value
+and the fix>``, exit code 2, no traceback.
 """
 from __future__ import annotations
 

@@ -84,11 +84,13 @@ def list_devices() -> list[DeviceInfo]:
     return devices
 
 
-def _sync(device) -> None:
+def _now(device) -> float:
+    """``time.perf_counter()`` once ``device`` has finished its queued work."""
     import torch
 
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
@@ -117,14 +119,11 @@ def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
 
     try:
         x, offset, mask, weight, bias = problem(1, 64, 32, 32, 8, torch.float32)
-        _sync(device)
-        t0 = time.perf_counter()
+        t0 = _now(device)
         y = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
-        _sync(device)
-        t1 = time.perf_counter()
+        t1 = _now(device)
         y.square().mean().backward()
-        _sync(device)
-        t2 = time.perf_counter()
+        t2 = _now(device)
         if not all(t.grad is not None and torch.isfinite(t.grad).all() for t in (x, offset, mask, weight, bias)):
             return False, "backward produced missing or non-finite gradients"
         # gradient check on a tiny double problem
@@ -164,11 +163,9 @@ def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3, bf1
         conv(x)  # warm-up
         best = float("inf")
         for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
+            t0 = _now(device)
             conv(x)
-            _sync(device)
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, _now(device) - t0)
     return flop / best / 1e9
 
 
@@ -209,14 +206,14 @@ def widget_frontend() -> tuple[bool, str]:
         return False, (f"ipywidgets {ipyw} is installed but jupyterlab_widgets (the JupyterLab front end) is not: "
                        "`pip install 'jupyterlab_widgets>=3,<4'`")
     want = {"8": "3", "7": "1"}.get(ipyw.split(".")[0])
-    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
-    ext_version = json.loads(ext.read_text())["version"] if ext.exists() else None
     if want != jlw.split(".")[0]:
         return False, (f"ipywidgets {ipyw} needs jupyterlab_widgets {want}.x, found {jlw}: "
                        f"`pip install 'jupyterlab_widgets=={want}.*'`")
-    if ext_version is None:
+    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    if not ext.exists():
         return False, f"lab extension not found at {ext}: reinstall jupyterlab_widgets in this environment"
-    return True, f"ipywidgets {ipyw} + jupyterlab_widgets {jlw} (lab extension jupyterlab-manager {ext_version})"
+    return True, (f"ipywidgets {ipyw} + jupyterlab_widgets {jlw} (lab extension jupyterlab-manager "
+                  f"{json.loads(ext.read_text())['version']})")
 
 
 def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
@@ -288,9 +285,7 @@ def collect(measure: bool = True) -> dict:
 
 def format_report(report: dict) -> str:
     """Plain-text rendering of :func:`collect`'s report (what ``edvr env`` prints)."""
-    lines = ["Versions"]
-    lines += [f"  {k:<24} {v}" for k, v in report["versions"].items()]
-    lines.append("Devices")
+    lines = ["Versions", *(f"  {k:<24} {v}" for k, v in report["versions"].items()), "Devices"]
     for d in report["devices"]:
         lines.append(f"  {d['name']:<8} {d['description']}, {d['memory_gb']} GiB")
         if d["dcn_ok"] is not None:
@@ -300,12 +295,11 @@ def format_report(report: dict) -> str:
     if bf16:
         lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
                      f"(default precision {bf16['default_precision']})")
-    w = report["widgets"]
-    lines.append(f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}")
-    disk = report["disk"]
-    lines.append(f"Disk        {disk['free_gb']} GB free at {disk['path']} (REDS needs ~{disk['reds_needs_gb']} GB: "
-                 f"{'enough' if disk['enough_for_reds'] else 'not enough'})")
-    lines.append(f"Memory      {report['memory_available_gb']} GiB available")
+    w, disk = report["widgets"], report["disk"]
+    lines += [f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}",
+              f"Disk        {disk['free_gb']} GB free at {disk['path']} (REDS needs ~{disk['reds_needs_gb']} GB: "
+              f"{'enough' if disk['enough_for_reds'] else 'not enough'})",
+              f"Memory      {report['memory_available_gb']} GiB available"]
     if report["verdicts"]:
         lines.append("What this machine can do")
         width = max(len(v["task"]) for v in report["verdicts"])

@@ -197,9 +197,8 @@ def offset_stats(means: dict[str, torch.Tensor]) -> dict[str, float]:
     training has usually diverged."""
     if not means:
         return {}
-    values = list(means.values())
-    stacked = torch.stack([v.float().to(values[0].device) for v in values]).cpu().tolist()
-    return dict(zip(means, stacked))
+    device = next(iter(means.values())).device
+    return dict(zip(means, torch.stack([v.float().to(device) for v in means.values()]).cpu().tolist()))
 
 
 def _dcn_flops(x_shape, weight_shape, *_args, out_shape, **_kwargs) -> int:

@@ -1,9 +1,8 @@
 """Option types and checks shared by the ``edvr`` commands: every option is checked before any work starts.
 
-Each checker is an argparse ``type=`` callable: it returns the parsed value or raises
-:class:`argparse.ArgumentTypeError` with the value and the fix; :func:`edvr_lib.cli.main` prints it as one line,
-``edvr <cmd>: error: argument --tile: ...``, exit code 2. Checkers only look (stat, access), never write.
-Checks of two options together come first in each command's ``run`` and raise :class:`~edvr_lib.utils.EDVRError`.
+Each checker is an argparse ``type=`` callable that returns the parsed value or raises
+:class:`argparse.ArgumentTypeError` with the value and the fix (one line from :func:`edvr_lib.cli.main`); it only
+looks (stat, access), never writes. Checks of two options together open each command's ``run`` (``EDVRError``).
 """
 from __future__ import annotations
 
@@ -75,7 +74,6 @@ def int_at_least(minimum: int, example: int | None = None) -> Callable[[str], in
             raise argparse.ArgumentTypeError(f"{n} is too small; give a whole number >= {minimum}{hint}")
         return n
 
-    parse.__name__ = f"int >= {minimum}"
     return parse
 
 

@@ -26,8 +26,6 @@ def run(args: argparse.Namespace) -> int:
     if report["config"]:
         print(f"preset:      {report['preset'] or '(custom)'}")
         print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items()))
-    if report["loadable"]:
-        print("loads strict with edvr_lib.load_pretrained: yes")
-        return 0
-    print(f"loads strict with edvr_lib.load_pretrained: NO\n  {report['problem']}")
-    return 1
+    strict = "yes" if report["loadable"] else f"NO\n  {report['problem']}"
+    print(f"loads strict with edvr_lib.load_pretrained: {strict}")
+    return 0 if report["loadable"] else 1

@@ -26,13 +26,12 @@ from edvr_lib.utils.errors import EDVRError
 _Y_WEIGHTS_RGB = np.array([65.481, 128.553, 24.966])
 
 
-def tensor2img(tensor, rgb2bgr: bool = False) -> np.ndarray:
+def tensor2img(tensor) -> np.ndarray:
     """Convert a model output in [0, 1] to a uint8 image, rounding like the reference.
 
     Args:
         tensor: torch tensor or array of shape ``(3, h, w)``, ``(1, 3, h, w)`` or ``(h, w)``
             with values in [0, 1] (values outside are clipped).
-        rgb2bgr: return BGR channel order (for ``cv2.imwrite``).
 
     Returns:
         ``(h, w, 3)`` (or ``(h, w)``) uint8 array.
@@ -44,10 +43,7 @@ def tensor2img(tensor, rgb2bgr: bool = False) -> np.ndarray:
         arr = arr[0]
     if arr.ndim == 3:
         arr = arr.transpose(1, 2, 0)
-        if rgb2bgr:
-            arr = arr[..., ::-1]
-    arr = np.clip(arr, 0.0, 1.0)
-    return (arr * 255.0).round().astype(np.uint8)
+    return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
 def rgb2y(img: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
