@@ -42,42 +42,34 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
-    """Parsed options, or the exit code when parsing ended the run (``--help``: 0, a usage error: 2)."""
+def main(argv: list[str] | None = None) -> int:
+    """Run ``edvr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from edvr_lib.utils.errors import EDVRError
+
+    argv = sys.argv[1:] if argv is None else argv
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    if name is None:  # no command: the list of commands
+        parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
+                        epilog="`edvr COMMAND --help` shows the options of one command.")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for command, (_, help_text) in COMMANDS.items():
+            sub.add_parser(command, help=help_text, add_help=False)
+    else:  # only this command's module is imported and its parser built
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv if name is None else argv[1:])
     except UsageError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except SystemExit as done:  # --help
         return int(done.code or 0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from edvr_lib.utils.errors import EDVRError
-
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] not in COMMANDS:  # no command: the list of commands
-        parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
-                        epilog="`edvr COMMAND --help` shows the options of one command.")
-        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-        for name, (_, help_text) in COMMANDS.items():
-            sub.add_parser(name, help=help_text, add_help=False)
-        args = _parse(parser, argv)
-        if isinstance(args, int):
-            return args
+    if name is None:
         parser.print_help()
         return 0 if args.command is None else 2
-    # only the subparser of the command given is built (its module is imported now, not before)
-    name = argv[0]
-    module = importlib.import_module(COMMANDS[name][0])
-    parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
-    args = _parse(parser, argv[1:])
-    if isinstance(args, int):
-        return args
     try:
         return int(module.run(args) or 0)
     except EDVRError as err:
-        print(f"edvr {name}: error: {err}", file=sys.stderr)
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2

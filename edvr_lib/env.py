@@ -1,8 +1,8 @@
 """Environment check: what this machine has, and what it can do with EDVR (``edvr env``, notebook 00).
 
-Everything in the verdict table is measured on the spot: a real DCNv2 forward + backward
-(``torchvision.ops.deform_conv2d`` with a mask) and a gradient check on each device, the dense
-3x3 convolution throughput that bounds EDVR's speed, memory, and free disk.
+Everything in the verdict table is measured on the spot: a real DCNv2 forward + backward (``deform_conv2d`` with a
+mask) and a gradient check on each device, the dense 3x3 convolution throughput that bounds EDVR's speed, memory,
+and free disk.
 """
 from __future__ import annotations
 
@@ -19,8 +19,7 @@ from pathlib import Path
 from edvr_lib.utils.io import REPO_ROOT, free_bytes
 
 REDS_DISK_GB = 100  # REDS train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies
-# A training step costs about 3x the forward (forward + backward w.r.t. activations and weights).
-TRAIN_STEP_FACTOR = 3.0
+TRAIN_STEP_FACTOR = 3.0  # a training step costs ~3 forwards (forward + backward w.r.t. activations and weights)
 RECIPE_BATCH, RECIPE_ITERS = 32, 600_000  # BasicSR's EDVR option files: 8 GPUs x batch 4
 
 
@@ -96,9 +95,9 @@ def _now(device) -> float:
 def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
     """A real DCNv2 forward + backward on ``device``, with a gradient check.
 
-    Runs ``torchvision.ops.deform_conv2d`` with a mask on an EDVR-shaped problem
-    (64 channels, 8 deformable groups), then checks analytic gradients against central
-    finite differences on a small float64 problem (on CUDA: gradients compared with the CPU's).
+    Runs ``torchvision.ops.deform_conv2d`` with a mask on an EDVR-shaped problem (64 channels, 8 deformable groups),
+    then checks analytic gradients against central finite differences on a small float64 problem (on CUDA:
+    gradients compared with the CPU's).
 
     Returns:
         (ok, human-readable detail).
@@ -126,8 +125,7 @@ def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
         t2 = _now(device)
         if not all(t.grad is not None and torch.isfinite(t.grad).all() for t in (x, offset, mask, weight, bias)):
             return False, "backward produced missing or non-finite gradients"
-        # gradient check on a tiny double problem
-        small = problem(1, 4, 5, 5, 2, torch.float64)
+        small = problem(1, 4, 5, 5, 2, torch.float64)  # for the gradient check
 
         def f(*args):
             return deform_conv2d(args[0], args[1], args[3], args[4], padding=1, mask=args[2])
@@ -225,8 +223,8 @@ def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
 def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float) -> list[dict]:
     """What this machine can do, judged from the measurements.
 
-    Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense
-    convolutions are ~95% of EDVR's FLOPs), so they are upper bounds on speed.
+    Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense convolutions are
+    ~95% of EDVR's FLOPs), so they are upper bounds on speed.
     """
     from edvr_lib.introspect import edvr_gflop
 
@@ -289,8 +287,8 @@ def format_report(report: dict) -> str:
     for d in report["devices"]:
         lines.append(f"  {d['name']:<8} {d['description']}, {d['memory_gb']} GiB")
         if d["dcn_ok"] is not None:
-            lines.append(f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})")
-            lines.append(f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s")
+            lines += [f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})",
+                      f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s"]
     bf16 = report.get("cpu_bf16")
     if bf16:
         lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
@@ -301,10 +299,9 @@ def format_report(report: dict) -> str:
               f"{'enough' if disk['enough_for_reds'] else 'not enough'})",
               f"Memory      {report['memory_available_gb']} GiB available"]
     if report["verdicts"]:
-        lines.append("What this machine can do")
         width = max(len(v["task"]) for v in report["verdicts"])
-        for v in report["verdicts"]:
-            lines.append(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}")
+        lines += ["What this machine can do",
+                  *(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}" for v in report["verdicts"])]
     return "\n".join(lines)
 
 

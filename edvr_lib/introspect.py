@@ -1,5 +1,5 @@
-"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps, offset
-statistics while training, FLOPs per module.
+"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps, offset statistics
+while training, FLOPs per module.
 
 Example::
 
@@ -12,10 +12,9 @@ Example::
     offset_stats(means)     # {'pcd_align.dcn_pack.l1': 0.8, ...}
     edvr_gflop("M", 180, 320)   # 934.3: one output frame at REDS size
 
-Recording uses forward hooks that exist only inside the ``with`` block
-(:func:`edvr_lib.utils.hooks.forward_hooks`), so a model that is not being recorded runs exactly the code it
-always runs (no flag, no cost), and the recorded forward gives the same outputs. Everything
-:func:`record_internals` records is a detached CPU tensor.
+Recording uses forward hooks that exist only inside the ``with`` block (:func:`edvr_lib.utils.hooks.forward_hooks`),
+so a model that is not being recorded runs exactly the code it always runs (no flag, no cost), and the recorded
+forward gives the same outputs. Everything :func:`record_internals` records is a detached CPU tensor.
 """
 from __future__ import annotations
 
@@ -72,14 +71,6 @@ def _cpu(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to("cpu", copy=True)
 
 
-def _untangle(chunks: list[torch.Tensor], b: int, t: int) -> torch.Tensor:
-    """Join per-call tensors into ``(b, t, ...)``: one call per frame (each batch b) or one batched call (b*t)."""
-    if len(chunks) == t and t > 1 and chunks[0].shape[0] == b:
-        return torch.stack(chunks, dim=1)
-    joined = torch.cat(chunks, dim=0)
-    return joined.reshape(b, t, *joined.shape[1:])
-
-
 @contextlib.contextmanager
 def record_internals(model: nn.Module) -> Iterator[Internals]:
     """Record the internals of the forward passes run inside the block (the last one wins).
@@ -118,7 +109,12 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
     def finish(_module, _args, _out):
         b, t = kept["batch"], num_frame
         for key, pack in packs.items():
-            offset, mask = DCNv2Pack.offsets_and_mask(_untangle(kept[key], b, t).float().flatten(0, 1))
+            chunks = kept[key]  # one call per frame (batch b each) or one batched call (b * t), joined b-major
+            if len(chunks) == t and t > 1 and chunks[0].shape[0] == b:
+                joined = torch.stack(chunks, dim=1).flatten(0, 1)
+            else:
+                joined = torch.cat(chunks, dim=0)
+            offset, mask = DCNv2Pack.offsets_and_mask(joined.float())
             g, kk = pack.deformable_groups, pack.kernel_size ** 2
             h, w = offset.shape[-2:]
             rec.pcd_offsets[key] = offset.view(b, t, g, kk, 2, h, w)
@@ -137,8 +133,7 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
     if fusion is not None:
         pre_hooks.append((fusion, lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
         if isinstance(fusion, TSAFusion):
-            hooks += [(getattr(fusion, name), keep(name)) for name in ("temporal_gate", "spatial_gate",
-                                                                        "spatial_attn_add2")]
+            hooks += [(getattr(fusion, n), keep(n)) for n in ("temporal_gate", "spatial_gate", "spatial_attn_add2")]
     with forward_hooks(hooks + [(model, finish)], pre_hooks):
         yield rec
 

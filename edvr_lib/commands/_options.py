@@ -31,30 +31,27 @@ def check_device(value: str) -> str:
         argparse.ArgumentTypeError: unknown text, or a CUDA device this machine does not have.
     """
     m = _DEVICE.fullmatch(value.strip().lower())
-    if not m or (m.group(2) is not None and m.group(1) != "cuda"):
+    if not m or (m[2] is not None and m[1] != "cuda"):
         raise argparse.ArgumentTypeError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N (e.g. cuda:0)")
-    kind, index = m.group(1), m.group(2)
-    if kind == "cuda":
+    if m[1] == "cuda":
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise argparse.ArgumentTypeError(f"{value!r} but CUDA is not available on this machine "
                                              f"(torch {torch.__version__}); use --device cpu or --device auto")
-        if index is not None and int(index) >= count:
+        if m[2] is not None and int(m[2]) >= count:
             raise argparse.ArgumentTypeError(f"{value!r} but this machine has {count} CUDA device(s), "
                                              f"cuda:0..cuda:{count - 1}; use one of them or --device cuda")
-    return m.group(0)
+    return m[0]
 
 
 def resolve_device(value: str) -> str:
     """:func:`check_device`, then ``auto`` -> ``'cuda'`` if CUDA is available, else ``'cpu'``."""
-    value = check_device(value)
-    if value != "auto":
-        return value
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    value = check_device(value)
+    return value if value != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def whole_number(text: str, fix: str = "") -> int:

@@ -2,17 +2,16 @@
 
 Conventions (those of BasicSR's ``basicsr/metrics/psnr_ssim.py`` and the EDVR test option files):
 
-* images are ``[0, 255]`` arrays, normally the **uint8-rounded** model output
-  (:func:`tensor2img`), compared in float64;
+* images are ``[0, 255]`` arrays, normally the **uint8-rounded** model output (:func:`tensor2img`), compared in
+  float64;
 * ``crop_border`` pixels are removed on every side before measuring (0 for EDVR);
 * ``test_y_channel=True`` measures only the luma of MATLAB's BT.601 ``rgb2ycbcr``
   (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` with R, G, B in [0, 1], so Y is in 16..235);
-* SSIM uses an 11x11 Gaussian window (sigma 1.5), ``C1 = (0.01*255)^2``,
-  ``C2 = (0.03*255)^2``, keeps only the 'valid' part of the filtered maps
-  (5 pixels lost on each side) and averages the per-channel SSIM for RGB.
+* SSIM uses an 11x11 Gaussian window (sigma 1.5), ``C1 = (0.01*255)^2``, ``C2 = (0.03*255)^2``, keeps only the
+  'valid' part of the filtered maps (5 pixels lost on each side) and averages the per-channel SSIM for RGB.
 
-Unlike BasicSR, which reads images with OpenCV (BGR), this project keeps frames
-in **RGB** order; pass ``channel_order='BGR'`` for OpenCV arrays.
+Unlike BasicSR, which reads images with OpenCV (BGR), this project keeps frames in **RGB** order; pass
+``channel_order='BGR'`` for OpenCV arrays.
 """
 from __future__ import annotations
 
@@ -30,8 +29,7 @@ def tensor2img(tensor) -> np.ndarray:
     """Convert a model output in [0, 1] to a uint8 image, rounding like the reference.
 
     Args:
-        tensor: torch tensor or array of shape ``(3, h, w)``, ``(1, 3, h, w)`` or ``(h, w)``
-            with values in [0, 1] (values outside are clipped).
+        tensor: torch tensor or array ``(3, h, w)``, ``(1, 3, h, w)`` or ``(h, w)`` in [0, 1] (clipped to it).
 
     Returns:
         ``(h, w, 3)`` (or ``(h, w)``) uint8 array.
@@ -72,8 +70,7 @@ def _prepare(img, img2, crop_border, input_order, test_y_channel, channel_order)
                         "crop or resize the output to the ground-truth size first")
     img, img2 = img.astype(np.float64), img2.astype(np.float64)
     if crop_border:
-        img = img[crop_border:-crop_border, crop_border:-crop_border]
-        img2 = img2[crop_border:-crop_border, crop_border:-crop_border]
+        img, img2 = (a[crop_border:-crop_border, crop_border:-crop_border] for a in (img, img2))
     if test_y_channel and img.shape[2] == 3:
         img, img2 = rgb2y(img, channel_order)[..., None], rgb2y(img2, channel_order)[..., None]
     return img, img2
@@ -128,8 +125,7 @@ def calculate_ssim(img, img2, crop_border: int = 0, input_order: str = "HWC", te
                    channel_order: str = "RGB") -> float:
     """Structural similarity, averaged over channels (same arguments as :func:`calculate_psnr`).
 
-    The filtered maps keep only their 'valid' part, so the image (after ``crop_border``)
-    must be at least 11x11 pixels.
+    The filtered maps keep only their 'valid' part, so the image (after ``crop_border``) must be at least 11x11.
     """
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, channel_order)
     if min(img.shape[:2]) < 11:

@@ -162,8 +162,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None, needed: int 
 
     Args:
         dest: final file path.
-        suffix: suffix of the temporary file (defaults to ``dest``'s, so writers that
-            pick a format from the extension, such as ``cv2.imwrite``, still work).
+        suffix: suffix of the temporary file (default ``dest``'s, so writers that pick a format from the extension,
+            such as ``cv2.imwrite``, still work).
         needed: bytes the file will take, when known (named in the message of a full disk).
     """
     dest = Path(dest)

@@ -1,10 +1,9 @@
 """Notebook conventions, stripping, and execution for ``make tutorial``.
 
-Conventions (see CONTRIBUTING.md): notebooks are ``notebooks/NN_name.ipynb``; the first
-cell is Markdown with *What you will learn*, *Prerequisites* and *Runtime*; one code
-cell is tagged ``parameters``; functions are defined in ``edvr_lib/``, except the learner's own function of an
-implement-it exercise (a cell tagged ``exercise`` whose function body is the TODO ``raise NotImplementedError``);
-committed notebooks carry no outputs (``make tutorial``
+Conventions (see CONTRIBUTING.md): notebooks are ``notebooks/NN_name.ipynb``; the first cell is Markdown with
+*What you will learn*, *Prerequisites* and *Runtime*; one code cell is tagged ``parameters``; functions are defined
+in ``edvr_lib/``, except the learner's own function of an implement-it exercise (a cell tagged ``exercise`` whose
+function body is the TODO ``raise NotImplementedError``); committed notebooks carry no outputs (``make tutorial``
 writes executed copies under ``outputs/``).
 """
 from __future__ import annotations
