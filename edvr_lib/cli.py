@@ -1,12 +1,9 @@
 """The ``edvr`` command line (also ``python -m edvr_lib``).
 
-Each subcommand is one module in :mod:`edvr_lib.commands` (argparse only, calling the library) with
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their subcommand runs, so
-``edvr --help`` stays fast.
-
-Every error the user can fix, from argparse (unknown option, a value its ``type=`` check refuses) or an
-:class:`~edvr_lib.utils.EDVRError` raised by the command, comes out as one line on stderr,
-``edvr <cmd>: error: <what, the value and the fix>``, with exit code 2 and no traceback.
+Each subcommand is one module of :mod:`edvr_lib.commands` with ``add_arguments(parser)`` and ``run(args) -> int``,
+imported only when it runs (``edvr --help`` stays fast). An error the user can fix (argparse's, or an
+:class:`~edvr_lib.utils.EDVRError` from the command) is one line on stderr, ``edvr <cmd>: error: <what, the value
+and the fix>``, exit code 2, no traceback.
 """
 from __future__ import annotations
 
@@ -45,47 +42,34 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
-                    epilog="`edvr COMMAND --help` shows the options of one command.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
-        sub.add_parser(name, help=help_text, add_help=False)
-    return parser
+def main(argv: list[str] | None = None) -> int:
+    """Run ``edvr`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    from edvr_lib.utils.errors import EDVRError
 
-
-def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
-    """Parsed options, or the exit code when parsing ended the run (``--help``: 0, a usage error: 2)."""
+    argv = sys.argv[1:] if argv is None else argv
+    name = argv[0] if argv and argv[0] in COMMANDS else None
+    if name is None:  # no command: the list of commands
+        parser = Parser(prog="edvr", description="EDVR video super-resolution, hands-on.",
+                        epilog="`edvr COMMAND --help` shows the options of one command.")
+        sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+        for command, (_, help_text) in COMMANDS.items():
+            sub.add_parser(command, help=help_text, add_help=False)
+    else:  # only this command's module is imported and its parser built
+        module = importlib.import_module(COMMANDS[name][0])
+        parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv if name is None else argv[1:])
     except UsageError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 2
     except SystemExit as done:  # --help
         return int(done.code or 0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from edvr_lib.utils.errors import EDVRError
-
-    argv = sys.argv[1:] if argv is None else argv
-    # Build only the subparser that is needed when a command is given (lazy imports).
-    if argv and argv[0] in COMMANDS:
-        name = argv[0]
-        module = importlib.import_module(COMMANDS[name][0])
-        parser = Parser(prog=f"edvr {name}", description=COMMANDS[name][1])
-        module.add_arguments(parser)
-        args = _parse(parser, argv[1:])
-        if isinstance(args, int):
-            return args
-        try:
-            return int(module.run(args) or 0)
-        except EDVRError as err:
-            print(f"edvr {name}: error: {err}", file=sys.stderr)
-            return 2
-    parser = build_parser()
-    args = _parse(parser, argv)
-    if isinstance(args, int):
-        return args
-    parser.print_help()
-    return 0 if args.command is None else 2
+    if name is None:
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(module.run(args) or 0)
+    except EDVRError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2

@@ -1,26 +1,25 @@
 """Environment check: what this machine has, and what it can do with EDVR (``edvr env``, notebook 00).
 
-Everything in the verdict table is measured on the spot: a real DCNv2 forward + backward
-(``torchvision.ops.deform_conv2d`` with a mask) and a gradient check on each device, the dense
-3x3 convolution throughput that bounds EDVR's speed, memory, and free disk.
+Everything in the verdict table is measured on the spot: a real DCNv2 forward + backward (``deform_conv2d`` with a
+mask) and a gradient check on each device, the dense 3x3 convolution throughput that bounds EDVR's speed, memory,
+and free disk.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from edvr_lib.utils.io import REPO_ROOT
+from edvr_lib.utils.io import REPO_ROOT, free_bytes
 
 REDS_DISK_GB = 100  # REDS train_sharp + train_sharp_bicubic PNGs, plus room for LMDB copies
-# A training step costs about 3x the forward (forward + backward w.r.t. activations and weights).
-TRAIN_STEP_FACTOR = 3.0
+TRAIN_STEP_FACTOR = 3.0  # a training step costs ~3 forwards (forward + backward w.r.t. activations and weights)
 RECIPE_BATCH, RECIPE_ITERS = 32, 600_000  # BasicSR's EDVR option files: 8 GPUs x batch 4
 
 
@@ -46,20 +45,10 @@ def versions() -> dict[str, str | None]:
     import torch
 
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "torchvision": _version("torchvision"),
-        "cuda (torch build)": torch.version.cuda,
-        "cuda available": str(torch.cuda.is_available()),
-        "cudnn": str(cudnn) if cudnn else None,
-        "numpy": _version("numpy"),
-        "opencv-python-headless": _version("opencv-python-headless"),
-        "ipywidgets": _version("ipywidgets"),
-        "jupyterlab": _version("jupyterlab"),
-        "edvr_lib": _version("edvr_lib"),
-    }
+    return {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+            "torchvision": _version("torchvision"), "cuda (torch build)": torch.version.cuda,
+            "cuda available": str(torch.cuda.is_available()), "cudnn": str(cudnn) if cudnn else None,
+            **{d: _version(d) for d in ("numpy", "opencv-python-headless", "ipywidgets", "jupyterlab", "edvr_lib")}}
 
 
 def _cpu_memory_gb() -> float:
@@ -94,19 +83,21 @@ def list_devices() -> list[DeviceInfo]:
     return devices
 
 
-def _sync(device) -> None:
+def _now(device) -> float:
+    """``time.perf_counter()`` once ``device`` has finished its queued work."""
     import torch
 
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
     """A real DCNv2 forward + backward on ``device``, with a gradient check.
 
-    Runs ``torchvision.ops.deform_conv2d`` with a mask on an EDVR-shaped problem
-    (64 channels, 8 deformable groups), then checks analytic gradients against central
-    finite differences on a small float64 problem (on CUDA: gradients compared with the CPU's).
+    Runs ``torchvision.ops.deform_conv2d`` with a mask on an EDVR-shaped problem (64 channels, 8 deformable groups),
+    then checks analytic gradients against central finite differences on a small float64 problem (on CUDA:
+    gradients compared with the CPU's).
 
     Returns:
         (ok, human-readable detail).
@@ -127,18 +118,14 @@ def dcn_check(device: str = "cpu", seed: int = 0) -> tuple[bool, str]:
 
     try:
         x, offset, mask, weight, bias = problem(1, 64, 32, 32, 8, torch.float32)
-        _sync(device)
-        t0 = time.perf_counter()
+        t0 = _now(device)
         y = deform_conv2d(x, offset, weight, bias, padding=1, mask=mask)
-        _sync(device)
-        t1 = time.perf_counter()
+        t1 = _now(device)
         y.square().mean().backward()
-        _sync(device)
-        t2 = time.perf_counter()
+        t2 = _now(device)
         if not all(t.grad is not None and torch.isfinite(t.grad).all() for t in (x, offset, mask, weight, bias)):
             return False, "backward produced missing or non-finite gradients"
-        # gradient check on a tiny double problem
-        small = problem(1, 4, 5, 5, 2, torch.float64)
+        small = problem(1, 4, 5, 5, 2, torch.float64)  # for the gradient check
 
         def f(*args):
             return deform_conv2d(args[0], args[1], args[3], args[4], padding=1, mask=args[2])
@@ -164,8 +151,6 @@ def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3, bf1
 
     With ``bf16``: under bfloat16 autocast, as ``train.amp: bf16`` and ``edvr infer --precision bf16`` run it.
     """
-    import contextlib
-
     import torch
 
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device)
@@ -176,11 +161,9 @@ def dense_conv_gflops(device: str = "cpu", size: int = 64, repeats: int = 3, bf1
         conv(x)  # warm-up
         best = float("inf")
         for _ in range(repeats):
-            _sync(device)
-            t0 = time.perf_counter()
+            t0 = _now(device)
             conv(x)
-            _sync(device)
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, _now(device) - t0)
     return flop / best / 1e9
 
 
@@ -221,74 +204,58 @@ def widget_frontend() -> tuple[bool, str]:
         return False, (f"ipywidgets {ipyw} is installed but jupyterlab_widgets (the JupyterLab front end) is not: "
                        "`pip install 'jupyterlab_widgets>=3,<4'`")
     want = {"8": "3", "7": "1"}.get(ipyw.split(".")[0])
-    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
-    ext_version = json.loads(ext.read_text())["version"] if ext.exists() else None
     if want != jlw.split(".")[0]:
         return False, (f"ipywidgets {ipyw} needs jupyterlab_widgets {want}.x, found {jlw}: "
                        f"`pip install 'jupyterlab_widgets=={want}.*'`")
-    if ext_version is None:
+    ext = Path(sys.prefix) / "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    if not ext.exists():
         return False, f"lab extension not found at {ext}: reinstall jupyterlab_widgets in this environment"
-    return True, f"ipywidgets {ipyw} + jupyterlab_widgets {jlw} (lab extension jupyterlab-manager {ext_version})"
+    return True, (f"ipywidgets {ipyw} + jupyterlab_widgets {jlw} (lab extension jupyterlab-manager "
+                  f"{json.loads(ext.read_text())['version']})")
 
 
 def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
     """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``)."""
     path = Path(path or os.environ.get("EDVR_DATA_DIR") or REPO_ROOT / "data")
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    return path, shutil.disk_usage(probe).free / 2**30
-
-
-def _hours(gflop: float, gflops: float) -> float:
-    return gflop / gflops / 3600
+    return path, free_bytes(path) / 2**30
 
 
 def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float) -> list[dict]:
     """What this machine can do, judged from the measurements.
 
-    Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense
-    convolutions are ~95% of EDVR's FLOPs), so they are upper bounds on speed.
+    Speeds are estimated from the measured dense-conv throughput and EDVR's FLOP count (the dense convolutions are
+    ~95% of EDVR's FLOPs), so they are upper bounds on speed.
     """
     from edvr_lib.introspect import edvr_gflop
 
+    def row(task: str, ok: bool, why: str) -> dict:
+        return {"task": task, "verdict": "yes" if ok else "no", "why": why}
+
     m_gflop, l_gflop = edvr_gflop("M"), edvr_gflop("L")  # 5 frames, LR 64x64
     cpu = devices[0]
-    rows = []
-    cpu_ok = bool(cpu.dcn_ok)
-    rows.append({
-        "task": "smoke run on CPU (make test)",
-        "verdict": "yes" if cpu_ok and mem_available_gb >= 2 else "no",
-        "why": (f"DCNv2 check {'passed' if cpu_ok else 'failed'} on CPU; {mem_available_gb:.1f} GiB RAM available "
-                "(needs 2)"),
-    })
-    step_s = m_gflop * TRAIN_STEP_FACTOR * 4 / cpu.dense_conv_gflops if cpu.dense_conv_gflops else None
-    tut_ok = cpu_ok and mem_available_gb >= 6 and cpu.dense_conv_gflops is not None and cpu.dense_conv_gflops >= 30
-    rows.append({
-        "task": "full tutorial on CPU (make tutorial)",
-        "verdict": "yes" if tut_ok else "no",
-        "why": (f"dense conv {cpu.dense_conv_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM "
-                f"available (needs 6); an EDVR-M training step (batch 4, LR 64x64) costs "
-                f">= {step_s or float('nan'):.1f} s here"),
-    })
-    gpus = [d for d in devices if d.name.startswith("cuda")]
+    cpu_ok, cpu_gflops = bool(cpu.dcn_ok), cpu.dense_conv_gflops
+    step_s = m_gflop * TRAIN_STEP_FACTOR * 4 / cpu_gflops if cpu_gflops else None
+    rows = [
+        row("smoke run on CPU (make test)", cpu_ok and mem_available_gb >= 2,
+            f"DCNv2 check {'passed' if cpu_ok else 'failed'} on CPU; {mem_available_gb:.1f} GiB RAM available "
+            "(needs 2)"),
+        row("full tutorial on CPU (make tutorial)",
+            cpu_ok and mem_available_gb >= 6 and cpu_gflops is not None and cpu_gflops >= 30,
+            f"dense conv {cpu_gflops or 0:.0f} GFLOP/s (needs 30), {mem_available_gb:.1f} GiB RAM available "
+            f"(needs 6); an EDVR-M training step (batch 4, LR 64x64) costs >= {step_s or float('nan'):.1f} s here"),
+    ]
+    best = max((d for d in devices if d.name.startswith("cuda")), key=lambda d: d.dense_conv_gflops or 0, default=None)
     for label, gflop, need_gb in (("EDVR-M", m_gflop, 8), ("EDVR-L", l_gflop, 24)):
         task = f"{label} training on GPU (REDS recipe, batch {RECIPE_BATCH}, {RECIPE_ITERS // 1000}k iters)"
-        best = max(gpus, key=lambda d: d.dense_conv_gflops or 0, default=None)
         if best is None:
-            rows.append({"task": task, "verdict": "no", "why": "no CUDA device"})
+            rows.append(row(task, False, "no CUDA device"))
             continue
-        total = gflop * TRAIN_STEP_FACTOR * RECIPE_BATCH * RECIPE_ITERS
-        hours = _hours(total, best.dense_conv_gflops or 1e-9)
-        ok = bool(best.dcn_ok) and best.memory_gb >= need_gb and disk_gb >= REDS_DISK_GB
-        rows.append({
-            "task": task,
-            "verdict": "yes" if ok else "no",
-            "why": (f"{best.name}: {best.memory_gb:.0f} GiB (needs {need_gb} for batch 4/GPU with gradient "
-                    f"accumulation), DCNv2 {'ok' if best.dcn_ok else 'FAILED'}, {disk_gb:.0f} GB disk free "
-                    f"(REDS needs ~{REDS_DISK_GB}); >= {hours:.0f} GPU-hours at the measured "
-                    f"{best.dense_conv_gflops:.0f} GFLOP/s fp32"),
-        })
+        hours = gflop * TRAIN_STEP_FACTOR * RECIPE_BATCH * RECIPE_ITERS / (best.dense_conv_gflops or 1e-9) / 3600
+        rows.append(row(task, bool(best.dcn_ok) and best.memory_gb >= need_gb and disk_gb >= REDS_DISK_GB,
+                        f"{best.name}: {best.memory_gb:.0f} GiB (needs {need_gb} for batch 4/GPU with gradient "
+                        f"accumulation), DCNv2 {'ok' if best.dcn_ok else 'FAILED'}, {disk_gb:.0f} GB disk free "
+                        f"(REDS needs ~{REDS_DISK_GB}); >= {hours:.0f} GPU-hours at the measured "
+                        f"{best.dense_conv_gflops:.0f} GFLOP/s fp32"))
     return rows
 
 
@@ -316,29 +283,25 @@ def collect(measure: bool = True) -> dict:
 
 def format_report(report: dict) -> str:
     """Plain-text rendering of :func:`collect`'s report (what ``edvr env`` prints)."""
-    lines = ["Versions"]
-    lines += [f"  {k:<24} {v}" for k, v in report["versions"].items()]
-    lines.append("Devices")
+    lines = ["Versions", *(f"  {k:<24} {v}" for k, v in report["versions"].items()), "Devices"]
     for d in report["devices"]:
         lines.append(f"  {d['name']:<8} {d['description']}, {d['memory_gb']} GiB")
         if d["dcn_ok"] is not None:
-            lines.append(f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})")
-            lines.append(f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s")
+            lines += [f"           DCNv2: {'ok' if d['dcn_ok'] else 'FAILED'} ({d['dcn_detail']})",
+                      f"           dense 3x3 conv: {d['dense_conv_gflops']} GFLOP/s"]
     bf16 = report.get("cpu_bf16")
     if bf16:
         lines.append(f"CPU bf16    {'native' if bf16['native'] else 'not native'}: {bf16['detail']} "
                      f"(default precision {bf16['default_precision']})")
-    w = report["widgets"]
-    lines.append(f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}")
-    disk = report["disk"]
-    lines.append(f"Disk        {disk['free_gb']} GB free at {disk['path']} (REDS needs ~{disk['reds_needs_gb']} GB: "
-                 f"{'enough' if disk['enough_for_reds'] else 'not enough'})")
-    lines.append(f"Memory      {report['memory_available_gb']} GiB available")
+    w, disk = report["widgets"], report["disk"]
+    lines += [f"Widgets     {'ok' if w['ok'] else 'PROBLEM'}: {w['detail']}",
+              f"Disk        {disk['free_gb']} GB free at {disk['path']} (REDS needs ~{disk['reds_needs_gb']} GB: "
+              f"{'enough' if disk['enough_for_reds'] else 'not enough'})",
+              f"Memory      {report['memory_available_gb']} GiB available"]
     if report["verdicts"]:
-        lines.append("What this machine can do")
         width = max(len(v["task"]) for v in report["verdicts"])
-        for v in report["verdicts"]:
-            lines.append(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}")
+        lines += ["What this machine can do",
+                  *(f"  {v['task']:<{width}}  {v['verdict']:<3}  {v['why']}" for v in report["verdicts"])]
     return "\n".join(lines)
 
 

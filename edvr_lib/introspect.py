@@ -1,5 +1,5 @@
-"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps, offset
-statistics while training, FLOPs per module.
+"""Look inside one EDVR forward pass: PCD offsets and masks, aligned features, TSA attention maps, offset statistics
+while training, FLOPs per module.
 
 Example::
 
@@ -12,10 +12,9 @@ Example::
     offset_stats(means)     # {'pcd_align.dcn_pack.l1': 0.8, ...}
     edvr_gflop("M", 180, 320)   # 934.3: one output frame at REDS size
 
-Recording uses forward hooks that exist only inside the ``with`` block
-(:func:`edvr_lib.utils.hooks.forward_hooks`), so a model that is not being recorded runs exactly the code it
-always runs (no flag, no cost), and the recorded forward gives the same outputs. Everything
-:func:`record_internals` records is a detached CPU tensor.
+Recording uses forward hooks that exist only inside the ``with`` block (:func:`edvr_lib.utils.hooks.forward_hooks`),
+so a model that is not being recorded runs exactly the code it always runs (no flag, no cost), and the recorded
+forward gives the same outputs. Everything :func:`record_internals` records is a detached CPU tensor.
 """
 from __future__ import annotations
 
@@ -34,8 +33,6 @@ from edvr_lib.utils.hooks import forward_hooks
 
 __all__ = ["Internals", "record_internals", "offsets_to_flow", "offset_monitor", "offset_stats", "count_flops",
            "edvr_gflop"]
-
-PCD_KEYS = ("l3", "l2", "l1", "cascade")
 
 
 @dataclass
@@ -74,14 +71,6 @@ def _cpu(x: torch.Tensor) -> torch.Tensor:
     return x.detach().to("cpu", copy=True)
 
 
-def _untangle(chunks: list[torch.Tensor], b: int, t: int) -> torch.Tensor:
-    """Join per-call tensors into ``(b, t, ...)``: one call per frame (each batch b) or one batched call (b*t)."""
-    if len(chunks) == t and t > 1 and chunks[0].shape[0] == b:
-        return torch.stack(chunks, dim=1)
-    joined = torch.cat(chunks, dim=0)
-    return joined.reshape(b, t, *joined.shape[1:])
-
-
 @contextlib.contextmanager
 def record_internals(model: nn.Module) -> Iterator[Internals]:
     """Record the internals of the forward passes run inside the block (the last one wins).
@@ -99,36 +88,33 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
         An :class:`Internals`, filled when the forward finishes.
     """
     rec = Internals()
-    kept: dict = {"dcn": {k: [] for k in PCD_KEYS}}
+    kept: dict = {}  # this forward's 'batch', 'fusion_in' and {module name: [its outputs]}
     if isinstance(model, PCDAlignment):
         pcd, fusion, num_frame = model, None, 1
     elif isinstance(model, TSAFusion):
         pcd, fusion, num_frame = None, model, model.num_frame
     else:
         pcd, fusion, num_frame = model.pcd_align, model.fusion, model.num_frame
-    packs = {} if pcd is None else {"l3": pcd.dcn_pack["l3"], "l2": pcd.dcn_pack["l2"], "l1": pcd.dcn_pack["l1"],
-                                    "cascade": pcd.cas_dcnpack}
+    packs = {} if pcd is None else {**pcd.dcn_pack, "cascade": pcd.cas_dcnpack}  # l3, l2, l1, cascade
 
     def start(_module, args):
-        for chunks in kept["dcn"].values():
-            chunks.clear()
-        first = args[0][0] if isinstance(model, PCDAlignment) else args[0]
-        kept["batch"] = first.shape[0]
+        kept.clear()
+        kept["batch"] = (args[0][0] if isinstance(model, PCDAlignment) else args[0]).shape[0]
 
     def keep(name):
         def hook(_module, _args, out):
-            kept[name] = _cpu(out)
-        return hook
-
-    def keep_dcn(key):
-        def hook(_module, _args, out):
-            kept["dcn"][key].append(_cpu(out))
+            kept.setdefault(name, []).append(_cpu(out))
         return hook
 
     def finish(_module, _args, _out):
         b, t = kept["batch"], num_frame
         for key, pack in packs.items():
-            offset, mask = DCNv2Pack.offsets_and_mask(_untangle(kept["dcn"][key], b, t).float().flatten(0, 1))
+            chunks = kept[key]  # one call per frame (batch b each) or one batched call (b * t), joined b-major
+            if len(chunks) == t and t > 1 and chunks[0].shape[0] == b:
+                joined = torch.stack(chunks, dim=1).flatten(0, 1)
+            else:
+                joined = torch.cat(chunks, dim=0)
+            offset, mask = DCNv2Pack.offsets_and_mask(joined.float())
             g, kk = pack.deformable_groups, pack.kernel_size ** 2
             h, w = offset.shape[-2:]
             rec.pcd_offsets[key] = offset.view(b, t, g, kk, 2, h, w)
@@ -138,17 +124,16 @@ def record_internals(model: nn.Module) -> Iterator[Internals]:
         aligned = kept["fusion_in"]
         rec.aligned = aligned.view(b, t, -1, *aligned.shape[-2:])
         if isinstance(fusion, TSAFusion):
-            rec.temporal_attn = kept["temporal_gate"]
-            rec.spatial_attn = kept["spatial_gate"]
-            rec.spatial_attn_add = kept["spatial_attn_add2"]
+            rec.temporal_attn = kept["temporal_gate"][-1]
+            rec.spatial_attn = kept["spatial_gate"][-1]
+            rec.spatial_attn_add = kept["spatial_attn_add2"][-1]
 
-    hooks = [(pack.conv_offset, keep_dcn(key)) for key, pack in packs.items()]
+    hooks = [(pack.conv_offset, keep(key)) for key, pack in packs.items()]
     pre_hooks = [(model, start)]
     if fusion is not None:
         pre_hooks.append((fusion, lambda _m, args: kept.update(fusion_in=_cpu(args[0]))))
         if isinstance(fusion, TSAFusion):
-            hooks += [(getattr(fusion, name), keep(name)) for name in ("temporal_gate", "spatial_gate",
-                                                                        "spatial_attn_add2")]
+            hooks += [(getattr(fusion, n), keep(n)) for n in ("temporal_gate", "spatial_gate", "spatial_attn_add2")]
     with forward_hooks(hooks + [(model, finish)], pre_hooks):
         yield rec
 
@@ -159,9 +144,8 @@ def offsets_to_flow(offsets: torch.Tensor, masks: torch.Tensor | None = None) ->
     For a neighbour that is the centre frame shifted by ``d`` pixels, a well-aligned DCN learns ``offset ~ d``
     at every tap, so this is comparable with an optical flow ``(dy, dx)`` in the convention "centre (reference)
     pixel ``p`` is found in the neighbour at ``p + flow``", the direction a backward warp uses
-    (``warped(p) = neighbour(p + flow)``). The offsets are laid out groups x kernel points x ``(dy, dx)`` in
-    torchvision order (:attr:`Internals.pcd_offsets`). Learned motion is the ``'l1'`` DCN's; the ``'cascade'``
-    offsets are a residual (its input is already aligned), not a motion of their own.
+    (``warped(p) = neighbour(p + flow)``). Layout, and why learned motion is the ``'l1'`` DCN's, not the
+    ``'cascade'``'s: :attr:`Internals.pcd_offsets`.
 
     Args:
         offsets: ``(..., g, 9, 2, h, w)`` as in :attr:`Internals.pcd_offsets`.
@@ -208,9 +192,8 @@ def offset_stats(means: dict[str, torch.Tensor]) -> dict[str, float]:
     training has usually diverged."""
     if not means:
         return {}
-    values = list(means.values())
-    stacked = torch.stack([v.float().to(values[0].device) for v in values]).cpu().tolist()
-    return dict(zip(means, stacked))
+    device = next(iter(means.values())).device
+    return dict(zip(means, torch.stack([v.float().to(device) for v in means.values()]).cpu().tolist()))
 
 
 def _dcn_flops(x_shape, weight_shape, *_args, out_shape, **_kwargs) -> int:

@@ -1,4 +1,2 @@
-"""The ``edvr`` subcommands, one module each: argparse and option checks only, then one library call.
-
-Registered in :data:`edvr_lib.cli.COMMANDS` (explicitly, no folder scanning).
-"""
+"""The ``edvr`` subcommands, one module each (argparse and option checks, then one library call), registered in
+:data:`edvr_lib.cli.COMMANDS`."""

@@ -1,12 +1,8 @@
 """Option types and checks shared by the ``edvr`` commands: every option is checked before any work starts.
 
-Each checker is an argparse ``type=`` callable: it gets the text the user typed, returns the parsed value or
-raises :class:`argparse.ArgumentTypeError` with the value and the fix. argparse prefixes the option's name, and
-:func:`edvr_lib.cli.main` prints the result as one line, ``edvr <cmd>: error: argument --tile: ...``, exit code 2.
-Checkers only look (stat, access): they never create or write anything.
-
-Checks that need two options at once live at the top of each command's ``run`` and raise
-:class:`~edvr_lib.utils.EDVRError` (same one-line output).
+Each checker is an argparse ``type=`` callable that returns the parsed value or raises
+:class:`argparse.ArgumentTypeError` with the value and the fix (one line from :func:`edvr_lib.cli.main`); it only
+looks (stat, access), never writes. Checks of two options together open each command's ``run`` (``EDVRError``).
 """
 from __future__ import annotations
 
@@ -14,20 +10,20 @@ import argparse
 import contextlib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Callable, Iterator
 
 from edvr_lib.utils.errors import EDVRError
 
-__all__ = ["DEVICE_HELP", "check_device", "resolve_device", "int_at_least", "odd_int", "existing_file",
-           "existing_dir", "existing_path", "output_path", "add_output", "flags_named"]
+__all__ = ["DEVICE_HELP", "check_device", "resolve_device", "whole_number", "int_at_least", "odd_int", "existing",
+           "output_path", "add_output", "no_weights_for_bicubic", "flags_named"]
 
 DEVICE_HELP = "auto (default: cuda if available, else cpu), cpu, cuda or cuda:N"
 _DEVICE = re.compile(r"(auto|cpu|cuda)(?::(\d+))?")
 _OVERRIDE = re.compile(r"override '(.+?)'(?=:|$)")  # how edvr_lib.train.options names an override
 
 
-# ------------------------------------------------------------------------------------------ device
 def check_device(value: str) -> str:
     """Check a ``--device`` value (``auto``, ``cpu``, ``cuda``, ``cuda:N``) against this machine; return it as is.
 
@@ -35,65 +31,66 @@ def check_device(value: str) -> str:
         argparse.ArgumentTypeError: unknown text, or a CUDA device this machine does not have.
     """
     m = _DEVICE.fullmatch(value.strip().lower())
-    if not m or (m.group(2) is not None and m.group(1) != "cuda"):
+    if not m or (m[2] is not None and m[1] != "cuda"):
         raise argparse.ArgumentTypeError(f"unknown device {value!r}; use auto, cpu, cuda or cuda:N (e.g. cuda:0)")
-    kind, index = m.group(1), m.group(2)
-    if kind == "cuda":
+    if m[1] == "cuda":
         import torch
 
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise argparse.ArgumentTypeError(f"{value!r} but CUDA is not available on this machine "
                                              f"(torch {torch.__version__}); use --device cpu or --device auto")
-        if index is not None and int(index) >= count:
+        if m[2] is not None and int(m[2]) >= count:
             raise argparse.ArgumentTypeError(f"{value!r} but this machine has {count} CUDA device(s), "
                                              f"cuda:0..cuda:{count - 1}; use one of them or --device cuda")
-    return m.group(0)
+    return m[0]
 
 
 def resolve_device(value: str) -> str:
     """:func:`check_device`, then ``auto`` -> ``'cuda'`` if CUDA is available, else ``'cpu'``."""
-    value = check_device(value)
-    if value != "auto":
-        return value
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    value = check_device(value)
+    return value if value != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
 
 
-# ----------------------------------------------------------------------------------------- numbers
-def _int(text: str) -> int:
+def whole_number(text: str, fix: str = "") -> int:
+    """``int(text)``, else :class:`argparse.ArgumentTypeError` ending in ``fix`` (e.g. ``'; give an opset ...'``)."""
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number{fix}") from None
 
 
 def int_at_least(minimum: int, example: int | None = None) -> Callable[[str], int]:
     """A ``type=`` for whole numbers ``>= minimum`` (``example`` goes into the fix)."""
     def parse(text: str) -> int:
-        n = _int(text)
+        n = whole_number(text)
         if n < minimum:
             hint = f", e.g. {example}" if example is not None else ""
             raise argparse.ArgumentTypeError(f"{n} is too small; give a whole number >= {minimum}{hint}")
         return n
 
-    parse.__name__ = f"int >= {minimum}"
     return parse
 
 
 def odd_int(text: str) -> int:
     """A ``type=`` for odd whole numbers >= 1 (a window of frames centred on one frame)."""
-    n = _int(text)
+    n = whole_number(text)
     if n < 1 or n % 2 == 0:
         raise argparse.ArgumentTypeError(f"{n} is not an odd number >= 1; the window is centred on one frame, "
                                          "give 1, 3, 5, 7 ...")
     return n
 
 
-# ------------------------------------------------------------------------------------------- paths
-def _existing(what: str, kind: str, suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
-    """A ``type=`` for a path that must exist as a ``kind`` (``'file'``, ``'folder'`` or ``'any'``)."""
+def existing(what: str, kind: str = "file", suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
+    """A ``type=`` for a path that must exist.
+
+    Args:
+        what: names it in the message, e.g. ``'checkpoint (.pth)'``.
+        kind: ``'file'``, ``'folder'`` or ``'any'`` (either).
+        suffixes: accepted name endings of a file, any when empty.
+    """
     def parse(text: str) -> Path:
         path = Path(text).expanduser()
         if suffixes and path.suffix.lower() not in suffixes:
@@ -107,22 +104,6 @@ def _existing(what: str, kind: str, suffixes: tuple[str, ...] = ()) -> Callable[
         return path
 
     return parse
-
-
-def existing_file(what: str = "file", suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
-    """A ``type=`` for a file that must exist (``what`` names it in the message, e.g. ``'checkpoint (.pth)'``;
-    ``suffixes``: accepted name endings, any when empty)."""
-    return _existing(what, "file", suffixes)
-
-
-def existing_dir(what: str = "folder") -> Callable[[str], Path]:
-    """A ``type=`` for a folder that must exist."""
-    return _existing(what, "folder")
-
-
-def existing_path(what: str = "file or folder") -> Callable[[str], Path]:
-    """A ``type=`` for a file or a folder that must exist."""
-    return _existing(what, "any")
 
 
 def output_path(file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
@@ -154,14 +135,9 @@ def output_path(file_suffixes: tuple[str, ...] = ()) -> Callable[[str], Path]:
 
 
 class _DeprecatedAlias(argparse.Action):
-    """Stores the value like the new option and says on stderr that the old name is deprecated.
-
-    The hidden alias's ``metavar`` carries the new option's name (it is never shown in help).
-    """
+    """Stores the value like the new option and warns on stderr; ``metavar`` (never shown) names the new option."""
 
     def __call__(self, parser, namespace, values, option_string=None):
-        import sys
-
         print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
         setattr(namespace, self.dest, values)
 
@@ -174,6 +150,13 @@ def add_output(parser: argparse.ArgumentParser, help: str, default: str | None =
     if old:
         parser.add_argument(old, dest="output", type=type, action=_DeprecatedAlias, metavar="--output",
                             default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def no_weights_for_bicubic(weights: Path | None, model: str | None) -> None:
+    """Refuse ``--weights`` with ``--model bicubic`` (the baseline has none) with :class:`EDVRError`."""
+    if weights is not None and model == "bicubic":
+        raise EDVRError(f"--weights {weights} with --model bicubic: the baseline has no weights; "
+                        "drop --weights or --model bicubic")
 
 
 @contextlib.contextmanager

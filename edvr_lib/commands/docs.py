@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_file, flags_named, output_path,
-                                        resolve_device)
+from edvr_lib.commands._options import DEVICE_HELP, add_output, existing, flags_named, output_path, resolve_device
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output(parser, "destination folder (default docs)", default="docs", old="--out")
-    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
+    parser.add_argument("--weights", type=existing("checkpoint (.pth)"),
                         help="EDVR checkpoint (default: the shipped one, else random weights)")
     parser.add_argument("--smoke", action="store_true", help="tiny data (also EDVR_SMOKE=1); not for the README")
     parser.add_argument("--data-root", type=output_path(),
                         help="parent folder of the embedded data, built there when missing (default data/embedded)")
     parser.add_argument("--device", type=resolve_device, default="auto", help=DEVICE_HELP)
-    parser.add_argument("--readme", type=existing_file("README with <!-- results:start/end --> markers"),
+    parser.add_argument("--readme", type=existing("README with <!-- results:start/end --> markers"),
                         help="also refresh the <!-- results:start/end --> block of this README (make docs: README.md)")
 
 

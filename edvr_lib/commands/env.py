@@ -15,5 +15,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     report = collect(measure=not args.no_measure)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
-    dcn_failed = any(d["dcn_ok"] is False for d in report["devices"])
-    return 1 if dcn_failed else 0
+    return 1 if any(d["dcn_ok"] is False for d in report["devices"]) else 0  # a DCNv2 check failed

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edvr_lib.commands._options import add_output, existing_file, flags_named, int_at_least, output_path
+from edvr_lib.commands._options import add_output, existing, flags_named, int_at_least, output_path, whole_number
 from edvr_lib.export import MAX_OPSET, MIN_OPSET, check_opset
 from edvr_lib.utils import EDVRError
 
@@ -18,10 +18,7 @@ def onnx_file(text: str) -> Path:
 
 def opset(text: str) -> int:
     """A ``type=`` for ``--opset``: DeformConv exists from :data:`MIN_OPSET`; checked here up to :data:`MAX_OPSET`."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give an opset such as {MIN_OPSET}") from None
+    n = whole_number(text, f"; give an opset such as {MIN_OPSET}")
     try:
         with flags_named(opset="--opset"):
             check_opset(n)
@@ -41,7 +38,7 @@ def multiple_of_4(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
+    parser.add_argument("--weights", type=existing("checkpoint (.pth)"),
                         help="checkpoint (any file `edvr inspect-checkpoint` loads; default: the shipped "
                              "checkpoints/edvr_aligning_embedded.pth)")
     add_output(parser, "the ONNX file to write (.onnx)", required=True, type=onnx_file)

@@ -3,18 +3,18 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.commands._options import (DEVICE_HELP, add_output, check_device, existing_file, existing_path,
-                                        flags_named, int_at_least, output_path, resolve_device)
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, check_device, existing, flags_named, int_at_least,
+                                        no_weights_for_bicubic, output_path, resolve_device)
 from edvr_lib.data.frame_sources import VIDEO_EXTS
 from edvr_lib.utils import EDVRError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, type=existing_path("folder of frames or video file"),
+    parser.add_argument("--input", required=True, type=existing("folder of frames or video file", "any"),
                         help="folder of frames (sorted by name) or a video file")
     add_output(parser, "folder for PNG frames (same names), or a video file (.mp4)", required=True,
                type=output_path(file_suffixes=VIDEO_EXTS))
-    parser.add_argument("--weights", type=existing_file("checkpoint (.pth) or ONNX file (.onnx)"),
+    parser.add_argument("--weights", type=existing("checkpoint (.pth) or ONNX file (.onnx)"),
                         help="checkpoint (default: the shipped checkpoints/edvr_aligning_embedded.pth), or with "
                              "--backend onnxruntime an .onnx file from `edvr export`")
     parser.add_argument("--model", default="edvr", choices=["edvr", "bicubic"], help="'bicubic' needs no weights")
@@ -42,9 +42,7 @@ def run(args: argparse.Namespace) -> int:
         if args.precision not in ("auto", "fp32"):
             raise EDVRError(f"--precision {args.precision} with --backend onnxruntime: the exported graph is float32; "
                             "use --precision fp32 (or --backend torch for autocast)")
-    if args.weights is not None and args.model == "bicubic":
-        raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
-                        "drop --weights or --model bicubic")
+    no_weights_for_bicubic(args.weights, args.model)
     if args.precision == "fp16" and not args.device.startswith("cuda"):
         raise EDVRError(f"--precision fp16 needs a CUDA device (got --device {args.device}); "
                         "use --precision fp32 (or bf16) on CPU")

@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from edvr_lib.commands._options import existing_file
+from edvr_lib.commands._options import existing
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=existing_file("checkpoint (.pth)"), help="checkpoint (.pth) to describe")
+    parser.add_argument("file", type=existing("checkpoint (.pth)"), help="checkpoint (.pth) to describe")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -26,8 +26,6 @@ def run(args: argparse.Namespace) -> int:
     if report["config"]:
         print(f"preset:      {report['preset'] or '(custom)'}")
         print("config:      " + ", ".join(f"{k}={v}" for k, v in report["config"].items()))
-    if report["loadable"]:
-        print("loads strict with edvr_lib.load_pretrained: yes")
-        return 0
-    print(f"loads strict with edvr_lib.load_pretrained: NO\n  {report['problem']}")
-    return 1
+    strict = "yes" if report["loadable"] else f"NO\n  {report['problem']}"
+    print(f"loads strict with edvr_lib.load_pretrained: {strict}")
+    return 0 if report["loadable"] else 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edvr_lib.commands._options import add_output, existing_file
+from edvr_lib.commands._options import add_output, existing
 from edvr_lib.utils.notebooks import REPO_ROOT, convention_problems, execute, list_notebooks, results_file, strip
 
 #: where ``run`` writes executed copies by default (``make tutorial``)
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["run", "check", "strip"])
     add_output(parser, "folder for executed copies and HTML (run only; default outputs/notebooks)", old="--out")
     parser.add_argument("--smoke", action="store_true", help="run with EDVR_SMOKE=1")
-    parser.add_argument("notebooks", nargs="*", type=existing_file("notebook (.ipynb)", suffixes=(".ipynb",)),
+    parser.add_argument("notebooks", nargs="*", type=existing("notebook (.ipynb)", suffixes=(".ipynb",)),
                         help="default: every notebooks/NN_*.ipynb")
 
 

@@ -24,10 +24,9 @@ def run(args: argparse.Namespace) -> int:
     path = prepare_embedded(args.root, smoke=True if args.smoke else None, progress=True, force=args.force,
                             verify=args.verify)
     man = manifest(path)
-    took = time.perf_counter() - t0
     print(f"embedded dataset ({man['variant']}) at {path}")
     print(f"  {man['num_files']} files, {man['total_bytes'] / 1e6:.1f} MB; built in {man['build_seconds']} s "
-          f"(this call: {took:.1f} s{', every SHA-256 checked' if args.verify else ''})")
+          f"(this call: {time.perf_counter() - t0:.1f} s{', every SHA-256 checked' if args.verify else ''})")
     print(f"  train clips: {', '.join(man['train_clips'])}")
     print(f"  test clips:  {', '.join(man['test_clips'])}")
     print(f"  credits: {man['credits']}")

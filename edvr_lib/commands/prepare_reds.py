@@ -4,13 +4,13 @@ from __future__ import annotations
 import argparse
 import os
 
-from edvr_lib.commands._options import existing_dir, int_at_least
+from edvr_lib.commands._options import existing, int_at_least
 from edvr_lib.data.prepare_reds import prepare_reds
 from edvr_lib.utils import EDVRError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", required=True, type=existing_dir("REDS folder"),
+    parser.add_argument("--root", required=True, type=existing("REDS folder", "folder"),
                         help="folder holding train_sharp/ and train_sharp_bicubic/")
     parser.add_argument("--regroup-val", action="store_true", help="copy val clip k to train_sharp/<k+240>")
     parser.add_argument("--regenerate-lr", action="store_true", help="rewrite LR frames with MATLAB bicubic x1/4")

@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import argparse
 
-from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing_dir, existing_file, flags_named, int_at_least,
-                                        odd_int, resolve_device)
+from edvr_lib.commands._options import (DEVICE_HELP, add_output, existing, flags_named, int_at_least,
+                                        no_weights_for_bicubic, odd_int, resolve_device)
 from edvr_lib.evaluate import BENCHMARKS, load_test_config, run_test
 from edvr_lib.utils import EDVRError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=existing_file("test YAML (configs/test_*.yaml)"),
+    parser.add_argument("--config", type=existing("test YAML (configs/test_*.yaml)"),
                         help="test YAML (configs/test_*.yaml); flags given here win")
     parser.add_argument("--dataset", choices=list(BENCHMARKS), help="benchmark (default: embedded)")
-    parser.add_argument("--root", type=existing_dir("benchmark folder"),
+    parser.add_argument("--root", type=existing("benchmark folder", "folder"),
                         help="benchmark folder (datasets/REDS, datasets/Vid4, datasets/vimeo90k)")
-    parser.add_argument("--meta", type=existing_file("meta info file"),
+    parser.add_argument("--meta", type=existing("meta info file"),
                         help="meta info file listing the clips / sequences")
-    parser.add_argument("--weights", type=existing_file("checkpoint (.pth)"),
+    parser.add_argument("--weights", type=existing("checkpoint (.pth)"),
                         help="checkpoint (default: the project's shipped one)")
     parser.add_argument("--model", choices=["edvr", "bicubic"], help="'bicubic' is the baseline (no weights)")
     parser.add_argument("--random-weights", action="store_true",
@@ -38,9 +38,7 @@ def _check(args: argparse.Namespace, opts: dict) -> None:
     if args.random_weights and (args.weights or args.model == "bicubic"):
         given = f"--weights {args.weights}" if args.weights else "--model bicubic"
         raise EDVRError(f"--random-weights with {given}: pick one network; drop --random-weights or {given}")
-    if args.weights and args.model == "bicubic":
-        raise EDVRError(f"--weights {args.weights} with --model bicubic: the baseline has no weights; "
-                        "drop --weights or --model bicubic")
+    no_weights_for_bicubic(args.weights, args.model)
     if args.config and args.num_frame is None and opts.get("num_frame") is not None:
         try:
             odd_int(str(opts["num_frame"]))
@@ -52,28 +50,19 @@ def _check(args: argparse.Namespace, opts: dict) -> None:
                         f"choose one of {', '.join(BENCHMARKS)}")
 
 
-def _device(args: argparse.Namespace, opts: dict) -> str:
-    if args.device:
-        return args.device
-    try:
-        return resolve_device(str(opts.get("device") or "auto"))
-    except argparse.ArgumentTypeError as err:
-        raise EDVRError(f"{args.config}: device: {err}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     opts = load_test_config(args.config) if args.config else {"dataset": "embedded"}
     for key, flag in (("dataset", args.dataset), ("root", args.root), ("weights", args.weights), ("model", args.model),
-                      ("num_frame", args.num_frame), ("meta_info_file", args.meta)):
+                      ("num_frame", args.num_frame), ("meta_info_file", args.meta),
+                      ("self_ensemble", args.self_ensemble or None), ("random_weights", args.random_weights or None)):
         if flag is not None:
             opts[key] = flag
-    if args.self_ensemble:
-        opts["self_ensemble"] = True
-    if args.random_weights:
-        opts["random_weights"] = True
     _check(args, opts)
-    opts.update(dataset=opts.get("dataset") or "embedded", model=opts.get("model") or "edvr",
-                device=_device(args, opts))
+    try:
+        device = args.device or resolve_device(str(opts.get("device") or "auto"))
+    except argparse.ArgumentTypeError as err:
+        raise EDVRError(f"{args.config}: device: {err}") from None
+    opts.update(dataset=opts.get("dataset") or "embedded", model=opts.get("model") or "edvr", device=device)
     if args.y_channel in ("yes", "no"):
         opts["test_y_channel"] = args.y_channel == "yes"
     with flags_named(dataset="--dataset", root="--root", num_frame="--num-frame", weights="--weights", model="--model"):

@@ -10,7 +10,7 @@ import argparse
 import re
 from pathlib import Path
 
-from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing_file, flags_named
+from edvr_lib.commands._options import DEVICE_HELP, add_output, check_device, existing, flags_named
 from edvr_lib.utils import EDVRError
 
 _KEY = re.compile(r"[A-Za-z_][\w-]*([.:][A-Za-z_0-9][\w-]*)*")
@@ -30,7 +30,7 @@ def holds_run(folder: Path) -> bool:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=existing_file("training YAML (configs/train_*.yml)"),
+    parser.add_argument("--config", required=True, type=existing("training YAML (configs/train_*.yml)"),
                         help="training options (configs/train_*.yml, BasicSR layout)")
     add_output(parser, "run folder: models/, training_states/, logs, options.yml", required=True)
     parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], type=override,

@@ -7,8 +7,6 @@ from edvr_lib.utils.errors import EDVRError
 
 __all__ = ["charbonnier"]
 
-REDUCTIONS = ("mean", "sum")
-
 
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, reduction: str = "mean") -> torch.Tensor:
     """Charbonnier loss ``sqrt((pred - target)^2 + eps)``, summed or averaged over every element.
@@ -30,7 +28,7 @@ def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-6, red
     Raises:
         EDVRError: ``reduction`` is neither ``"mean"`` nor ``"sum"``.
     """
-    if reduction not in REDUCTIONS:
-        raise EDVRError(f"charbonnier reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if reduction not in ("mean", "sum"):
+        raise EDVRError(f"charbonnier reduction must be one of ('mean', 'sum'), got {reduction!r}")
     loss = torch.sqrt((pred - target) ** 2 + eps)
     return loss.sum() if reduction == "sum" else loss.mean()

@@ -54,17 +54,8 @@ def OffsetCapture(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
         yield outputs
 
 
-def _flow_at_level(flow: torch.Tensor, valid: torch.Tensor, factor: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(n, 2, h, w)`` flow and ``(n, 1, h, w)`` validity at ``1 / factor`` resolution (flow in that level's px)."""
-    if factor == 1:
-        return flow, valid
-    flow_l = F.avg_pool2d(flow, factor, ceil_mode=True) / factor
-    valid_l = -F.max_pool2d(-valid, factor, ceil_mode=True)  # valid only where every finer pixel is
-    return flow_l, valid_l
-
-
 def offset_fidelity(offsets: dict[str, torch.Tensor], flow: torch.Tensor, flow_valid: torch.Tensor,
-                    threshold: float = 0.5, eps: float = 1e-6, deformable_groups: int | None = None) -> torch.Tensor:
+                    threshold: float = 0.5, eps: float = 1e-6) -> torch.Tensor:
     """Mean Charbonnier distance between each pyramid DCN's offsets and the flow, beyond ``threshold`` pixels.
 
     Args:
@@ -74,28 +65,29 @@ def offset_fidelity(offsets: dict[str, torch.Tensor], flow: torch.Tensor, flow_v
         flow_valid: ``(b, t, 1, h, w)``, 1 where the flow is known (0: occluded, out of view, or no flow at all).
         threshold: deviations (Euclidean, in that level's pixels) at or below this cost nothing.
         eps: Charbonnier's ``eps``.
-        deformable_groups: ``g``; inferred from the kernel size 3 when None.
 
     Returns:
         Scalar: the mean over levels of the per-level mean over valid (sample, frame, group, tap, pixel) entries.
     """
     b, t = flow.shape[:2]
+    flow_l1, valid_l1 = flow.flatten(0, 1).float(), flow_valid.flatten(0, 1).float()  # (n, 2 | 1, h, w)
     total = flow.new_zeros(())
     for i, level in enumerate(PYRAMID_LEVELS):
         if level not in offsets:
             continue
         off = split_offset_mask(offsets[level])[0].float()  # (b * t, 2 * g * K, h_l, w_l)
-        ch, h, w = off.shape[1:]
-        kk = 9  # 3x3 kernel points
-        g = deformable_groups or ch // (2 * kk)
-        off = off.reshape(b, t, g, kk, 2, h, w)  # groups x kernel points x (dy, dx), torchvision's order
-        flow_l, valid_l = _flow_at_level(flow.flatten(0, 1).float(), flow_valid.flatten(0, 1).float(), 2 ** i)
+        h, w = off.shape[-2:]
+        off = off.reshape(b, t, -1, 9, 2, h, w)  # groups x 3x3 kernel points x (dy, dx), torchvision's order
+        flow_l, valid_l, factor = flow_l1, valid_l1, 2 ** i
+        if factor > 1:  # the flow in that level's pixels, valid only where every finer pixel is
+            flow_l = F.avg_pool2d(flow_l1, factor, ceil_mode=True) / factor
+            valid_l = -F.max_pool2d(-valid_l1, factor, ceil_mode=True)
         flow_l = flow_l[..., :h, :w].reshape(b, t, 1, 1, 2, h, w)
         valid_l = valid_l[..., :h, :w].reshape(b, t, 1, 1, 1, h, w)
         diff = off - flow_l
         far = (diff.detach().norm(dim=4, keepdim=True) > threshold).float() * valid_l
         per_entry = torch.sqrt(diff * diff + eps).sum(dim=4, keepdim=True)
-        count = (valid_l.sum() * g * kk).clamp_min(1.0)
+        count = (valid_l.sum() * off.shape[2] * 9).clamp_min(1.0)
         total = total + (per_entry * far).sum() / count
     return total / len(PYRAMID_LEVELS)
 
@@ -109,8 +101,7 @@ def offset_weight(opt, iteration: int) -> float:
     """
     if opt is None:
         return 0.0
-    weight, full, zero = opt.loss_weight, opt.full_until, opt.zero_at
-    if zero is None or iteration <= (full or 0):
+    weight, start, zero = opt.loss_weight, opt.full_until or 0, opt.zero_at
+    if zero is None or iteration <= start:
         return weight
-    start = full or 0
     return weight * max(0.0, min(1.0, (zero - iteration) / max(zero - start, 1)))

@@ -1,7 +1,7 @@
 """Averaging per-frame metrics the way the reference does: frames within a clip, then clips.
 
-Every frame of a clip counts (border frames included); the overall number is the
-mean of the per-clip means, so a long clip does not outweigh a short one.
+Every frame of a clip counts (border frames included); the overall number is the mean of the per-clip means, so a
+long clip does not outweigh a short one.
 """
 from __future__ import annotations
 

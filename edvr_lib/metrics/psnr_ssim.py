@@ -2,17 +2,16 @@
 
 Conventions (those of BasicSR's ``basicsr/metrics/psnr_ssim.py`` and the EDVR test option files):
 
-* images are ``[0, 255]`` arrays, normally the **uint8-rounded** model output
-  (:func:`tensor2img`), compared in float64;
+* images are ``[0, 255]`` arrays, normally the **uint8-rounded** model output (:func:`tensor2img`), compared in
+  float64;
 * ``crop_border`` pixels are removed on every side before measuring (0 for EDVR);
 * ``test_y_channel=True`` measures only the luma of MATLAB's BT.601 ``rgb2ycbcr``
   (``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` with R, G, B in [0, 1], so Y is in 16..235);
-* SSIM uses an 11x11 Gaussian window (sigma 1.5), ``C1 = (0.01*255)^2``,
-  ``C2 = (0.03*255)^2``, keeps only the 'valid' part of the filtered maps
-  (5 pixels lost on each side) and averages the per-channel SSIM for RGB.
+* SSIM uses an 11x11 Gaussian window (sigma 1.5), ``C1 = (0.01*255)^2``, ``C2 = (0.03*255)^2``, keeps only the
+  'valid' part of the filtered maps (5 pixels lost on each side) and averages the per-channel SSIM for RGB.
 
-Unlike BasicSR, which reads images with OpenCV (BGR), this project keeps frames
-in **RGB** order; pass ``channel_order='BGR'`` for OpenCV arrays.
+Unlike BasicSR, which reads images with OpenCV (BGR), this project keeps frames in **RGB** order; pass
+``channel_order='BGR'`` for OpenCV arrays.
 """
 from __future__ import annotations
 
@@ -26,13 +25,11 @@ from edvr_lib.utils.errors import EDVRError
 _Y_WEIGHTS_RGB = np.array([65.481, 128.553, 24.966])
 
 
-def tensor2img(tensor, rgb2bgr: bool = False) -> np.ndarray:
+def tensor2img(tensor) -> np.ndarray:
     """Convert a model output in [0, 1] to a uint8 image, rounding like the reference.
 
     Args:
-        tensor: torch tensor or array of shape ``(3, h, w)``, ``(1, 3, h, w)`` or ``(h, w)``
-            with values in [0, 1] (values outside are clipped).
-        rgb2bgr: return BGR channel order (for ``cv2.imwrite``).
+        tensor: torch tensor or array ``(3, h, w)``, ``(1, 3, h, w)`` or ``(h, w)`` in [0, 1] (clipped to it).
 
     Returns:
         ``(h, w, 3)`` (or ``(h, w)``) uint8 array.
@@ -44,22 +41,7 @@ def tensor2img(tensor, rgb2bgr: bool = False) -> np.ndarray:
         arr = arr[0]
     if arr.ndim == 3:
         arr = arr.transpose(1, 2, 0)
-        if rgb2bgr:
-            arr = arr[..., ::-1]
-    arr = np.clip(arr, 0.0, 1.0)
-    return (arr * 255.0).round().astype(np.uint8)
-
-
-def reorder_image(img: np.ndarray, input_order: str = "HWC") -> np.ndarray:
-    """Return ``img`` as ``(h, w, c)`` (a 2-D image becomes ``(h, w, 1)``)."""
-    if input_order not in ("HWC", "CHW"):
-        raise EDVRError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
-    img = np.asarray(img)
-    if img.ndim == 2:
-        return img[..., None]
-    if input_order == "CHW":
-        img = img.transpose(1, 2, 0)
-    return img
+    return (np.clip(arr, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
 def rgb2y(img: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
@@ -78,14 +60,17 @@ def rgb2y(img: np.ndarray, channel_order: str = "RGB") -> np.ndarray:
 
 
 def _prepare(img, img2, crop_border, input_order, test_y_channel, channel_order):
-    img, img2 = reorder_image(img, input_order), reorder_image(img2, input_order)
+    """Both images as float64 ``(h, w, c)`` (a 2-D image gets ``c = 1``), cropped, Y only if asked."""
+    if input_order not in ("HWC", "CHW"):
+        raise EDVRError(f"input_order must be 'HWC' or 'CHW', got {input_order!r}")
+    img, img2 = (a[..., None] if a.ndim == 2 else a.transpose(1, 2, 0) if input_order == "CHW" else a
+                 for a in map(np.asarray, (img, img2)))
     if img.shape != img2.shape:
         raise EDVRError(f"images to compare have different shapes {img.shape} and {img2.shape}; "
                         "crop or resize the output to the ground-truth size first")
     img, img2 = img.astype(np.float64), img2.astype(np.float64)
     if crop_border:
-        img = img[crop_border:-crop_border, crop_border:-crop_border]
-        img2 = img2[crop_border:-crop_border, crop_border:-crop_border]
+        img, img2 = (a[crop_border:-crop_border, crop_border:-crop_border] for a in (img, img2))
     if test_y_channel and img.shape[2] == 3:
         img, img2 = rgb2y(img, channel_order)[..., None], rgb2y(img2, channel_order)[..., None]
     return img, img2
@@ -113,13 +98,6 @@ def calculate_psnr(img, img2, crop_border: int = 0, input_order: str = "HWC", te
     return 10.0 * math.log10(255.0 * 255.0 / mse)
 
 
-def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """Normalised 1-D Gaussian of ``size`` taps (the separable SSIM window)."""
-    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
-    g = np.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
 def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     """2-D separable correlation of ``(h, w)`` ``img`` with ``outer(g, g)``, 'valid' part only."""
     k = len(g)
@@ -131,7 +109,9 @@ def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
 def _ssim_single(img: np.ndarray, img2: np.ndarray) -> float:
     """SSIM of two ``(h, w)`` float64 images in [0, 255] (Wang et al. 2004)."""
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    g = gaussian_window(11, 1.5)
+    x = np.arange(11, dtype=np.float64) - 5.0
+    g = np.exp(-(x ** 2) / (2 * 1.5 ** 2))
+    g /= g.sum()  # normalised 1-D Gaussian, 11 taps, sigma 1.5
     mu1, mu2 = _filter_valid(img, g), _filter_valid(img2, g)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 ** 2, mu2 ** 2, mu1 * mu2
     sigma1_sq = _filter_valid(img * img, g) - mu1_sq
@@ -145,8 +125,7 @@ def calculate_ssim(img, img2, crop_border: int = 0, input_order: str = "HWC", te
                    channel_order: str = "RGB") -> float:
     """Structural similarity, averaged over channels (same arguments as :func:`calculate_psnr`).
 
-    The filtered maps keep only their 'valid' part, so the image (after ``crop_border``)
-    must be at least 11x11 pixels.
+    The filtered maps keep only their 'valid' part, so the image (after ``crop_border``) must be at least 11x11.
     """
     img, img2 = _prepare(img, img2, crop_border, input_order, test_y_channel, channel_order)
     if min(img.shape[:2]) < 11:

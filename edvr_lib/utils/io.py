@@ -21,8 +21,6 @@ def smoke_mode() -> bool:
     return os.environ.get("EDVR_SMOKE") == "1"
 
 
-#: errno values that mean "this folder cannot take the file" (full disk, quota, read-only, no permission)
-NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 # torch.save's zip writer reports a failed write as a RuntimeError ("unexpected pos", "file write failed")
 _TORCH_WRITE_FAILED = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
 
@@ -46,7 +44,7 @@ def write_failure(err: BaseException, dest: str | os.PathLike, needed: int | Non
     """
     folder = Path(dest).parent
     free = free_bytes(folder)
-    if isinstance(err, OSError) and err.errno in NO_ROOM:
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
         reason = err.strerror or str(err)
         room = err.errno in (errno.ENOSPC, errno.EDQUOT)
     elif isinstance(err, RuntimeError) and any(m in str(err) for m in _TORCH_WRITE_FAILED):
@@ -55,8 +53,7 @@ def write_failure(err: BaseException, dest: str | os.PathLike, needed: int | Non
         reason, room = "No space left on device", True
     else:
         return None
-    fix = (f"free disk space in {folder}" if room else
-           f"make {folder} writable (or choose another folder)")
+    fix = f"free disk space in {folder}" if room else f"make {folder} writable (or choose another folder)"
     return {"reason": reason, "folder": folder, "needed": needed, "free": free, "fix": fix}
 
 
@@ -165,8 +162,8 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None, needed: int 
 
     Args:
         dest: final file path.
-        suffix: suffix of the temporary file (defaults to ``dest``'s, so writers that
-            pick a format from the extension, such as ``cv2.imwrite``, still work).
+        suffix: suffix of the temporary file (default ``dest``'s, so writers that pick a format from the extension,
+            such as ``cv2.imwrite``, still work).
         needed: bytes the file will take, when known (named in the message of a full disk).
     """
     dest = Path(dest)
@@ -190,14 +187,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str | None = None, needed: int 
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks (checkpoints and data files can be large).
-
-    Args:
-        path: file to hash.
-
-    Returns:
-        The 64-character hex digest.
-    """
+    """The 64-character hex SHA-256 of a file, read in 1 MiB chunks (checkpoints and data files can be large)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -1,10 +1,9 @@
 """Notebook conventions, stripping, and execution for ``make tutorial``.
 
-Conventions (see CONTRIBUTING.md): notebooks are ``notebooks/NN_name.ipynb``; the first
-cell is Markdown with *What you will learn*, *Prerequisites* and *Runtime*; one code
-cell is tagged ``parameters``; functions are defined in ``edvr_lib/``, except the learner's own function of an
-implement-it exercise (a cell tagged ``exercise`` whose function body is the TODO ``raise NotImplementedError``);
-committed notebooks carry no outputs (``make tutorial``
+Conventions (see CONTRIBUTING.md): notebooks are ``notebooks/NN_name.ipynb``; the first cell is Markdown with
+*What you will learn*, *Prerequisites* and *Runtime*; one code cell is tagged ``parameters``; functions are defined
+in ``edvr_lib/``, except the learner's own function of an implement-it exercise (a cell tagged ``exercise`` whose
+function body is the TODO ``raise NotImplementedError``); committed notebooks carry no outputs (``make tutorial``
 writes executed copies under ``outputs/``).
 """
 from __future__ import annotations
@@ -14,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from edvr_lib.utils.io import REPO_ROOT
+from edvr_lib.utils.io import REPO_ROOT, atomic_write_text
 
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+\.ipynb$")
 REQUIRED_HEADINGS = ("What you will learn", "Prerequisites", "Runtime")
@@ -67,8 +66,6 @@ def strip(path: str | os.PathLike) -> bool:
     """Remove outputs, execution counts and widget state in place. Returns True if changed."""
     import nbformat
 
-    from edvr_lib.utils.io import atomic_write_text
-
     path = Path(path)
     before = path.read_text()
     nb = nbformat.reads(before, as_version=4)
@@ -90,8 +87,8 @@ def results_file(out_dir: str | os.PathLike, smoke: bool) -> Path:
     return Path(out_dir) / f"tutorial_results_{'smoke' if smoke else 'full'}.json"
 
 
-def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: int = 3600) -> dict:
-    """Execute one notebook from a fresh kernel; write ``out_dir/<name>.ipynb`` (and ``.html``).
+def execute(path: Path, out_dir: Path, smoke: bool, timeout: int = 3600) -> dict:
+    """Execute one notebook from a fresh kernel; write ``out_dir/<name>.ipynb`` and ``.html``.
 
     The kernel gets ``EDVR_SMOKE`` and :data:`RESULTS_ENV` = :func:`results_file` (``out_dir``), so the figures
     its "Reading the results" cells record land next to the executed copies.
@@ -100,8 +97,7 @@ def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: 
     """
     import nbformat
     from nbclient import NotebookClient
-
-    from edvr_lib.utils.io import atomic_write_text
+    from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
     env = {"EDVR_SMOKE": "1" if smoke else "0", RESULTS_ENV: str(results_file(Path(out_dir).resolve(), smoke))}
@@ -119,11 +115,6 @@ def execute(path: Path, out_dir: Path, smoke: bool, html: bool = True, timeout: 
                 os.environ[k] = v
     seconds = time.perf_counter() - start
     nb.metadata.pop("widgets", None)  # widget state is per-session; GitHub rejects stale state
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / path.name, nbformat.writes(nb))
-    if html:
-        from nbconvert import HTMLExporter
-
-        body, _ = HTMLExporter().from_notebook_node(nb)
-        atomic_write_text(out_dir / (path.stem + ".html"), body)
+    atomic_write_text(out_dir / (path.stem + ".html"), HTMLExporter().from_notebook_node(nb)[0])
     return {"notebook": path.name, "seconds": round(seconds, 1)}
