@@ -215,9 +215,10 @@ def widget_frontend() -> tuple[bool, str]:
 
 
 def disk_free_gb(path: str | os.PathLike | None = None) -> tuple[Path, float]:
-    """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``)."""
+    """Free space where datasets go (``EDVR_DATA_DIR`` or the repository's ``data/``); NaN when unreadable."""
     path = Path(path or os.environ.get("EDVR_DATA_DIR") or REPO_ROOT / "data")
-    return path, free_bytes(path) / 2**30
+    free = free_bytes(path)
+    return path, float("nan") if free is None else free / 2**30
 
 
 def verdicts(devices: list[DeviceInfo], mem_available_gb: float, disk_gb: float) -> list[dict]:

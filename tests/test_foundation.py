@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -152,6 +154,14 @@ def test_verdicts_follow_the_measurements():
     assert rows["EDVR-M training on GPU"]["verdict"] == "no"  # no room for REDS
     broken = env.DeviceInfo("cpu", "broken", 16.0, dense_conv_gflops=150.0, dcn_ok=False)
     assert env.verdicts([broken], 12, 500)[0]["verdict"] == "no"
+
+
+def test_disk_free_is_measured_at_the_nearest_existing_folder(tmp_path, monkeypatch):
+    path, free = env.disk_free_gb(tmp_path / "not" / "yet")
+    assert path == tmp_path / "not" / "yet" and free > 0
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: (_ for _ in ()).throw(PermissionError("denied")))
+    path, free = env.disk_free_gb(tmp_path)
+    assert math.isnan(free)  # unreadable: reported as unknown, not a crash
 
 
 def test_version_is_exposed():
