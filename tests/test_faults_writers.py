@@ -4,6 +4,7 @@ bytes needed and free), exit code 2, no temporary file and no half-written outpu
 `edvr infer` reuses its finished frames."""
 import errno
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -228,6 +229,9 @@ def test_docs_figure_on_a_full_disk(tmp_path, monkeypatch):
         _save(plt.figure(), tmp_path / "docs" / "figure.png")
     assert "\n" not in str(info.value) and f"free disk space in {tmp_path / 'docs'}" in str(info.value)
     assert list((tmp_path / "docs").iterdir()) == []
+    # under torchrun, rank 0 pickles the error to the other ranks (distributed.on_main): it must survive that
+    copy = pickle.loads(pickle.dumps(info.value))
+    assert type(copy) is NoRoomError and str(copy) == str(info.value) and copy.info == info.value.info
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])

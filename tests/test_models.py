@@ -9,7 +9,7 @@ import torch
 
 from edvr_lib.archs import EDVR, PRESETS, build_edvr
 from edvr_lib.models import (MMAGIC_TO_BASICSR, ORIGINAL_TO_BASICSR, _match_preset, infer_config,
-                                       inspect_checkpoint, load_pretrained, save_pretrained)
+                             inspect_checkpoint, load_pretrained, save_pretrained)
 from edvr_lib.cli import main as cli_main
 from edvr_lib.utils import EDVRError
 

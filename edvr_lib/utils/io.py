@@ -105,6 +105,9 @@ class NoRoomError(EDVRError):
         super().__init__(message)
         self.info, self.cause = info, cause
 
+    def __reduce__(self):  # picklable: under torchrun rank 0 sends the error to every rank
+        return type(self), (str(self), self.info, self.cause)
+
     def retold(self, dest: str | os.PathLike, needed: int | None = None) -> NoRoomError:
         """The same failure told of ``dest`` (e.g. a finished folder instead of a temporary one inside it)."""
         return _no_room(self.cause, Path(dest), needed) or self
