@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from edvr_lib.train.data import SampleOrder, build_train_dataset, train_stream
-from tests.train.test_loop import options
+from tests.train.tiny_run import options
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -10,7 +10,7 @@ import torch
 
 from edvr_lib.train.options import dump_options
 from edvr_lib.train.trainer import train
-from tests.train.test_loop import options
+from tests.train.tiny_run import options
 
 SCRIPT = """
 import os, sys

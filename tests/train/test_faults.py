@@ -12,7 +12,7 @@ from edvr_lib.train.state import init_state
 from edvr_lib.train.trainer import train
 from edvr_lib.utils import EDVRError
 from edvr_lib.utils import io as io_mod
-from tests.train.test_loop import leftovers, options, quiet, random_batches
+from tests.train.tiny_run import leftovers, options, quiet, random_batches
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from edvr_lib.train.options import dump_options
-from tests.train.test_loop import options
+from tests.train.tiny_run import options
 
 SCRIPT = """
 import sys
@@ -108,7 +108,7 @@ def test_ctrl_c_saves_a_resumable_state(reference_run):
 
 def _extend(root, tmp_path, first, second, n=4):
     """Train ``first`` to ``n`` iterations in one folder, resume it with ``second``; also ``second`` uninterrupted."""
-    from tests.train.test_loop import quiet, random_batches
+    from tests.train.tiny_run import quiet, random_batches
 
     from edvr_lib.train.trainer import train
 
